@@ -1,0 +1,569 @@
+//! Tink streaming AEAD, AES-GCM-HKDF (`AesGcmHkdfStreamingKey`, HKDF-SHA256, 256-bit derived
+//! key), byte-compatible with every Tink implementation.
+//!
+//! Layout of a ciphertext with segment size `S`:
+//! `header = 0x28 || salt(32) || nonce_prefix(7)`, then segments. Segment 0 holds the header,
+//! up to `S - 40 - 16` plaintext bytes and a 16-byte tag; later segments hold up to `S - 16`
+//! plaintext bytes and a tag. Ciphertext segment `i` is `[i*S, (i+1)*S)`, so any range of whole
+//! segments can be fetched and opened alone ([`SegmentCipher::open_segments`]).
+//! Segment key `K = HKDF-SHA256(ikm = DEK, salt, info = associated data)`; nonce of segment `i`
+//! `= nonce_prefix || BE32(i) || last_flag`; GCM AAD empty.
+
+use std::io::{Read, Write};
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::hkdf;
+
+use super::{random_fill, CryptoError, DataKey};
+
+/// Header length: 1 length byte, 32 salt bytes, 7 nonce-prefix bytes.
+pub const HEADER_LEN: usize = 40;
+/// Salt length (equal to the derived key size).
+pub const SALT_LEN: usize = 32;
+/// Nonce prefix length.
+pub const NONCE_PREFIX_LEN: usize = 7;
+/// GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Smallest segment size accepted (Tink's own minimum is header + tag + 1; we require room for
+/// useful plaintext).
+pub const MIN_SEGMENT_SIZE: u32 = 1024;
+/// Largest segment size accepted; bounds the memory one segment can make us allocate.
+pub const MAX_SEGMENT_SIZE: u32 = 64 << 20;
+/// Tink allows at most 2^32 segments per stream (the counter is 32 bits).
+pub const MAX_SEGMENTS: u64 = 1 << 32;
+
+/// Segment size of the package format (`AES256_GCM_HKDF_1MB`).
+pub const PACKAGE_SEGMENT_SIZE: u32 = 1 << 20;
+
+/// The streaming parameters that vary: the ciphertext segment size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamParams {
+    segment_size: u32,
+}
+
+impl StreamParams {
+    /// The package format's parameters: 1 MiB segments.
+    pub const PACKAGE: StreamParams = StreamParams {
+        segment_size: PACKAGE_SEGMENT_SIZE,
+    };
+
+    /// Parameters with ciphertext segment size `segment_size` (bytes).
+    ///
+    /// # Errors
+    /// [`CryptoError::UnsupportedParameters`] outside
+    /// [`MIN_SEGMENT_SIZE`]..=[`MAX_SEGMENT_SIZE`].
+    pub fn new(segment_size: u32) -> Result<Self, CryptoError> {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
+            return Err(CryptoError::UnsupportedParameters {
+                reason: "segment size outside 1 KiB..=64 MiB",
+            });
+        }
+        Ok(Self { segment_size })
+    }
+
+    /// Ciphertext segment size `S`.
+    pub fn segment_size(&self) -> u32 {
+        self.segment_size
+    }
+
+    fn seg(&self) -> u64 {
+        u64::from(self.segment_size)
+    }
+
+    /// Plaintext bytes in segment 0 when it is full: `S - 40 - 16`.
+    pub fn first_plaintext_len(&self) -> u64 {
+        self.seg() - (HEADER_LEN + TAG_LEN) as u64
+    }
+
+    /// Plaintext bytes in a later full segment: `S - 16`.
+    pub fn plaintext_segment_len(&self) -> u64 {
+        self.seg() - TAG_LEN as u64
+    }
+
+    /// Number of segments of a plaintext of `pt_len` bytes (at least 1: an empty plaintext is
+    /// one empty last segment).
+    pub fn segment_count(&self, pt_len: u64) -> u64 {
+        let first = self.first_plaintext_len();
+        if pt_len <= first {
+            1
+        } else {
+            1 + (pt_len - first).div_ceil(self.plaintext_segment_len())
+        }
+    }
+
+    /// Ciphertext length of a plaintext of `pt_len` bytes, `None` when it would exceed the
+    /// segment counter or `u64`.
+    pub fn ciphertext_len(&self, pt_len: u64) -> Option<u64> {
+        let n = self.segment_count(pt_len);
+        if n > MAX_SEGMENTS {
+            return None;
+        }
+        pt_len
+            .checked_add(HEADER_LEN as u64)?
+            .checked_add(n.checked_mul(TAG_LEN as u64)?)
+    }
+
+    /// Plaintext offset where segment `i` starts.
+    pub fn plaintext_offset(&self, i: u64) -> u64 {
+        if i == 0 {
+            0
+        } else {
+            self.first_plaintext_len() + (i - 1) * self.plaintext_segment_len()
+        }
+    }
+
+    /// Ciphertext byte range `[start, end)` of segments `first..first+count` in a stream whose
+    /// ciphertext is `ct_len` bytes long (the last segment may be short).
+    pub fn ciphertext_range(&self, first: u64, count: u64, ct_len: u64) -> (u64, u64) {
+        let start = first.saturating_mul(self.seg()).min(ct_len);
+        let end = first
+            .saturating_add(count)
+            .saturating_mul(self.seg())
+            .min(ct_len);
+        (start, end)
+    }
+}
+
+/// A parsed stream header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    salt: [u8; SALT_LEN],
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+}
+
+impl Header {
+    /// A fresh random header.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut salt = [0u8; SALT_LEN];
+        let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
+        random_fill(&mut salt)?;
+        random_fill(&mut nonce_prefix)?;
+        Ok(Self { salt, nonce_prefix })
+    }
+
+    /// Parses the first [`HEADER_LEN`] bytes of a ciphertext. A malformed header is an
+    /// authentication failure (it is part of what the tag of segment 0 protects indirectly).
+    pub fn parse(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let h = bytes.get(..HEADER_LEN).ok_or(CryptoError::Authentication)?;
+        let (len, rest) = h.split_first().ok_or(CryptoError::Authentication)?;
+        if usize::from(*len) != HEADER_LEN {
+            return Err(CryptoError::Authentication);
+        }
+        let (salt, prefix) = rest.split_at(SALT_LEN);
+        let mut out = Self {
+            salt: [0; SALT_LEN],
+            nonce_prefix: [0; NONCE_PREFIX_LEN],
+        };
+        out.salt.copy_from_slice(salt);
+        out.nonce_prefix.copy_from_slice(prefix);
+        Ok(out)
+    }
+
+    /// The 40 header bytes.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0] = HEADER_LEN as u8;
+        out[1..1 + SALT_LEN].copy_from_slice(&self.salt);
+        out[1 + SALT_LEN..].copy_from_slice(&self.nonce_prefix);
+        out
+    }
+}
+
+struct DerivedKeyLen;
+impl hkdf::KeyType for DerivedKeyLen {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+/// The per-stream segment cipher: the HKDF-derived AES-256-GCM key and the nonce prefix.
+///
+/// Uses `ring`'s `LessSafeKey` because nonces are derived, not counted by `ring`: uniqueness
+/// holds because each stream has a fresh random salt (hence a fresh key) and each segment index
+/// appears once with its last flag.
+pub struct SegmentCipher {
+    key: LessSafeKey,
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    params: StreamParams,
+}
+
+impl std::fmt::Debug for SegmentCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentCipher")
+            .field("key", &"[redacted]")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl SegmentCipher {
+    /// Derives the stream key from `ikm`, the header salt and the associated data.
+    pub fn new(
+        ikm: &DataKey,
+        header: &Header,
+        associated_data: &[u8],
+        params: StreamParams,
+    ) -> Result<Self, CryptoError> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &header.salt).extract(ikm.expose_secret());
+        let info = [associated_data];
+        let okm = prk
+            .expand(&info, DerivedKeyLen)
+            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        okm.fill(key.as_mut())
+            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
+        let key = UnboundKey::new(&AES_256_GCM, key.as_ref())
+            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+            nonce_prefix: header.nonce_prefix,
+            params,
+        })
+    }
+
+    /// The parameters this cipher was made for.
+    pub fn params(&self) -> StreamParams {
+        self.params
+    }
+
+    fn nonce(&self, index: u64, last: bool) -> Result<Nonce, CryptoError> {
+        let index = u32::try_from(index).map_err(|_| CryptoError::InvalidLength {
+            what: "segment index",
+        })?;
+        let mut n = [0u8; NONCE_LEN];
+        n[..NONCE_PREFIX_LEN].copy_from_slice(&self.nonce_prefix);
+        n[NONCE_PREFIX_LEN..NONCE_PREFIX_LEN + 4].copy_from_slice(&index.to_be_bytes());
+        n[NONCE_LEN - 1] = u8::from(last);
+        Ok(Nonce::assume_unique_for_key(n))
+    }
+
+    /// Encrypts one segment's plaintext in `buf` (in place) and appends the tag.
+    pub fn seal_segment(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let max = if index == 0 {
+            self.params.first_plaintext_len()
+        } else {
+            self.params.plaintext_segment_len()
+        };
+        if buf.len() as u64 > max {
+            return Err(CryptoError::InvalidLength { what: "segment plaintext" });
+        }
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(self.nonce(index, last)?, Aad::empty(), buf)
+            .map_err(|_| CryptoError::Authentication)?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// Opens one segment (ciphertext || tag, without the stream header) in place and returns
+    /// the plaintext length (the plaintext is `buf[..len]`).
+    pub fn open_segment(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<usize, CryptoError> {
+        let max = if index == 0 {
+            self.params.first_plaintext_len()
+        } else {
+            self.params.plaintext_segment_len()
+        } + TAG_LEN as u64;
+        if buf.len() < TAG_LEN || buf.len() as u64 > max {
+            return Err(CryptoError::Authentication);
+        }
+        // A full-size segment is never the last one unless the stream ends exactly there; the
+        // caller knows from the signed ciphertext length which segment is last.
+        let pt = self
+            .key
+            .open_in_place(self.nonce(index, last)?, Aad::empty(), buf)
+            .map_err(|_| CryptoError::Authentication)?;
+        Ok(pt.len())
+    }
+
+    /// Opens the consecutive segments `first..` held in `ct` (exactly as they lie in the
+    /// ciphertext, including the header bytes when `first == 0`) of a stream with `total`
+    /// segments, in place. Returns the plaintext ranges within `ct`, concatenated into the front
+    /// of `ct`; the return value is the plaintext length.
+    ///
+    /// This is random access: any range of whole segments can be opened alone, given the header.
+    pub fn open_segments(&self, first: u64, total: u64, ct: &mut [u8]) -> Result<usize, CryptoError> {
+        let seg = self.params.seg() as usize;
+        let mut read = 0usize;
+        let mut written = 0usize;
+        let mut index = first;
+        if first == 0 {
+            if ct.len() < HEADER_LEN {
+                return Err(CryptoError::Authentication);
+            }
+            read = HEADER_LEN;
+        }
+        while read < ct.len() {
+            if index >= total {
+                return Err(CryptoError::Authentication);
+            }
+            let seg_ct_len = if index == 0 { seg - HEADER_LEN } else { seg };
+            let end = (read + seg_ct_len).min(ct.len());
+            let last = index + 1 == total;
+            if !last && end - read != seg_ct_len {
+                return Err(CryptoError::Authentication);
+            }
+            let chunk = ct.get_mut(read..end).ok_or(CryptoError::Authentication)?;
+            let n = self.open_segment(index, last, chunk)?;
+            ct.copy_within(read..read + n, written);
+            written += n;
+            read = end;
+            index += 1;
+        }
+        if index == first {
+            // nothing was opened: an empty range is a caller error, refuse it rather than
+            // silently "succeeding" on no data.
+            return Err(CryptoError::Authentication);
+        }
+        Ok(written)
+    }
+}
+
+/// Streaming encryptor: write plaintext, then call [`StreamEncryptor::finish`]. Without
+/// `finish` the last segment is never written and the ciphertext does not decrypt.
+pub struct StreamEncryptor<W: Write> {
+    cipher: SegmentCipher,
+    writer: Option<W>,
+    buf: Vec<u8>,
+    index: u64,
+}
+
+impl<W: Write> std::fmt::Debug for StreamEncryptor<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamEncryptor")
+            .field("segment", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> StreamEncryptor<W> {
+    /// Starts a stream: draws a random header, derives the key and writes the header.
+    pub fn new(
+        ikm: &DataKey,
+        associated_data: &[u8],
+        params: StreamParams,
+        mut writer: W,
+    ) -> Result<Self, CryptoError> {
+        let header = Header::generate()?;
+        let cipher = SegmentCipher::new(ikm, &header, associated_data, params)?;
+        writer.write_all(&header.to_bytes())?;
+        Ok(Self {
+            cipher,
+            writer: Some(writer),
+            buf: Vec::with_capacity(params.seg() as usize),
+            index: 0,
+        })
+    }
+
+    fn cap(&self) -> usize {
+        if self.index == 0 {
+            self.cipher.params.first_plaintext_len() as usize
+        } else {
+            self.cipher.params.plaintext_segment_len() as usize
+        }
+    }
+
+    fn flush_segment(&mut self, last: bool) -> Result<(), CryptoError> {
+        let writer = self.writer.as_mut().ok_or(CryptoError::StreamPoisoned)?;
+        self.cipher.seal_segment(self.index, last, &mut self.buf)?;
+        writer.write_all(&self.buf)?;
+        self.buf.clear();
+        self.index += 1;
+        if self.index >= MAX_SEGMENTS && !last {
+            return Err(CryptoError::InvalidLength { what: "stream (too many segments)" });
+        }
+        Ok(())
+    }
+
+    /// Encrypts `data`. A segment is sealed as "not last" only once more plaintext follows it.
+    pub fn update(&mut self, mut data: &[u8]) -> Result<(), CryptoError> {
+        if self.writer.is_none() {
+            return Err(CryptoError::StreamPoisoned);
+        }
+        while !data.is_empty() {
+            if self.buf.len() == self.cap() {
+                if let Err(e) = self.flush_segment(false) {
+                    self.writer = None;
+                    return Err(e);
+                }
+            }
+            let take = (self.cap() - self.buf.len()).min(data.len());
+            let (head, tail) = data.split_at(take);
+            self.buf.extend_from_slice(head);
+            data = tail;
+        }
+        Ok(())
+    }
+
+    /// Seals the last segment and returns the writer.
+    pub fn finish(mut self) -> Result<W, CryptoError> {
+        self.flush_segment(true)?;
+        let mut w = self.writer.take().ok_or(CryptoError::StreamPoisoned)?;
+        w.flush()?;
+        Ok(w)
+    }
+}
+
+impl<W: Write> Write for StreamEncryptor<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.update(data).map_err(std::io::Error::other)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Segments are only written when full or at finish(); nothing to flush early.
+        Ok(())
+    }
+}
+
+/// Streaming decryptor over a reader of the whole ciphertext. Reading returns plaintext of
+/// authenticated segments only; truncation is detected because the last segment must carry the
+/// last flag. Any failure is [`CryptoError::Authentication`] (surfaced as `io::Error` through
+/// [`Read`], use [`StreamDecryptor::into_crypto_error`] to recover it).
+pub struct StreamDecryptor<R: Read> {
+    reader: R,
+    params: StreamParams,
+    associated_data: Vec<u8>,
+    ikm: DataKey,
+    cipher: Option<SegmentCipher>,
+    ct: Vec<u8>,
+    pt: Vec<u8>,
+    pt_pos: usize,
+    index: u64,
+    done: bool,
+    failed: bool,
+}
+
+impl<R: Read> std::fmt::Debug for StreamDecryptor<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamDecryptor")
+            .field("segment", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> StreamDecryptor<R> {
+    /// A decryptor for the ciphertext read from `reader`. `ikm` is consumed (zeroized on drop).
+    pub fn new(ikm: DataKey, associated_data: &[u8], params: StreamParams, reader: R) -> Self {
+        Self {
+            reader,
+            params,
+            associated_data: associated_data.to_vec(),
+            ikm,
+            cipher: None,
+            ct: Vec::new(),
+            pt: Vec::new(),
+            pt_pos: 0,
+            index: 0,
+            done: false,
+            failed: false,
+        }
+    }
+
+    /// Maps an `io::Error` returned by [`Read::read`] back to the crypto error it carries.
+    pub fn into_crypto_error(e: std::io::Error) -> CryptoError {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<CryptoError>()) {
+            Some(CryptoError::Authentication) => CryptoError::Authentication,
+            _ => CryptoError::Io(e),
+        }
+    }
+
+    /// Reads until `self.ct` holds `want` bytes or EOF.
+    fn fill(&mut self, want: usize) -> std::io::Result<()> {
+        let mut chunk = [0u8; 64 * 1024];
+        while self.ct.len() < want {
+            let n = (want - self.ct.len()).min(chunk.len());
+            let got = self.reader.read(&mut chunk[..n])?;
+            if got == 0 {
+                break;
+            }
+            self.ct.extend_from_slice(&chunk[..got]);
+        }
+        Ok(())
+    }
+
+    fn next_segment(&mut self) -> Result<(), CryptoError> {
+        let seg = self.params.seg() as usize;
+        if self.cipher.is_none() {
+            self.fill(HEADER_LEN)?;
+            let header = Header::parse(&self.ct)?;
+            self.cipher = Some(SegmentCipher::new(
+                &self.ikm,
+                &header,
+                &self.associated_data,
+                self.params,
+            )?);
+            self.ct.drain(..HEADER_LEN);
+        }
+        let seg_len = if self.index == 0 { seg - HEADER_LEN } else { seg };
+        // One byte of look-ahead tells whether this segment is the last.
+        self.fill(seg_len + 1)?;
+        let last = self.ct.len() <= seg_len;
+        let take = self.ct.len().min(seg_len);
+        let mut body: Vec<u8> = self.ct.drain(..take).collect();
+        let cipher = self.cipher.as_ref().ok_or(CryptoError::StreamPoisoned)?;
+        let n = cipher.open_segment(self.index, last, &mut body)?;
+        body.truncate(n);
+        self.pt = body;
+        self.pt_pos = 0;
+        self.index += 1;
+        if self.index > MAX_SEGMENTS {
+            return Err(CryptoError::Authentication);
+        }
+        self.done = last;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for StreamDecryptor<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::other(CryptoError::Authentication));
+        }
+        while self.pt_pos == self.pt.len() {
+            if self.done {
+                return Ok(0);
+            }
+            if let Err(e) = self.next_segment() {
+                self.failed = true;
+                self.pt.clear();
+                self.pt_pos = 0;
+                return Err(match e {
+                    CryptoError::Io(io) => io,
+                    other => std::io::Error::other(other),
+                });
+            }
+        }
+        let avail = self.pt.get(self.pt_pos..).unwrap_or_default();
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.pt_pos += n;
+        Ok(n)
+    }
+}
+
+/// Encrypts a whole buffer (convenience for tests and small files).
+pub fn encrypt_all(
+    ikm: &DataKey,
+    associated_data: &[u8],
+    params: StreamParams,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let cap = params.ciphertext_len(plaintext.len() as u64).unwrap_or(0) as usize;
+    let mut enc = StreamEncryptor::new(ikm, associated_data, params, Vec::with_capacity(cap))?;
+    enc.update(plaintext)?;
+    enc.finish()
+}
+
+/// Decrypts a whole buffer (convenience for tests and small files).
+pub fn decrypt_all(
+    ikm: &DataKey,
+    associated_data: &[u8],
+    params: StreamParams,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let ikm = DataKey::from_slice(ikm.expose_secret())?;
+    let mut dec = StreamDecryptor::new(ikm, associated_data, params, ciphertext);
+    let mut out = Vec::new();
+    dec.read_to_end(&mut out)
+        .map_err(StreamDecryptor::<&[u8]>::into_crypto_error)?;
+    Ok(out)
+}

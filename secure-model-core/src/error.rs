@@ -1,0 +1,129 @@
+//! The crate error and its coarse classification for exit codes.
+
+use crate::crypto::CryptoError;
+use crate::format::FormatError;
+use crate::keys::KeyError;
+use crate::loader::LoadError;
+use crate::package::PackError;
+use crate::storage::StorageError;
+use crate::verify::VerifyError;
+
+/// Any error of this crate. Each variant wraps its module's error; `Display` of a variant
+/// describes its own layer, the `source()` chain the causes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Storage access failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A package document is malformed or over a limit.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Signature or manifest verification failed.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A key provider failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Loading a package failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Packing or rewrapping failed.
+    #[error(transparent)]
+    Pack(#[from] PackError),
+    /// A cryptographic primitive failed outside a file context.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Coarse failure classes, stable across releases; binaries map them to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// Bad arguments, configuration or input files of the operator.
+    Config,
+    /// The package failed a signature, integrity or structure check (possible tampering).
+    Integrity,
+    /// No configured key could unlock the package.
+    Key,
+    /// Storage could not be read or written.
+    Storage,
+    /// The destination is unsafe or unusable (not memory-backed, not empty...).
+    Destination,
+    /// Anything else (I/O on the local machine, internal faults).
+    Internal,
+}
+
+impl ErrorClass {
+    /// Exit code used by the `secure-model` and `secure-model-initc` binaries.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::Internal => 1,
+            ErrorClass::Config => 3,
+            ErrorClass::Integrity => 4,
+            ErrorClass::Key => 5,
+            ErrorClass::Storage => 6,
+            ErrorClass::Destination => 7,
+        }
+    }
+}
+
+impl Error {
+    /// The failure class.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Storage(e) => storage_class(e),
+            Error::Format(_) => ErrorClass::Integrity,
+            Error::Verify(e) => verify_class(e),
+            Error::Key(e) => key_class(e),
+            Error::Load(e) => e.class(),
+            Error::Pack(e) => e.class(),
+            Error::Crypto(_) => ErrorClass::Internal,
+        }
+    }
+
+    /// One line: this error and its causes joined with `": "`.
+    pub fn chain_message(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        // `transparent` variants repeat their inner message as first source: skip duplicates.
+        while let Some(e) = cur {
+            let m = e.to_string();
+            if !s.ends_with(&m) {
+                s.push_str(": ");
+                s.push_str(&m);
+            }
+            cur = e.source();
+        }
+        s
+    }
+}
+
+pub(crate) fn storage_class(e: &StorageError) -> ErrorClass {
+    match e {
+        StorageError::InvalidLocation { .. } => ErrorClass::Config,
+        StorageError::TooLarge { .. } | StorageError::ShortRead { .. } => ErrorClass::Integrity,
+        _ => ErrorClass::Storage,
+    }
+}
+
+pub(crate) fn verify_class(e: &VerifyError) -> ErrorClass {
+    match e {
+        VerifyError::InvalidKey { .. } | VerifyError::NoTrustedKeys => ErrorClass::Config,
+        VerifyError::DekCommitmentMismatch => ErrorClass::Key,
+        _ => ErrorClass::Integrity,
+    }
+}
+
+pub(crate) fn key_class(e: &KeyError) -> ErrorClass {
+    match e {
+        KeyError::InvalidSpec { .. }
+        | KeyError::UnknownProvider { .. }
+        | KeyError::ReadKeyFile { .. }
+        | KeyError::InvalidKeyFile { .. } => ErrorClass::Config,
+        _ => ErrorClass::Key,
+    }
+}

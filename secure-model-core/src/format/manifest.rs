@@ -1,0 +1,194 @@
+//! Manifest documents: the Sigstore bundle v0.3 with a DSSE envelope around an in-toto v1
+//! statement whose predicate is OpenSSF model-signing v1.0 plus our `secure_model` section.
+//!
+//! These are wire types. Parsing them proves nothing; `verify` turns them into a
+//! `VerifiedManifest`.
+
+use serde::{Deserialize, Serialize};
+
+/// `mediaType` of the bundle.
+pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// DSSE `payloadType`.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// in-toto statement `_type`.
+pub const IN_TOTO_STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// `predicateType` of OpenSSF model signing v1.0.
+pub const MODEL_SIGNING_PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
+/// `format` of our encryption section.
+pub const ENCRYPTION_FORMAT: &str = "secure-model/v1";
+/// Paths `model_signing` ignores by default (relative to the model root); `pack` skips them too.
+pub const DEFAULT_IGNORE_PATHS: [&str; 4] = [".gitattributes", ".gitignore", ".github", ".git"];
+
+/// Sigstore bundle v0.3 (key-based: public key hint, no transparency log entries).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bundle {
+    /// Must be [`BUNDLE_MEDIA_TYPE`].
+    pub media_type: String,
+    /// Key hint.
+    pub verification_material: VerificationMaterial,
+    /// The signed envelope.
+    pub dsse_envelope: DsseEnvelope,
+}
+
+/// `verificationMaterial`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationMaterial {
+    /// The signer's key hint (informational: trust comes from the caller's trusted keys).
+    pub public_key: PublicKeyMaterial,
+    /// Always empty for key-based signatures.
+    #[serde(default)]
+    pub tlog_entries: Vec<serde_json::Value>,
+}
+
+/// `publicKey`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKeyMaterial {
+    /// Hex SHA-256 of the signer's SPKI PEM text (as `model_signing` writes it).
+    pub hint: String,
+}
+
+/// DSSE envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DsseEnvelope {
+    /// Base64 (standard, padded) of the exact statement bytes.
+    pub payload: String,
+    /// Must be [`IN_TOTO_PAYLOAD_TYPE`].
+    pub payload_type: String,
+    /// Signatures over the PAE.
+    pub signatures: Vec<DsseSignature>,
+}
+
+/// One DSSE signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DsseSignature {
+    /// Base64 of the DER ECDSA signature.
+    pub sig: String,
+    /// Empty for key-based signing.
+    #[serde(default)]
+    pub keyid: String,
+}
+
+/// in-toto Statement v1.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Statement {
+    /// Must be [`IN_TOTO_STATEMENT_TYPE`].
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Exactly one subject: the model.
+    pub subject: Vec<Subject>,
+    /// Must be [`MODEL_SIGNING_PREDICATE_TYPE`].
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    /// The model-signing predicate.
+    pub predicate: Predicate,
+}
+
+/// Statement subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Subject {
+    /// Model name (informational).
+    pub name: String,
+    /// SHA-256 over the concatenated raw resource digests, in listed order.
+    pub digest: SubjectDigest,
+}
+
+/// Subject digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubjectDigest {
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// OpenSSF model-signing v1.0 predicate with our namespaced encryption section. Unknown fields
+/// are ignored, as v1.0 verifiers do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Predicate {
+    /// Every plaintext file, component-wise sorted.
+    pub resources: Vec<Resource>,
+    /// How the model was serialised.
+    pub serialization: Serialization,
+    /// Our encryption section; absent in plain model-signing signatures.
+    #[serde(rename = "secure_model", default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSection>,
+}
+
+/// One plaintext file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resource {
+    /// Relative POSIX path.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the plaintext.
+    pub digest: String,
+    /// Must be `sha256`.
+    pub algorithm: String,
+}
+
+/// Serialisation parameters (`method: files`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Serialization {
+    /// Must be `sha256`.
+    pub hash_type: String,
+    /// Paths ignored when hashing.
+    #[serde(default)]
+    pub ignore_paths: Vec<String>,
+    /// Must be `files`.
+    pub method: String,
+    /// Must be `false`.
+    #[serde(default)]
+    pub allow_symlinks: bool,
+}
+
+/// Our encryption section (`predicate.secure_model`). Unknown fields are refused: a newer
+/// format must bump `format`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSection {
+    /// Must be [`ENCRYPTION_FORMAT`].
+    pub format: String,
+    /// Random 128-bit package id, 32 lowercase hex characters.
+    pub model_id: String,
+    /// Streaming AEAD parameters.
+    pub aead: Aead,
+    /// Hex `HMAC-SHA256(DEK, label || 0x00 || model_id)`.
+    pub dek_commitment: String,
+    /// One entry per resource, same order.
+    pub files: Vec<EncryptedFile>,
+}
+
+/// AEAD parameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Aead {
+    /// Must be `AES256_GCM_HKDF_STREAMING` (Tink `AesGcmHkdfStreamingKey`).
+    pub scheme: String,
+    /// Must be `SHA256`.
+    pub hkdf_hash: String,
+    /// Must be 32.
+    pub derived_key_size: u32,
+    /// Ciphertext segment size in bytes (1048576 for packages we write).
+    pub ciphertext_segment_size: u32,
+}
+
+impl Aead {
+    /// Name of the scheme.
+    pub const SCHEME: &'static str = "AES256_GCM_HKDF_STREAMING";
+}
+
+/// One encrypted file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptedFile {
+    /// Same as the resource name at the same index.
+    pub path: String,
+    /// Object key of the ciphertext relative to the package prefix (`data/...`).
+    pub object: String,
+    /// Plaintext size in bytes.
+    pub plaintext_size: u64,
+    /// Ciphertext size in bytes (must equal the size the AEAD parameters give).
+    pub ciphertext_size: u64,
+    /// Lowercase hex SHA-256 of the ciphertext object.
+    pub ciphertext_sha256: String,
+}

@@ -1,0 +1,171 @@
+//! Key providers: who holds the KEK and how the DEK is wrapped for them. Owns the
+//! [`KeyProvider`] trait, recipient references as written in the keys file, and the `local`
+//! provider. Knows nothing of storage or of the package layout beyond the keys-file entry.
+
+mod local;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use local::LocalKeyProvider;
+
+use crate::crypto::{CryptoError, DataKey};
+
+/// Errors of key providers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The wrapped DEK did not authenticate under this provider's key (wrong key, tampered
+    /// entry, entry of another package). Opaque on purpose.
+    #[error("recipient {recipient}: unwrapping the data key failed")]
+    UnwrapFailed {
+        /// `provider:key_ref`.
+        recipient: String,
+    },
+    /// A key file could not be read.
+    #[error("cannot read key file {path}")]
+    ReadKeyFile {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A key file has the wrong content.
+    #[error("key file {path}: {reason}")]
+    InvalidKeyFile {
+        /// Path.
+        path: String,
+        /// Why (never key bytes).
+        reason: &'static str,
+    },
+    /// A `--recipient`/`--key` specification could not be parsed.
+    #[error("invalid key specification {spec:?}: {reason}")]
+    InvalidSpec {
+        /// The specification as given (contains no secret: it names a file or resource).
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+    /// The provider type is not known to this build.
+    #[error("unknown key provider {scheme:?} (known: {known})")]
+    UnknownProvider {
+        /// The scheme given.
+        scheme: String,
+        /// Providers this build supports.
+        known: &'static str,
+    },
+    /// The provider does not support the operation.
+    #[error("key provider {provider} does not support {operation}")]
+    Unsupported {
+        /// Provider type.
+        provider: &'static str,
+        /// Operation.
+        operation: &'static str,
+    },
+    /// A primitive failed (RNG).
+    #[error("cryptographic failure")]
+    Crypto(#[source] CryptoError),
+}
+
+/// Who a wrapped DEK is for: provider type and provider-specific key reference. Written into,
+/// and matched against, the keys file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Recipient {
+    provider: String,
+    key_ref: String,
+}
+
+impl Recipient {
+    /// A recipient.
+    pub fn new(provider: impl Into<String>, key_ref: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            key_ref: key_ref.into(),
+        }
+    }
+    /// Provider type (`local`, `aws-kms`, `kbs`...).
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+    /// Key reference.
+    pub fn key_ref(&self) -> &str {
+        &self.key_ref
+    }
+    /// Whether a keys-file entry is for this recipient.
+    pub fn matches(&self, entry: &crate::format::RecipientEntry) -> bool {
+        entry.provider == self.provider && entry.key_ref == self.key_ref
+    }
+}
+
+impl std::fmt::Display for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.provider, self.key_ref)
+    }
+}
+
+/// What a wrap binds the DEK to.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct WrapContext<'a> {
+    /// The package's `model_id`.
+    pub model_id: &'a str,
+}
+
+impl<'a> WrapContext<'a> {
+    /// Context for package `model_id`.
+    pub fn new(model_id: &'a str) -> Self {
+        Self { model_id }
+    }
+}
+
+/// A holder of a key encryption key. Object-safe; implementations exist for a local KEK file
+/// and (in later features) AWS KMS, Trustee KBS via attestation and the CoCo CDH.
+///
+/// Implementations must bind the wrap to [`WrapContext::model_id`] (associated data,
+/// encryption context...) so a wrapped DEK cannot be replayed onto another package, and must
+/// never log or return key bytes in errors.
+#[async_trait]
+pub trait KeyProvider: Send + Sync + Debug {
+    /// The recipient this provider writes and can unwrap.
+    fn recipient(&self) -> &Recipient;
+
+    /// Wraps `dek` for this recipient.
+    ///
+    /// # Errors
+    /// Provider failures; [`KeyError::Unsupported`] when the provider can only unwrap.
+    async fn wrap_dek(&self, dek: &DataKey, ctx: &WrapContext<'_>) -> Result<Vec<u8>, KeyError>;
+
+    /// Unwraps a DEK wrapped for this recipient.
+    ///
+    /// # Errors
+    /// [`KeyError::UnwrapFailed`] when the wrapped bytes do not authenticate.
+    async fn unwrap_dek(&self, wrapped: &[u8], ctx: &WrapContext<'_>) -> Result<DataKey, KeyError>;
+}
+
+/// Known provider schemes in this build.
+pub const KNOWN_PROVIDERS: &str = "local";
+
+/// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`) into a provider.
+pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>, KeyError> {
+    let (scheme, arg) = spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
+        spec: spec.into(),
+        reason: "expected TYPE:ARGUMENT, for example local:/path/to/kek".into(),
+    })?;
+    match scheme {
+        "local" => {
+            if arg.is_empty() {
+                return Err(KeyError::InvalidSpec {
+                    spec: spec.into(),
+                    reason: "local: needs a key file path".into(),
+                });
+            }
+            Ok(std::sync::Arc::new(LocalKeyProvider::from_file(arg)?))
+        }
+        other => Err(KeyError::UnknownProvider {
+            scheme: other.into(),
+            known: KNOWN_PROVIDERS,
+        }),
+    }
+}

@@ -1,0 +1,181 @@
+//! The destination directory: memory-backed check, staging inside it, atomic publish, cleanup.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{renameat2, RenameFlags};
+
+use super::LoadError;
+use crate::crypto::random_fill;
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+/// Name prefix of staging directories (hidden, inside the destination).
+pub const STAGING_PREFIX: &str = ".secure-model-staging-";
+
+/// Filesystem kind of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum FsKind {
+    /// tmpfs (Kubernetes `emptyDir.medium: Memory`, `/dev/shm`).
+    Tmpfs,
+    /// ramfs.
+    Ramfs,
+    /// Anything else (disk-backed, or shared with the host in Kata pods).
+    Other,
+}
+
+/// Classifies the filesystem holding `path`.
+pub fn filesystem_kind(path: &Path) -> Result<FsKind, LoadError> {
+    let st = nix::sys::statfs::statfs(path).map_err(|e| LoadError::Destination {
+        path: path.display().to_string(),
+        reason: "cannot statfs",
+        source: Some(std::io::Error::from(e)),
+    })?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let magic = i64::from(st.filesystem_type().0 as i64);
+    Ok(match magic {
+        TMPFS_MAGIC => FsKind::Tmpfs,
+        RAMFS_MAGIC => FsKind::Ramfs,
+        _ => FsKind::Other,
+    })
+}
+
+fn io_err<'a>(path: &'a Path, reason: &'static str) -> impl FnOnce(std::io::Error) -> LoadError + 'a {
+    move |e| LoadError::Destination {
+        path: path.display().to_string(),
+        reason,
+        source: Some(e),
+    }
+}
+
+/// A staging directory inside the destination. Removed on drop unless published.
+#[derive(Debug)]
+pub struct Staging {
+    dest: PathBuf,
+    root: PathBuf,
+    top_level: BTreeSet<String>,
+    published: bool,
+}
+
+impl Staging {
+    /// Creates `dest` if needed, enforces the memory-backed policy, refuses paths that already
+    /// exist in `dest`, and creates a private staging directory inside it.
+    pub fn create<'a>(
+        dest: &Path,
+        paths: impl IntoIterator<Item = &'a str>,
+        allow_disk: bool,
+    ) -> Result<Self, LoadError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dest)
+            .map_err(io_err(dest, "cannot create destination directory"))?;
+        let kind = filesystem_kind(dest)?;
+        if kind == FsKind::Other {
+            if !allow_disk {
+                return Err(LoadError::NotMemoryBacked {
+                    path: dest.display().to_string(),
+                });
+            }
+            tracing::warn!(destination = %dest.display(), "writing plaintext to a destination that is not memory-backed (explicitly allowed)");
+        }
+        let mut top_level = BTreeSet::new();
+        for p in paths {
+            let top = p.split('/').next().unwrap_or(p);
+            top_level.insert(top.to_string());
+        }
+        for top in &top_level {
+            let target = dest.join(top);
+            if target.symlink_metadata().is_ok() {
+                return Err(LoadError::DestinationConflict {
+                    path: target.display().to_string(),
+                });
+            }
+        }
+        let mut rnd = [0u8; 8];
+        random_fill(&mut rnd).map_err(LoadError::Crypto)?;
+        let root = dest.join(format!("{STAGING_PREFIX}{}", hex::encode(rnd)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&root)
+            .map_err(io_err(&root, "cannot create staging directory"))?;
+        Ok(Self {
+            dest: dest.to_path_buf(),
+            root,
+            top_level,
+            published: false,
+        })
+    }
+
+    /// Creates the staging file for relative path `rel` (validated by the manifest checks),
+    /// preallocated to `size` bytes.
+    pub fn create_file(&self, rel: &str, size: u64) -> Result<File, LoadError> {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(io_err(parent, "cannot create staging subdirectory"))?;
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io_err(&path, "cannot create staging file"))?;
+        f.set_len(size).map_err(io_err(&path, "cannot size staging file"))?;
+        Ok(f)
+    }
+
+    /// Moves every top-level entry into the destination (`renameat2(RENAME_NOREPLACE)`, so
+    /// nothing existing is overwritten). On failure, entries already moved are moved back and
+    /// everything staged is removed.
+    pub fn publish(mut self) -> Result<Vec<PathBuf>, LoadError> {
+        let dir = File::open(&self.dest).map_err(io_err(&self.dest, "cannot open destination"))?;
+        let stage = File::open(&self.root).map_err(io_err(&self.root, "cannot open staging directory"))?;
+        let mut moved: Vec<&String> = Vec::new();
+        let mut result = Ok(());
+        for top in &self.top_level {
+            match renameat2(&stage, top.as_str(), &dir, top.as_str(), RenameFlags::RENAME_NOREPLACE) {
+                Ok(()) => moved.push(top),
+                Err(e) => {
+                    result = Err(LoadError::Destination {
+                        path: self.dest.join(top).display().to_string(),
+                        reason: "cannot publish into destination",
+                        source: Some(std::io::Error::from(e)),
+                    });
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
+            for top in moved {
+                if renameat2(&dir, top.as_str(), &stage, top.as_str(), RenameFlags::RENAME_NOREPLACE).is_err() {
+                    let _ = std::fs::remove_dir_all(self.dest.join(top)).or_else(|_| std::fs::remove_file(self.dest.join(top)));
+                }
+            }
+            return Err(e);
+        }
+        self.published = true;
+        let _ = std::fs::remove_dir(&self.root);
+        Ok(self.top_level.iter().map(|t| self.dest.join(t)).collect())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            if let Err(e) = std::fs::remove_dir_all(&self.root) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::error!(staging = %self.root.display(), error = %e, "could not remove staging directory");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The loader: fetch the manifest (size-capped) → verify its signature against trusted keys →
+//! check every path, size and count → unwrap the DEK through a key provider → check the DEK
+//! commitment → decrypt every file, verifying each plaintext SHA-256 → publish atomically into
+//! a memory-backed destination. Uses `storage`, `keys` and `verify`; writes only inside the
+//! destination directory.
+
+mod destination;
+mod pipeline;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
+
+pub use destination::{filesystem_kind, FsKind, STAGING_PREFIX};
+pub use progress::{LogProgress, Progress};
+
+use crate::crypto::CryptoError;
+use crate::error::ErrorClass;
+use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
+use crate::keys::{KeyProvider, WrapContext};
+use crate::storage::{StorageBackend, StorageError};
+use crate::verify::{verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError};
+use destination::Staging;
+
+/// Loader errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A file's ciphertext did not authenticate (tampered, truncated, reordered, moved from
+    /// another path or package, or wrong key). Opaque on purpose.
+    #[error("decryption of {path} failed: ciphertext is not authentic")]
+    DecryptionFailed {
+        /// Model path of the file.
+        path: String,
+    },
+    /// Decrypted plaintext does not match its signed SHA-256.
+    #[error("plaintext of {path} does not match its signed SHA-256")]
+    PlaintextDigestMismatch {
+        /// Model path.
+        path: String,
+    },
+    /// A ciphertext object does not match its signed SHA-256.
+    #[error("ciphertext of {path} does not match its signed SHA-256")]
+    CiphertextDigestMismatch {
+        /// Model path.
+        path: String,
+    },
+    /// A ciphertext object has a different size than signed (truncated or extended).
+    #[error("ciphertext of {path} is {actual} bytes, the manifest signs {expected}")]
+    CiphertextSizeMismatch {
+        /// Model path.
+        path: String,
+        /// Signed size.
+        expected: u64,
+        /// Size in the store.
+        actual: u64,
+    },
+    /// The keys file belongs to another package.
+    #[error("keys file is for model {keys_file}, the manifest is for {manifest}")]
+    ModelIdMismatch {
+        /// model_id of the keys file.
+        keys_file: String,
+        /// model_id of the manifest.
+        manifest: String,
+    },
+    /// None of the configured key providers is a recipient of this package.
+    #[error("no configured key matches a recipient of this package (package recipients: [{available}]; configured: [{configured}])")]
+    NoMatchingRecipient {
+        /// Recipients in the keys file.
+        available: String,
+        /// Recipients configured.
+        configured: String,
+    },
+    /// Every matching recipient failed to produce the DEK; the last failure is the source.
+    #[error("no configured key could unlock this package")]
+    Unlock {
+        /// Last failure.
+        #[source]
+        source: Box<crate::Error>,
+    },
+    /// The destination is not memory-backed and disk plaintext was not allowed.
+    #[error("destination {path} is not memory-backed (tmpfs/ramfs); refusing to write plaintext to disk (allow it explicitly to override)")]
+    NotMemoryBacked {
+        /// Destination.
+        path: String,
+    },
+    /// A path the package would create already exists in the destination.
+    #[error("destination already contains {path}")]
+    DestinationConflict {
+        /// Conflicting path.
+        path: String,
+    },
+    /// A filesystem operation on the destination failed.
+    #[error("{reason}: {path}")]
+    Destination {
+        /// Path.
+        path: String,
+        /// What was attempted.
+        reason: &'static str,
+        /// Cause.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Manifest failure.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// Format failure (keys file).
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
+    /// A primitive failed.
+    #[error("cryptographic failure")]
+    Crypto(#[source] CryptoError),
+    /// An internal invariant failed.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What.
+        what: &'static str,
+    },
+}
+
+impl LoadError {
+    pub(crate) fn class(&self) -> ErrorClass {
+        match self {
+            LoadError::DecryptionFailed { .. }
+            | LoadError::PlaintextDigestMismatch { .. }
+            | LoadError::CiphertextDigestMismatch { .. }
+            | LoadError::CiphertextSizeMismatch { .. }
+            | LoadError::ModelIdMismatch { .. }
+            | LoadError::Format(_) => ErrorClass::Integrity,
+            LoadError::NoMatchingRecipient { .. } => ErrorClass::Key,
+            LoadError::Unlock { source } => match source.class() {
+                ErrorClass::Config => ErrorClass::Config,
+                _ => ErrorClass::Key,
+            },
+            LoadError::NotMemoryBacked { .. } | LoadError::DestinationConflict { .. } | LoadError::Destination { .. } => {
+                ErrorClass::Destination
+            }
+            LoadError::Storage(e) => crate::error::storage_class(e),
+            LoadError::Verify(e) => crate::error::verify_class(e),
+            LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+/// Tuning and policy of a load.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Permit plaintext on a destination that is not tmpfs/ramfs (logged loudly).
+    pub allow_disk_plaintext: bool,
+    /// Expected SHA-256 of the manifest object (anti-rollback pin).
+    pub pinned_manifest_digest: Option<[u8; 32]>,
+    /// AEAD segments per ranged GET (1 MiB each in packages we write).
+    pub range_segments: u32,
+    /// Ranged GETs in flight per file.
+    pub read_ahead: usize,
+    /// Files processed concurrently.
+    pub file_concurrency: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            allow_disk_plaintext: false,
+            pinned_manifest_digest: None,
+            range_segments: 8,
+            read_ahead: 2,
+            file_concurrency: 2,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Sets [`LoadOptions::allow_disk_plaintext`].
+    pub fn allow_disk_plaintext(mut self, yes: bool) -> Self {
+        self.allow_disk_plaintext = yes;
+        self
+    }
+    /// Sets the manifest digest pin.
+    pub fn pin_manifest_digest(mut self, digest: [u8; 32]) -> Self {
+        self.pinned_manifest_digest = Some(digest);
+        self
+    }
+    /// Sets the segments per ranged GET.
+    pub fn range_segments(mut self, n: u32) -> Self {
+        self.range_segments = n.max(1);
+        self
+    }
+    /// Sets the concurrency knobs.
+    pub fn concurrency(mut self, files: usize, read_ahead: usize) -> Self {
+        self.file_concurrency = files.max(1);
+        self.read_ahead = read_ahead.max(1);
+        self
+    }
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PullReport {
+    /// Package id.
+    pub model_id: String,
+    /// Model name from the manifest subject.
+    pub model_name: String,
+    /// Hex SHA-256 of the manifest object.
+    pub manifest_digest: String,
+    /// Signer key hint of the trusted key that verified.
+    pub signer: String,
+    /// Recipient whose key unlocked the package (`provider:key_ref`).
+    pub recipient: String,
+    /// Number of files.
+    pub files: usize,
+    /// Plaintext bytes.
+    pub plaintext_bytes: u64,
+    /// Ciphertext bytes read.
+    pub ciphertext_bytes: u64,
+    /// Destination directory.
+    pub destination: PathBuf,
+    /// Filesystem kind of the destination.
+    pub destination_fs: FsKind,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// What a verification checked.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Package id.
+    pub model_id: String,
+    /// Model name.
+    pub model_name: String,
+    /// Hex SHA-256 of the manifest object.
+    pub manifest_digest: String,
+    /// Signer key hint.
+    pub signer: String,
+    /// Files checked.
+    pub files: usize,
+    /// Ciphertext sizes and SHA-256 checked.
+    pub ciphertext_checked: bool,
+    /// Decrypted and plaintext SHA-256 checked (recipient used), when a key was given.
+    pub decrypted_with: Option<String>,
+    /// Plaintext bytes.
+    pub plaintext_bytes: u64,
+}
+
+/// A package decrypted and verified into a staging directory, not yet visible. Dropping it
+/// removes the staged plaintext; [`StagedModel::publish`] moves it into place.
+#[derive(Debug)]
+pub struct StagedModel {
+    staging: Staging,
+    report: PullReport,
+}
+
+impl StagedModel {
+    /// What was staged.
+    pub fn report(&self) -> &PullReport {
+        &self.report
+    }
+    /// Moves the staged files into the destination.
+    pub fn publish(self) -> Result<PullReport, LoadError> {
+        self.staging.publish()?;
+        Ok(self.report)
+    }
+}
+
+/// Loads packages. Configure trusted signer keys and key providers; everything else has secure
+/// defaults (signature required, memory-backed destination required).
+#[derive(Debug, Clone)]
+pub struct Loader {
+    trusted: TrustedKeys,
+    providers: Vec<Arc<dyn KeyProvider>>,
+    limits: Limits,
+    options: LoadOptions,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl Loader {
+    /// A loader that accepts manifests signed by `trusted` and unlocks with `providers`.
+    pub fn new(trusted: TrustedKeys, providers: Vec<Arc<dyn KeyProvider>>) -> Self {
+        Self {
+            trusted,
+            providers,
+            limits: Limits::default(),
+            options: LoadOptions::default(),
+            progress: None,
+        }
+    }
+    /// Sets options.
+    pub fn with_options(mut self, options: LoadOptions) -> Self {
+        self.options = options;
+        self
+    }
+    /// Sets limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Sets a progress receiver.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Fetches (size-capped) and verifies the manifest.
+    pub async fn fetch_manifest(&self, store: &dyn StorageBackend) -> Result<VerifiedManifest, LoadError> {
+        let bytes = store.get(MANIFEST_OBJECT, self.limits.max_manifest_bytes).await?;
+        let vm = verify_manifest(&bytes, &self.trusted, &self.limits, self.options.pinned_manifest_digest.as_ref())?;
+        tracing::info!(
+            model_id = vm.model_id(),
+            model = vm.model_name(),
+            files = vm.files().len(),
+            manifest_sha256 = %hex::encode(vm.digest()),
+            signer = %vm.signer().hint(),
+            "manifest signature verified"
+        );
+        Ok(vm)
+    }
+
+    /// Reads the keys file and unlocks `manifest` with the first configured provider that is a
+    /// recipient and returns the DEK matching the signed commitment.
+    pub async fn unlock(
+        &self,
+        store: &dyn StorageBackend,
+        manifest: VerifiedManifest,
+    ) -> Result<(UnlockedManifest, String), LoadError> {
+        let bytes = store.get(KEYS_OBJECT, self.limits.max_keys_file_bytes).await?;
+        let kf = KeysFile::parse(&bytes, &self.limits)?;
+        if kf.model_id != manifest.model_id() {
+            return Err(LoadError::ModelIdMismatch {
+                keys_file: kf.model_id,
+                manifest: manifest.model_id().to_string(),
+            });
+        }
+        let ctx_id = manifest.model_id().to_string();
+        let ctx = WrapContext::new(&ctx_id);
+        let mut last: Option<crate::Error> = None;
+        for provider in &self.providers {
+            let Some(entry) = kf.recipients.iter().find(|e| provider.recipient().matches(e)) else {
+                continue;
+            };
+            let wrapped = entry.wrapped_bytes(&self.limits)?;
+            match provider.unwrap_dek(&wrapped, &ctx).await {
+                Ok(dek) => {
+                    let check = crate::crypto::check_dek_commitment(&dek, &ctx_id, manifest.dek_commitment());
+                    if check.is_ok() {
+                        let r = provider.recipient().to_string();
+                        tracing::info!(recipient = %r, "data key unwrapped and matches the signed commitment");
+                        let unlocked = manifest.unlock(dek).map_err(LoadError::Verify)?;
+                        return Ok((unlocked, r));
+                    }
+                    tracing::warn!(recipient = %provider.recipient(), "key provider returned a key that does not match the DEK commitment");
+                    last = Some(VerifyError::DekCommitmentMismatch.into());
+                }
+                Err(e) => {
+                    tracing::warn!(recipient = %provider.recipient(), error = %e, "unwrap failed");
+                    last = Some(e.into());
+                }
+            }
+        }
+        match last {
+            Some(source) => Err(LoadError::Unlock { source: Box::new(source) }),
+            None => Err(LoadError::NoMatchingRecipient {
+                available: kf.recipients.iter().map(|e| format!("{}:{}", e.provider, e.key_ref)).collect::<Vec<_>>().join(", "),
+                configured: self.providers.iter().map(|p| p.recipient().to_string()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Verifies, unlocks, decrypts and verifies every file into a staging directory inside
+    /// `dest`. Nothing is visible in `dest` until [`StagedModel::publish`].
+    pub async fn stage(&self, store: Arc<dyn StorageBackend>, dest: &Path) -> Result<StagedModel, LoadError> {
+        let started = Instant::now();
+        let manifest = self.fetch_manifest(store.as_ref()).await?;
+        // Destination checks come before any key is requested: fail fast, release nothing.
+        let staging = Staging::create(
+            dest,
+            manifest.files().iter().map(|f| f.path()),
+            self.options.allow_disk_plaintext,
+        )?;
+        let fs = filesystem_kind(dest)?;
+        let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+        let unlocked = Arc::new(unlocked);
+        let m = unlocked.manifest();
+        let total = m.total_plaintext();
+        if let Some(p) = &self.progress {
+            p.start(total);
+        }
+        let mut jobs = Vec::with_capacity(m.files().len());
+        for (i, f) in m.files().iter().enumerate() {
+            let file = staging.create_file(f.path(), f.plaintext_size())?;
+            jobs.push((i, file));
+        }
+        let result = futures::stream::iter(jobs)
+            .map(|(i, file)| {
+                pipeline::decrypt_file(
+                    Arc::clone(&store),
+                    Arc::clone(&unlocked),
+                    i,
+                    Some(file),
+                    self.options.clone(),
+                    self.progress.clone(),
+                )
+            })
+            .buffer_unordered(self.options.file_concurrency.max(1))
+            .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+            .await;
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
+        let plaintext_bytes = result?;
+        let report = PullReport {
+            model_id: m.model_id().to_string(),
+            model_name: m.model_name().to_string(),
+            manifest_digest: hex::encode(m.digest()),
+            signer: m.signer().hint(),
+            recipient,
+            files: m.files().len(),
+            plaintext_bytes,
+            ciphertext_bytes: m.total_ciphertext(),
+            destination: dest.to_path_buf(),
+            destination_fs: fs,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok(StagedModel { staging, report })
+    }
+
+    /// [`Loader::stage`] then [`StagedModel::publish`].
+    pub async fn pull(&self, store: Arc<dyn StorageBackend>, dest: &Path) -> Result<PullReport, LoadError> {
+        let staged = self.stage(store, dest).await?;
+        let report = staged.publish()?;
+        tracing::info!(
+            destination = %report.destination.display(),
+            files = report.files,
+            bytes = report.plaintext_bytes,
+            seconds = report.seconds,
+            "model published"
+        );
+        Ok(report)
+    }
+
+    /// Verifies a package without writing anything: signature and structure, ciphertext sizes
+    /// and SHA-256; with `decrypt`, also unlocks and checks every plaintext SHA-256.
+    pub async fn verify_package(&self, store: Arc<dyn StorageBackend>, decrypt: bool) -> Result<VerifyReport, LoadError> {
+        let manifest = self.fetch_manifest(store.as_ref()).await?;
+        let total_ct = manifest.total_ciphertext();
+        if let Some(p) = &self.progress {
+            p.start(if decrypt { total_ct + manifest.total_plaintext() } else { total_ct });
+        }
+        let files = manifest.files().to_vec();
+        futures::stream::iter(files)
+            .map(|f| pipeline::check_ciphertext(Arc::clone(&store), f, self.options.clone(), self.progress.clone()))
+            .buffer_unordered(self.options.file_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut report = VerifyReport {
+            model_id: manifest.model_id().to_string(),
+            model_name: manifest.model_name().to_string(),
+            manifest_digest: hex::encode(manifest.digest()),
+            signer: manifest.signer().hint(),
+            files: manifest.files().len(),
+            ciphertext_checked: true,
+            decrypted_with: None,
+            plaintext_bytes: manifest.total_plaintext(),
+        };
+        if decrypt {
+            let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+            let unlocked = Arc::new(unlocked);
+            let n = unlocked.manifest().files().len();
+            futures::stream::iter(0..n)
+                .map(|i| {
+                    pipeline::decrypt_file(
+                        Arc::clone(&store),
+                        Arc::clone(&unlocked),
+                        i,
+                        None,
+                        self.options.clone(),
+                        self.progress.clone(),
+                    )
+                })
+                .buffer_unordered(self.options.file_concurrency.max(1))
+                .try_collect::<Vec<u64>>()
+                .await?;
+            report.decrypted_with = Some(recipient);
+        }
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,96 @@
+//! The publisher side: building a package from a model directory ([`pack`]) and rotating its
+//! recipients ([`rewrap`]). Uses `crypto`, `format`, `verify`, `keys` and `storage`; reads only
+//! the model directory given and writes only to the package location.
+
+mod pack;
+mod rotate;
+
+pub use pack::{pack, scan_model_dir, PackOptions, PackReport};
+pub use rotate::{rewrap, RewrapReport};
+
+use crate::error::ErrorClass;
+
+/// Errors of packing and rotation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackError {
+    /// The model directory cannot be used.
+    #[error("model directory {path}: {reason}")]
+    ModelDir {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+        /// I/O cause.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// No recipient was given: the package could never be opened.
+    #[error("at least one recipient is required")]
+    NoRecipients,
+    /// The recipient is already in the keys file.
+    #[error("recipient {recipient} is already in the keys file")]
+    RecipientExists {
+        /// `provider:key_ref`.
+        recipient: String,
+    },
+    /// The recipient to remove is not in the keys file.
+    #[error("recipient {recipient} is not in the keys file")]
+    RecipientNotFound {
+        /// `provider:key_ref`.
+        recipient: String,
+    },
+    /// Removing would leave no recipient.
+    #[error("refusing to remove every recipient: the package could never be opened again")]
+    LastRecipient,
+    /// The keys file belongs to another package.
+    #[error("keys file is for model {keys_file}, the manifest is for {manifest}")]
+    ModelIdMismatch {
+        /// keys file id.
+        keys_file: String,
+        /// manifest id.
+        manifest: String,
+    },
+    /// Storage failure.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Key provider failure.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// Signing or verification failure.
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
+    /// Format failure.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
+    /// Loader failure (unlocking for rewrap).
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
+    /// A primitive failed.
+    #[error("cryptographic failure")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// An internal invariant failed.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What.
+        what: &'static str,
+    },
+}
+
+impl PackError {
+    pub(crate) fn class(&self) -> ErrorClass {
+        match self {
+            PackError::ModelDir { .. }
+            | PackError::NoRecipients
+            | PackError::RecipientExists { .. }
+            | PackError::RecipientNotFound { .. }
+            | PackError::LastRecipient => ErrorClass::Config,
+            PackError::ModelIdMismatch { .. } | PackError::Format(_) => ErrorClass::Integrity,
+            PackError::Storage(e) => crate::error::storage_class(e),
+            PackError::Key(e) => crate::error::key_class(e),
+            PackError::Verify(e) => crate::error::verify_class(e),
+            PackError::Load(e) => e.class(),
+            PackError::Crypto(_) | PackError::Internal { .. } => ErrorClass::Internal,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! `pack`: encrypt, hash and sign a model directory into a package.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::PackError;
+use crate::crypto::streaming::{StreamEncryptor, StreamParams};
+use crate::crypto::{dek_commitment, random_fill, DataKey, Sha256};
+use crate::format::{
+    compare_paths, file_associated_data, validate_path, Aead, EncryptedFile, EncryptionSection, KeysFile, Limits,
+    Predicate, RecipientEntry, Resource, Serialization, Statement, Subject, SubjectDigest, DEFAULT_IGNORE_PATHS,
+    ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT, MANIFEST_OBJECT, MODEL_SIGNING_PREDICATE_TYPE,
+};
+use crate::keys::{KeyProvider, WrapContext};
+use crate::loader::Progress;
+use crate::storage::{ObjectWriter, StorageBackend};
+use crate::verify::{sign_statement, SigningKey};
+
+/// Packing options.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PackOptions {
+    /// Streaming AEAD parameters (default: 1 MiB segments).
+    pub params: StreamParams,
+    /// Model name in the statement subject (default: the directory name).
+    pub model_name: Option<String>,
+    /// Files encrypted concurrently.
+    pub file_concurrency: usize,
+    /// Progress receiver (plaintext bytes).
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self {
+            params: StreamParams::PACKAGE,
+            model_name: None,
+            file_concurrency: 2,
+            progress: None,
+        }
+    }
+}
+
+impl PackOptions {
+    /// Sets the streaming parameters.
+    pub fn with_params(mut self, params: StreamParams) -> Self {
+        self.params = params;
+        self
+    }
+    /// Sets a progress receiver.
+    pub fn with_progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = Some(p);
+        self
+    }
+    /// Sets the model name.
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.model_name = Some(name.into());
+        self
+    }
+}
+
+/// What `pack` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PackReport {
+    /// Package id.
+    pub model_id: String,
+    /// Model name.
+    pub model_name: String,
+    /// Files packed.
+    pub files: usize,
+    /// Plaintext bytes.
+    pub plaintext_bytes: u64,
+    /// Ciphertext bytes.
+    pub ciphertext_bytes: u64,
+    /// Hex SHA-256 of the manifest object (pin it to prevent rollback).
+    pub manifest_digest: String,
+    /// Recipients (`provider:key_ref`).
+    pub recipients: Vec<String>,
+    /// Signer key hint.
+    pub signer: String,
+}
+
+fn dir_err(path: &Path, reason: impl Into<String>, source: Option<std::io::Error>) -> PackError {
+    PackError::ModelDir {
+        path: path.display().to_string(),
+        reason: reason.into(),
+        source,
+    }
+}
+
+/// Lists the regular files of a model directory as sorted relative POSIX paths, skipping the
+/// paths `model_signing` ignores by default. Symlinks, special files and non-UTF-8 names are
+/// refused.
+pub fn scan_model_dir(root: &Path) -> Result<Vec<(String, PathBuf)>, PackError> {
+    let meta = std::fs::metadata(root).map_err(|e| dir_err(root, "cannot open", Some(e)))?;
+    if !meta.is_dir() {
+        return Err(dir_err(root, "not a directory", None));
+    }
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| dir_err(&dir, "cannot list", Some(e)))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| dir_err(&dir, "cannot list", Some(e)))?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| dir_err(&dir.join(&n), "file name is not UTF-8", None))?;
+            if rel.is_empty() && DEFAULT_IGNORE_PATHS.contains(&name.as_str()) {
+                continue;
+            }
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let ft = entry.file_type().map_err(|e| dir_err(&entry.path(), "cannot stat", Some(e)))?;
+            if ft.is_symlink() {
+                return Err(dir_err(&entry.path(), "symbolic links are not allowed in a model", None));
+            } else if ft.is_dir() {
+                stack.push((entry.path(), child_rel));
+            } else if ft.is_file() {
+                validate_path(&child_rel, &limits).map_err(|e| dir_err(&entry.path(), e.to_string(), None))?;
+                out.push((child_rel, entry.path()));
+            } else {
+                return Err(dir_err(&entry.path(), "not a regular file or directory", None));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(dir_err(root, "contains no files", None));
+    }
+    out.sort_by(|a, b| compare_paths(&a.0, &b.0));
+    Ok(out)
+}
+
+/// A `Write` that hashes what passes through and hands it to the async uploader in chunks.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    len: u64,
+}
+
+const UPLOAD_CHUNK: usize = 8 << 20;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= UPLOAD_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK)));
+            self.tx
+                .blocking_send(chunk)
+                .map_err(|_| std::io::Error::other("upload stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+struct Encrypted {
+    pt_sha: [u8; 32],
+    pt_len: u64,
+    ct_sha: [u8; 32],
+    ct_len: u64,
+}
+
+async fn encrypt_file(
+    store: &dyn StorageBackend,
+    dek: Arc<DataKey>,
+    model_id: &str,
+    rel: &str,
+    src: &Path,
+    object: &str,
+    params: StreamParams,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<Encrypted, PackError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    let ad = file_associated_data(model_id, rel);
+    let src = src.to_path_buf();
+    let task = tokio::task::spawn_blocking(move || -> Result<Encrypted, PackError> {
+        let mut f = std::fs::File::open(&src).map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
+        let w = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(UPLOAD_CHUNK),
+            hasher: Sha256::new(),
+            len: 0,
+        };
+        let mut enc = StreamEncryptor::new(&dek, &ad, params, w)?;
+        let mut pt_hash = Sha256::new();
+        let mut pt_len = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
+            if n == 0 {
+                break;
+            }
+            let chunk = buf.get(..n).ok_or(PackError::Internal { what: "read length" })?;
+            pt_hash.update(chunk);
+            enc.update(chunk)?;
+            pt_len += n as u64;
+            if let Some(p) = &progress {
+                p.advance(n as u64);
+            }
+        }
+        let w = enc.finish()?;
+        Ok(Encrypted {
+            pt_sha: pt_hash.finish(),
+            pt_len,
+            ct_sha: w.hasher.finish(),
+            ct_len: w.len,
+        })
+    });
+    let mut upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
+    let mut upload_err = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = upload.write(chunk).await {
+            upload_err = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let res = task.await.map_err(|_| PackError::Internal { what: "encryption task panicked" });
+    match (upload_err, res) {
+        (None, Ok(Ok(enc))) => {
+            upload.finish().await?;
+            Ok(enc)
+        }
+        (Some(e), _) => {
+            let _ = upload.abort().await;
+            Err(e.into())
+        }
+        (None, Ok(Err(e))) | (None, Err(e)) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Packs `model_dir` into `store`: encrypts every file under a fresh DEK (Tink streaming AEAD,
+/// associated data binding `model_id` and path), signs the OpenSSF model-signing manifest with
+/// our encryption section, and wraps the DEK for each recipient. Writes the data objects, then
+/// `keys.json`, then `manifest.sig` last, so a package without a manifest is incomplete.
+pub async fn pack(
+    model_dir: &Path,
+    store: &dyn StorageBackend,
+    signer: &SigningKey,
+    recipients: &[Arc<dyn KeyProvider>],
+    opts: &PackOptions,
+) -> Result<PackReport, PackError> {
+    if recipients.is_empty() {
+        return Err(PackError::NoRecipients);
+    }
+    let files = scan_model_dir(model_dir)?;
+    let model_name = match &opts.model_name {
+        Some(n) => n.clone(),
+        None => std::path::absolute(model_dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "model".into()),
+    };
+    let mut id = [0u8; 16];
+    random_fill(&mut id)?;
+    let model_id = hex::encode(id);
+    let dek = Arc::new(DataKey::generate()?);
+    if let Some(p) = &opts.progress {
+        let total = files
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        p.start(total);
+    }
+
+    let results: Vec<(usize, Encrypted)> = futures::stream::iter(files.iter().enumerate())
+        .map(|(i, (rel, src))| {
+            let dek = Arc::clone(&dek);
+            let model_id = model_id.as_str();
+            let progress = opts.progress.clone();
+            async move {
+                let object = format!("data/{i:06}");
+                let e = encrypt_file(store, dek, model_id, rel, src, &object, opts.params, progress).await?;
+                Ok::<_, PackError>((i, e))
+            }
+        })
+        .buffer_unordered(opts.file_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut results: Vec<Option<Encrypted>> = {
+        let mut v: Vec<Option<Encrypted>> = (0..files.len()).map(|_| None).collect();
+        for (i, e) in results {
+            if let Some(slot) = v.get_mut(i) {
+                *slot = Some(e);
+            }
+        }
+        v
+    };
+
+    let mut resources = Vec::with_capacity(files.len());
+    let mut enc_files = Vec::with_capacity(files.len());
+    let mut subject = Sha256::new();
+    let (mut pt_total, mut ct_total) = (0u64, 0u64);
+    for (i, (rel, _)) in files.iter().enumerate() {
+        let e = results
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or(PackError::Internal { what: "missing file result" })?;
+        if opts.params.ciphertext_len(e.pt_len) != Some(e.ct_len) {
+            return Err(PackError::Internal { what: "ciphertext length mismatch" });
+        }
+        subject.update(&e.pt_sha);
+        pt_total += e.pt_len;
+        ct_total += e.ct_len;
+        resources.push(Resource {
+            name: rel.clone(),
+            digest: hex::encode(e.pt_sha),
+            algorithm: "sha256".into(),
+        });
+        enc_files.push(EncryptedFile {
+            path: rel.clone(),
+            object: format!("data/{i:06}"),
+            plaintext_size: e.pt_len,
+            ciphertext_size: e.ct_len,
+            ciphertext_sha256: hex::encode(e.ct_sha),
+        });
+    }
+    let statement = Statement {
+        type_: IN_TOTO_STATEMENT_TYPE.into(),
+        subject: vec![Subject {
+            name: model_name.clone(),
+            digest: SubjectDigest {
+                sha256: hex::encode(subject.finish()),
+            },
+        }],
+        predicate_type: MODEL_SIGNING_PREDICATE_TYPE.into(),
+        predicate: Predicate {
+            resources,
+            serialization: Serialization {
+                hash_type: "sha256".into(),
+                ignore_paths: DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect(),
+                method: "files".into(),
+                allow_symlinks: false,
+            },
+            encryption: Some(EncryptionSection {
+                format: ENCRYPTION_FORMAT.into(),
+                model_id: model_id.clone(),
+                aead: Aead {
+                    scheme: Aead::SCHEME.into(),
+                    hkdf_hash: "SHA256".into(),
+                    derived_key_size: 32,
+                    ciphertext_segment_size: opts.params.segment_size(),
+                },
+                dek_commitment: hex::encode(dek_commitment(&dek, &model_id)),
+                files: enc_files,
+            }),
+        },
+    };
+    let manifest = sign_statement(&statement, signer)?;
+
+    let mut keys = KeysFile::new(&model_id);
+    let ctx = WrapContext::new(&model_id);
+    for r in recipients {
+        let wrapped = r.wrap_dek(&dek, &ctx).await?;
+        if keys.recipients.iter().any(|e| r.recipient().matches(e)) {
+            return Err(PackError::RecipientExists {
+                recipient: r.recipient().to_string(),
+            });
+        }
+        keys.recipients.push(RecipientEntry {
+            provider: r.recipient().provider().into(),
+            key_ref: r.recipient().key_ref().into(),
+            wrapped_dek: base64::engine::general_purpose::STANDARD.encode(wrapped),
+        });
+    }
+    store.put(KEYS_OBJECT, Bytes::from(keys.to_bytes())).await?;
+    let digest = hex::encode(crate::crypto::sha256(&manifest));
+    store.put(MANIFEST_OBJECT, Bytes::from(manifest)).await?;
+    if let Some(p) = &opts.progress {
+        p.finish();
+    }
+    tracing::info!(model_id = %model_id, files = files.len(), bytes = pt_total, manifest_sha256 = %digest, "package written");
+    Ok(PackReport {
+        model_id,
+        model_name,
+        files: files.len(),
+        plaintext_bytes: pt_total,
+        ciphertext_bytes: ct_total,
+        manifest_digest: digest,
+        recipients: recipients.iter().map(|r| r.recipient().to_string()).collect(),
+        signer: signer.verifying_key().hint(),
+    })
+}

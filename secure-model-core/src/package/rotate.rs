@@ -1,0 +1,111 @@
+//! `rewrap`: add or remove recipients by rewriting only the keys file.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use super::PackError;
+use crate::crypto::check_dek_commitment;
+use crate::format::{KeysFile, Limits, RecipientEntry, KEYS_OBJECT, MANIFEST_OBJECT};
+use crate::keys::{KeyProvider, Recipient, WrapContext};
+use crate::storage::StorageBackend;
+use crate::verify::{parse_unverified, verify_manifest, TrustedKeys};
+
+/// What `rewrap` changed.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct RewrapReport {
+    /// Package id.
+    pub model_id: String,
+    /// Recipients added.
+    pub added: Vec<String>,
+    /// Recipients removed.
+    pub removed: Vec<String>,
+    /// Recipients now in the keys file.
+    pub recipients: Vec<String>,
+    /// Whether the manifest signature was verified first.
+    pub manifest_verified: bool,
+}
+
+/// Unwraps the DEK with `current`, checks it against the manifest's DEK commitment, wraps it
+/// for each of `add`, drops each of `remove`, and rewrites `keys.json` (one atomic put). The
+/// manifest and ciphertext objects are not touched. With `trusted`, the manifest signature is
+/// verified first.
+pub async fn rewrap(
+    store: &dyn StorageBackend,
+    current: &dyn KeyProvider,
+    add: &[Arc<dyn KeyProvider>],
+    remove: &[Recipient],
+    trusted: Option<&TrustedKeys>,
+) -> Result<RewrapReport, PackError> {
+    let limits = Limits::default();
+    let bytes = store.get(MANIFEST_OBJECT, limits.max_manifest_bytes).await?;
+    let (model_id, commitment, verified) = match trusted {
+        Some(t) => {
+            let m = verify_manifest(&bytes, t, &limits, None)?;
+            (m.model_id().to_string(), *m.dek_commitment(), true)
+        }
+        None => {
+            tracing::warn!("rewrap without a trusted key: the manifest signature is not checked");
+            let m = parse_unverified(&bytes, &limits)?;
+            (m.model_id().to_string(), *m.dek_commitment(), false)
+        }
+    };
+    let kbytes = store.get(KEYS_OBJECT, limits.max_keys_file_bytes).await?;
+    let mut keys = KeysFile::parse(&kbytes, &limits)?;
+    if keys.model_id != model_id {
+        return Err(PackError::ModelIdMismatch {
+            keys_file: keys.model_id,
+            manifest: model_id,
+        });
+    }
+    let entry = keys
+        .recipients
+        .iter()
+        .find(|e| current.recipient().matches(e))
+        .ok_or_else(|| PackError::RecipientNotFound {
+            recipient: current.recipient().to_string(),
+        })?;
+    let ctx = WrapContext::new(&model_id);
+    let dek = current.unwrap_dek(&entry.wrapped_bytes(&limits)?, &ctx).await?;
+    check_dek_commitment(&dek, &model_id, &commitment)
+        .map_err(|_| PackError::Verify(crate::verify::VerifyError::DekCommitmentMismatch))?;
+
+    let mut added = Vec::new();
+    for r in add {
+        if keys.recipients.iter().any(|e| r.recipient().matches(e)) {
+            return Err(PackError::RecipientExists {
+                recipient: r.recipient().to_string(),
+            });
+        }
+        let wrapped = r.wrap_dek(&dek, &ctx).await?;
+        keys.recipients.push(RecipientEntry {
+            provider: r.recipient().provider().into(),
+            key_ref: r.recipient().key_ref().into(),
+            wrapped_dek: base64::engine::general_purpose::STANDARD.encode(wrapped),
+        });
+        added.push(r.recipient().to_string());
+    }
+    let mut removed = Vec::new();
+    for r in remove {
+        let before = keys.recipients.len();
+        keys.recipients.retain(|e| !r.matches(e));
+        if keys.recipients.len() == before {
+            return Err(PackError::RecipientNotFound { recipient: r.to_string() });
+        }
+        removed.push(r.to_string());
+    }
+    if keys.recipients.is_empty() {
+        return Err(PackError::LastRecipient);
+    }
+    store.put(KEYS_OBJECT, Bytes::from(keys.to_bytes())).await?;
+    tracing::info!(model_id = %model_id, added = ?added, removed = ?removed, "keys file rewritten");
+    Ok(RewrapReport {
+        model_id,
+        added,
+        removed,
+        recipients: keys.recipients.iter().map(|e| format!("{}:{}", e.provider, e.key_ref)).collect(),
+        manifest_verified: verified,
+    })
+}

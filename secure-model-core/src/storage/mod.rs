@@ -1,0 +1,144 @@
+//! Where package objects live. Owns the [`StorageBackend`] trait, its `object_store`
+//! implementation and package-location URIs. Knows nothing of the format or of keys.
+
+mod location;
+mod object;
+
+use std::fmt::Debug;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use location::{open_location, PackageLocation};
+pub use object::ObjectStoreBackend;
+
+/// Storage errors. Messages name the object and the location, never credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The object does not exist.
+    #[error("object {key} not found in {location}")]
+    NotFound {
+        /// Object key.
+        key: String,
+        /// Location (redacted URI).
+        location: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store refused access.
+    #[error("access to {key} in {location} denied")]
+    PermissionDenied {
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An object is larger than the caller allows.
+    #[error("object {key} in {location} is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// Size reported.
+        size: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// A ranged read returned a different number of bytes than asked for.
+    #[error("object {key} in {location}: short read for range {start}..{end} (got {got} bytes)")]
+    ShortRead {
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// Range start.
+        start: u64,
+        /// Range end.
+        end: u64,
+        /// Bytes returned.
+        got: u64,
+    },
+    /// Any other store failure.
+    #[error("{operation} {key} in {location} failed")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A location URI could not be understood.
+    #[error("invalid package location {uri:?}: {reason}")]
+    InvalidLocation {
+        /// The URI (credentials stripped).
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// The backend cannot do this (for example writing to a read-only HTTPS mirror).
+    #[error("{location} does not support {operation}")]
+    Unsupported {
+        /// Location.
+        location: String,
+        /// Operation.
+        operation: &'static str,
+    },
+}
+
+/// Metadata of a listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectInfo {
+    /// Key relative to the package prefix.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An object being written in parts (multipart upload on object stores).
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: Bytes) -> Result<(), StorageError>;
+    /// Completes the object; it becomes visible only now.
+    async fn finish(self: Box<Self>) -> Result<(), StorageError>;
+    /// Abandons the object; nothing becomes visible.
+    async fn abort(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+/// A package location: a prefix in some object store. Keys are relative to the prefix.
+/// Object-safe; convenience lives in free functions of the loader.
+#[async_trait]
+pub trait StorageBackend: Send + Sync + Debug + 'static {
+    /// Human-readable location (no credentials), used in messages.
+    fn location(&self) -> &str;
+
+    /// Size of an object.
+    async fn head(&self, key: &str) -> Result<u64, StorageError>;
+
+    /// A whole object, refused with [`StorageError::TooLarge`] when over `max_len` bytes.
+    async fn get(&self, key: &str, max_len: u64) -> Result<Bytes, StorageError>;
+
+    /// Bytes `range` of an object; exactly `range.end - range.start` bytes or an error.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError>;
+
+    /// Writes a whole object (atomically replaces an existing one).
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
+
+    /// Starts a streamed (multipart) write.
+    async fn put_multipart(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError>;
+
+    /// Objects under `prefix` (relative to the package prefix).
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
+}

@@ -1,0 +1,201 @@
+//! [`StorageBackend`] over any `object_store::ObjectStore`.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use super::{ObjectInfo, ObjectWriter, StorageBackend, StorageError};
+
+/// A package prefix inside an `object_store` store.
+#[derive(Debug, Clone)]
+pub struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    prefix: StorePath,
+    location: String,
+}
+
+impl ObjectStoreBackend {
+    /// A backend for `prefix` in `store`; `location` is what messages show (no credentials).
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: StorePath, location: impl Into<String>) -> Self {
+        Self {
+            store,
+            prefix,
+            location: location.into(),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<StorePath, StorageError> {
+        let mut p = self.prefix.clone();
+        for part in key.split('/') {
+            let part = object_store::path::PathPart::parse(part).map_err(|_| StorageError::InvalidLocation {
+                uri: format!("{}/{}", self.location, key),
+                reason: "object key component is not valid".into(),
+            })?;
+            p = p.join(part);
+        }
+        Ok(p)
+    }
+
+    fn map_err(&self, operation: &'static str, key: &str, e: object_store::Error) -> StorageError {
+        let key = key.to_string();
+        let location = self.location.clone();
+        match e {
+            object_store::Error::NotFound { source, .. } => StorageError::NotFound { key, location, source },
+            object_store::Error::PermissionDenied { source, .. }
+            | object_store::Error::Unauthenticated { source, .. } => StorageError::PermissionDenied { key, location, source },
+            other => StorageError::Backend {
+                operation,
+                key,
+                location,
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl StorageBackend for ObjectStoreBackend {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    async fn head(&self, key: &str) -> Result<u64, StorageError> {
+        let p = self.path(key)?;
+        let meta = self.store.head(&p).await.map_err(|e| self.map_err("head", key, e))?;
+        Ok(meta.size)
+    }
+
+    async fn get(&self, key: &str, max_len: u64) -> Result<Bytes, StorageError> {
+        let p = self.path(key)?;
+        let res = self.store.get(&p).await.map_err(|e| self.map_err("get", key, e))?;
+        let size = res.meta.size;
+        let too_large = |size| StorageError::TooLarge {
+            key: key.to_string(),
+            location: self.location.clone(),
+            size,
+            limit: max_len,
+        };
+        if size > max_len {
+            return Err(too_large(size));
+        }
+        let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut stream = res.into_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(|e| self.map_err("get", key, e))? {
+            if (buf.len() + chunk.len()) as u64 > max_len {
+                return Err(too_large((buf.len() + chunk.len()) as u64));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
+        let p = self.path(key)?;
+        let want = range.end.saturating_sub(range.start);
+        if want == 0 {
+            return Ok(Bytes::new());
+        }
+        let b = self
+            .store
+            .get_range(&p, range.clone())
+            .await
+            .map_err(|e| self.map_err("get range of", key, e))?;
+        if b.len() as u64 != want {
+            return Err(StorageError::ShortRead {
+                key: key.to_string(),
+                location: self.location.clone(),
+                start: range.start,
+                end: range.end,
+                got: b.len() as u64,
+            });
+        }
+        Ok(b)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let p = self.path(key)?;
+        self.store
+            .put(&p, PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| self.map_err("put", key, e))?;
+        Ok(())
+    }
+
+    async fn put_multipart(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let p = self.path(key)?;
+        let upload = self
+            .store
+            .put_multipart(&p)
+            .await
+            .map_err(|e| self.map_err("start upload of", key, e))?;
+        Ok(Box::new(MultipartWriter {
+            inner: Some(WriteMultipart::new_with_chunk_size(upload, 16 << 20)),
+            key: key.to_string(),
+            backend: self.clone(),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        let base = if prefix.is_empty() { self.prefix.clone() } else { self.path(prefix.trim_end_matches('/'))? };
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(|e| self.map_err("list", prefix, e))?;
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            let rel = m
+                .location
+                .prefix_match(&self.prefix)
+                .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+                .unwrap_or_else(|| m.location.to_string());
+            out.push(ObjectInfo { key: rel, size: m.size });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+struct MultipartWriter {
+    inner: Option<WriteMultipart>,
+    key: String,
+    backend: ObjectStoreBackend,
+}
+
+#[async_trait]
+impl ObjectWriter for MultipartWriter {
+    async fn write(&mut self, data: Bytes) -> Result<(), StorageError> {
+        let w = self.inner.as_mut().ok_or_else(|| StorageError::Unsupported {
+            location: self.backend.location.clone(),
+            operation: "write after finish",
+        })?;
+        // Bounds in-flight parts so a fast producer cannot queue the whole model in memory.
+        w.wait_for_capacity(4)
+            .await
+            .map_err(|e| self.backend.map_err("upload", &self.key, e))?;
+        w.write(&data);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), StorageError> {
+        let w = self.inner.take().ok_or_else(|| StorageError::Unsupported {
+            location: self.backend.location.clone(),
+            operation: "finish twice",
+        })?;
+        w.finish().await.map_err(|e| self.backend.map_err("complete upload of", &self.key, e))?;
+        Ok(())
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
+        if let Some(w) = self.inner.take() {
+            w.abort().await.map_err(|e| self.backend.map_err("abort upload of", &self.key, e))?;
+        }
+        Ok(())
+    }
+}
