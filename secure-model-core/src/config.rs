@@ -1,0 +1,62 @@
+//! Operator configuration shared by the binaries: reading trusted public keys and key
+//! specifications, parsing digest pins. Reads only the files it is pointed at.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::keys::{provider_from_spec, KeyProvider};
+use crate::verify::{TrustedKeys, VerifyError};
+
+/// Reads trusted public keys from PEM files (each may hold several `PUBLIC KEY` blocks).
+///
+/// # Errors
+/// [`VerifyError::InvalidKey`] naming the file when it cannot be read or parsed, and
+/// [`VerifyError::NoTrustedKeys`] when `paths` is empty.
+pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, crate::Error> {
+    let mut keys = TrustedKeys::new();
+    for p in paths {
+        let p = p.as_ref();
+        let text = std::fs::read_to_string(p).map_err(|source| crate::keys::KeyError::ReadKeyFile {
+            path: p.display().to_string(),
+            source,
+        })?;
+        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| crate::keys::KeyError::InvalidSpec {
+            spec: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        for k in set.keys() {
+            keys.push(k.clone());
+        }
+    }
+    if keys.is_empty() {
+        return Err(VerifyError::NoTrustedKeys.into());
+    }
+    Ok(keys)
+}
+
+/// Builds key providers from specifications such as `local:/path/kek.bin`.
+pub fn load_key_providers<S: AsRef<str>>(specs: &[S]) -> Result<Vec<Arc<dyn KeyProvider>>, crate::Error> {
+    specs
+        .iter()
+        .map(|s| provider_from_spec(s.as_ref()).map_err(crate::Error::from))
+        .collect()
+}
+
+/// Parses a manifest digest pin: 64 hex characters, optionally prefixed `sha256:`.
+pub fn parse_digest_pin(text: &str) -> Result<[u8; 32], crate::Error> {
+    let t = text.trim();
+    let t = t.strip_prefix("sha256:").unwrap_or(t);
+    let mut out = [0u8; 32];
+    if t.len() != 64 {
+        return Err(crate::keys::KeyError::InvalidSpec {
+            spec: text.into(),
+            reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)".into(),
+        }
+        .into());
+    }
+    hex::decode_to_slice(t.to_ascii_lowercase(), &mut out).map_err(|_| crate::keys::KeyError::InvalidSpec {
+        spec: text.into(),
+        reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)".into(),
+    })?;
+    Ok(out)
+}
