@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs the Python tools the interop tests need (a venv under
+# target/), then format, lints, docs and every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python interop environment" >&2
+SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
+export SECURE_MODEL_PYTHON
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+echo "== cargo doc" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+echo "== cargo test" >&2
+cargo test --workspace --all-features
