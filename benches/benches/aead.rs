@@ -1,11 +1,19 @@
 //! Segment encryption/decryption throughput next to raw `ring` AES-256-GCM on the same
 //! buffers, printed as ratios (baseline measured in the same run). Run: `benches/run.sh`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "benchmark harness: a failed setup should abort the run"
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use secure_model_core::crypto::streaming::{encrypt_all, Header, SegmentCipher, StreamEncryptor, StreamParams};
+use secure_model_core::crypto::streaming::{
+    encrypt_all, Header, SegmentCipher, StreamEncryptor, StreamParams,
+};
 use secure_model_core::crypto::{DataKey, Sha256};
 
 const MIB: usize = 1 << 20;
@@ -48,7 +56,10 @@ fn main() {
         for (i, c) in buf.chunks_mut(chunk).enumerate() {
             let mut n = [0u8; 12];
             n[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            black_box(raw.seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::empty(), c).unwrap());
+            let _tag = black_box(
+                raw.seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::empty(), c)
+                    .unwrap(),
+            );
         }
     });
     let sealed: Vec<(Vec<u8>, usize)> = plain
@@ -58,7 +69,8 @@ fn main() {
             let mut n = [0u8; 12];
             n[..8].copy_from_slice(&(i as u64).to_be_bytes());
             let mut v = c.to_vec();
-            raw.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::empty(), &mut v).unwrap();
+            raw.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::empty(), &mut v)
+                .unwrap();
             (v, i)
         })
         .collect();
@@ -68,13 +80,17 @@ fn main() {
             w.copy_from_slice(v);
             let mut n = [0u8; 12];
             n[..8].copy_from_slice(&(*i as u64).to_be_bytes());
-            black_box(raw.open_in_place(Nonce::assume_unique_for_key(n), Aad::empty(), w).unwrap());
+            black_box(
+                raw.open_in_place(Nonce::assume_unique_for_key(n), Aad::empty(), w)
+                    .unwrap(),
+            );
         }
     });
 
     // Ours: the streaming encryptor (includes buffering and output copy), and random-access
     // open of 8-segment ranges in place (what the loader does per ranged GET).
-    let mut out: Vec<u8> = Vec::with_capacity(params.ciphertext_len(TOTAL as u64).unwrap() as usize);
+    let mut out: Vec<u8> =
+        Vec::with_capacity(params.ciphertext_len(TOTAL as u64).unwrap() as usize);
     let ours_seal = time(|| {
         out.clear();
         let mut enc = StreamEncryptor::new(&key, b"bench", params, &mut out).unwrap();
@@ -106,11 +122,40 @@ fn main() {
         black_box(h.finish());
     });
 
-    println!("buffer {} MiB, segment {} KiB, median of {ROUNDS} rounds (single core)", TOTAL / MIB, seg / 1024);
+    println!(
+        "buffer {} MiB, segment {} KiB, median of {ROUNDS} rounds (single core)",
+        TOTAL / MIB,
+        seg / 1024
+    );
     println!("{:<44} {:>10} {:>8}", "operation", "MiB/s", "ratio");
-    println!("{:<44} {:>10.0} {:>8}", "ring AES-256-GCM seal (baseline)", rate(raw_seal), "1.00");
-    println!("{:<44} {:>10.0} {:>8.2}", "secure-model StreamEncryptor (4 MiB writes)", rate(ours_seal), rate(ours_seal) / rate(raw_seal));
-    println!("{:<44} {:>10.0} {:>8}", "ring AES-256-GCM open (baseline)", rate(raw_open), "1.00");
-    println!("{:<44} {:>10.0} {:>8.2}", "secure-model open_segments (8 MiB ranges)", rate(ours_open), rate(ours_open) / rate(raw_open));
-    println!("{:<44} {:>10.0} {:>8.2}", "SHA-256 (plaintext digest, for context)", rate(sha), rate(sha) / rate(raw_open));
+    println!(
+        "{:<44} {:>10.0} {:>8}",
+        "ring AES-256-GCM seal (baseline)",
+        rate(raw_seal),
+        "1.00"
+    );
+    println!(
+        "{:<44} {:>10.0} {:>8.2}",
+        "secure-model StreamEncryptor (4 MiB writes)",
+        rate(ours_seal),
+        rate(ours_seal) / rate(raw_seal)
+    );
+    println!(
+        "{:<44} {:>10.0} {:>8}",
+        "ring AES-256-GCM open (baseline)",
+        rate(raw_open),
+        "1.00"
+    );
+    println!(
+        "{:<44} {:>10.0} {:>8.2}",
+        "secure-model open_segments (8 MiB ranges)",
+        rate(ours_open),
+        rate(ours_open) / rate(raw_open)
+    );
+    println!(
+        "{:<44} {:>10.0} {:>8.2}",
+        "SHA-256 (plaintext digest, for context)",
+        rate(sha),
+        rate(sha) / rate(raw_open)
+    );
 }

@@ -22,7 +22,8 @@ use crate::{Failure, Output};
 type Res = Result<(), Failure>;
 
 fn print_json<T: serde::Serialize>(v: &T) -> Res {
-    let s = serde_json::to_string_pretty(v).map_err(|e| Failure::internal(format!("cannot serialise output: {e}")))?;
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| Failure::internal(format!("cannot serialise output: {e}")))?;
     println!("{s}");
     Ok(())
 }
@@ -33,7 +34,12 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Res {
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| Failure::config(format!("cannot create {} (refusing to overwrite existing files): {e}", path.display())))?;
+        .map_err(|e| {
+            Failure::config(format!(
+                "cannot create {} (refusing to overwrite existing files): {e}",
+                path.display()
+            ))
+        })?;
     f.write_all(data)
         .and_then(|_| f.sync_all())
         .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
@@ -62,7 +68,8 @@ struct KeygenReport {
 }
 
 fn keygen_into(dir: &Path) -> Result<KeygenReport, Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::config(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::config(format!("cannot create {}: {e}", dir.display())))?;
     let kek = Kek::generate().map_err(|e| Failure::internal(e.to_string()))?;
     let (sk, pem) = SigningKey::generate()?;
     let vk = sk.verifying_key();
@@ -71,13 +78,18 @@ fn keygen_into(dir: &Path) -> Result<KeygenReport, Failure> {
     let pk_path = dir.join("signing-key.pub.pem");
     for p in [&kek_path, &sk_path, &pk_path] {
         if p.exists() {
-            return Err(Failure::config(format!("{} already exists; refusing to overwrite a key", p.display())));
+            return Err(Failure::config(format!(
+                "{} already exists; refusing to overwrite a key",
+                p.display()
+            )));
         }
     }
     write_new(&kek_path, kek.expose_secret(), 0o600)?;
     write_new(&sk_path, pem.as_bytes(), 0o600)?;
     write_new(&pk_path, vk.to_pem().as_bytes(), 0o644)?;
-    let recipient = secure_model_core::keys::LocalKeyProvider::new(kek).recipient().to_string();
+    let recipient = secure_model_core::keys::LocalKeyProvider::new(kek)
+        .recipient()
+        .to_string();
     Ok(KeygenReport {
         kek: kek_path,
         kek_recipient: recipient,
@@ -92,9 +104,20 @@ pub(crate) fn keygen(a: KeygenArgs) -> Res {
     if a.output.json {
         return print_json(&r);
     }
-    println!("wrote {} (local KEK, recipient {}, mode 0600)", r.kek.display(), r.kek_recipient);
-    println!("wrote {} (ECDSA P-256 PKCS#8 signing key, mode 0600)", r.signing_key.display());
-    println!("wrote {} (public key, hint {})", r.public_key.display(), r.public_key_hint);
+    println!(
+        "wrote {} (local KEK, recipient {}, mode 0600)",
+        r.kek.display(),
+        r.kek_recipient
+    );
+    println!(
+        "wrote {} (ECDSA P-256 PKCS#8 signing key, mode 0600)",
+        r.signing_key.display()
+    );
+    println!(
+        "wrote {} (public key, hint {})",
+        r.public_key.display(),
+        r.public_key_hint
+    );
     Ok(())
 }
 
@@ -125,22 +148,29 @@ pub(crate) struct PackArgs {
 }
 
 fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| Failure::config(format!("cannot read signing key {}: {e}", path.display())))?,
-    );
-    SigningKey::from_pem(&text).map_err(|e| Failure::config(format!("signing key {}: {e}", path.display())))
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Failure::config(format!("cannot read signing key {}: {e}", path.display()))
+    })?);
+    SigningKey::from_pem(&text)
+        .map_err(|e| Failure::config(format!("signing key {}: {e}", path.display())))
 }
 
 pub(crate) async fn pack(a: PackArgs) -> Res {
     let signer = read_signing_key(&a.signing_key)?;
     let recipients = load_key_providers(&a.recipients)?;
-    let params = StreamParams::new(a.segment_size).map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
+    let params = StreamParams::new(a.segment_size)
+        .map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
     let store = open_location(&a.dest, true)?;
     if store.head(MANIFEST_OBJECT).await.is_ok() {
-        return Err(Failure::config(format!("{} already holds a package; choose an empty destination", a.dest)));
+        return Err(Failure::config(format!(
+            "{} already holds a package; choose an empty destination",
+            a.dest
+        )));
     }
     let bar: Arc<dyn Progress> = Arc::new(Bar::new("packing", a.output.json));
-    let mut opts = PackOptions::default().with_params(params).with_progress(bar);
+    let mut opts = PackOptions::default()
+        .with_params(params)
+        .with_progress(bar);
     if let Some(n) = a.name {
         opts = opts.with_model_name(n);
     }
@@ -156,7 +186,10 @@ pub(crate) async fn pack(a: PackArgs) -> Res {
         store.location()
     );
     println!("model_id        {}", r.model_id);
-    println!("manifest sha256 {}  (pin it with --manifest-digest to refuse rollbacks)", r.manifest_digest);
+    println!(
+        "manifest sha256 {}  (pin it with --manifest-digest to refuse rollbacks)",
+        r.manifest_digest
+    );
     for rc in &r.recipients {
         println!("recipient       {rc}");
     }
@@ -171,7 +204,12 @@ pub(crate) struct VerifyArgs {
     /// Package location (directory or `file://` URI).
     pkg: String,
     /// Trusted signer public key (SPKI PEM). Repeat for several.
-    #[arg(long = "trusted-key", required = true, env = "SECURE_MODEL_TRUSTED_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-key",
+        required = true,
+        env = "SECURE_MODEL_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
     trusted_keys: Vec<PathBuf>,
     /// Also decrypt with this key (`TYPE:ARG`) and check every plaintext SHA-256 (nothing is
     /// written).
@@ -200,10 +238,19 @@ pub(crate) async fn verify(a: VerifyArgs) -> Res {
     if a.output.json {
         return print_json(&r);
     }
-    println!("OK: signature by trusted key {} over model {:?} ({})", r.signer, r.model_name, r.model_id);
-    println!("OK: {} ciphertext objects match their signed sizes and SHA-256", r.files);
+    println!(
+        "OK: signature by trusted key {} over model {:?} ({})",
+        r.signer, r.model_name, r.model_id
+    );
+    println!(
+        "OK: {} ciphertext objects match their signed sizes and SHA-256",
+        r.files
+    );
     match &r.decrypted_with {
-        Some(rc) => println!("OK: decrypted with {rc}; {} plaintext bytes match their signed SHA-256", r.plaintext_bytes),
+        Some(rc) => println!(
+            "OK: decrypted with {rc}; {} plaintext bytes match their signed SHA-256",
+            r.plaintext_bytes
+        ),
         None => println!("(no --key given: plaintext not checked)"),
     }
     Ok(())
@@ -247,7 +294,9 @@ struct InspectReport {
 pub(crate) async fn inspect(a: InspectArgs) -> Res {
     let store = open_location(&a.pkg, false)?;
     let limits = Limits::default();
-    let bytes = store.get(MANIFEST_OBJECT, limits.max_manifest_bytes).await?;
+    let bytes = store
+        .get(MANIFEST_OBJECT, limits.max_manifest_bytes)
+        .await?;
     let m = parse_unverified(&bytes, &limits)?;
     let keys = store.get(KEYS_OBJECT, limits.max_keys_file_bytes).await?;
     let kf = KeysFile::parse(&keys, &limits)?;
@@ -270,7 +319,11 @@ pub(crate) async fn inspect(a: InspectArgs) -> Res {
                 plaintext_sha256: hex::encode(f.plaintext_sha256()),
             })
             .collect(),
-        recipients: kf.recipients.iter().map(|e| format!("{}:{}", e.provider, e.key_ref)).collect(),
+        recipients: kf
+            .recipients
+            .iter()
+            .map(|e| format!("{}:{}", e.provider, e.key_ref))
+            .collect(),
         plaintext_bytes: m.total_plaintext(),
         ciphertext_bytes: m.total_ciphertext(),
     };
@@ -281,9 +334,17 @@ pub(crate) async fn inspect(a: InspectArgs) -> Res {
     println!("format      {} (segment size {})", r.format, r.segment_size);
     println!("model       {:?}  id {}", r.model_name, r.model_id);
     println!("manifest    sha256 {}", r.manifest_digest);
-    println!("signer hint {}  (NOT verified here; run `secure-model verify`)", r.signer_key_hint);
+    println!(
+        "signer hint {}  (NOT verified here; run `secure-model verify`)",
+        r.signer_key_hint
+    );
     println!("recipients  {}", r.recipients.join(", "));
-    println!("files       {} ({} bytes plaintext, {} bytes ciphertext)", r.files.len(), r.plaintext_bytes, r.ciphertext_bytes);
+    println!(
+        "files       {} ({} bytes plaintext, {} bytes ciphertext)",
+        r.files.len(),
+        r.plaintext_bytes,
+        r.ciphertext_bytes
+    );
     for f in &r.files {
         println!("  {:>12}  {}  {}", f.plaintext_size, f.object, f.path);
     }
@@ -300,10 +361,20 @@ pub(crate) struct PullArgs {
     /// Destination directory (must be tmpfs/ramfs unless --allow-disk-plaintext).
     dest: PathBuf,
     /// Trusted signer public key (SPKI PEM). Repeat for several.
-    #[arg(long = "trusted-key", required = true, env = "SECURE_MODEL_TRUSTED_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-key",
+        required = true,
+        env = "SECURE_MODEL_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
     trusted_keys: Vec<PathBuf>,
     /// Key to unlock with (`TYPE:ARG`, e.g. `local:kek.bin`). Repeat to try several.
-    #[arg(long = "key", required = true, env = "SECURE_MODEL_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "key",
+        required = true,
+        env = "SECURE_MODEL_KEYS",
+        value_delimiter = ','
+    )]
     keys: Vec<String>,
     /// Allow plaintext on a disk-backed destination (unsafe in Kata pods: shared with the host).
     #[arg(long)]
@@ -380,16 +451,29 @@ pub(crate) async fn rewrap(a: RewrapArgs) -> Res {
         match provider_from_spec(spec) {
             Ok(p) => remove.push(p.recipient().clone()),
             Err(_) => {
-                let (p, r) = spec
-                    .split_once(':')
-                    .ok_or_else(|| Failure::config(format!("--remove {spec:?}: expected TYPE:ARG or provider:key_ref")))?;
+                let (p, r) = spec.split_once(':').ok_or_else(|| {
+                    Failure::config(format!(
+                        "--remove {spec:?}: expected TYPE:ARG or provider:key_ref"
+                    ))
+                })?;
                 remove.push(secure_model_core::keys::Recipient::new(p, r));
             }
         }
     }
-    let trusted = if a.trusted_keys.is_empty() { None } else { Some(load_trusted_keys(&a.trusted_keys)?) };
+    let trusted = if a.trusted_keys.is_empty() {
+        None
+    } else {
+        Some(load_trusted_keys(&a.trusted_keys)?)
+    };
     let store = open_location(&a.pkg, false)?;
-    let r = package::rewrap(store.as_ref(), current.as_ref(), &add, &remove, trusted.as_ref()).await?;
+    let r = package::rewrap(
+        store.as_ref(),
+        current.as_ref(),
+        &add,
+        &remove,
+        trusted.as_ref(),
+    )
+    .await?;
     if a.output.json {
         return print_json(&r);
     }
@@ -423,11 +507,13 @@ pub(crate) struct DemoArgs {
 }
 
 fn sha256_file(p: &Path) -> Result<[u8; 32], Failure> {
-    let mut f = std::fs::File::open(p).map_err(|e| Failure::internal(format!("{}: {e}", p.display())))?;
+    let mut f =
+        std::fs::File::open(p).map_err(|e| Failure::internal(format!("{}: {e}", p.display())))?;
     let mut h = secure_model_core::crypto::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Failure::internal(format!("{}: {e}", p.display())))?;
+        let n = std::io::Read::read(&mut f, &mut buf)
+            .map_err(|e| Failure::internal(format!("{}: {e}", p.display())))?;
         if n == 0 {
             break;
         }
@@ -451,19 +537,26 @@ pub(crate) async fn demo(a: DemoArgs) -> Res {
         None => {
             let shm = Path::new("/dev/shm");
             if filesystem_kind(shm).ok() != Some(FsKind::Tmpfs) {
-                return Err(Failure::config("/dev/shm is not a tmpfs here; pass --dest DIR on a memory-backed filesystem"));
+                return Err(Failure::config(
+                    "/dev/shm is not a tmpfs here; pass --dest DIR on a memory-backed filesystem",
+                ));
             }
             tempfile::Builder::new()
                 .prefix("secure-model-demo-")
                 .tempdir_in(shm)
-                .map_err(|e| Failure::internal(format!("cannot create a directory in /dev/shm: {e}")))?
+                .map_err(|e| {
+                    Failure::internal(format!("cannot create a directory in /dev/shm: {e}"))
+                })?
                 .keep()
                 .join("model")
         }
     };
     println!("1. keygen   -> {}", work.join("keys").display());
     let k = keygen_into(&work.join("keys"))?;
-    println!("   KEK recipient {}; signer hint {}", k.kek_recipient, k.public_key_hint);
+    println!(
+        "   KEK recipient {}; signer hint {}",
+        k.kek_recipient, k.public_key_hint
+    );
 
     let pkg = work.join("package");
     println!("2. pack     {} -> {}", a.model.display(), pkg.display());
@@ -471,41 +564,80 @@ pub(crate) async fn demo(a: DemoArgs) -> Res {
     let spec = format!("local:{}", k.kek.display());
     let recipients = load_key_providers(&[spec.as_str()])?;
     let store = open_location(pkg.to_str().unwrap_or_default(), true)?;
-    let r = package::pack(&a.model, store.as_ref(), &signer, &recipients, &PackOptions::default()).await?;
-    println!("   {} files, {} bytes, model_id {}, manifest sha256 {}", r.files, r.plaintext_bytes, r.model_id, r.manifest_digest);
+    let r = package::pack(
+        &a.model,
+        store.as_ref(),
+        &signer,
+        &recipients,
+        &PackOptions::default(),
+    )
+    .await?;
+    println!(
+        "   {} files, {} bytes, model_id {}, manifest sha256 {}",
+        r.files, r.plaintext_bytes, r.model_id, r.manifest_digest
+    );
 
     println!("3. verify   signature + ciphertext digests (no key)");
     let trusted = load_trusted_keys(&[&k.public_key])?;
-    let v = Loader::new(trusted.clone(), Vec::new()).verify_package(Arc::clone(&store), false).await?;
+    let v = Loader::new(trusted.clone(), Vec::new())
+        .verify_package(Arc::clone(&store), false)
+        .await?;
     println!("   OK, signed by trusted key {}", v.signer);
 
     println!("4. pull     -> {} (memory-backed)", dest.display());
-    let loader = Loader::new(trusted, recipients).with_options(LoadOptions::default().allow_disk_plaintext(a_dest_is_disk(&dest)));
+    let loader = Loader::new(trusted, recipients)
+        .with_options(LoadOptions::default().allow_disk_plaintext(a_dest_is_disk(&dest)));
     let p = loader.pull(store, &dest).await?;
-    println!("   {} files, {} bytes in {:.3}s on {:?}", p.files, p.plaintext_bytes, p.seconds, p.destination_fs);
+    println!(
+        "   {} files, {} bytes in {:.3}s on {:?}",
+        p.files, p.plaintext_bytes, p.seconds, p.destination_fs
+    );
 
     println!("5. compare  pulled files with {}", a.model.display());
     let files = package::scan_model_dir(&a.model)?;
     for (rel, src) in &files {
         if sha256_file(src)? != sha256_file(&dest.join(rel))? {
-            return Err(Failure::internal(format!("{rel} differs after the round trip")));
+            return Err(Failure::internal(format!(
+                "{rel} differs after the round trip"
+            )));
         }
     }
     println!("   all {} files identical", files.len());
     println!();
-    println!("done. keys and package: {}  plaintext: {}", work.display(), dest.display());
+    println!(
+        "done. keys and package: {}  plaintext: {}",
+        work.display(),
+        dest.display()
+    );
     println!("try:  secure-model inspect {}", pkg.display());
-    println!("      secure-model verify {} --trusted-key {} --key {spec}", pkg.display(), k.public_key.display());
-    let plain_root = if user_dest { dest.as_path() } else { dest.parent().unwrap_or(&dest) };
-    println!("clean up with: rm -rf {} {}", work.display(), plain_root.display());
+    println!(
+        "      secure-model verify {} --trusted-key {} --key {spec}",
+        pkg.display(),
+        k.public_key.display()
+    );
+    let plain_root = if user_dest {
+        dest.as_path()
+    } else {
+        dest.parent().unwrap_or(&dest)
+    };
+    println!(
+        "clean up with: rm -rf {} {}",
+        work.display(),
+        plain_root.display()
+    );
     Ok(())
 }
 
 /// The demo allows disk plaintext only when the user chose a --dest that is not memory-backed;
 /// it says so loudly.
 fn a_dest_is_disk(dest: &Path) -> bool {
-    let probe = dest.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
-    let disk = filesystem_kind(probe).map(|k| k == FsKind::Other).unwrap_or(false);
+    let probe = dest
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    let disk = filesystem_kind(probe)
+        .map(|k| k == FsKind::Other)
+        .unwrap_or(false);
     if disk {
         eprintln!("warning: {} is not memory-backed; the demo writes plaintext there because you chose it", dest.display());
     }

@@ -9,8 +9,17 @@ pub(crate) struct Bar(ProgressBar);
 
 impl Bar {
     pub(crate) fn new(message: &'static str, hidden: bool) -> Self {
-        let pb = ProgressBar::with_draw_target(Some(0), if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-        if let Ok(style) = ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+        let pb = ProgressBar::with_draw_target(
+            Some(0),
+            if hidden {
+                ProgressDrawTarget::hidden()
+            } else {
+                ProgressDrawTarget::stderr()
+            },
+        );
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
             pb.set_style(style.progress_chars("=> "));
         }
         pb.set_message(message);

@@ -1,4 +1,11 @@
 //! End-to-end tests of the `secure-model` binary: outputs, file modes, exit codes, rotation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -6,7 +13,8 @@ use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
-    c.env_remove("SECURE_MODEL_TRUSTED_KEYS").env_remove("SECURE_MODEL_KEYS");
+    c.env_remove("SECURE_MODEL_TRUSTED_KEYS")
+        .env_remove("SECURE_MODEL_KEYS");
     c
 }
 
@@ -20,7 +28,11 @@ fn run(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> String {
     let o = run(args);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
@@ -36,7 +48,11 @@ impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         ok(&["keygen", "--out", dir.path().join("keys").to_str().unwrap()]);
-        ok(&["keygen", "--out", dir.path().join("keys2").to_str().unwrap()]);
+        ok(&[
+            "keygen",
+            "--out",
+            dir.path().join("keys2").to_str().unwrap(),
+        ]);
         Self { dir }
     }
     fn p(&self, rel: &str) -> String {
@@ -44,7 +60,15 @@ impl Env {
     }
     fn pack(&self) -> String {
         let pkg = self.p("pkg");
-        ok(&["pack", model().to_str().unwrap(), &pkg, "--signing-key", &self.p("keys/signing-key.pem"), "--recipient", &format!("local:{}", self.p("keys/kek.bin"))]);
+        ok(&[
+            "pack",
+            model().to_str().unwrap(),
+            &pkg,
+            "--signing-key",
+            &self.p("keys/signing-key.pem"),
+            "--recipient",
+            &format!("local:{}", self.p("keys/kek.bin")),
+        ]);
         pkg
     }
 }
@@ -61,7 +85,10 @@ fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             } else {
-                out.push((e.path().strip_prefix(dir).unwrap().display().to_string(), std::fs::read(e.path()).unwrap()));
+                out.push((
+                    e.path().strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                ));
             }
         }
     }
@@ -72,8 +99,16 @@ fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn keygen_modes_and_no_overwrite() {
     let e = Env::new();
-    for (f, mode) in [("kek.bin", 0o600), ("signing-key.pem", 0o600), ("signing-key.pub.pem", 0o644)] {
-        let m = std::fs::metadata(e.dir.path().join("keys").join(f)).unwrap().permissions().mode() & 0o777;
+    for (f, mode) in [
+        ("kek.bin", 0o600),
+        ("signing-key.pem", 0o600),
+        ("signing-key.pub.pem", 0o644),
+    ] {
+        let m = std::fs::metadata(e.dir.path().join("keys").join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(m & !0o022, mode & !0o022, "{f}: {m:o}");
         if mode == 0o600 {
             assert_eq!(m, 0o600, "{f}");
@@ -91,15 +126,44 @@ fn pack_inspect_verify_pull_roundtrip_with_json() {
     assert_eq!(v["files"].as_array().unwrap().len(), 8);
     assert_eq!(v["signature_verified"], false);
     assert_eq!(v["recipients"].as_array().unwrap().len(), 1);
-    let v: serde_json::Value = serde_json::from_str(&ok(&["verify", &pkg, "--trusted-key", &e.p("keys/signing-key.pub.pem"), "--json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "verify",
+        &pkg,
+        "--trusted-key",
+        &e.p("keys/signing-key.pub.pem"),
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(v["ciphertext_checked"], true);
     assert!(v["decrypted_with"].is_null());
     let kek = format!("local:{}", e.p("keys/kek.bin"));
-    let v: serde_json::Value = serde_json::from_str(&ok(&["verify", &pkg, "--trusted-key", &e.p("keys/signing-key.pub.pem"), "--key", &kek, "--json"])).unwrap();
-    assert!(v["decrypted_with"].as_str().unwrap().starts_with("local:sha256:"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "verify",
+        &pkg,
+        "--trusted-key",
+        &e.p("keys/signing-key.pub.pem"),
+        "--key",
+        &kek,
+        "--json",
+    ]))
+    .unwrap();
+    assert!(v["decrypted_with"]
+        .as_str()
+        .unwrap()
+        .starts_with("local:sha256:"));
     let dest = shm();
     let out = dest.path().join("m");
-    let v: serde_json::Value = serde_json::from_str(&ok(&["pull", &pkg, out.to_str().unwrap(), "--trusted-key", &e.p("keys/signing-key.pub.pem"), "--key", &kek, "--json"])).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "pull",
+        &pkg,
+        out.to_str().unwrap(),
+        "--trusted-key",
+        &e.p("keys/signing-key.pub.pem"),
+        "--key",
+        &kek,
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(v["files"], 8);
     assert_eq!(v["destination_fs"], "tmpfs");
     assert_eq!(tree_bytes(&out), tree_bytes(&model()));
@@ -116,7 +180,15 @@ fn exit_codes_by_failure_class() {
     let out = dest.path().join("m");
     let o = out.to_str().unwrap();
     // 4: untrusted signer.
-    let r = run(&["pull", &pkg, o, "--trusted-key", &e.p("keys2/signing-key.pub.pem"), "--key", &kek]);
+    let r = run(&[
+        "pull",
+        &pkg,
+        o,
+        "--trusted-key",
+        &e.p("keys2/signing-key.pub.pem"),
+        "--key",
+        &kek,
+    ]);
     assert_eq!(code(&r), 4, "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stderr).contains("not valid under any trusted key"));
     // 5: a key that is not a recipient.
@@ -124,10 +196,26 @@ fn exit_codes_by_failure_class() {
     assert_eq!(code(&r), 5, "{}", String::from_utf8_lossy(&r.stderr));
     // 7: disk destination.
     let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let r = run(&["pull", &pkg, disk.path().join("m").to_str().unwrap(), "--trusted-key", &pubk, "--key", &kek]);
+    let r = run(&[
+        "pull",
+        &pkg,
+        disk.path().join("m").to_str().unwrap(),
+        "--trusted-key",
+        &pubk,
+        "--key",
+        &kek,
+    ]);
     assert_eq!(code(&r), 7, "{}", String::from_utf8_lossy(&r.stderr));
     // 3: missing key file, unknown provider.
-    let r = run(&["pull", &pkg, o, "--trusted-key", &pubk, "--key", "local:/nonexistent"]);
+    let r = run(&[
+        "pull",
+        &pkg,
+        o,
+        "--trusted-key",
+        &pubk,
+        "--key",
+        "local:/nonexistent",
+    ]);
     assert_eq!(code(&r), 3, "{}", String::from_utf8_lossy(&r.stderr));
     let r = run(&["pull", &pkg, o, "--trusted-key", &pubk, "--key", "vault:x"]);
     assert_eq!(code(&r), 3);
@@ -143,7 +231,15 @@ fn exit_codes_by_failure_class() {
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
     // Integrity failure on verify: flip one ciphertext byte.
     let pkg2 = e.p("pkg2");
-    ok(&["pack", model().to_str().unwrap(), &pkg2, "--signing-key", &e.p("keys/signing-key.pem"), "--recipient", &kek]);
+    ok(&[
+        "pack",
+        model().to_str().unwrap(),
+        &pkg2,
+        "--signing-key",
+        &e.p("keys/signing-key.pem"),
+        "--recipient",
+        &kek,
+    ]);
     let obj = Path::new(&pkg2).join("data/000001");
     let mut b = std::fs::read(&obj).unwrap();
     b[1000] ^= 1;
@@ -161,7 +257,18 @@ fn rewrap_rotates_only_the_keys_file() {
     let kek = format!("local:{}", e.p("keys/kek.bin"));
     let kek2 = format!("local:{}", e.p("keys2/kek.bin"));
     let pubk = e.p("keys/signing-key.pub.pem");
-    ok(&["rewrap", &pkg, "--key", &kek, "--add", &kek2, "--remove", &kek, "--trusted-key", &pubk]);
+    ok(&[
+        "rewrap",
+        &pkg,
+        "--key",
+        &kek,
+        "--add",
+        &kek2,
+        "--remove",
+        &kek,
+        "--trusted-key",
+        &pubk,
+    ]);
     let after = tree_bytes(Path::new(&pkg));
     for ((pa, a), (pb, b)) in before.iter().zip(&after) {
         assert_eq!(pa, pb);
@@ -170,9 +277,25 @@ fn rewrap_rotates_only_the_keys_file() {
         }
     }
     let dest = shm();
-    let r = run(&["pull", &pkg, dest.path().join("old").to_str().unwrap(), "--trusted-key", &pubk, "--key", &kek]);
+    let r = run(&[
+        "pull",
+        &pkg,
+        dest.path().join("old").to_str().unwrap(),
+        "--trusted-key",
+        &pubk,
+        "--key",
+        &kek,
+    ]);
     assert_eq!(code(&r), 5, "removed key still works");
-    ok(&["pull", &pkg, dest.path().join("new").to_str().unwrap(), "--trusted-key", &pubk, "--key", &kek2]);
+    ok(&[
+        "pull",
+        &pkg,
+        dest.path().join("new").to_str().unwrap(),
+        "--trusted-key",
+        &pubk,
+        "--key",
+        &kek2,
+    ]);
     // Removing the last recipient is refused.
     let r = run(&["rewrap", &pkg, "--key", &kek2, "--remove", &kek2]);
     assert_eq!(code(&r), 3);
@@ -182,13 +305,21 @@ fn rewrap_rotates_only_the_keys_file() {
 fn demo_runs() {
     let work = tempfile::tempdir().unwrap();
     let dest = shm();
-    let out = ok(&["demo", "--workdir", work.path().to_str().unwrap(), "--dest", dest.path().join("m").to_str().unwrap()]);
+    let out = ok(&[
+        "demo",
+        "--workdir",
+        work.path().to_str().unwrap(),
+        "--dest",
+        dest.path().join("m").to_str().unwrap(),
+    ]);
     assert!(out.contains("all 8 files identical"), "{out}");
 }
 
 #[test]
 fn help_on_every_command() {
-    for c in ["keygen", "pack", "verify", "inspect", "pull", "rewrap", "demo"] {
+    for c in [
+        "keygen", "pack", "verify", "inspect", "pull", "rewrap", "demo",
+    ] {
         let o = ok(&[c, "--help"]);
         assert!(o.contains("Usage"), "{c}");
     }

@@ -16,13 +16,16 @@ pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, cra
     let mut keys = TrustedKeys::new();
     for p in paths {
         let p = p.as_ref();
-        let text = std::fs::read_to_string(p).map_err(|source| crate::keys::KeyError::ReadKeyFile {
-            path: p.display().to_string(),
-            source,
-        })?;
-        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| crate::keys::KeyError::InvalidSpec {
-            spec: p.display().to_string(),
-            reason: e.to_string(),
+        let text =
+            std::fs::read_to_string(p).map_err(|source| crate::keys::KeyError::ReadKeyFile {
+                path: p.display().to_string(),
+                source,
+            })?;
+        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| {
+            crate::keys::KeyError::InvalidSpec {
+                spec: p.display().to_string(),
+                reason: e.to_string(),
+            }
         })?;
         for k in set.keys() {
             keys.push(k.clone());
@@ -35,7 +38,9 @@ pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, cra
 }
 
 /// Builds key providers from specifications such as `local:/path/kek.bin`.
-pub fn load_key_providers<S: AsRef<str>>(specs: &[S]) -> Result<Vec<Arc<dyn KeyProvider>>, crate::Error> {
+pub fn load_key_providers<S: AsRef<str>>(
+    specs: &[S],
+) -> Result<Vec<Arc<dyn KeyProvider>>, crate::Error> {
     specs
         .iter()
         .map(|s| provider_from_spec(s.as_ref()).map_err(crate::Error::from))
@@ -50,13 +55,17 @@ pub fn parse_digest_pin(text: &str) -> Result<[u8; 32], crate::Error> {
     if t.len() != 64 {
         return Err(crate::keys::KeyError::InvalidSpec {
             spec: text.into(),
-            reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)".into(),
+            reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)"
+                .into(),
         }
         .into());
     }
-    hex::decode_to_slice(t.to_ascii_lowercase(), &mut out).map_err(|_| crate::keys::KeyError::InvalidSpec {
-        spec: text.into(),
-        reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)".into(),
+    hex::decode_to_slice(t.to_ascii_lowercase(), &mut out).map_err(|_| {
+        crate::keys::KeyError::InvalidSpec {
+            spec: text.into(),
+            reason: "manifest digest must be 64 hex characters (optionally prefixed sha256:)"
+                .into(),
+        }
     })?;
     Ok(out)
 }

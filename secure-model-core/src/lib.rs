@@ -14,7 +14,7 @@
 //! errors. See `docs/THREAT-MODEL.md`.
 //!
 //! Module map (one folder per concern): [`crypto`] (streaming AEAD, wraps, secrets),
-//! [`format`] (package documents), [`verify`] (signatures and proof types), [`keys`] (key
+//! [`format`](mod@format) (package documents), [`verify`] (signatures and proof types), [`keys`] (key
 //! providers), [`storage`] (object stores), [`loader`] (fetch → verify → decrypt → publish),
 //! [`package`] (pack and rotation).
 //!

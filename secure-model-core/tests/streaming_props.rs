@@ -1,8 +1,17 @@
 //! Property tests: round trips over sizes around every segment boundary, and random-access
 //! decryption of arbitrary segment ranges.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
 
 use proptest::prelude::*;
-use secure_model_core::crypto::streaming::{decrypt_all, encrypt_all, Header, SegmentCipher, StreamParams};
+use secure_model_core::crypto::streaming::{
+    decrypt_all, encrypt_all, Header, SegmentCipher, StreamParams,
+};
 use secure_model_core::crypto::DataKey;
 
 mod common;
@@ -27,11 +36,29 @@ fn boundary_sizes_roundtrip_both_segment_sizes() {
         let first = p.first_plaintext_len() as usize;
         let later = p.plaintext_segment_len() as usize;
         let key = DataKey::generate().unwrap();
-        for n in [0, 1, first - 1, first, first + 1, first + later - 1, first + later, first + later + 1, first + 3 * later + 17] {
+        for n in [
+            0,
+            1,
+            first - 1,
+            first,
+            first + 1,
+            first + later - 1,
+            first + later,
+            first + later + 1,
+            first + 3 * later + 17,
+        ] {
             let pt = common::bytes(n as u64, n);
             let ct = encrypt_all(&key, b"ad", p, &pt).unwrap();
-            assert_eq!(ct.len() as u64, p.ciphertext_len(n as u64).unwrap(), "seg {seg} n {n}");
-            assert_eq!(decrypt_all(&key, b"ad", p, &ct).unwrap(), pt, "seg {seg} n {n}");
+            assert_eq!(
+                ct.len() as u64,
+                p.ciphertext_len(n as u64).unwrap(),
+                "seg {seg} n {n}"
+            );
+            assert_eq!(
+                decrypt_all(&key, b"ad", p, &ct).unwrap(),
+                pt,
+                "seg {seg} n {n}"
+            );
         }
     }
 }
@@ -111,7 +138,9 @@ fn unfinished_encryptor_does_not_decrypt() {
     let key = DataKey::generate().unwrap();
     let mut out = Vec::new();
     {
-        let mut enc = secure_model_core::crypto::streaming::StreamEncryptor::new(&key, b"u", p, &mut out).unwrap();
+        let mut enc =
+            secure_model_core::crypto::streaming::StreamEncryptor::new(&key, b"u", p, &mut out)
+                .unwrap();
         enc.update(&common::bytes(1, 10000)).unwrap();
         // dropped without finish()
     }

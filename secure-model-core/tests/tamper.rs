@@ -1,5 +1,12 @@
 //! The tamper matrix: every modification of a package is refused with its own error, and the
 //! destination is left empty.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
 
 use std::path::Path;
 
@@ -7,7 +14,9 @@ use secure_model_core::crypto::DataKey;
 use secure_model_core::format::{FormatError, KeysFile, Limits};
 use secure_model_core::keys::WrapContext;
 use secure_model_core::loader::{LoadError, LoadOptions, Loader};
-use secure_model_core::verify::{parse_unverified, sign_statement, SigningKey, TrustedKeys, VerifyError};
+use secure_model_core::verify::{
+    parse_unverified, sign_statement, SigningKey, TrustedKeys, VerifyError,
+};
 
 mod common;
 use common::Fixture;
@@ -33,7 +42,11 @@ async fn fixture() -> (Fixture, tempfile::TempDir) {
 }
 
 fn obj(f: &Fixture, path: &str) -> std::path::PathBuf {
-    let m = parse_unverified(&std::fs::read(f.pkg_dir.join("manifest.sig")).unwrap(), &Limits::default()).unwrap();
+    let m = parse_unverified(
+        &std::fs::read(f.pkg_dir.join("manifest.sig")).unwrap(),
+        &Limits::default(),
+    )
+    .unwrap();
     let file = m.files().iter().find(|x| x.path() == path).unwrap();
     f.pkg_dir.join(file.object())
 }
@@ -48,8 +61,15 @@ fn edit(path: &Path, fun: impl FnOnce(&mut Vec<u8>)) {
 async fn pull_err(f: &Fixture, loader: &Loader) -> LoadError {
     let dest = common::shm_dir();
     let target = dest.path().join("model");
-    let e = loader.pull(f.store.clone(), &target).await.expect_err("tampered package must be refused");
-    assert!(common::entries(&target).is_empty(), "destination not empty after {e:?}: {:?}", common::entries(&target));
+    let e = loader
+        .pull(f.store.clone(), &target)
+        .await
+        .expect_err("tampered package must be refused");
+    assert!(
+        common::entries(&target).is_empty(),
+        "destination not empty after {e:?}: {:?}",
+        common::entries(&target)
+    );
     e
 }
 
@@ -62,7 +82,11 @@ fn resign(f: &Fixture, change: impl FnOnce(&mut secure_model_core::format::State
     let m = parse_unverified(&bytes, &Limits::default()).unwrap();
     let mut st = m.statement().clone();
     change(&mut st);
-    std::fs::write(f.pkg_dir.join("manifest.sig"), sign_statement(&st, &f.signer).unwrap()).unwrap();
+    std::fs::write(
+        f.pkg_dir.join("manifest.sig"),
+        sign_statement(&st, &f.signer).unwrap(),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -72,19 +96,32 @@ async fn untampered_package_pulls() {
     let r = f.loader().pull(f.store.clone(), dest.path()).await.unwrap();
     assert_eq!(r.files, 4);
     for rel in ["a.bin", "b.bin", "c.bin", "d/e.txt"] {
-        assert_eq!(std::fs::read(dest.path().join(rel)).unwrap(), std::fs::read(m.path().join(rel)).unwrap());
+        assert_eq!(
+            std::fs::read(dest.path().join(rel)).unwrap(),
+            std::fs::read(m.path().join(rel)).unwrap()
+        );
     }
     // No staging directory remains.
-    assert_eq!(common::entries(dest.path()), ["a.bin", "b.bin", "c.bin", "d"]);
+    assert_eq!(
+        common::entries(dest.path()),
+        ["a.bin", "b.bin", "c.bin", "d"]
+    );
 }
 
 #[tokio::test]
 async fn byte_flips_in_header_middle_segment_and_tag() {
-    for (name, off) in [("header", 5usize), ("middle segment", S + S / 2), ("tag", S - 1)] {
+    for (name, off) in [
+        ("header", 5usize),
+        ("middle segment", S + S / 2),
+        ("tag", S - 1),
+    ] {
         let (f, _m) = fixture().await;
         edit(&obj(&f, "a.bin"), |b| b[off] ^= 0x40);
         let e = pull_default_err(&f).await;
-        assert!(matches!(&e, LoadError::DecryptionFailed { path } if path == "a.bin"), "{name}: {e:?}");
+        assert!(
+            matches!(&e, LoadError::DecryptionFailed { path } if path == "a.bin"),
+            "{name}: {e:?}"
+        );
     }
 }
 
@@ -97,7 +134,10 @@ async fn manifest_payload_and_signature_flips() {
         b[i] = if b[i] == b'A' { b'B' } else { b'A' };
     });
     let e = pull_default_err(&f).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)), "{e:?}");
+    assert!(
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        "{e:?}"
+    );
 
     let (f, _m) = fixture().await;
     edit(&f.pkg_dir.join("manifest.sig"), |b| {
@@ -106,20 +146,37 @@ async fn manifest_payload_and_signature_flips() {
         b[i] = if b[i] == b'A' { b'B' } else { b'A' };
     });
     let e = pull_default_err(&f).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)), "{e:?}");
+    assert!(
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
 async fn truncation_and_extension() {
     for (name, change) in [
-        ("truncate 1 byte", Box::new(|b: &mut Vec<u8>| { b.pop(); }) as Box<dyn Fn(&mut Vec<u8>)>),
-        ("truncate 1 segment", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - S))),
-        ("extend", Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0u8; 16]))),
+        (
+            "truncate 1 byte",
+            Box::new(|b: &mut Vec<u8>| {
+                b.pop();
+            }) as Box<dyn Fn(&mut Vec<u8>)>,
+        ),
+        (
+            "truncate 1 segment",
+            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - S)),
+        ),
+        (
+            "extend",
+            Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0u8; 16])),
+        ),
     ] {
         let (f, _m) = fixture().await;
         edit(&obj(&f, "a.bin"), |b| change(b));
         let e = pull_default_err(&f).await;
-        assert!(matches!(&e, LoadError::CiphertextSizeMismatch { path, .. } if path == "a.bin"), "{name}: {e:?}");
+        assert!(
+            matches!(&e, LoadError::CiphertextSizeMismatch { path, .. } if path == "a.bin"),
+            "{name}: {e:?}"
+        );
     }
 }
 
@@ -131,7 +188,10 @@ async fn swapped_segments() {
         x[S..2 * S].swap_with_slice(&mut y[..S]);
     });
     let e = pull_default_err(&f).await;
-    assert!(matches!(&e, LoadError::DecryptionFailed { path } if path == "a.bin"), "{e:?}");
+    assert!(
+        matches!(&e, LoadError::DecryptionFailed { path } if path == "a.bin"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +203,10 @@ async fn swapped_file_objects() {
     std::fs::rename(&c, &b).unwrap();
     std::fs::rename(&tmp, &c).unwrap();
     let e = pull_default_err(&f).await;
-    assert!(matches!(&e, LoadError::DecryptionFailed { path } if path == "b.bin" || path == "c.bin"), "{e:?}");
+    assert!(
+        matches!(&e, LoadError::DecryptionFailed { path } if path == "b.bin" || path == "c.bin"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -152,12 +215,25 @@ async fn object_from_another_package_with_the_same_key() {
     // Second package of the same model, same KEK and signer.
     let other = f.work.path().join("other");
     let store2 = secure_model_core::storage::open_location(other.to_str().unwrap(), true).unwrap();
-    secure_model_core::package::pack(m.path(), store2.as_ref(), &f.signer, &[f.provider.clone()], &Default::default())
-        .await
-        .unwrap();
-    std::fs::copy(other.join(obj(&f, "b.bin").strip_prefix(&f.pkg_dir).unwrap()), obj(&f, "b.bin")).unwrap();
+    secure_model_core::package::pack(
+        m.path(),
+        store2.as_ref(),
+        &f.signer,
+        &[f.provider.clone()],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    std::fs::copy(
+        other.join(obj(&f, "b.bin").strip_prefix(&f.pkg_dir).unwrap()),
+        obj(&f, "b.bin"),
+    )
+    .unwrap();
     let e = pull_default_err(&f).await;
-    assert!(matches!(&e, LoadError::DecryptionFailed { path } if path == "b.bin"), "{e:?}");
+    assert!(
+        matches!(&e, LoadError::DecryptionFailed { path } if path == "b.bin"),
+        "{e:?}"
+    );
 
     // And the other package's keys file (another model_id) is refused as such.
     let (f, _m2) = fixture().await;
@@ -170,27 +246,47 @@ async fn object_from_another_package_with_the_same_key() {
 async fn untrusted_signer() {
     let (f, _m) = fixture().await;
     let (other, _) = SigningKey::generate().unwrap();
-    let loader = Loader::new(TrustedKeys::new().with_key(other.verifying_key()), vec![f.provider.clone()]);
+    let loader = Loader::new(
+        TrustedKeys::new().with_key(other.verifying_key()),
+        vec![f.provider.clone()],
+    );
     let e = pull_err(&f, &loader).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)), "{e:?}");
+    assert!(
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        "{e:?}"
+    );
     let loader = Loader::new(TrustedKeys::new(), vec![f.provider.clone()]);
     let e = pull_err(&f, &loader).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::NoTrustedKeys)), "{e:?}");
+    assert!(
+        matches!(e, LoadError::Verify(VerifyError::NoTrustedKeys)),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
 async fn keys_file_with_a_substituted_dek() {
     let (f, _m) = fixture().await;
-    let mut kf = KeysFile::parse(&std::fs::read(f.pkg_dir.join("keys.json")).unwrap(), &Limits::default()).unwrap();
+    let mut kf = KeysFile::parse(
+        &std::fs::read(f.pkg_dir.join("keys.json")).unwrap(),
+        &Limits::default(),
+    )
+    .unwrap();
     let wrong = DataKey::generate().unwrap();
-    let w = f.provider.wrap_dek(&wrong, &WrapContext::new(&kf.model_id.clone())).await.unwrap();
+    let w = f
+        .provider
+        .wrap_dek(&wrong, &WrapContext::new(&kf.model_id.clone()))
+        .await
+        .unwrap();
     use base64::Engine as _;
     kf.recipients[0].wrapped_dek = base64::engine::general_purpose::STANDARD.encode(w);
     std::fs::write(f.pkg_dir.join("keys.json"), kf.to_bytes()).unwrap();
     let e = pull_default_err(&f).await;
     match &e {
         LoadError::Unlock { source } => assert!(
-            matches!(**source, secure_model_core::Error::Verify(VerifyError::DekCommitmentMismatch)),
+            matches!(
+                **source,
+                secure_model_core::Error::Verify(VerifyError::DekCommitmentMismatch)
+            ),
             "{e:?}"
         ),
         other => panic!("expected a commitment failure, got {other:?}"),
@@ -208,14 +304,24 @@ async fn wrong_key_has_no_matching_recipient() {
 
 #[tokio::test]
 async fn path_traversal_and_duplicates_in_a_validly_signed_manifest() {
-    for (name, bad) in [("dotdot", "../x"), ("absolute", "/etc/x"), ("inner dotdot", "d/../../x")] {
+    for (name, bad) in [
+        ("dotdot", "../x"),
+        ("absolute", "/etc/x"),
+        ("inner dotdot", "d/../../x"),
+    ] {
         let (f, _m) = fixture().await;
         resign(&f, |st| {
             st.predicate.resources[1].name = bad.into();
             st.predicate.encryption.as_mut().unwrap().files[1].path = bad.into();
         });
         let e = pull_default_err(&f).await;
-        assert!(matches!(e, LoadError::Verify(VerifyError::Format(FormatError::InvalidPath { .. }))), "{name}: {e:?}");
+        assert!(
+            matches!(
+                e,
+                LoadError::Verify(VerifyError::Format(FormatError::InvalidPath { .. }))
+            ),
+            "{name}: {e:?}"
+        );
     }
     let (f, _m) = fixture().await;
     resign(&f, |st| {
@@ -236,15 +342,39 @@ async fn counts_and_sizes_over_the_limits() {
     let mut l = Limits::default();
     l.max_files = 3;
     let e = pull_err(&f, &f.loader().with_limits(l)).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::Format(FormatError::LimitExceeded { what: "file count", .. }))), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Verify(VerifyError::Format(FormatError::LimitExceeded {
+                what: "file count",
+                ..
+            }))
+        ),
+        "{e:?}"
+    );
     let mut l = Limits::default();
     l.max_manifest_bytes = 1000;
     let e = pull_err(&f, &f.loader().with_limits(l)).await;
-    assert!(matches!(e, LoadError::Storage(secure_model_core::storage::StorageError::TooLarge { .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Storage(secure_model_core::storage::StorageError::TooLarge { .. })
+        ),
+        "{e:?}"
+    );
     let mut l = Limits::default();
     l.max_file_bytes = 1 << 20;
     let e = pull_err(&f, &f.loader().with_limits(l)).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::Format(FormatError::LimitExceeded { what: "file size", .. }))), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Verify(VerifyError::Format(FormatError::LimitExceeded {
+                what: "file size",
+                ..
+            }))
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -254,8 +384,18 @@ async fn rollback_against_a_pinned_manifest_digest() {
     let pin = secure_model_core::crypto::sha256(&old);
     // Publisher re-signs (a new version); the operator pinned the old one.
     resign(&f, |st| st.subject[0].name = "v2".into());
-    let e = pull_err(&f, &f.loader_with(LoadOptions::default().pin_manifest_digest(pin))).await;
-    assert!(matches!(e, LoadError::Verify(VerifyError::ManifestDigestMismatch { .. })), "{e:?}");
+    let e = pull_err(
+        &f,
+        &f.loader_with(LoadOptions::default().pin_manifest_digest(pin)),
+    )
+    .await;
+    assert!(
+        matches!(
+            e,
+            LoadError::Verify(VerifyError::ManifestDigestMismatch { .. })
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -278,9 +418,16 @@ async fn existing_destination_entries_are_never_overwritten() {
     let (f, _m) = fixture().await;
     let dest = common::shm_dir();
     std::fs::write(dest.path().join("b.bin"), b"operator's file").unwrap();
-    let e = f.loader().pull(f.store.clone(), dest.path()).await.unwrap_err();
+    let e = f
+        .loader()
+        .pull(f.store.clone(), dest.path())
+        .await
+        .unwrap_err();
     assert!(matches!(e, LoadError::DestinationConflict { .. }), "{e:?}");
-    assert_eq!(std::fs::read(dest.path().join("b.bin")).unwrap(), b"operator's file");
+    assert_eq!(
+        std::fs::read(dest.path().join("b.bin")).unwrap(),
+        b"operator's file"
+    );
     assert_eq!(common::entries(dest.path()), ["b.bin"]);
 }
 
@@ -299,5 +446,8 @@ async fn plaintext_digest_mismatch_in_a_validly_signed_manifest() {
         st.subject[0].digest.sha256 = hex::encode(h.finish());
     });
     let e = pull_default_err(&f).await;
-    assert!(matches!(&e, LoadError::PlaintextDigestMismatch { path } if path == "d/e.txt"), "{e:?}");
+    assert!(
+        matches!(&e, LoadError::PlaintextDigestMismatch { path } if path == "d/e.txt"),
+        "{e:?}"
+    );
 }

@@ -70,7 +70,12 @@ fn list_var(name: &str) -> Vec<String> {
 }
 
 fn bool_var(name: &str) -> Result<bool, Failure> {
-    match std::env::var(name).ok().as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match std::env::var(name)
+        .ok()
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("") | Some("false") | Some("0") | Some("no") => Ok(false),
         Some("true") | Some("1") | Some("yes") => Ok(true),
         Some(other) => Err(config(format!("{name}={other:?}: expected true or false"))),
@@ -86,7 +91,10 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
     }
     let trusted_paths = list_var(env::TRUSTED_KEYS);
     if trusted_paths.is_empty() {
-        return Err(config(format!("{} is not set: name the trusted signer public key file(s), comma-separated", env::TRUSTED_KEYS)));
+        return Err(config(format!(
+            "{} is not set: name the trusted signer public key file(s), comma-separated",
+            env::TRUSTED_KEYS
+        )));
     }
     let trusted = load_trusted_keys(&trusted_paths)?;
     let key_specs = list_var(env::KEYS);
@@ -94,10 +102,13 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
         return Err(config(format!("{} is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin", env::KEYS)));
     }
     let providers = load_key_providers(&key_specs)?;
-    let pairs: Vec<(String, PathBuf)> = args.chunks(2).filter_map(|c| match c {
-        [s, d] => Some((s.clone(), PathBuf::from(d))),
-        _ => None,
-    }).collect();
+    let pairs: Vec<(String, PathBuf)> = args
+        .chunks(2)
+        .filter_map(|c| match c {
+            [s, d] => Some((s.clone(), PathBuf::from(d))),
+            _ => None,
+        })
+        .collect();
     let pins = list_var(env::MANIFEST_DIGEST);
     if !pins.is_empty() && pins.len() != pairs.len() {
         return Err(config(format!(
@@ -142,7 +153,8 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
 
 fn main() -> ExitCode {
     let filter = std::env::var(env::LOG).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -150,7 +162,10 @@ fn main() -> ExitCode {
         .with_current_span(false)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("secure-model-initc: cannot start the async runtime: {e}");
@@ -161,13 +176,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             tracing::error!(class = ?f.class, "{}", f.message);
-            let path = std::env::var(env::TERMINATION_LOG).unwrap_or_else(|_| DEFAULT_TERMINATION_LOG.into());
+            let path = std::env::var(env::TERMINATION_LOG)
+                .unwrap_or_else(|_| DEFAULT_TERMINATION_LOG.into());
             let path = std::path::Path::new(&path);
             if path.exists() {
                 // One line; KServe shows it in the InferenceService status.
-                let line: String = f.message.chars().filter(|c| *c != '\n').take(4000).collect();
+                let line: String = f
+                    .message
+                    .chars()
+                    .filter(|c| *c != '\n')
+                    .take(4000)
+                    .collect();
                 if let Err(e) = std::fs::write(path, format!("secure-model-initc: {line}\n")) {
-                    eprintln!("secure-model-initc: cannot write termination log {}: {e}", path.display());
+                    eprintln!(
+                        "secure-model-initc: cannot write termination log {}: {e}",
+                        path.display()
+                    );
                 }
             }
             ExitCode::from(f.class.exit_code())

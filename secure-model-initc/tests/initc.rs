@@ -1,5 +1,12 @@
 //! The init container: KServe's SRC DEST pair contract, environment configuration,
 //! termination log, all-or-nothing publish.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,20 +18,38 @@ struct Pkg {
 impl Pkg {
     /// Two packages of the example model, packed with the library, plus key files.
     fn new() -> Self {
-        use secure_model_core::{crypto::Kek, keys::{KeyProvider, LocalKeyProvider}, package, storage, verify::SigningKey};
+        use secure_model_core::{
+            crypto::Kek,
+            keys::{KeyProvider, LocalKeyProvider},
+            package, storage,
+            verify::SigningKey,
+        };
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let kek = Kek::generate().unwrap();
         std::fs::write(keys.join("kek.bin"), kek.expose_secret()).unwrap();
         let (sk, _) = SigningKey::generate().unwrap();
-        std::fs::write(keys.join("signing-key.pub.pem"), sk.verifying_key().to_pem()).unwrap();
-        let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(kek));
+        std::fs::write(
+            keys.join("signing-key.pub.pem"),
+            sk.verifying_key().to_pem(),
+        )
+        .unwrap();
+        let provider: std::sync::Arc<dyn KeyProvider> =
+            std::sync::Arc::new(LocalKeyProvider::new(kek));
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-model");
         let rt = tokio::runtime::Runtime::new().unwrap();
         for name in ["a", "b"] {
-            let store = storage::open_location(dir.path().join(name).to_str().unwrap(), true).unwrap();
-            rt.block_on(package::pack(&model, store.as_ref(), &sk, &[provider.clone()], &Default::default())).unwrap();
+            let store =
+                storage::open_location(dir.path().join(name).to_str().unwrap(), true).unwrap();
+            rt.block_on(package::pack(
+                &model,
+                store.as_ref(),
+                &sk,
+                std::slice::from_ref(&provider),
+                &Default::default(),
+            ))
+            .unwrap();
         }
         Self { dir }
     }
@@ -34,8 +59,14 @@ impl Pkg {
     fn run(&self, args: &[&str], term: &Path) -> Output {
         Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
             .args(args)
-            .env("SECURE_MODEL_TRUSTED_KEYS", self.p("keys/signing-key.pub.pem"))
-            .env("SECURE_MODEL_KEYS", format!("local:{}", self.p("keys/kek.bin")))
+            .env(
+                "SECURE_MODEL_TRUSTED_KEYS",
+                self.p("keys/signing-key.pub.pem"),
+            )
+            .env(
+                "SECURE_MODEL_KEYS",
+                format!("local:{}", self.p("keys/kek.bin")),
+            )
             .env("SECURE_MODEL_TERMINATION_LOG", term)
             .env_remove("SECURE_MODEL_ALLOW_DISK_PLAINTEXT")
             .output()
@@ -50,12 +81,21 @@ fn two_pairs_succeed_with_json_logs() {
     let (d1, d2) = (dest.path().join("m1"), dest.path().join("m2"));
     let term = pkg.dir.path().join("term");
     std::fs::write(&term, "").unwrap();
-    let o = pkg.run(&[&format!("file://{}", pkg.p("a")), d1.to_str().unwrap(), &pkg.p("b"), d2.to_str().unwrap()], &term);
+    let o = pkg.run(
+        &[
+            &format!("file://{}", pkg.p("a")),
+            d1.to_str().unwrap(),
+            &pkg.p("b"),
+            d2.to_str().unwrap(),
+        ],
+        &term,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(d1.join("config.json").exists() && d2.join("weights/extra/adapter.bin").exists());
     let logs = String::from_utf8_lossy(&o.stderr);
     for line in logs.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(v["level"].is_string());
     }
     assert!(logs.contains("model published"));
@@ -70,12 +110,31 @@ fn failure_in_second_pair_publishes_nothing_and_writes_the_termination_log() {
     let (d1, d2) = (dest.path().join("m1"), dest.path().join("m2"));
     let term = pkg.dir.path().join("term");
     std::fs::write(&term, "").unwrap();
-    let o = pkg.run(&[&pkg.p("a"), d1.to_str().unwrap(), &pkg.p("b"), d2.to_str().unwrap()], &term);
-    assert_eq!(o.status.code(), Some(6), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = pkg.run(
+        &[
+            &pkg.p("a"),
+            d1.to_str().unwrap(),
+            &pkg.p("b"),
+            d2.to_str().unwrap(),
+        ],
+        &term,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let msg = std::fs::read_to_string(&term).unwrap();
     assert_eq!(msg.lines().count(), 1, "{msg}");
-    assert!(msg.contains("manifest.sig") && msg.contains("not found"), "{msg}");
-    assert!(std::fs::read_dir(&d1).unwrap().next().is_none(), "first model was published despite the failure");
+    assert!(
+        msg.contains("manifest.sig") && msg.contains("not found"),
+        "{msg}"
+    );
+    assert!(
+        std::fs::read_dir(&d1).unwrap().next().is_none(),
+        "first model was published despite the failure"
+    );
 }
 
 #[test]
@@ -87,7 +146,9 @@ fn configuration_errors() {
     // Odd argument count.
     let o = pkg.run(&[&pkg.p("a")], &term);
     assert_eq!(o.status.code(), Some(3));
-    assert!(std::fs::read_to_string(&term).unwrap().contains("SRC DEST pairs"));
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("SRC DEST pairs"));
     // Missing trusted keys.
     let o = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
         .args([pkg.p("a"), dest.path().join("x").display().to_string()])
@@ -96,10 +157,17 @@ fn configuration_errors() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
-    assert!(std::fs::read_to_string(&term).unwrap().contains("SECURE_MODEL_TRUSTED_KEYS"));
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("SECURE_MODEL_TRUSTED_KEYS"));
     // Disk destination refused.
     let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let o = pkg.run(&[&pkg.p("a"), disk.path().join("m").to_str().unwrap()], &term);
+    let o = pkg.run(
+        &[&pkg.p("a"), disk.path().join("m").to_str().unwrap()],
+        &term,
+    );
     assert_eq!(o.status.code(), Some(7));
-    assert!(std::fs::read_to_string(&term).unwrap().contains("not memory-backed"));
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("not memory-backed"));
 }

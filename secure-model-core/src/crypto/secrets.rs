@@ -67,7 +67,9 @@ impl Kek {
     /// Copies a key from a slice of exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 32 {
-            return Err(CryptoError::InvalidLength { what: "key encryption key" });
+            return Err(CryptoError::InvalidLength {
+                what: "key encryption key",
+            });
         }
         let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(bytes);

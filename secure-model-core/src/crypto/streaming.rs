@@ -208,12 +208,19 @@ impl SegmentCipher {
         let info = [associated_data];
         let okm = prk
             .expand(&info, DerivedKeyLen)
-            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
+            .map_err(|_| CryptoError::InvalidLength {
+                what: "derived key",
+            })?;
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
         okm.fill(key.as_mut())
-            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
-        let key = UnboundKey::new(&AES_256_GCM, key.as_ref())
-            .map_err(|_| CryptoError::InvalidLength { what: "derived key" })?;
+            .map_err(|_| CryptoError::InvalidLength {
+                what: "derived key",
+            })?;
+        let key = UnboundKey::new(&AES_256_GCM, key.as_ref()).map_err(|_| {
+            CryptoError::InvalidLength {
+                what: "derived key",
+            }
+        })?;
         Ok(Self {
             key: LessSafeKey::new(key),
             nonce_prefix: header.nonce_prefix,
@@ -238,14 +245,21 @@ impl SegmentCipher {
     }
 
     /// Encrypts one segment's plaintext in `buf` (in place) and appends the tag.
-    pub fn seal_segment(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+    pub fn seal_segment(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let max = if index == 0 {
             self.params.first_plaintext_len()
         } else {
             self.params.plaintext_segment_len()
         };
         if buf.len() as u64 > max {
-            return Err(CryptoError::InvalidLength { what: "segment plaintext" });
+            return Err(CryptoError::InvalidLength {
+                what: "segment plaintext",
+            });
         }
         let tag = self
             .key
@@ -257,7 +271,12 @@ impl SegmentCipher {
 
     /// Opens one segment (ciphertext || tag, without the stream header) in place and returns
     /// the plaintext length (the plaintext is `buf[..len]`).
-    pub fn open_segment(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<usize, CryptoError> {
+    pub fn open_segment(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, CryptoError> {
         let max = if index == 0 {
             self.params.first_plaintext_len()
         } else {
@@ -281,7 +300,12 @@ impl SegmentCipher {
     /// of `ct`; the return value is the plaintext length.
     ///
     /// This is random access: any range of whole segments can be opened alone, given the header.
-    pub fn open_segments(&self, first: u64, total: u64, ct: &mut [u8]) -> Result<usize, CryptoError> {
+    pub fn open_segments(
+        &self,
+        first: u64,
+        total: u64,
+        ct: &mut [u8],
+    ) -> Result<usize, CryptoError> {
         let seg = self.params.seg() as usize;
         let mut read = 0usize;
         let mut written = 0usize;
@@ -369,7 +393,9 @@ impl<W: Write> StreamEncryptor<W> {
         self.buf.clear();
         self.index += 1;
         if self.index >= MAX_SEGMENTS && !last {
-            return Err(CryptoError::InvalidLength { what: "stream (too many segments)" });
+            return Err(CryptoError::InvalidLength {
+                what: "stream (too many segments)",
+            });
         }
         Ok(())
     }
@@ -460,7 +486,10 @@ impl<R: Read> StreamDecryptor<R> {
 
     /// Maps an `io::Error` returned by [`Read::read`] back to the crypto error it carries.
     pub fn into_crypto_error(e: std::io::Error) -> CryptoError {
-        match e.get_ref().and_then(|inner| inner.downcast_ref::<CryptoError>()) {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<CryptoError>())
+        {
             Some(CryptoError::Authentication) => CryptoError::Authentication,
             _ => CryptoError::Io(e),
         }
@@ -471,11 +500,17 @@ impl<R: Read> StreamDecryptor<R> {
         let mut chunk = [0u8; 64 * 1024];
         while self.ct.len() < want {
             let n = (want - self.ct.len()).min(chunk.len());
-            let got = self.reader.read(&mut chunk[..n])?;
+            let buf = chunk
+                .get_mut(..n)
+                .ok_or_else(|| std::io::Error::other("read buffer"))?;
+            let got = self.reader.read(buf)?;
             if got == 0 {
                 break;
             }
-            self.ct.extend_from_slice(&chunk[..got]);
+            let data = buf
+                .get(..got)
+                .ok_or_else(|| std::io::Error::other("reader returned more bytes than asked"))?;
+            self.ct.extend_from_slice(data);
         }
         Ok(())
     }
@@ -493,7 +528,11 @@ impl<R: Read> StreamDecryptor<R> {
             )?);
             self.ct.drain(..HEADER_LEN);
         }
-        let seg_len = if self.index == 0 { seg - HEADER_LEN } else { seg };
+        let seg_len = if self.index == 0 {
+            seg - HEADER_LEN
+        } else {
+            seg
+        };
         // One byte of look-ahead tells whether this segment is the last.
         self.fill(seg_len + 1)?;
         let last = self.ct.len() <= seg_len;
@@ -534,7 +573,9 @@ impl<R: Read> Read for StreamDecryptor<R> {
         }
         let avail = self.pt.get(self.pt_pos..).unwrap_or_default();
         let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), avail.get(..n)) {
+            dst.copy_from_slice(src);
+        }
         self.pt_pos += n;
         Ok(n)
     }

@@ -23,7 +23,9 @@ fn wrap_aad(provider: &str, key_ref: &str, model_id: &str) -> Result<Vec<u8>, Cr
 fn aead_key(kek: &Kek) -> Result<LessSafeKey, CryptoError> {
     UnboundKey::new(&AES_256_GCM, kek.expose_secret())
         .map(LessSafeKey::new)
-        .map_err(|_| CryptoError::InvalidLength { what: "key encryption key" })
+        .map_err(|_| CryptoError::InvalidLength {
+            what: "key encryption key",
+        })
 }
 
 /// Wraps `dek` for the recipient `(provider, key_ref)` of package `model_id`.
@@ -41,7 +43,9 @@ pub fn wrap_with_kek(
     let mut out = Vec::with_capacity(WRAPPED_DEK_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(dek.expose_secret());
-    let body = out.get_mut(NONCE_LEN..).ok_or(CryptoError::InvalidLength { what: "wrap buffer" })?;
+    let body = out.get_mut(NONCE_LEN..).ok_or(CryptoError::InvalidLength {
+        what: "wrap buffer",
+    })?;
     // A random 96-bit nonce under a KEK that wraps one DEK per package and recipient stays far
     // below the 2^32 messages NIST allows for random GCM nonces.
     let tag = key

@@ -36,7 +36,8 @@ pub struct RecipientEntry {
 impl RecipientEntry {
     /// Decodes `wrapped_dek`, refusing anything over `limit` bytes.
     pub fn wrapped_bytes(&self, limits: &Limits) -> Result<Vec<u8>, FormatError> {
-        if (self.wrapped_dek.len() as u64) > limits.max_wrapped_dek_bytes.saturating_mul(4) / 3 + 4 {
+        if (self.wrapped_dek.len() as u64) > limits.max_wrapped_dek_bytes.saturating_mul(4) / 3 + 4
+        {
             return Err(FormatError::LimitExceeded {
                 what: "wrapped DEK (base64 bytes)",
                 actual: self.wrapped_dek.len() as u64,
@@ -72,10 +73,11 @@ impl KeysFile {
                 limit: limits.max_keys_file_bytes,
             });
         }
-        let kf: KeysFile = serde_json::from_slice(bytes).map_err(|source| FormatError::Malformed {
-            document: "keys file",
-            source,
-        })?;
+        let kf: KeysFile =
+            serde_json::from_slice(bytes).map_err(|source| FormatError::Malformed {
+                document: "keys file",
+                source,
+            })?;
         if kf.format != KEYS_FILE_FORMAT {
             return Err(FormatError::UnsupportedVersion {
                 document: "keys file",
@@ -91,7 +93,12 @@ impl KeysFile {
             });
         }
         for (i, r) in kf.recipients.iter().enumerate() {
-            if kf.recipients.iter().skip(i + 1).any(|o| o.provider == r.provider && o.key_ref == r.key_ref) {
+            if kf
+                .recipients
+                .iter()
+                .skip(i + 1)
+                .any(|o| o.provider == r.provider && o.key_ref == r.key_ref)
+            {
                 return Err(FormatError::InvalidField {
                     document: "keys file",
                     field: "recipients",
@@ -133,10 +140,16 @@ mod tests {
 
         let mut bad = kf.clone();
         bad.format = "secure-model-keys/v9".into();
-        assert!(matches!(KeysFile::parse(&bad.to_bytes(), &l), Err(FormatError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            KeysFile::parse(&bad.to_bytes(), &l),
+            Err(FormatError::UnsupportedVersion { .. })
+        ));
 
         assert!(KeysFile::parse(b"{\"format\":1}", &l).is_err());
         let big = vec![b' '; (l.max_keys_file_bytes + 1) as usize];
-        assert!(matches!(KeysFile::parse(&big, &l), Err(FormatError::LimitExceeded { .. })));
+        assert!(matches!(
+            KeysFile::parse(&big, &l),
+            Err(FormatError::LimitExceeded { .. })
+        ));
     }
 }

@@ -111,7 +111,11 @@ pub struct Predicate {
     /// How the model was serialised.
     pub serialization: Serialization,
     /// Our encryption section; absent in plain model-signing signatures.
-    #[serde(rename = "secure_model", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "secure_model",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encryption: Option<EncryptionSection>,
 }
 

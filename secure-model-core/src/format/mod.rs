@@ -12,8 +12,8 @@ pub use limits::Limits;
 pub use manifest::{
     Aead, Bundle, DsseEnvelope, DsseSignature, EncryptedFile, EncryptionSection, Predicate,
     PublicKeyMaterial, Resource, Serialization, Statement, Subject, SubjectDigest,
-    VerificationMaterial, BUNDLE_MEDIA_TYPE, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE,
-    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE, DEFAULT_IGNORE_PATHS,
+    VerificationMaterial, BUNDLE_MEDIA_TYPE, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT,
+    IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
 };
 pub use paths::{compare_paths, validate_object_key, validate_path};
 
@@ -105,7 +105,11 @@ pub fn validate_model_id(id: &str, document: &'static str) -> Result<(), FormatE
 }
 
 /// Parses a lowercase-hex SHA-256 digest.
-pub fn parse_digest(hex_str: &str, document: &'static str, field: &'static str) -> Result<[u8; 32], FormatError> {
+pub fn parse_digest(
+    hex_str: &str,
+    document: &'static str,
+    field: &'static str,
+) -> Result<[u8; 32], FormatError> {
     let mut out = [0u8; 32];
     if hex_str.len() != 64 || hex_str.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(FormatError::InvalidField {

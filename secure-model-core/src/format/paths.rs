@@ -53,24 +53,25 @@ pub fn compare_paths(a: &str, b: &str) -> Ordering {
 /// Checks an object key named by the manifest: `data/` followed by 1..=128 characters from
 /// `[a-z0-9._-]`, no `..`.
 pub fn validate_object_key(key: &str) -> Result<(), FormatError> {
-    let ok = key
-        .strip_prefix(super::DATA_PREFIX)
-        .is_some_and(|rest| {
-            !rest.is_empty()
-                && rest.len() <= 128
-                && rest != "."
-                && !rest.contains("..")
-                && rest
-                    .bytes()
-                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-        });
+    let ok = key.strip_prefix(super::DATA_PREFIX).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 128
+            && rest != "."
+            && !rest.contains("..")
+            && rest
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+    });
     if ok {
         Ok(())
     } else {
         Err(FormatError::InvalidField {
             document: "manifest",
             field: "object",
-            reason: format!("object key {:?} is not data/[a-z0-9._-]{{1,128}}", key.escape_debug().to_string()),
+            reason: format!(
+                "object key {:?} is not data/[a-z0-9._-]{{1,128}}",
+                key.escape_debug().to_string()
+            ),
         })
     }
 }
@@ -85,7 +86,9 @@ mod tests {
         for good in ["a", "a/b", "weights/shard-1.bin", ".hidden", "a..b", "é/ü"] {
             assert!(validate_path(good, &l).is_ok(), "{good}");
         }
-        for bad in ["", "/a", "../x", "a/../b", "a/./b", "./a", "a/", "a//b", "a\\b", "a\0b", "..", "a\nb"] {
+        for bad in [
+            "", "/a", "../x", "a/../b", "a/./b", "./a", "a/", "a//b", "a\\b", "a\0b", "..", "a\nb",
+        ] {
             assert!(validate_path(bad, &l).is_err(), "{bad:?}");
         }
         let long = "a/".repeat(40) + "b";
@@ -94,9 +97,22 @@ mod tests {
 
     #[test]
     fn component_order_matches_model_signing() {
-        let mut v = vec!["weights-notes.txt", "weights/extra/adapter.bin", "weights/empty.bin", "config.json"];
+        let mut v = vec![
+            "weights-notes.txt",
+            "weights/extra/adapter.bin",
+            "weights/empty.bin",
+            "config.json",
+        ];
         v.sort_by(|a, b| compare_paths(a, b));
-        assert_eq!(v, ["config.json", "weights/empty.bin", "weights/extra/adapter.bin", "weights-notes.txt"]);
+        assert_eq!(
+            v,
+            [
+                "config.json",
+                "weights/empty.bin",
+                "weights/extra/adapter.bin",
+                "weights-notes.txt"
+            ]
+        );
     }
 
     #[test]

@@ -57,10 +57,11 @@ impl LocalKeyProvider {
                 reason: "larger than any KEK encoding (expected 32 raw bytes, 64 hex or 44 base64 characters)",
             });
         }
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::ReadKeyFile {
-            path: shown.clone(),
-            source,
-        })?);
+        let bytes =
+            Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::ReadKeyFile {
+                path: shown.clone(),
+                source,
+            })?);
         let kek = parse_kek(&bytes).ok_or(KeyError::InvalidKeyFile {
             path: shown,
             reason: "expected 32 raw bytes, 64 hex or 44 base64 characters",
@@ -83,7 +84,11 @@ fn parse_kek(bytes: &[u8]) -> Option<Kek> {
             Kek::from_slice(out.as_ref()).ok()
         }
         44 => {
-            let v = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(text).ok()?);
+            let v = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()?,
+            );
             Kek::from_slice(&v).ok()
         }
         _ => None,
@@ -97,14 +102,26 @@ impl KeyProvider for LocalKeyProvider {
     }
 
     async fn wrap_dek(&self, dek: &DataKey, ctx: &WrapContext<'_>) -> Result<Vec<u8>, KeyError> {
-        wrap_with_kek(&self.kek, dek, LOCAL, self.recipient.key_ref(), ctx.model_id).map_err(KeyError::Crypto)
+        wrap_with_kek(
+            &self.kek,
+            dek,
+            LOCAL,
+            self.recipient.key_ref(),
+            ctx.model_id,
+        )
+        .map_err(KeyError::Crypto)
     }
 
     async fn unwrap_dek(&self, wrapped: &[u8], ctx: &WrapContext<'_>) -> Result<DataKey, KeyError> {
-        unwrap_with_kek(&self.kek, wrapped, LOCAL, self.recipient.key_ref(), ctx.model_id).map_err(|_| {
-            KeyError::UnwrapFailed {
-                recipient: self.recipient.to_string(),
-            }
+        unwrap_with_kek(
+            &self.kek,
+            wrapped,
+            LOCAL,
+            self.recipient.key_ref(),
+            ctx.model_id,
+        )
+        .map_err(|_| KeyError::UnwrapFailed {
+            recipient: self.recipient.to_string(),
         })
     }
 }
@@ -118,7 +135,12 @@ mod tests {
         let raw = [0x41u8; 32];
         let a = parse_kek(&raw).unwrap();
         let b = parse_kek(format!("{}\n", hex::encode(raw)).as_bytes()).unwrap();
-        let c = parse_kek(base64::engine::general_purpose::STANDARD.encode(raw).as_bytes()).unwrap();
+        let c = parse_kek(
+            base64::engine::general_purpose::STANDARD
+                .encode(raw)
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(a.expose_secret(), b.expose_secret());
         assert_eq!(a.expose_secret(), c.expose_secret());
         assert!(parse_kek(&[0u8; 31]).is_none());

@@ -44,7 +44,10 @@ pub fn filesystem_kind(path: &Path) -> Result<FsKind, LoadError> {
     })
 }
 
-fn io_err<'a>(path: &'a Path, reason: &'static str) -> impl FnOnce(std::io::Error) -> LoadError + 'a {
+fn io_err<'a>(
+    path: &'a Path,
+    reason: &'static str,
+) -> impl FnOnce(std::io::Error) -> LoadError + 'a {
     move |e| LoadError::Destination {
         path: path.display().to_string(),
         reason,
@@ -129,7 +132,8 @@ impl Staging {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io_err(&path, "cannot create staging file"))?;
-        f.set_len(size).map_err(io_err(&path, "cannot size staging file"))?;
+        f.set_len(size)
+            .map_err(io_err(&path, "cannot size staging file"))?;
         Ok(f)
     }
 
@@ -138,11 +142,18 @@ impl Staging {
     /// everything staged is removed.
     pub fn publish(mut self) -> Result<Vec<PathBuf>, LoadError> {
         let dir = File::open(&self.dest).map_err(io_err(&self.dest, "cannot open destination"))?;
-        let stage = File::open(&self.root).map_err(io_err(&self.root, "cannot open staging directory"))?;
+        let stage =
+            File::open(&self.root).map_err(io_err(&self.root, "cannot open staging directory"))?;
         let mut moved: Vec<&String> = Vec::new();
         let mut result = Ok(());
         for top in &self.top_level {
-            match renameat2(&stage, top.as_str(), &dir, top.as_str(), RenameFlags::RENAME_NOREPLACE) {
+            match renameat2(
+                &stage,
+                top.as_str(),
+                &dir,
+                top.as_str(),
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
                 Ok(()) => moved.push(top),
                 Err(e) => {
                     result = Err(LoadError::Destination {
@@ -156,8 +167,17 @@ impl Staging {
         }
         if let Err(e) = result {
             for top in moved {
-                if renameat2(&dir, top.as_str(), &stage, top.as_str(), RenameFlags::RENAME_NOREPLACE).is_err() {
-                    let _ = std::fs::remove_dir_all(self.dest.join(top)).or_else(|_| std::fs::remove_file(self.dest.join(top)));
+                if renameat2(
+                    &dir,
+                    top.as_str(),
+                    &stage,
+                    top.as_str(),
+                    RenameFlags::RENAME_NOREPLACE,
+                )
+                .is_err()
+                {
+                    let _ = std::fs::remove_dir_all(self.dest.join(top))
+                        .or_else(|_| std::fs::remove_file(self.dest.join(top)));
                 }
             }
             return Err(e);

@@ -22,7 +22,9 @@ use crate::error::ErrorClass;
 use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
 use crate::keys::{KeyProvider, WrapContext};
 use crate::storage::{StorageBackend, StorageError};
-use crate::verify::{verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError};
+use crate::verify::{
+    verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError,
+};
 use destination::Staging;
 
 /// Loader errors.
@@ -138,9 +140,9 @@ impl LoadError {
                 ErrorClass::Config => ErrorClass::Config,
                 _ => ErrorClass::Key,
             },
-            LoadError::NotMemoryBacked { .. } | LoadError::DestinationConflict { .. } | LoadError::Destination { .. } => {
-                ErrorClass::Destination
-            }
+            LoadError::NotMemoryBacked { .. }
+            | LoadError::DestinationConflict { .. }
+            | LoadError::Destination { .. } => ErrorClass::Destination,
             LoadError::Storage(e) => crate::error::storage_class(e),
             LoadError::Verify(e) => crate::error::verify_class(e),
             LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
@@ -309,9 +311,19 @@ impl Loader {
     }
 
     /// Fetches (size-capped) and verifies the manifest.
-    pub async fn fetch_manifest(&self, store: &dyn StorageBackend) -> Result<VerifiedManifest, LoadError> {
-        let bytes = store.get(MANIFEST_OBJECT, self.limits.max_manifest_bytes).await?;
-        let vm = verify_manifest(&bytes, &self.trusted, &self.limits, self.options.pinned_manifest_digest.as_ref())?;
+    pub async fn fetch_manifest(
+        &self,
+        store: &dyn StorageBackend,
+    ) -> Result<VerifiedManifest, LoadError> {
+        let bytes = store
+            .get(MANIFEST_OBJECT, self.limits.max_manifest_bytes)
+            .await?;
+        let vm = verify_manifest(
+            &bytes,
+            &self.trusted,
+            &self.limits,
+            self.options.pinned_manifest_digest.as_ref(),
+        )?;
         tracing::info!(
             model_id = vm.model_id(),
             model = vm.model_name(),
@@ -330,7 +342,9 @@ impl Loader {
         store: &dyn StorageBackend,
         manifest: VerifiedManifest,
     ) -> Result<(UnlockedManifest, String), LoadError> {
-        let bytes = store.get(KEYS_OBJECT, self.limits.max_keys_file_bytes).await?;
+        let bytes = store
+            .get(KEYS_OBJECT, self.limits.max_keys_file_bytes)
+            .await?;
         let kf = KeysFile::parse(&bytes, &self.limits)?;
         if kf.model_id != manifest.model_id() {
             return Err(LoadError::ModelIdMismatch {
@@ -342,13 +356,21 @@ impl Loader {
         let ctx = WrapContext::new(&ctx_id);
         let mut last: Option<crate::Error> = None;
         for provider in &self.providers {
-            let Some(entry) = kf.recipients.iter().find(|e| provider.recipient().matches(e)) else {
+            let Some(entry) = kf
+                .recipients
+                .iter()
+                .find(|e| provider.recipient().matches(e))
+            else {
                 continue;
             };
             let wrapped = entry.wrapped_bytes(&self.limits)?;
             match provider.unwrap_dek(&wrapped, &ctx).await {
                 Ok(dek) => {
-                    let check = crate::crypto::check_dek_commitment(&dek, &ctx_id, manifest.dek_commitment());
+                    let check = crate::crypto::check_dek_commitment(
+                        &dek,
+                        &ctx_id,
+                        manifest.dek_commitment(),
+                    );
                     if check.is_ok() {
                         let r = provider.recipient().to_string();
                         tracing::info!(recipient = %r, "data key unwrapped and matches the signed commitment");
@@ -365,17 +387,33 @@ impl Loader {
             }
         }
         match last {
-            Some(source) => Err(LoadError::Unlock { source: Box::new(source) }),
+            Some(source) => Err(LoadError::Unlock {
+                source: Box::new(source),
+            }),
             None => Err(LoadError::NoMatchingRecipient {
-                available: kf.recipients.iter().map(|e| format!("{}:{}", e.provider, e.key_ref)).collect::<Vec<_>>().join(", "),
-                configured: self.providers.iter().map(|p| p.recipient().to_string()).collect::<Vec<_>>().join(", "),
+                available: kf
+                    .recipients
+                    .iter()
+                    .map(|e| format!("{}:{}", e.provider, e.key_ref))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                configured: self
+                    .providers
+                    .iter()
+                    .map(|p| p.recipient().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
 
     /// Verifies, unlocks, decrypts and verifies every file into a staging directory inside
     /// `dest`. Nothing is visible in `dest` until [`StagedModel::publish`].
-    pub async fn stage(&self, store: Arc<dyn StorageBackend>, dest: &Path) -> Result<StagedModel, LoadError> {
+    pub async fn stage(
+        &self,
+        store: Arc<dyn StorageBackend>,
+        dest: &Path,
+    ) -> Result<StagedModel, LoadError> {
         let started = Instant::now();
         let manifest = self.fetch_manifest(store.as_ref()).await?;
         // Destination checks come before any key is requested: fail fast, release nothing.
@@ -432,7 +470,11 @@ impl Loader {
     }
 
     /// [`Loader::stage`] then [`StagedModel::publish`].
-    pub async fn pull(&self, store: Arc<dyn StorageBackend>, dest: &Path) -> Result<PullReport, LoadError> {
+    pub async fn pull(
+        &self,
+        store: Arc<dyn StorageBackend>,
+        dest: &Path,
+    ) -> Result<PullReport, LoadError> {
         let staged = self.stage(store, dest).await?;
         let report = staged.publish()?;
         tracing::info!(
@@ -447,15 +489,30 @@ impl Loader {
 
     /// Verifies a package without writing anything: signature and structure, ciphertext sizes
     /// and SHA-256; with `decrypt`, also unlocks and checks every plaintext SHA-256.
-    pub async fn verify_package(&self, store: Arc<dyn StorageBackend>, decrypt: bool) -> Result<VerifyReport, LoadError> {
+    pub async fn verify_package(
+        &self,
+        store: Arc<dyn StorageBackend>,
+        decrypt: bool,
+    ) -> Result<VerifyReport, LoadError> {
         let manifest = self.fetch_manifest(store.as_ref()).await?;
         let total_ct = manifest.total_ciphertext();
         if let Some(p) = &self.progress {
-            p.start(if decrypt { total_ct + manifest.total_plaintext() } else { total_ct });
+            p.start(if decrypt {
+                total_ct + manifest.total_plaintext()
+            } else {
+                total_ct
+            });
         }
         let files = manifest.files().to_vec();
         futures::stream::iter(files)
-            .map(|f| pipeline::check_ciphertext(Arc::clone(&store), f, self.options.clone(), self.progress.clone()))
+            .map(|f| {
+                pipeline::check_ciphertext(
+                    Arc::clone(&store),
+                    f,
+                    self.options.clone(),
+                    self.progress.clone(),
+                )
+            })
             .buffer_unordered(self.options.file_concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;

@@ -16,7 +16,10 @@ use crate::storage::StorageBackend;
 use crate::verify::{UnlockedManifest, VerifiedFile};
 
 /// Checks the object's size in the store against the signed ciphertext size.
-pub(crate) async fn check_object_size(store: &dyn StorageBackend, file: &VerifiedFile) -> Result<(), LoadError> {
+pub(crate) async fn check_object_size(
+    store: &dyn StorageBackend,
+    file: &VerifiedFile,
+) -> Result<(), LoadError> {
     let size = store.head(file.object()).await?;
     if size != file.ciphertext_size() {
         return Err(LoadError::CiphertextSizeMismatch {
@@ -85,7 +88,9 @@ pub(crate) async fn decrypt_file(
         .manifest()
         .files()
         .get(index)
-        .ok_or(LoadError::Internal { what: "file index out of range" })?
+        .ok_or(LoadError::Internal {
+            what: "file index out of range",
+        })?
         .clone();
     check_object_size(store.as_ref(), &file).await?;
     let params = unlocked.manifest().params();
@@ -99,13 +104,17 @@ pub(crate) async fn decrypt_file(
     let mut stream = std::pin::pin!(fetch_ranges(&store, &file, &opts, seg_size));
     while let Some((first, bytes)) = stream.try_next().await? {
         if cipher.is_none() {
-            let header = bytes.get(..HEADER_LEN).ok_or_else(|| LoadError::DecryptionFailed { path: path.clone() })?;
+            let header = bytes
+                .get(..HEADER_LEN)
+                .ok_or_else(|| LoadError::DecryptionFailed { path: path.clone() })?;
             let c = unlocked
                 .file_cipher(&file, header)
                 .map_err(|_| LoadError::DecryptionFailed { path: path.clone() })?;
             cipher = Some(Arc::new(c));
         }
-        let c = cipher.clone().ok_or(LoadError::Internal { what: "cipher missing" })?;
+        let c = cipher.clone().ok_or(LoadError::Internal {
+            what: "cipher missing",
+        })?;
         let sink = sink.clone();
         let offset = params.plaintext_offset(first);
         let p = path.clone();
@@ -114,19 +123,24 @@ pub(crate) async fn decrypt_file(
             let n = c
                 .open_segments(first, total, &mut buf)
                 .map_err(|_| LoadError::DecryptionFailed { path: p.clone() })?;
-            let pt = buf.get(..n).ok_or(LoadError::Internal { what: "plaintext length" })?;
+            let pt = buf.get(..n).ok_or(LoadError::Internal {
+                what: "plaintext length",
+            })?;
             hasher.update(pt);
             if let Some(f) = &sink {
-                f.write_all_at(pt, offset).map_err(|e| LoadError::Destination {
-                    path: p.clone(),
-                    reason: "cannot write staging file",
-                    source: Some(e),
-                })?;
+                f.write_all_at(pt, offset)
+                    .map_err(|e| LoadError::Destination {
+                        path: p.clone(),
+                        reason: "cannot write staging file",
+                        source: Some(e),
+                    })?;
             }
             Ok((hasher, n as u64))
         })
         .await
-        .map_err(|_| LoadError::Internal { what: "decryption task panicked or was cancelled" })??;
+        .map_err(|_| LoadError::Internal {
+            what: "decryption task panicked or was cancelled",
+        })??;
         hasher = h;
         written += n;
         if let Some(p) = &progress {
@@ -159,7 +173,11 @@ pub(crate) async fn check_ciphertext(
         .map(|start| {
             let store = Arc::clone(&store);
             let key = file.object().to_string();
-            async move { store.get_range(&key, start..(start + step).min(ct_len)).await }
+            async move {
+                store
+                    .get_range(&key, start..(start + step).min(ct_len))
+                    .await
+            }
         })
         .buffered(opts.read_ahead.max(1)));
     while let Some(b) = chunks.try_next().await? {
@@ -169,7 +187,9 @@ pub(crate) async fn check_ciphertext(
             hasher
         })
         .await
-        .map_err(|_| LoadError::Internal { what: "hash task panicked or was cancelled" })?;
+        .map_err(|_| LoadError::Internal {
+            what: "hash task panicked or was cancelled",
+        })?;
         if let Some(p) = &progress {
             p.advance(n);
         }

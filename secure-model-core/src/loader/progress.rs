@@ -43,9 +43,19 @@ impl LogProgress {
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         let rate = done as f64 / secs / (1024.0 * 1024.0);
         if final_line {
-            tracing::info!(bytes_done = done, bytes_total = total, mib_per_s = format!("{rate:.1}"), "transfer finished");
+            tracing::info!(
+                bytes_done = done,
+                bytes_total = total,
+                mib_per_s = format!("{rate:.1}"),
+                "transfer finished"
+            );
         } else {
-            tracing::info!(bytes_done = done, bytes_total = total, mib_per_s = format!("{rate:.1}"), "progress");
+            tracing::info!(
+                bytes_done = done,
+                bytes_total = total,
+                mib_per_s = format!("{rate:.1}"),
+                "progress"
+            );
         }
     }
 }
@@ -71,7 +81,11 @@ impl Progress for LogProgress {
         }
     }
     fn finish(&self) {
-        let started = self.state.lock().map(|s| s.0).unwrap_or_else(|_| Instant::now());
+        let started = self
+            .state
+            .lock()
+            .map(|s| s.0)
+            .unwrap_or_else(|_| Instant::now());
         self.log(started, true);
     }
 }

@@ -12,9 +12,10 @@ use super::PackError;
 use crate::crypto::streaming::{StreamEncryptor, StreamParams};
 use crate::crypto::{dek_commitment, random_fill, DataKey, Sha256};
 use crate::format::{
-    compare_paths, file_associated_data, validate_path, Aead, EncryptedFile, EncryptionSection, KeysFile, Limits,
-    Predicate, RecipientEntry, Resource, Serialization, Statement, Subject, SubjectDigest, DEFAULT_IGNORE_PATHS,
-    ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT, MANIFEST_OBJECT, MODEL_SIGNING_PREDICATE_TYPE,
+    compare_paths, file_associated_data, validate_path, Aead, EncryptedFile, EncryptionSection,
+    KeysFile, Limits, Predicate, RecipientEntry, Resource, Serialization, Statement, Subject,
+    SubjectDigest, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT,
+    MANIFEST_OBJECT, MODEL_SIGNING_PREDICATE_TYPE,
 };
 use crate::keys::{KeyProvider, WrapContext};
 use crate::loader::Progress;
@@ -116,17 +117,32 @@ pub fn scan_model_dir(root: &Path) -> Result<Vec<(String, PathBuf)>, PackError> 
             if rel.is_empty() && DEFAULT_IGNORE_PATHS.contains(&name.as_str()) {
                 continue;
             }
-            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let ft = entry.file_type().map_err(|e| dir_err(&entry.path(), "cannot stat", Some(e)))?;
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = entry
+                .file_type()
+                .map_err(|e| dir_err(&entry.path(), "cannot stat", Some(e)))?;
             if ft.is_symlink() {
-                return Err(dir_err(&entry.path(), "symbolic links are not allowed in a model", None));
+                return Err(dir_err(
+                    &entry.path(),
+                    "symbolic links are not allowed in a model",
+                    None,
+                ));
             } else if ft.is_dir() {
                 stack.push((entry.path(), child_rel));
             } else if ft.is_file() {
-                validate_path(&child_rel, &limits).map_err(|e| dir_err(&entry.path(), e.to_string(), None))?;
+                validate_path(&child_rel, &limits)
+                    .map_err(|e| dir_err(&entry.path(), e.to_string(), None))?;
                 out.push((child_rel, entry.path()));
             } else {
-                return Err(dir_err(&entry.path(), "not a regular file or directory", None));
+                return Err(dir_err(
+                    &entry.path(),
+                    "not a regular file or directory",
+                    None,
+                ));
             }
         }
     }
@@ -159,7 +175,10 @@ impl Write for ChannelWriter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK)));
+            let chunk = Bytes::from(std::mem::replace(
+                &mut self.buf,
+                Vec::with_capacity(UPLOAD_CHUNK),
+            ));
             self.tx
                 .blocking_send(chunk)
                 .map_err(|_| std::io::Error::other("upload stopped"))?;
@@ -175,6 +194,9 @@ struct Encrypted {
     ct_len: u64,
 }
 
+// The arguments are the independent inputs of one file's encryption; bundling them in a struct
+// used once would only move the list.
+#[allow(clippy::too_many_arguments)]
 async fn encrypt_file(
     store: &dyn StorageBackend,
     dek: Arc<DataKey>,
@@ -201,11 +223,15 @@ async fn encrypt_file(
         let mut pt_len = 0u64;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = f.read(&mut buf).map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
             if n == 0 {
                 break;
             }
-            let chunk = buf.get(..n).ok_or(PackError::Internal { what: "read length" })?;
+            let chunk = buf.get(..n).ok_or(PackError::Internal {
+                what: "read length",
+            })?;
             pt_hash.update(chunk);
             enc.update(chunk)?;
             pt_len += n as u64;
@@ -230,7 +256,9 @@ async fn encrypt_file(
         }
     }
     drop(rx);
-    let res = task.await.map_err(|_| PackError::Internal { what: "encryption task panicked" });
+    let res = task.await.map_err(|_| PackError::Internal {
+        what: "encryption task panicked",
+    });
     match (upload_err, res) {
         (None, Ok(Ok(enc))) => {
             upload.finish().await?;
@@ -288,7 +316,17 @@ pub async fn pack(
             let progress = opts.progress.clone();
             async move {
                 let object = format!("data/{i:06}");
-                let e = encrypt_file(store, dek, model_id, rel, src, &object, opts.params, progress).await?;
+                let e = encrypt_file(
+                    store,
+                    dek,
+                    model_id,
+                    rel,
+                    src,
+                    &object,
+                    opts.params,
+                    progress,
+                )
+                .await?;
                 Ok::<_, PackError>((i, e))
             }
         })
@@ -313,9 +351,13 @@ pub async fn pack(
         let e = results
             .get_mut(i)
             .and_then(Option::take)
-            .ok_or(PackError::Internal { what: "missing file result" })?;
+            .ok_or(PackError::Internal {
+                what: "missing file result",
+            })?;
         if opts.params.ciphertext_len(e.pt_len) != Some(e.ct_len) {
-            return Err(PackError::Internal { what: "ciphertext length mismatch" });
+            return Err(PackError::Internal {
+                what: "ciphertext length mismatch",
+            });
         }
         subject.update(&e.pt_sha);
         pt_total += e.pt_len;
@@ -395,7 +437,10 @@ pub async fn pack(
         plaintext_bytes: pt_total,
         ciphertext_bytes: ct_total,
         manifest_digest: digest,
-        recipients: recipients.iter().map(|r| r.recipient().to_string()).collect(),
+        recipients: recipients
+            .iter()
+            .map(|r| r.recipient().to_string())
+            .collect(),
         signer: signer.verifying_key().hint(),
     })
 }

@@ -40,7 +40,9 @@ pub async fn rewrap(
     trusted: Option<&TrustedKeys>,
 ) -> Result<RewrapReport, PackError> {
     let limits = Limits::default();
-    let bytes = store.get(MANIFEST_OBJECT, limits.max_manifest_bytes).await?;
+    let bytes = store
+        .get(MANIFEST_OBJECT, limits.max_manifest_bytes)
+        .await?;
     let (model_id, commitment, verified) = match trusted {
         Some(t) => {
             let m = verify_manifest(&bytes, t, &limits, None)?;
@@ -68,7 +70,9 @@ pub async fn rewrap(
             recipient: current.recipient().to_string(),
         })?;
     let ctx = WrapContext::new(&model_id);
-    let dek = current.unwrap_dek(&entry.wrapped_bytes(&limits)?, &ctx).await?;
+    let dek = current
+        .unwrap_dek(&entry.wrapped_bytes(&limits)?, &ctx)
+        .await?;
     check_dek_commitment(&dek, &model_id, &commitment)
         .map_err(|_| PackError::Verify(crate::verify::VerifyError::DekCommitmentMismatch))?;
 
@@ -92,7 +96,9 @@ pub async fn rewrap(
         let before = keys.recipients.len();
         keys.recipients.retain(|e| !r.matches(e));
         if keys.recipients.len() == before {
-            return Err(PackError::RecipientNotFound { recipient: r.to_string() });
+            return Err(PackError::RecipientNotFound {
+                recipient: r.to_string(),
+            });
         }
         removed.push(r.to_string());
     }
@@ -105,7 +111,11 @@ pub async fn rewrap(
         model_id,
         added,
         removed,
-        recipients: keys.recipients.iter().map(|e| format!("{}:{}", e.provider, e.key_ref)).collect(),
+        recipients: keys
+            .recipients
+            .iter()
+            .map(|e| format!("{}:{}", e.provider, e.key_ref))
+            .collect(),
         manifest_verified: verified,
     })
 }

@@ -76,9 +76,11 @@ pub fn open_location(uri: &str, create: bool) -> Result<Arc<dyn StorageBackend>,
                     reason: "not a directory".into(),
                 });
             }
-            let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| StorageError::InvalidLocation {
-                uri: uri.into(),
-                reason: format!("cannot open package directory: {e}"),
+            let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| {
+                StorageError::InvalidLocation {
+                    uri: uri.into(),
+                    reason: format!("cannot open package directory: {e}"),
+                }
             })?;
             Ok(Arc::new(ObjectStoreBackend::new(
                 Arc::new(fs),
@@ -95,10 +97,22 @@ mod tests {
 
     #[test]
     fn parse_forms() {
-        assert_eq!(PackageLocation::parse("/a/b").unwrap(), PackageLocation::Local("/a/b".into()));
-        assert_eq!(PackageLocation::parse("rel/p").unwrap(), PackageLocation::Local("rel/p".into()));
-        assert_eq!(PackageLocation::parse("file:///a/b").unwrap(), PackageLocation::Local("/a/b".into()));
-        assert_eq!(PackageLocation::parse("file://localhost/a%20b").unwrap(), PackageLocation::Local("/a b".into()));
+        assert_eq!(
+            PackageLocation::parse("/a/b").unwrap(),
+            PackageLocation::Local("/a/b".into())
+        );
+        assert_eq!(
+            PackageLocation::parse("rel/p").unwrap(),
+            PackageLocation::Local("rel/p".into())
+        );
+        assert_eq!(
+            PackageLocation::parse("file:///a/b").unwrap(),
+            PackageLocation::Local("/a/b".into())
+        );
+        assert_eq!(
+            PackageLocation::parse("file://localhost/a%20b").unwrap(),
+            PackageLocation::Local("/a b".into())
+        );
         assert!(PackageLocation::parse("file://evil.example/a").is_err());
         assert!(PackageLocation::parse("gopher://x/y").is_err());
         assert!(PackageLocation::parse("").is_err());

@@ -21,7 +21,11 @@ pub struct ObjectStoreBackend {
 
 impl ObjectStoreBackend {
     /// A backend for `prefix` in `store`; `location` is what messages show (no credentials).
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: StorePath, location: impl Into<String>) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: StorePath,
+        location: impl Into<String>,
+    ) -> Self {
         Self {
             store,
             prefix,
@@ -32,9 +36,11 @@ impl ObjectStoreBackend {
     fn path(&self, key: &str) -> Result<StorePath, StorageError> {
         let mut p = self.prefix.clone();
         for part in key.split('/') {
-            let part = object_store::path::PathPart::parse(part).map_err(|_| StorageError::InvalidLocation {
-                uri: format!("{}/{}", self.location, key),
-                reason: "object key component is not valid".into(),
+            let part = object_store::path::PathPart::parse(part).map_err(|_| {
+                StorageError::InvalidLocation {
+                    uri: format!("{}/{}", self.location, key),
+                    reason: "object key component is not valid".into(),
+                }
             })?;
             p = p.join(part);
         }
@@ -45,9 +51,19 @@ impl ObjectStoreBackend {
         let key = key.to_string();
         let location = self.location.clone();
         match e {
-            object_store::Error::NotFound { source, .. } => StorageError::NotFound { key, location, source },
+            object_store::Error::NotFound { source, .. } => StorageError::NotFound {
+                key,
+                location,
+                source,
+            },
             object_store::Error::PermissionDenied { source, .. }
-            | object_store::Error::Unauthenticated { source, .. } => StorageError::PermissionDenied { key, location, source },
+            | object_store::Error::Unauthenticated { source, .. } => {
+                StorageError::PermissionDenied {
+                    key,
+                    location,
+                    source,
+                }
+            }
             other => StorageError::Backend {
                 operation,
                 key,
@@ -66,13 +82,21 @@ impl StorageBackend for ObjectStoreBackend {
 
     async fn head(&self, key: &str) -> Result<u64, StorageError> {
         let p = self.path(key)?;
-        let meta = self.store.head(&p).await.map_err(|e| self.map_err("head", key, e))?;
+        let meta = self
+            .store
+            .head(&p)
+            .await
+            .map_err(|e| self.map_err("head", key, e))?;
         Ok(meta.size)
     }
 
     async fn get(&self, key: &str, max_len: u64) -> Result<Bytes, StorageError> {
         let p = self.path(key)?;
-        let res = self.store.get(&p).await.map_err(|e| self.map_err("get", key, e))?;
+        let res = self
+            .store
+            .get(&p)
+            .await
+            .map_err(|e| self.map_err("get", key, e))?;
         let size = res.meta.size;
         let too_large = |size| StorageError::TooLarge {
             key: key.to_string(),
@@ -85,7 +109,11 @@ impl StorageBackend for ObjectStoreBackend {
         }
         let mut buf = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
         let mut stream = res.into_stream();
-        while let Some(chunk) = stream.try_next().await.map_err(|e| self.map_err("get", key, e))? {
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| self.map_err("get", key, e))?
+        {
             if (buf.len() + chunk.len()) as u64 > max_len {
                 return Err(too_large((buf.len() + chunk.len()) as u64));
             }
@@ -141,7 +169,11 @@ impl StorageBackend for ObjectStoreBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
-        let base = if prefix.is_empty() { self.prefix.clone() } else { self.path(prefix.trim_end_matches('/'))? };
+        let base = if prefix.is_empty() {
+            self.prefix.clone()
+        } else {
+            self.path(prefix.trim_end_matches('/'))?
+        };
         let metas: Vec<_> = self
             .store
             .list(Some(&base))
@@ -153,9 +185,17 @@ impl StorageBackend for ObjectStoreBackend {
             let rel = m
                 .location
                 .prefix_match(&self.prefix)
-                .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+                .map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
                 .unwrap_or_else(|| m.location.to_string());
-            out.push(ObjectInfo { key: rel, size: m.size });
+            out.push(ObjectInfo {
+                key: rel,
+                size: m.size,
+            });
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
@@ -171,10 +211,13 @@ struct MultipartWriter {
 #[async_trait]
 impl ObjectWriter for MultipartWriter {
     async fn write(&mut self, data: Bytes) -> Result<(), StorageError> {
-        let w = self.inner.as_mut().ok_or_else(|| StorageError::Unsupported {
-            location: self.backend.location.clone(),
-            operation: "write after finish",
-        })?;
+        let w = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| StorageError::Unsupported {
+                location: self.backend.location.clone(),
+                operation: "write after finish",
+            })?;
         // Bounds in-flight parts so a fast producer cannot queue the whole model in memory.
         w.wait_for_capacity(4)
             .await
@@ -188,13 +231,17 @@ impl ObjectWriter for MultipartWriter {
             location: self.backend.location.clone(),
             operation: "finish twice",
         })?;
-        w.finish().await.map_err(|e| self.backend.map_err("complete upload of", &self.key, e))?;
+        w.finish()
+            .await
+            .map_err(|e| self.backend.map_err("complete upload of", &self.key, e))?;
         Ok(())
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StorageError> {
         if let Some(w) = self.inner.take() {
-            w.abort().await.map_err(|e| self.backend.map_err("abort upload of", &self.key, e))?;
+            w.abort()
+                .await
+                .map_err(|e| self.backend.map_err("abort upload of", &self.key, e))?;
         }
         Ok(())
     }

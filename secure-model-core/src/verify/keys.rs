@@ -34,7 +34,10 @@ impl SigningKey {
                 what: "signing key",
                 reason: "generation failed",
             })?;
-        let pem = Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())));
+        let pem = Zeroizing::new(pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            pkcs8.as_ref().to_vec(),
+        )));
         let key = Self::from_pkcs8_der(pkcs8.as_ref())?;
         Ok((key, pem))
     }
@@ -237,12 +240,18 @@ mod tests {
     #[test]
     fn debug_is_redacted() {
         let (sk, _) = SigningKey::generate().unwrap();
-        assert_eq!(format!("{sk:?}"), "SigningKey(ECDSA_P256_SHA256, [redacted])");
+        assert_eq!(
+            format!("{sk:?}"),
+            "SigningKey(ECDSA_P256_SHA256, [redacted])"
+        );
     }
 
     #[test]
     fn wrong_pem_labels() {
-        assert!(VerifyingKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(VerifyingKey::from_pem(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
         assert!(SigningKey::from_pem("garbage").is_err());
         assert!(TrustedKeys::from_pem_bundle("").is_err());
     }

@@ -132,7 +132,11 @@ impl ParsedManifest {
     }
     /// Model name from the subject.
     pub fn model_name(&self) -> &str {
-        self.statement.subject.first().map(|s| s.name.as_str()).unwrap_or("")
+        self.statement
+            .subject
+            .first()
+            .map(|s| s.name.as_str())
+            .unwrap_or("")
     }
     /// Total plaintext bytes.
     pub fn total_plaintext(&self) -> u64 {
@@ -173,7 +177,10 @@ impl VerifiedManifest {
     pub fn unlock(self, dek: DataKey) -> Result<UnlockedManifest, VerifyError> {
         check_dek_commitment(&dek, &self.inner.model_id, &self.inner.dek_commitment)
             .map_err(|_| VerifyError::DekCommitmentMismatch)?;
-        Ok(UnlockedManifest { manifest: self, dek })
+        Ok(UnlockedManifest {
+            manifest: self,
+            dek,
+        })
     }
 }
 
@@ -191,7 +198,11 @@ impl UnlockedManifest {
     }
 
     /// The segment cipher of `file`, given the first 40 bytes of its ciphertext.
-    pub fn file_cipher(&self, file: &VerifiedFile, header: &[u8]) -> Result<SegmentCipher, CryptoError> {
+    pub fn file_cipher(
+        &self,
+        file: &VerifiedFile,
+        header: &[u8],
+    ) -> Result<SegmentCipher, CryptoError> {
         let header = Header::parse(header)?;
         let ad = file_associated_data(&self.manifest.inner.model_id, &file.path);
         SegmentCipher::new(&self.dek, &header, &ad, self.manifest.inner.params)
@@ -206,10 +217,11 @@ fn decode_bundle(bytes: &[u8], limits: &Limits) -> Result<(Bundle, Vec<u8>), For
             limit: limits.max_manifest_bytes,
         });
     }
-    let bundle: Bundle = serde_json::from_slice(bytes).map_err(|source| FormatError::Malformed {
-        document: DOC,
-        source,
-    })?;
+    let bundle: Bundle =
+        serde_json::from_slice(bytes).map_err(|source| FormatError::Malformed {
+            document: DOC,
+            source,
+        })?;
     if bundle.media_type != BUNDLE_MEDIA_TYPE {
         return Err(FormatError::UnsupportedVersion {
             document: DOC,
@@ -221,7 +233,10 @@ fn decode_bundle(bytes: &[u8], limits: &Limits) -> Result<(Bundle, Vec<u8>), For
     }
     let n = bundle.dsse_envelope.signatures.len();
     if n == 0 || n > MAX_SIGNATURES {
-        return Err(invalid("signatures", format!("{n} signatures (need 1..={MAX_SIGNATURES})")));
+        return Err(invalid(
+            "signatures",
+            format!("{n} signatures (need 1..={MAX_SIGNATURES})"),
+        ));
     }
     let payload = B64
         .decode(&bundle.dsse_envelope.payload)
@@ -231,7 +246,10 @@ fn decode_bundle(bytes: &[u8], limits: &Limits) -> Result<(Bundle, Vec<u8>), For
 
 /// Checks the model-signing part of a statement (types, serialization, resources: paths,
 /// order, duplicates, digests, subject digest, count limit) and returns the resources.
-fn check_model_signing(statement: &Statement, limits: &Limits) -> Result<Vec<(String, [u8; 32])>, VerifyError> {
+fn check_model_signing(
+    statement: &Statement,
+    limits: &Limits,
+) -> Result<Vec<(String, [u8; 32])>, VerifyError> {
     if statement.type_ != IN_TOTO_STATEMENT_TYPE {
         return Err(invalid("_type", "not https://in-toto.io/Statement/v1").into());
     }
@@ -245,7 +263,11 @@ fn check_model_signing(statement: &Statement, limits: &Limits) -> Result<Vec<(St
     let pred = &statement.predicate;
     let ser = &pred.serialization;
     if ser.method != "files" || ser.hash_type != "sha256" || ser.allow_symlinks {
-        return Err(invalid("serialization", "only method 'files', hash_type 'sha256', allow_symlinks false").into());
+        return Err(invalid(
+            "serialization",
+            "only method 'files', hash_type 'sha256', allow_symlinks false",
+        )
+        .into());
     }
     let count = pred.resources.len() as u64;
     if count > limits.max_files {
@@ -310,16 +332,18 @@ fn check_statement(
     digest: [u8; 32],
     limits: &Limits,
 ) -> Result<ParsedManifest, VerifyError> {
-    let statement: Statement = serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
-        document: "signed statement",
-        source,
-    })?;
+    let statement: Statement =
+        serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
+            document: "signed statement",
+            source,
+        })?;
     let resources = check_model_signing(&statement, limits)?;
-    let enc = statement
-        .predicate
-        .encryption
-        .as_ref()
-        .ok_or_else(|| invalid("predicate.secure_model", "missing: this is a plain model signature, not an encrypted package"))?;
+    let enc = statement.predicate.encryption.as_ref().ok_or_else(|| {
+        invalid(
+            "predicate.secure_model",
+            "missing: this is a plain model signature, not an encrypted package",
+        )
+    })?;
     if enc.format != ENCRYPTION_FORMAT {
         return Err(FormatError::UnsupportedVersion {
             document: "encryption section",
@@ -328,8 +352,15 @@ fn check_statement(
         .into());
     }
     validate_model_id(&enc.model_id, DOC)?;
-    if enc.aead.scheme != Aead::SCHEME || enc.aead.hkdf_hash != "SHA256" || enc.aead.derived_key_size != 32 {
-        return Err(invalid("aead", "only AES256_GCM_HKDF_STREAMING with SHA256 and 32-byte keys").into());
+    if enc.aead.scheme != Aead::SCHEME
+        || enc.aead.hkdf_hash != "SHA256"
+        || enc.aead.derived_key_size != 32
+    {
+        return Err(invalid(
+            "aead",
+            "only AES256_GCM_HKDF_STREAMING with SHA256 and 32-byte keys",
+        )
+        .into());
     }
     let params = StreamParams::new(enc.aead.ciphertext_segment_size)
         .map_err(|_| invalid("aead.ciphertext_segment_size", "outside 1 KiB..=64 MiB"))?;
@@ -342,7 +373,11 @@ fn check_statement(
     let mut objects = std::collections::HashSet::with_capacity(enc.files.len());
     for ((path, pt), ef) in resources.into_iter().zip(&enc.files) {
         if ef.path != path {
-            return Err(invalid("secure_model.files.path", "order or names differ from resources").into());
+            return Err(invalid(
+                "secure_model.files.path",
+                "order or names differ from resources",
+            )
+            .into());
         }
         validate_object_key(&ef.object)?;
         if !objects.insert(ef.object.as_str()) {
@@ -366,9 +401,17 @@ fn check_statement(
             .into());
         }
         if params.ciphertext_len(ef.plaintext_size) != Some(ef.ciphertext_size) {
-            return Err(invalid("secure_model.files.ciphertext_size", "does not match plaintext_size and segment size").into());
+            return Err(invalid(
+                "secure_model.files.ciphertext_size",
+                "does not match plaintext_size and segment size",
+            )
+            .into());
         }
-        let ct = parse_digest(&ef.ciphertext_sha256, DOC, "secure_model.files.ciphertext_sha256")?;
+        let ct = parse_digest(
+            &ef.ciphertext_sha256,
+            DOC,
+            "secure_model.files.ciphertext_sha256",
+        )?;
         files.push(VerifiedFile {
             path,
             object: ef.object.clone(),
@@ -428,7 +471,9 @@ fn verify_signature(
     let (bundle, payload) = decode_bundle(bytes, limits)?;
     let msg = pae(&bundle.dsse_envelope.payload_type, &payload);
     for sig in &bundle.dsse_envelope.signatures {
-        let Ok(der) = B64.decode(&sig.sig) else { continue };
+        let Ok(der) = B64.decode(&sig.sig) else {
+            continue;
+        };
         for key in trusted.keys() {
             if key.verify(&msg, &der).is_ok() {
                 let key = key.clone();
@@ -448,13 +493,22 @@ pub fn verify_model_signature(
     limits: &Limits,
 ) -> Result<VerifiedModelSignature, VerifyError> {
     let (_bundle, payload, signer) = verify_signature(bytes, trusted, limits)?;
-    let statement: Statement = serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
-        document: "signed statement",
-        source,
-    })?;
+    let statement: Statement =
+        serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
+            document: "signed statement",
+            source,
+        })?;
     let resources = check_model_signing(&statement, limits)?;
-    let name = statement.subject.first().map(|s| s.name.clone()).unwrap_or_default();
-    Ok(VerifiedModelSignature { name, resources, signer })
+    let name = statement
+        .subject
+        .first()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    Ok(VerifiedModelSignature {
+        name,
+        resources,
+        signer,
+    })
 }
 
 /// Parses and structurally checks a manifest WITHOUT verifying its signature (for `inspect`).
@@ -495,10 +549,11 @@ pub fn verify_manifest(
 /// Serialises `statement` (2-space indented JSON, as `model_signing` writes it), signs its DSSE
 /// PAE and returns the bundle bytes.
 pub fn sign_statement(statement: &Statement, key: &SigningKey) -> Result<Vec<u8>, VerifyError> {
-    let payload = serde_json::to_vec_pretty(statement).map_err(|source| FormatError::Malformed {
-        document: "signed statement",
-        source,
-    })?;
+    let payload =
+        serde_json::to_vec_pretty(statement).map_err(|source| FormatError::Malformed {
+            document: "signed statement",
+            source,
+        })?;
     let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload))?;
     let bundle = Bundle {
         media_type: BUNDLE_MEDIA_TYPE.into(),

@@ -58,7 +58,10 @@ pub fn kek_file(dir: &Path, name: &str) -> (PathBuf, Arc<dyn KeyProvider>) {
     let kek = Kek::generate().unwrap();
     let p = dir.join(name);
     std::fs::write(&p, kek.expose_secret()).unwrap();
-    (p.clone(), Arc::new(LocalKeyProvider::from_file(&p).unwrap()))
+    (
+        p.clone(),
+        Arc::new(LocalKeyProvider::from_file(&p).unwrap()),
+    )
 }
 
 /// Packs `model` into a fresh package directory.
@@ -68,7 +71,15 @@ pub async fn packed(model: &Path, opts: PackOptions) -> Fixture {
     let store = open_location(pkg_dir.to_str().unwrap(), true).unwrap();
     let (signer, _) = SigningKey::generate().unwrap();
     let (kek_path, provider) = kek_file(work.path(), "kek.bin");
-    let report = pack(model, store.as_ref(), &signer, &[provider.clone()], &opts).await.unwrap();
+    let report = pack(
+        model,
+        store.as_ref(),
+        &signer,
+        std::slice::from_ref(&provider),
+        &opts,
+    )
+    .await
+    .unwrap();
     Fixture {
         work,
         pkg_dir,
