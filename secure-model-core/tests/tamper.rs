@@ -219,7 +219,7 @@ async fn object_from_another_package_with_the_same_key() {
         m.path(),
         store2.as_ref(),
         &f.signer,
-        &[f.provider.clone()],
+        std::slice::from_ref(&f.provider),
         &Default::default(),
     )
     .await
