@@ -225,6 +225,20 @@ fn exit_codes_by_failure_class() {
     let r = run(&["pull", &pkg, o, "--trusted-key", &pubk, "--key", &kek]);
     assert_eq!(code(&r), 6, "{}", String::from_utf8_lossy(&r.stderr));
     assert!(String::from_utf8_lossy(&r.stderr).contains("keys.json"));
+    // 4: manifest digest pin does not match (rollback protection).
+    let r = run(&[
+        "pull",
+        &pkg,
+        o,
+        "--trusted-key",
+        &pubk,
+        "--key",
+        &kek,
+        "--manifest-digest",
+        &"00".repeat(32),
+    ]);
+    assert_eq!(code(&r), 4, "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("pinned digest"));
     // 2: usage.
     assert_eq!(code(&run(&["pull"])), 2);
     // Nothing was published by any failure.

@@ -69,3 +69,41 @@ pub fn parse_digest_pin(text: &str) -> Result<[u8; 32], crate::Error> {
     })?;
     Ok(out)
 }
+
+/// Keeps plaintext and keys out of core dumps: sets `RLIMIT_CORE` to 0 and marks the process
+/// non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`, which also blocks same-UID ptrace attach).
+/// Binaries call this first thing; embedders should too.
+///
+/// # Errors
+/// The OS error when either call fails (callers may log and continue).
+pub fn disable_core_dumps() -> std::io::Result<()> {
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(std::io::Error::from)?;
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_dumps_disabled() {
+        disable_core_dumps().unwrap();
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE).unwrap();
+        assert_eq!((soft, hard), (0, 0));
+        assert!(!nix::sys::prctl::get_dumpable().unwrap());
+    }
+
+    #[test]
+    fn digest_pins() {
+        let h = "ab".repeat(32);
+        assert_eq!(parse_digest_pin(&h).unwrap(), [0xab; 32]);
+        assert_eq!(
+            parse_digest_pin(&format!("sha256:{}", h.to_uppercase())).unwrap(),
+            [0xab; 32]
+        );
+        assert!(parse_digest_pin("abc").is_err());
+        assert!(parse_digest_pin(&"zz".repeat(32)).is_err());
+    }
+}

@@ -161,6 +161,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_current_span(false)
         .init();
+    if let Err(e) = secure_model_core::config::disable_core_dumps() {
+        tracing::warn!(error = %e, "could not disable core dumps");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

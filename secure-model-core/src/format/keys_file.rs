@@ -44,13 +44,21 @@ impl RecipientEntry {
                 limit: limits.max_wrapped_dek_bytes,
             });
         }
-        base64::engine::general_purpose::STANDARD
+        let bytes = base64::engine::general_purpose::STANDARD
             .decode(&self.wrapped_dek)
             .map_err(|_| FormatError::InvalidField {
                 document: "keys file",
                 field: "wrapped_dek",
                 reason: "not standard padded base64".into(),
-            })
+            })?;
+        if bytes.len() as u64 > limits.max_wrapped_dek_bytes {
+            return Err(FormatError::LimitExceeded {
+                what: "wrapped DEK size",
+                actual: bytes.len() as u64,
+                limit: limits.max_wrapped_dek_bytes,
+            });
+        }
+        Ok(bytes)
     }
 }
 
@@ -93,6 +101,16 @@ impl KeysFile {
             });
         }
         for (i, r) in kf.recipients.iter().enumerate() {
+            // Both fields end up in messages and logs: printable ASCII only, bounded.
+            for (field, v) in [("provider", &r.provider), ("key_ref", &r.key_ref)] {
+                if v.is_empty() || v.len() > 512 || !v.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                    return Err(FormatError::InvalidField {
+                        document: "keys file",
+                        field,
+                        reason: "must be 1..=512 printable ASCII characters without spaces".into(),
+                    });
+                }
+            }
             if kf
                 .recipients
                 .iter()
@@ -146,6 +164,16 @@ mod tests {
         ));
 
         assert!(KeysFile::parse(b"{\"format\":1}", &l).is_err());
+
+        let mut ctl = kf.clone();
+        ctl.recipients[0].key_ref = "x\nFAKE LOG LINE".into();
+        assert!(matches!(
+            KeysFile::parse(&ctl.to_bytes(), &l),
+            Err(FormatError::InvalidField {
+                field: "key_ref",
+                ..
+            })
+        ));
         let big = vec![b' '; (l.max_keys_file_bytes + 1) as usize];
         assert!(matches!(
             KeysFile::parse(&big, &l),

@@ -72,6 +72,17 @@ impl Staging {
         paths: impl IntoIterator<Item = &'a str>,
         allow_disk: bool,
     ) -> Result<Self, LoadError> {
+        // Check the policy on the nearest existing ancestor first, so a refused destination
+        // is not even created.
+        if !allow_disk {
+            if let Some(existing) = dest.ancestors().find(|p| p.exists()) {
+                if filesystem_kind(existing)? == FsKind::Other {
+                    return Err(LoadError::NotMemoryBacked {
+                        path: dest.display().to_string(),
+                    });
+                }
+            }
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)

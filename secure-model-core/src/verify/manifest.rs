@@ -365,6 +365,9 @@ fn check_statement(
     let params = StreamParams::new(enc.aead.ciphertext_segment_size)
         .map_err(|_| invalid("aead.ciphertext_segment_size", "outside 1 KiB..=64 MiB"))?;
     let dek_commitment = parse_digest(&enc.dek_commitment, DOC, "dek_commitment")?;
+    if resources.is_empty() {
+        return Err(invalid("resources", "a package must contain at least one file").into());
+    }
     if enc.files.len() != resources.len() {
         return Err(invalid("secure_model.files", "count differs from resources").into());
     }
