@@ -8,7 +8,35 @@ mod rotate;
 pub use pack::{pack, scan_model_dir, PackOptions, PackReport};
 pub use rotate::{rewrap, RewrapReport};
 
+use base64::Engine as _;
+
+use crate::crypto::DataKey;
 use crate::error::ErrorClass;
+use crate::format::{KeysFile, RecipientEntry};
+use crate::keys::{KeyProvider, WrapContext};
+
+/// Wraps `dek` for `provider` and appends the entry to `keys`; refuses a recipient that is
+/// already present.
+async fn add_recipient(
+    keys: &mut KeysFile,
+    provider: &dyn KeyProvider,
+    dek: &DataKey,
+    ctx: &WrapContext<'_>,
+) -> Result<(), PackError> {
+    let r = provider.recipient();
+    if keys.recipients.iter().any(|e| r.matches(e)) {
+        return Err(PackError::RecipientExists {
+            recipient: r.to_string(),
+        });
+    }
+    let wrapped = provider.wrap_dek(dek, ctx).await?;
+    keys.recipients.push(RecipientEntry {
+        provider: r.provider().into(),
+        key_ref: r.key_ref().into(),
+        wrapped_dek: base64::engine::general_purpose::STANDARD.encode(wrapped),
+    });
+    Ok(())
+}
 
 /// Errors of packing and rotation.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
@@ -13,9 +12,9 @@ use crate::crypto::streaming::{StreamEncryptor, StreamParams};
 use crate::crypto::{dek_commitment, random_fill, DataKey, Sha256};
 use crate::format::{
     compare_paths, file_associated_data, validate_path, Aead, EncryptedFile, EncryptionSection,
-    KeysFile, Limits, Predicate, RecipientEntry, Resource, Serialization, Statement, Subject,
-    SubjectDigest, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT,
-    MANIFEST_OBJECT, MODEL_SIGNING_PREDICATE_TYPE,
+    KeysFile, Limits, Predicate, Resource, Serialization, Statement, Subject, SubjectDigest,
+    DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT, MANIFEST_OBJECT,
+    MODEL_SIGNING_PREDICATE_TYPE,
 };
 use crate::keys::{KeyProvider, WrapContext};
 use crate::loader::Progress;
@@ -289,6 +288,18 @@ pub async fn pack(
     if recipients.is_empty() {
         return Err(PackError::NoRecipients);
     }
+    // Refuse duplicate recipients before any work is done.
+    for (i, r) in recipients.iter().enumerate() {
+        if recipients
+            .iter()
+            .skip(i + 1)
+            .any(|o| o.recipient() == r.recipient())
+        {
+            return Err(PackError::RecipientExists {
+                recipient: r.recipient().to_string(),
+            });
+        }
+    }
     let files = scan_model_dir(model_dir)?;
     let model_name = match &opts.model_name {
         Some(n) => n.clone(),
@@ -411,17 +422,7 @@ pub async fn pack(
     let mut keys = KeysFile::new(&model_id);
     let ctx = WrapContext::new(&model_id);
     for r in recipients {
-        let wrapped = r.wrap_dek(&dek, &ctx).await?;
-        if keys.recipients.iter().any(|e| r.recipient().matches(e)) {
-            return Err(PackError::RecipientExists {
-                recipient: r.recipient().to_string(),
-            });
-        }
-        keys.recipients.push(RecipientEntry {
-            provider: r.recipient().provider().into(),
-            key_ref: r.recipient().key_ref().into(),
-            wrapped_dek: base64::engine::general_purpose::STANDARD.encode(wrapped),
-        });
+        super::add_recipient(&mut keys, r.as_ref(), &dek, &ctx).await?;
     }
     store.put(KEYS_OBJECT, Bytes::from(keys.to_bytes())).await?;
     let digest = hex::encode(crate::crypto::sha256(&manifest));

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use bytes::Bytes;
 
 use super::PackError;
 use crate::crypto::check_dek_commitment;
-use crate::format::{KeysFile, Limits, RecipientEntry, KEYS_OBJECT, MANIFEST_OBJECT};
+use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
 use crate::keys::{KeyProvider, Recipient, WrapContext};
 use crate::storage::StorageBackend;
 use crate::verify::{parse_unverified, verify_manifest, TrustedKeys};
@@ -78,17 +77,7 @@ pub async fn rewrap(
 
     let mut added = Vec::new();
     for r in add {
-        if keys.recipients.iter().any(|e| r.recipient().matches(e)) {
-            return Err(PackError::RecipientExists {
-                recipient: r.recipient().to_string(),
-            });
-        }
-        let wrapped = r.wrap_dek(&dek, &ctx).await?;
-        keys.recipients.push(RecipientEntry {
-            provider: r.recipient().provider().into(),
-            key_ref: r.recipient().key_ref().into(),
-            wrapped_dek: base64::engine::general_purpose::STANDARD.encode(wrapped),
-        });
+        super::add_recipient(&mut keys, r.as_ref(), &dek, &ctx).await?;
         added.push(r.recipient().to_string());
     }
     let mut removed = Vec::new();
