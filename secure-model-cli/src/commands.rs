@@ -198,6 +198,24 @@ pub(crate) async fn pack(a: PackArgs) -> Res {
 
 // ---------------------------------------------------------------- verify
 
+/// The loader `verify` and `pull` share: trusted keys, key providers, optional digest pin.
+fn build_loader(
+    trusted_keys: &[PathBuf],
+    keys: &[String],
+    manifest_digest: Option<&str>,
+    mut opts: LoadOptions,
+    bar: Bar,
+) -> Result<Loader, Failure> {
+    let trusted = load_trusted_keys(trusted_keys)?;
+    let providers = load_key_providers(keys)?;
+    if let Some(d) = manifest_digest {
+        opts = opts.pin_manifest_digest(parse_digest_pin(d)?);
+    }
+    Ok(Loader::new(trusted, providers)
+        .with_options(opts)
+        .with_progress(Arc::new(bar)))
+}
+
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
@@ -223,17 +241,15 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) async fn verify(a: VerifyArgs) -> Res {
-    let trusted = load_trusted_keys(&a.trusted_keys)?;
-    let providers = load_key_providers(&a.keys)?;
-    let mut opts = LoadOptions::default();
-    if let Some(d) = &a.manifest_digest {
-        opts = opts.pin_manifest_digest(parse_digest_pin(d)?);
-    }
+    let decrypt = !a.keys.is_empty();
+    let loader = build_loader(
+        &a.trusted_keys,
+        &a.keys,
+        a.manifest_digest.as_deref(),
+        LoadOptions::default(),
+        Bar::new("verifying", a.output.json),
+    )?;
     let store = open_location(&a.pkg, false)?;
-    let decrypt = !providers.is_empty();
-    let loader = Loader::new(trusted, providers)
-        .with_options(opts)
-        .with_progress(Arc::new(Bar::new("verifying", a.output.json)));
     let r = loader.verify_package(store, decrypt).await?;
     if a.output.json {
         return print_json(&r);
@@ -387,16 +403,14 @@ pub(crate) struct PullArgs {
 }
 
 pub(crate) async fn pull(a: PullArgs) -> Res {
-    let trusted = load_trusted_keys(&a.trusted_keys)?;
-    let providers = load_key_providers(&a.keys)?;
-    let mut opts = LoadOptions::default().allow_disk_plaintext(a.allow_disk_plaintext);
-    if let Some(d) = &a.manifest_digest {
-        opts = opts.pin_manifest_digest(parse_digest_pin(d)?);
-    }
+    let loader = build_loader(
+        &a.trusted_keys,
+        &a.keys,
+        a.manifest_digest.as_deref(),
+        LoadOptions::default().allow_disk_plaintext(a.allow_disk_plaintext),
+        Bar::new("pulling", a.output.json),
+    )?;
     let store = open_location(&a.pkg, false)?;
-    let loader = Loader::new(trusted, providers)
-        .with_options(opts)
-        .with_progress(Arc::new(Bar::new("pulling", a.output.json)));
     let r = loader.pull(store, &a.dest).await?;
     if a.output.json {
         return print_json(&r);
