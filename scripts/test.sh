@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 echo "== python interop environment" >&2
 SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
 export SECURE_MODEL_PYTHON
+SECURE_MODEL_PYENV_BIN="$(dirname "$SECURE_MODEL_PYTHON")"
+export SECURE_MODEL_PYENV_BIN
+
+echo "== object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)" >&2
+eval "$(scripts/setup-servers.sh)"
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
