@@ -87,19 +87,24 @@ impl Error {
 
     /// One line: this error and its causes joined with `": "`.
     pub fn chain_message(&self) -> String {
-        let mut s = self.to_string();
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
-        // `transparent` variants repeat their inner message as first source: skip duplicates.
-        while let Some(e) = cur {
-            let m = e.to_string();
-            if !s.ends_with(&m) {
-                s.push_str(": ");
-                s.push_str(&m);
-            }
-            cur = e.source();
-        }
-        s
+        chain(self)
     }
+}
+
+/// One line: `e` and its causes joined with `": "`.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    // `transparent` variants repeat their inner message as first source: skip duplicates.
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.ends_with(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
 }
 
 pub(crate) fn storage_class(e: &StorageError) -> ErrorClass {

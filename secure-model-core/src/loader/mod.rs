@@ -158,12 +158,15 @@ pub struct LoadOptions {
     pub allow_disk_plaintext: bool,
     /// Expected SHA-256 of the manifest object (anti-rollback pin).
     pub pinned_manifest_digest: Option<[u8; 32]>,
-    /// AEAD segments per ranged GET (1 MiB each in packages we write).
+    /// AEAD segments per ranged GET (1 MiB each in packages we write). In-flight memory is
+    /// about `file_concurrency × read_ahead × range_segments` segments.
     pub range_segments: u32,
     /// Ranged GETs in flight per file.
     pub read_ahead: usize,
     /// Files processed concurrently.
     pub file_concurrency: usize,
+    /// Attempts per ranged GET on transient failures (after the client's own retries).
+    pub range_attempts: u32,
 }
 
 impl Default for LoadOptions {
@@ -171,9 +174,10 @@ impl Default for LoadOptions {
         Self {
             allow_disk_plaintext: false,
             pinned_manifest_digest: None,
-            range_segments: 8,
-            read_ahead: 2,
+            range_segments: 4,
+            read_ahead: 4,
             file_concurrency: 2,
+            range_attempts: 4,
         }
     }
 }

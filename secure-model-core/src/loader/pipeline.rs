@@ -9,8 +9,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 
+
 use super::{LoadError, LoadOptions, Progress};
-use crate::crypto::streaming::{SegmentCipher, HEADER_LEN};
+use crate::crypto::streaming::HEADER_LEN;
 use crate::crypto::Sha256;
 use crate::storage::StorageBackend;
 use crate::verify::{UnlockedManifest, VerifiedFile};
@@ -45,26 +46,59 @@ fn ranges(file: &VerifiedFile, opts: &LoadOptions) -> Vec<(u64, u64)> {
     out
 }
 
-/// Streams a file's ciphertext in ranges, in order, with bounded read-ahead.
-fn fetch_ranges<'a>(
-    store: &'a Arc<dyn StorageBackend>,
-    file: &'a VerifiedFile,
-    opts: &'a LoadOptions,
-    seg_size: u64,
-) -> impl futures::Stream<Item = Result<(u64, Bytes), LoadError>> + 'a {
-    let ct_len = file.ciphertext_size();
-    futures::stream::iter(ranges(file, opts))
-        .map(move |(first, count)| {
-            let store = Arc::clone(store);
-            let key = file.object().to_string();
-            async move {
-                let start = first * seg_size;
-                let end = ((first + count) * seg_size).min(ct_len);
-                let b = store.get_range(&key, start..end).await?;
-                Ok::<_, LoadError>((first, b))
+/// A ranged GET retried on transient failures (connection reset, timeout, body cut short)
+/// with exponential backoff and jitter, without restarting the file. Permanent failures
+/// (not found, access denied, authentication) return at once. The object store client
+/// already retries 429/5xx and resumes interrupted bodies; this layer covers what is left.
+pub(crate) async fn get_range_retrying(
+    store: &dyn StorageBackend,
+    key: &str,
+    range: std::ops::Range<u64>,
+    attempts: u32,
+) -> Result<Bytes, LoadError> {
+    let mut attempt = 0u32;
+    loop {
+        match store.get_range(key, range.clone()).await {
+            Ok(b) => return Ok(b),
+            Err(e) if e.is_transient() && attempt + 1 < attempts.max(1) => {
+                attempt += 1;
+                let base = 100u64 << attempt.min(6);
+                let mut jitter = [0u8; 1];
+                let _ = crate::crypto::random_fill(&mut jitter);
+                let delay = std::time::Duration::from_millis(base + u64::from(jitter[0]) * base / 256);
+                tracing::warn!(
+                    object = key,
+                    start = range.start,
+                    end = range.end,
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %crate::error::chain(&e),
+                    "transient storage failure, retrying this range"
+                );
+                tokio::time::sleep(delay).await;
             }
-        })
-        .buffered(opts.read_ahead.max(1))
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped (a failed file stops its in-flight ranges).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 fn into_mut(b: Bytes) -> BytesMut {
@@ -76,6 +110,10 @@ fn into_mut(b: Bytes) -> BytesMut {
 
 /// Decrypts `file` and verifies its plaintext SHA-256; writes into `sink` when given.
 /// Returns the number of plaintext bytes.
+///
+/// Up to `read_ahead` ranges of a file are in flight at once, each fetched (with retries)
+/// and then opened and written at its offset on the blocking pool; plaintext is hashed in
+/// order as ranges complete. In-flight memory is bounded by `read_ahead` ranges per file.
 pub(crate) async fn decrypt_file(
     store: Arc<dyn StorageBackend>,
     unlocked: Arc<UnlockedManifest>,
@@ -96,52 +134,105 @@ pub(crate) async fn decrypt_file(
     let params = unlocked.manifest().params();
     let seg_size = u64::from(params.segment_size());
     let total = file.segments();
+    let ct_len = file.ciphertext_size();
     let sink = sink.map(Arc::new);
-    let mut cipher: Option<Arc<SegmentCipher>> = None;
+    let path = file.path().to_string();
+    let key = file.object().to_string();
+    let attempts = opts.range_attempts;
+
+    // The header is in the first range; fetch it first so every range task gets the cipher.
+    let mut plan = ranges(&file, &opts).into_iter();
+    let Some((first0, count0)) = plan.next() else {
+        return Err(LoadError::DecryptionFailed { path });
+    };
+    let head = get_range_retrying(
+        store.as_ref(),
+        &key,
+        0..((first0 + count0) * seg_size).min(ct_len),
+        attempts,
+    )
+    .await?;
+    let header = head
+        .get(..HEADER_LEN)
+        .ok_or_else(|| LoadError::DecryptionFailed { path: path.clone() })?;
+    let cipher = Arc::new(
+        unlocked
+            .file_cipher(&file, header)
+            .map_err(|_| LoadError::DecryptionFailed { path: path.clone() })?,
+    );
+
+    let open_range = {
+        let cipher = Arc::clone(&cipher);
+        let sink = sink.clone();
+        let path = path.clone();
+        move |first: u64, bytes: Bytes| {
+            let c = Arc::clone(&cipher);
+            let sink = sink.clone();
+            let p = path.clone();
+            let offset = params.plaintext_offset(first);
+            tokio::task::spawn_blocking(move || -> Result<Bytes, LoadError> {
+                let mut buf = into_mut(bytes);
+                let n = c
+                    .open_segments(first, total, &mut buf)
+                    .map_err(|_| LoadError::DecryptionFailed { path: p.clone() })?;
+                buf.truncate(n);
+                if let Some(f) = &sink {
+                    f.write_all_at(&buf, offset)
+                        .map_err(|e| LoadError::Destination {
+                            path: p.clone(),
+                            reason: "cannot write staging file",
+                            source: Some(e),
+                        })?;
+                }
+                Ok(buf.freeze())
+            })
+        }
+    };
+
+    let first_task = {
+        let t = open_range(first0, head);
+        AbortOnDrop(tokio::spawn(async move {
+            t.await.map_err(|_| LoadError::Internal {
+                what: "decryption task panicked or was cancelled",
+            })?
+        }))
+    };
+    let rest = plan.map(|(first, count)| {
+        let store = Arc::clone(&store);
+        let key = key.clone();
+        let open_range = open_range.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let start = first * seg_size;
+            let end = ((first + count) * seg_size).min(ct_len);
+            let bytes = get_range_retrying(store.as_ref(), &key, start..end, attempts).await?;
+            open_range(first, bytes)
+                .await
+                .map_err(|_| LoadError::Internal {
+                    what: "decryption task panicked or was cancelled",
+                })?
+        }))
+    });
+    let mut results = std::pin::pin!(futures::stream::once(async move { first_task })
+        .chain(futures::stream::iter(rest))
+        .map(|task| async move {
+            task.await.map_err(|_| LoadError::Internal {
+                what: "range task panicked or was cancelled",
+            })?
+        })
+        .buffered(opts.read_ahead.max(1)));
+
     let mut hasher = Sha256::new();
     let mut written = 0u64;
-    let path = file.path().to_string();
-    let mut stream = std::pin::pin!(fetch_ranges(&store, &file, &opts, seg_size));
-    while let Some((first, bytes)) = stream.try_next().await? {
-        if cipher.is_none() {
-            let header = bytes
-                .get(..HEADER_LEN)
-                .ok_or_else(|| LoadError::DecryptionFailed { path: path.clone() })?;
-            let c = unlocked
-                .file_cipher(&file, header)
-                .map_err(|_| LoadError::DecryptionFailed { path: path.clone() })?;
-            cipher = Some(Arc::new(c));
-        }
-        let c = cipher.clone().ok_or(LoadError::Internal {
-            what: "cipher missing",
-        })?;
-        let sink = sink.clone();
-        let offset = params.plaintext_offset(first);
-        let p = path.clone();
-        let (h, n) = tokio::task::spawn_blocking(move || -> Result<(Sha256, u64), LoadError> {
-            let mut buf = into_mut(bytes);
-            let n = c
-                .open_segments(first, total, &mut buf)
-                .map_err(|_| LoadError::DecryptionFailed { path: p.clone() })?;
-            let pt = buf.get(..n).ok_or(LoadError::Internal {
-                what: "plaintext length",
-            })?;
-            hasher.update(pt);
-            if let Some(f) = &sink {
-                f.write_all_at(pt, offset)
-                    .map_err(|e| LoadError::Destination {
-                        path: p.clone(),
-                        reason: "cannot write staging file",
-                        source: Some(e),
-                    })?;
-            }
-            Ok((hasher, n as u64))
+    while let Some(pt) = results.try_next().await? {
+        let n = pt.len() as u64;
+        hasher = tokio::task::spawn_blocking(move || {
+            hasher.update(&pt);
+            hasher
         })
         .await
         .map_err(|_| LoadError::Internal {
-            what: "decryption task panicked or was cancelled",
-        })??;
-        hasher = h;
+            what: "hash task panicked or was cancelled",
+        })?;
         written += n;
         if let Some(p) = &progress {
             p.advance(n);
@@ -174,9 +265,13 @@ pub(crate) async fn check_ciphertext(
             let store = Arc::clone(&store);
             let key = file.object().to_string();
             async move {
-                store
-                    .get_range(&key, start..(start + step).min(ct_len))
-                    .await
+                get_range_retrying(
+                    store.as_ref(),
+                    &key,
+                    start..(start + step).min(ct_len),
+                    opts.range_attempts,
+                )
+                .await
             }
         })
         .buffered(opts.read_ahead.max(1)));

@@ -1,13 +1,30 @@
-//! Package locations: `file://` URIs and plain paths (object-store URIs come with the storage
-//! backends feature work).
+//! Package locations: URIs for every backend, the `secure+` schemes a KServe
+//! ClusterStorageContainer can claim, and opening a location with credentials from the
+//! environment (KServe's variables and storage-config secret).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 
-use super::{ObjectStoreBackend, StorageBackend, StorageError};
+use super::client::{client_options, retry_config, ALLOW_HTTP_VAR};
+use super::{ObjectStoreBackend, StorageBackend, StorageEnv, StorageError};
+
+/// URI schemes for KServe: each maps to a plain store scheme. None contains `http`, so no
+/// entry of KServe's default ClusterStorageContainer (whose regex `https?://(.+)/(.+)` is
+/// matched anywhere in the string) can claim them.
+pub const SECURE_SCHEMES: &[(&str, &str)] = &[
+    ("secure+s3://", "s3://"),
+    ("secure+gs://", "gs://"),
+    ("secure+az://", "az://"),
+    ("secure+web://", "https://"),
+    ("secure+file://", "file://"),
+];
 
 /// A parsed package location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,33 +32,179 @@ use super::{ObjectStoreBackend, StorageBackend, StorageError};
 pub enum PackageLocation {
     /// A directory on a local (or mounted: PVC, NFS) filesystem.
     Local(PathBuf),
+    /// `s3://bucket/prefix` (AWS or any S3-compatible store).
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix (no leading or trailing `/`).
+        prefix: String,
+    },
+    /// `gs://bucket/prefix`.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// `az://account/container/prefix` or `https://account.blob.core.windows.net/container/prefix`.
+    Azure {
+        /// Storage account.
+        account: String,
+        /// Container.
+        container: String,
+        /// Blob prefix.
+        prefix: String,
+    },
+    /// An HTTP(S) server (read-only); the package prefix is the URL's path.
+    Http {
+        /// Base URL of the package (no credentials, no query).
+        url: url::Url,
+    },
+}
+
+fn invalid(uri: &str, reason: impl Into<String>) -> StorageError {
+    StorageError::InvalidLocation {
+        uri: redact(uri),
+        reason: reason.into(),
+    }
+}
+
+/// `uri` with any `user:password@` removed, for messages.
+fn redact(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(mut u) if u.query().is_some() => {
+            // Query strings may carry SAS tokens or signatures.
+            u.set_query(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => uri.to_string(),
+    }
+}
+
+fn split_bucket(uri: &str, rest: &str) -> Result<(String, String), StorageError> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid(uri, "missing bucket name"));
+    }
+    if bucket.contains(['?', '#', '@', ':']) {
+        return Err(invalid(uri, "bucket name contains a reserved character"));
+    }
+    Ok((bucket.to_string(), clean_prefix(uri, prefix)?))
+}
+
+fn clean_prefix(uri: &str, prefix: &str) -> Result<String, StorageError> {
+    if prefix.contains(['?', '#']) {
+        return Err(invalid(uri, "query strings and fragments are not allowed here"));
+    }
+    let p = prefix.trim_matches('/');
+    if p.split('/').any(|c| c == "." || c == "..") {
+        return Err(invalid(uri, "prefix contains a . or .. component"));
+    }
+    Ok(p.to_string())
 }
 
 impl PackageLocation {
-    /// Parses `file:///abs/path`, `file://localhost/abs/path` or a plain path.
+    /// Parses a package URI: `file:///abs/path`, a plain path, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://account/container/prefix`,
+    /// `https://account.blob.core.windows.net/container/prefix`, `https://host/path`,
+    /// `http://host/path` (opened only with the plain-HTTP opt-in), and the KServe forms
+    /// `secure+s3://`, `secure+gs://`, `secure+az://`, `secure+web://` (HTTPS) and
+    /// `secure+file://`.
     pub fn parse(uri: &str) -> Result<Self, StorageError> {
-        let invalid = |reason: &str| StorageError::InvalidLocation {
-            uri: uri.into(),
-            reason: reason.into(),
-        };
         if uri.is_empty() {
-            return Err(invalid("empty"));
+            return Err(invalid(uri, "empty"));
         }
-        if let Some(rest) = uri.strip_prefix("file://") {
-            let url = url::Url::parse(uri).map_err(|_| invalid("not a valid file:// URL"))?;
+        if let Some(after) = uri.strip_prefix("secure+") {
+            let (secure, plain) = SECURE_SCHEMES
+                .iter()
+                .find(|(s, _)| uri.starts_with(s))
+                .ok_or_else(|| {
+                    invalid(
+                        uri,
+                        format!(
+                            "unknown secure+ scheme (known: {})",
+                            SECURE_SCHEMES
+                                .iter()
+                                .map(|(s, _)| *s)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+            let _ = after;
+            let rest = uri.get(secure.len()..).unwrap_or("");
+            return Self::parse(&format!("{plain}{rest}")).map_err(|e| match e {
+                StorageError::InvalidLocation { reason, .. } => invalid(uri, reason),
+                other => other,
+            });
+        }
+        if uri.starts_with("file://") {
+            let url = url::Url::parse(uri).map_err(|_| invalid(uri, "not a valid file:// URL"))?;
             if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
-                return Err(invalid("file:// URLs must not name a remote host"));
+                return Err(invalid(uri, "file:// URLs must not name a remote host"));
             }
-            let _ = rest;
             let p = url
                 .to_file_path()
-                .map_err(|_| invalid("file:// URL is not an absolute local path"))?;
+                .map_err(|_| invalid(uri, "file:// URL is not an absolute local path"))?;
             return Ok(Self::Local(p));
         }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, prefix) = split_bucket(uri, rest)?;
+            return Ok(Self::S3 { bucket, prefix });
+        }
+        if let Some(rest) = uri.strip_prefix("gs://") {
+            let (bucket, prefix) = split_bucket(uri, rest)?;
+            return Ok(Self::Gcs { bucket, prefix });
+        }
+        if let Some(rest) = uri.strip_prefix("az://") {
+            let (account, rest) = split_bucket(uri, rest)?;
+            let (container, prefix) = split_bucket(uri, &rest)
+                .map_err(|_| invalid(uri, "expected az://ACCOUNT/CONTAINER/PREFIX"))?;
+            return Ok(Self::Azure {
+                account,
+                container,
+                prefix,
+            });
+        }
+        if uri.starts_with("https://") || uri.starts_with("http://") {
+            let url = url::Url::parse(uri).map_err(|e| invalid(uri, format!("not a valid URL: {e}")))?;
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(invalid(
+                    uri,
+                    "credentials in the URL are not allowed (they would end up in logs)",
+                ));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(uri, "query strings and fragments are not allowed"));
+            }
+            let host = url.host_str().ok_or_else(|| invalid(uri, "missing host"))?;
+            if url.scheme() == "https" {
+                if let Some(account) = host.strip_suffix(".blob.core.windows.net") {
+                    let path = url.path().trim_start_matches('/');
+                    let (container, prefix) = split_bucket(uri, path)
+                        .map_err(|_| invalid(uri, "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"))?;
+                    return Ok(Self::Azure {
+                        account: account.to_string(),
+                        container,
+                        prefix,
+                    });
+                }
+            }
+            clean_prefix(uri, url.path())?;
+            return Ok(Self::Http { url });
+        }
         if let Some((scheme, _)) = uri.split_once("://") {
-            return Err(invalid(&format!(
-                "unsupported scheme {scheme:?} (this build reads file:// URIs and local paths)"
-            )));
+            return Err(invalid(
+                uri,
+                format!(
+                    "unsupported scheme {scheme:?} (supported: file, s3, gs, az, https, http with opt-in, and secure+s3/gs/az/web/file)"
+                ),
+            ));
         }
         Ok(Self::Local(PathBuf::from(uri)))
     }
@@ -54,41 +217,251 @@ fn absolute(p: &Path) -> Result<PathBuf, StorageError> {
     })
 }
 
+fn store_prefix(uri: &str, prefix: &str) -> Result<StorePath, StorageError> {
+    StorePath::parse(prefix).map_err(|e| invalid(uri, format!("invalid object prefix: {e}")))
+}
+
+fn build_err(uri: &str, backend: &str, e: object_store::Error) -> StorageError {
+    StorageError::InvalidLocation {
+        uri: redact(uri),
+        reason: format!("cannot configure the {backend} client: {e}"),
+    }
+}
+
 /// Opens a package location for reading, or for writing when `create` is set (a local
-/// directory is created).
+/// directory is created), with credentials from the process environment.
 pub fn open_location(uri: &str, create: bool) -> Result<Arc<dyn StorageBackend>, StorageError> {
+    open_location_with_env(uri, create, &StorageEnv::from_process()?)
+}
+
+/// [`open_location`] with an explicit environment snapshot.
+pub fn open_location_with_env(
+    uri: &str,
+    create: bool,
+    env: &StorageEnv,
+) -> Result<Arc<dyn StorageBackend>, StorageError> {
     match PackageLocation::parse(uri)? {
-        PackageLocation::Local(path) => {
-            let path = absolute(&path)?;
-            if create {
-                std::fs::create_dir_all(&path).map_err(|e| StorageError::InvalidLocation {
-                    uri: uri.into(),
-                    reason: format!("cannot create directory: {e}"),
-                })?;
-            }
-            let meta = std::fs::metadata(&path).map_err(|e| StorageError::InvalidLocation {
-                uri: uri.into(),
-                reason: format!("cannot open package directory: {e}"),
-            })?;
-            if !meta.is_dir() {
-                return Err(StorageError::InvalidLocation {
-                    uri: uri.into(),
-                    reason: "not a directory".into(),
-                });
-            }
-            let fs = LocalFileSystem::new_with_prefix(&path).map_err(|e| {
-                StorageError::InvalidLocation {
-                    uri: uri.into(),
-                    reason: format!("cannot open package directory: {e}"),
-                }
-            })?;
+        PackageLocation::Local(path) => open_local(uri, &path, create),
+        PackageLocation::S3 { bucket, prefix } => {
+            let store = s3_builder(env, &bucket)?
+                .build()
+                .map_err(|e| build_err(uri, "S3", e))?;
             Ok(Arc::new(ObjectStoreBackend::new(
-                Arc::new(fs),
-                StorePath::default(),
-                format!("file://{}", path.display()),
+                Arc::new(store),
+                store_prefix(uri, &prefix)?,
+                format!("s3://{bucket}/{prefix}"),
             )))
         }
+        PackageLocation::Gcs { bucket, prefix } => {
+            let store = gcs_builder(env, &bucket)?
+                .build()
+                .map_err(|e| build_err(uri, "GCS", e))?;
+            Ok(Arc::new(ObjectStoreBackend::new(
+                Arc::new(store),
+                store_prefix(uri, &prefix)?,
+                format!("gs://{bucket}/{prefix}"),
+            )))
+        }
+        PackageLocation::Azure {
+            account,
+            container,
+            prefix,
+        } => {
+            let store = azure_builder(env, &account, &container)?
+                .build()
+                .map_err(|e| build_err(uri, "Azure Blob", e))?;
+            Ok(Arc::new(ObjectStoreBackend::new(
+                Arc::new(store),
+                store_prefix(uri, &prefix)?,
+                format!("az://{account}/{container}/{prefix}"),
+            )))
+        }
+        PackageLocation::Http { url } => {
+            let allow_http = env.flag(ALLOW_HTTP_VAR)?.unwrap_or(false);
+            if url.scheme() == "http" && !allow_http {
+                return Err(invalid(
+                    uri,
+                    format!("plain http:// is refused; use https:// or set {ALLOW_HTTP_VAR}=true for a test or air-gapped mirror"),
+                ));
+            }
+            if create {
+                return Err(StorageError::Unsupported {
+                    location: url.to_string(),
+                    operation: "writing (HTTP(S) locations are read-only)",
+                });
+            }
+            let opts = client_options(env, &[], None, allow_http)?;
+            let store = HttpBuilder::new()
+                .with_url(url.as_str())
+                .with_client_options(opts)
+                .with_retry(retry_config(env)?)
+                .build()
+                .map_err(|e| build_err(uri, "HTTP", e))?;
+            Ok(Arc::new(
+                ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string())
+                    .read_only(),
+            ))
+        }
     }
+}
+
+fn open_local(uri: &str, path: &Path, create: bool) -> Result<Arc<dyn StorageBackend>, StorageError> {
+    let path = absolute(path)?;
+    if create {
+        std::fs::create_dir_all(&path)
+            .map_err(|e| invalid(uri, format!("cannot create directory: {e}")))?;
+    }
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| invalid(uri, format!("cannot open package directory: {e}")))?;
+    if !meta.is_dir() {
+        return Err(invalid(uri, "not a directory"));
+    }
+    let fs = LocalFileSystem::new_with_prefix(&path)
+        .map_err(|e| invalid(uri, format!("cannot open package directory: {e}")))?;
+    Ok(Arc::new(ObjectStoreBackend::new(
+        Arc::new(fs),
+        StorePath::default(),
+        format!("file://{}", path.display()),
+    )))
+}
+
+/// The S3 endpoint from KServe's variables: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, or
+/// `S3_ENDPOINT` (host[:port]) with `S3_USE_HTTPS` (default true).
+fn s3_endpoint(env: &StorageEnv) -> Result<Option<String>, StorageError> {
+    if let Some(e) = env.get("AWS_ENDPOINT_URL_S3").or(env.get("AWS_ENDPOINT_URL")) {
+        return Ok(Some(e.trim_end_matches('/').to_string()));
+    }
+    if let Some(host) = env.get("S3_ENDPOINT") {
+        if host.contains("://") {
+            return Ok(Some(host.trim_end_matches('/').to_string()));
+        }
+        let https = env.flag("S3_USE_HTTPS")?.unwrap_or(true);
+        let scheme = if https { "https" } else { "http" };
+        return Ok(Some(format!("{scheme}://{}", host.trim_end_matches('/'))));
+    }
+    Ok(None)
+}
+
+/// An S3 client configured the way KServe's initializer configures boto3.
+pub(crate) fn s3_builder(env: &StorageEnv, bucket: &str) -> Result<AmazonS3Builder, StorageError> {
+    let mut b = AmazonS3Builder::new();
+    // Forward the standard AWS_* variables (web identity, container credentials, profile-less
+    // IMDS settings...) the way `AmazonS3Builder::from_env` does, but from our snapshot.
+    for (k, v) in env.with_prefix("AWS_") {
+        if let Ok(key) = k.to_ascii_lowercase().parse() {
+            b = b.with_config(key, v);
+        }
+    }
+    b = b.with_bucket_name(bucket);
+    let region = env
+        .get("AWS_REGION")
+        .or(env.get("AWS_DEFAULT_REGION"))
+        .unwrap_or("us-east-1");
+    b = b.with_region(region);
+    let virtual_hosted = env.flag("S3_USER_VIRTUAL_BUCKET")?.unwrap_or(false);
+    let endpoint = s3_endpoint(env)?;
+    let mut allow_http = false;
+    if let Some(ep) = &endpoint {
+        let url = url::Url::parse(ep).map_err(|e| StorageError::InvalidConfig {
+            name: "AWS_ENDPOINT_URL/S3_ENDPOINT".into(),
+            reason: format!("not a valid URL: {e}"),
+        })?;
+        allow_http = url.scheme() == "http";
+        let ep = if virtual_hosted {
+            // object_store expects the bucket in the host for virtual-hosted custom endpoints.
+            let mut u = url.clone();
+            let host = format!("{bucket}.{}", url.host_str().unwrap_or_default());
+            u.set_host(Some(&host)).map_err(|e| StorageError::InvalidConfig {
+                name: "S3_USER_VIRTUAL_BUCKET".into(),
+                reason: format!("cannot build the virtual-hosted endpoint: {e}"),
+            })?;
+            u.to_string().trim_end_matches('/').to_string()
+        } else {
+            ep.clone()
+        };
+        b = b.with_endpoint(ep);
+    }
+    b = b
+        .with_virtual_hosted_style_request(virtual_hosted)
+        .with_allow_http(allow_http);
+    if env.flag("awsAnonymousCredential")?.unwrap_or(false) {
+        b = b.with_skip_signature(true);
+    }
+    let opts = client_options(env, &["AWS_CA_BUNDLE"], Some("S3_VERIFY_SSL"), allow_http)?;
+    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
+}
+
+fn gcs_builder(env: &StorageEnv, bucket: &str) -> Result<GoogleCloudStorageBuilder, StorageError> {
+    let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket);
+    for (k, v) in env.with_prefix("GOOGLE_") {
+        if let Ok(key) = k.to_ascii_lowercase().parse() {
+            b = b.with_config(key, v);
+        }
+    }
+    if let Some(p) = env.get("GOOGLE_APPLICATION_CREDENTIALS") {
+        b = b.with_application_credentials(p);
+    }
+    let mut allow_http = false;
+    // STORAGE_EMULATOR_HOST is the variable Google's own client libraries use for emulators.
+    if let Some(host) = env.get("STORAGE_EMULATOR_HOST").or(env.get("GCS_ENDPOINT")) {
+        let base = if host.contains("://") {
+            host.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{}", host.trim_end_matches('/'))
+        };
+        allow_http = base.starts_with("http://");
+        b = b.with_base_url(&base);
+    }
+    if env.flag("GCS_ANONYMOUS")?.unwrap_or(false) || env.get("STORAGE_EMULATOR_HOST").is_some() && env.get("GOOGLE_APPLICATION_CREDENTIALS").is_none() {
+        b = b.with_skip_signature(true);
+    }
+    let opts = client_options(env, &["GCS_CA_BUNDLE"], None, allow_http)?;
+    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
+}
+
+fn azure_builder(
+    env: &StorageEnv,
+    account: &str,
+    container: &str,
+) -> Result<MicrosoftAzureBuilder, StorageError> {
+    let mut b = MicrosoftAzureBuilder::new();
+    for (k, v) in env.with_prefix("AZURE_") {
+        if let Ok(key) = k.to_ascii_lowercase().parse() {
+            b = b.with_config(key, v);
+        }
+    }
+    b = b.with_account(account).with_container_name(container);
+    // KServe's names, legacy AZ_* client-secret variables included.
+    if let Some(k) = env.get("AZURE_STORAGE_ACCESS_KEY") {
+        b = b.with_access_key(k);
+    }
+    let client_id = env.get("AZURE_CLIENT_ID").or(env.get("AZ_CLIENT_ID"));
+    let secret = env.get("AZURE_CLIENT_SECRET").or(env.get("AZ_CLIENT_SECRET"));
+    let tenant = env.get("AZURE_TENANT_ID").or(env.get("AZ_TENANT_ID"));
+    if let (Some(c), Some(s), Some(t)) = (client_id, secret, tenant) {
+        b = b.with_client_secret_authorization(c, s, t);
+    }
+    if let Some(sas) = env.get("AZURE_STORAGE_SAS_TOKEN") {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(sas.trim_start_matches('?').as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        b = b.with_sas_authorization(pairs);
+    }
+    let mut allow_http = false;
+    if let Some(ep) = env.get("AZURE_STORAGE_ENDPOINT") {
+        allow_http = ep.starts_with("http://");
+        b = b.with_endpoint(ep.trim_end_matches('/').to_string());
+    } else if env.flag("AZURE_STORAGE_USE_EMULATOR")?.unwrap_or(false) {
+        let base = env
+            .get("AZURITE_BLOB_STORAGE_URL")
+            .unwrap_or("http://127.0.0.1:10000")
+            .trim_end_matches('/');
+        allow_http = base.starts_with("http://");
+        b = b.with_endpoint(format!("{base}/{account}"));
+    }
+    b = b.with_allow_http(allow_http);
+    let opts = client_options(env, &["AZURE_CA_BUNDLE"], None, allow_http)?;
+    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
 }
 
 #[cfg(test)]
@@ -116,5 +489,80 @@ mod tests {
         assert!(PackageLocation::parse("file://evil.example/a").is_err());
         assert!(PackageLocation::parse("gopher://x/y").is_err());
         assert!(PackageLocation::parse("").is_err());
+    }
+
+    #[test]
+    fn parse_cloud_forms() {
+        let s3 = PackageLocation::S3 {
+            bucket: "b".into(),
+            prefix: "models/m1".into(),
+        };
+        assert_eq!(PackageLocation::parse("s3://b/models/m1/").unwrap(), s3);
+        assert_eq!(PackageLocation::parse("secure+s3://b/models/m1").unwrap(), s3);
+        assert_eq!(
+            PackageLocation::parse("gs://g/p").unwrap(),
+            PackageLocation::Gcs {
+                bucket: "g".into(),
+                prefix: "p".into()
+            }
+        );
+        let az = PackageLocation::Azure {
+            account: "acct".into(),
+            container: "c".into(),
+            prefix: "p/q".into(),
+        };
+        assert_eq!(PackageLocation::parse("az://acct/c/p/q").unwrap(), az);
+        assert_eq!(PackageLocation::parse("secure+az://acct/c/p/q").unwrap(), az);
+        assert_eq!(
+            PackageLocation::parse("https://acct.blob.core.windows.net/c/p/q").unwrap(),
+            az
+        );
+        assert!(matches!(
+            PackageLocation::parse("secure+web://mirror.example:8443/m").unwrap(),
+            PackageLocation::Http { url } if url.as_str() == "https://mirror.example:8443/m"
+        ));
+        assert_eq!(
+            PackageLocation::parse("secure+file:///mnt/pvc/m").unwrap(),
+            PackageLocation::Local("/mnt/pvc/m".into())
+        );
+        for bad in [
+            "s3://",
+            "s3:///p",
+            "az://acct",
+            "secure+ftp://x/y",
+            "s3://b/../x",
+            "https://u:p@host/x",
+            "https://host/x?sig=abc",
+        ] {
+            let e = PackageLocation::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains(":p@") && !e.contains("sig=abc"), "{e}");
+        }
+    }
+
+    #[test]
+    fn http_needs_opt_in_and_is_read_only() {
+        let env = StorageEnv::from_pairs(Vec::<(String, String)>::new()).unwrap();
+        let e = open_location_with_env("http://127.0.0.1:1/m", false, &env).unwrap_err();
+        assert!(e.to_string().contains(ALLOW_HTTP_VAR), "{e}");
+        let env = StorageEnv::from_pairs([(ALLOW_HTTP_VAR, "true")]).unwrap();
+        open_location_with_env("http://127.0.0.1:1/m", false, &env).unwrap();
+        assert!(open_location_with_env("http://127.0.0.1:1/m", true, &env).is_err());
+    }
+
+    #[test]
+    fn s3_endpoint_from_kserve_variables() {
+        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]).unwrap();
+        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("http://minio:9000"));
+        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000")]).unwrap();
+        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("https://minio:9000"));
+        let env = StorageEnv::from_pairs([
+            ("S3_ENDPOINT", "minio:9000"),
+            ("AWS_ENDPOINT_URL", "http://other:1/"),
+        ])
+        .unwrap();
+        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("http://other:1"));
+        let env = StorageEnv::from_pairs([("AWS_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap();
+        let e = s3_builder(&env, "b").unwrap_err().to_string();
+        assert!(e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

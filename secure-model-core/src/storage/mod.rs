@@ -1,6 +1,8 @@
 //! Where package objects live. Owns the [`StorageBackend`] trait, its `object_store`
 //! implementation and package-location URIs. Knows nothing of the format or of keys.
 
+mod client;
+mod env;
 mod location;
 mod object;
 
@@ -10,7 +12,9 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use location::{open_location, PackageLocation};
+pub use client::{install_crypto_provider, ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
+pub use env::StorageEnv;
+pub use location::{open_location, open_location_with_env, PackageLocation, SECURE_SCHEMES};
 pub use object::ObjectStoreBackend;
 
 /// Storage errors. Messages name the object and the location, never credentials.
@@ -86,6 +90,15 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
+    /// A configuration variable has an invalid value (the message names the variable, never
+    /// its value: it may be a credential).
+    #[error("invalid storage configuration {name}: {reason}")]
+    InvalidConfig {
+        /// Variable (or `STORAGE_CONFIG.key`).
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The backend cannot do this (for example writing to a read-only HTTPS mirror).
     #[error("{location} does not support {operation}")]
     Unsupported {
@@ -94,6 +107,44 @@ pub enum StorageError {
         /// Operation.
         operation: &'static str,
     },
+}
+
+impl StorageError {
+    /// Whether retrying the same request may succeed: a transport failure (connection reset,
+    /// timeout, body cut short) after the client's own request retries. Not found, access
+    /// denied, authentication, configuration and size errors are permanent.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::ShortRead { .. } => true,
+            Self::Backend { source, .. } => {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+                while let Some(e) = cur {
+                    if let Some(h) = e.downcast_ref::<object_store::client::HttpError>() {
+                        use object_store::client::HttpErrorKind as K;
+                        return matches!(
+                            h.kind(),
+                            K::Connect | K::Request | K::Timeout | K::Interrupted | K::Decode
+                        );
+                    }
+                    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                        use std::io::ErrorKind as K;
+                        return matches!(
+                            io.kind(),
+                            K::ConnectionReset
+                                | K::ConnectionAborted
+                                | K::BrokenPipe
+                                | K::TimedOut
+                                | K::UnexpectedEof
+                                | K::Interrupted
+                        );
+                    }
+                    cur = e.source();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Metadata of a listed object.

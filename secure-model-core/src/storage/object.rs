@@ -17,6 +17,7 @@ pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
     location: String,
+    read_only: bool,
 }
 
 impl ObjectStoreBackend {
@@ -30,7 +31,24 @@ impl ObjectStoreBackend {
             store,
             prefix,
             location: location.into(),
+            read_only: false,
         }
+    }
+
+    /// Refuses writes (HTTP(S) mirrors).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::Unsupported {
+                location: self.location.clone(),
+                operation: "writing",
+            });
+        }
+        Ok(())
     }
 
     fn path(&self, key: &str) -> Result<StorePath, StorageError> {
@@ -146,6 +164,7 @@ impl StorageBackend for ObjectStoreBackend {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        self.check_writable()?;
         let p = self.path(key)?;
         self.store
             .put(&p, PutPayload::from_bytes(data))
@@ -155,6 +174,7 @@ impl StorageBackend for ObjectStoreBackend {
     }
 
     async fn put_multipart(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        self.check_writable()?;
         let p = self.path(key)?;
         let upload = self
             .store
