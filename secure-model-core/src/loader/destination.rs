@@ -62,6 +62,29 @@ pub struct Staging {
     root: PathBuf,
     top_level: BTreeSet<String>,
     published: bool,
+    /// Directories this staging created (deepest first), removed again when nothing is
+    /// published, so a failed pull leaves the filesystem as it found it.
+    created: Vec<PathBuf>,
+}
+
+/// Directories created for a destination (deepest first); removed on drop while empty.
+struct CreatedDirs(Vec<PathBuf>);
+
+impl CreatedDirs {
+    fn disarm(mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            // remove_dir refuses non-empty directories: nothing of anyone else's is removed.
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 impl Staging {
@@ -83,11 +106,17 @@ impl Staging {
                 }
             }
         }
+        let created: Vec<PathBuf> = dest
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o755)
             .create(dest)
             .map_err(io_err(dest, "cannot create destination directory"))?;
+        let cleanup = CreatedDirs(created);
         let kind = filesystem_kind(dest)?;
         if kind == FsKind::Other {
             if !allow_disk {
@@ -105,6 +134,7 @@ impl Staging {
         for top in &top_level {
             let target = dest.join(top);
             if target.symlink_metadata().is_ok() {
+                drop(cleanup);
                 return Err(LoadError::DestinationConflict {
                     path: target.display().to_string(),
                 });
@@ -122,6 +152,7 @@ impl Staging {
             root,
             top_level,
             published: false,
+            created: cleanup.disarm(),
         })
     }
 
@@ -207,6 +238,7 @@ impl Drop for Staging {
                     tracing::error!(staging = %self.root.display(), error = %e, "could not remove staging directory");
                 }
             }
+            drop(CreatedDirs(std::mem::take(&mut self.created)));
         }
     }
 }

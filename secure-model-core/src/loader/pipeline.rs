@@ -9,7 +9,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 
-
 use super::{LoadError, LoadOptions, Progress};
 use crate::crypto::streaming::HEADER_LEN;
 use crate::crypto::Sha256;
@@ -65,7 +64,8 @@ pub(crate) async fn get_range_retrying(
                 let base = 100u64 << attempt.min(6);
                 let mut jitter = [0u8; 1];
                 let _ = crate::crypto::random_fill(&mut jitter);
-                let delay = std::time::Duration::from_millis(base + u64::from(jitter[0]) * base / 256);
+                let delay =
+                    std::time::Duration::from_millis(base + u64::from(jitter[0]) * base / 256);
                 tracing::warn!(
                     object = key,
                     start = range.start,
@@ -212,7 +212,7 @@ pub(crate) async fn decrypt_file(
                 })?
         }))
     });
-    let mut results = std::pin::pin!(futures::stream::once(async move { first_task })
+    let mut results = std::pin::pin!(futures::stream::iter(std::iter::once(first_task))
         .chain(futures::stream::iter(rest))
         .map(|task| async move {
             task.await.map_err(|_| LoadError::Internal {

@@ -104,7 +104,9 @@ impl StorageEnv {
     }
 
     fn apply_storage_spec(&mut self) -> Result<(), StorageError> {
-        let parse = |name: &str, text: &str| -> Result<serde_json::Map<String, serde_json::Value>, StorageError> {
+        let parse = |name: &str,
+                     text: &str|
+         -> Result<serde_json::Map<String, serde_json::Value>, StorageError> {
             match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(serde_json::Value::Object(m)) => Ok(m),
                 _ => Err(StorageError::InvalidConfig {
@@ -179,8 +181,9 @@ mod tests {
 
     #[test]
     fn flags_and_debug() {
-        let env = StorageEnv::from_pairs([("A", "TRUE"), ("B", "0"), ("C", "maybe"), ("K", "s3cr3t")])
-            .unwrap();
+        let env =
+            StorageEnv::from_pairs([("A", "TRUE"), ("B", "0"), ("C", "maybe"), ("K", "s3cr3t")])
+                .unwrap();
         assert_eq!(env.flag("A").unwrap(), Some(true));
         assert_eq!(env.flag("B").unwrap(), Some(false));
         assert_eq!(env.flag("Z").unwrap(), None);

@@ -99,7 +99,10 @@ fn split_bucket(uri: &str, rest: &str) -> Result<(String, String), StorageError>
 
 fn clean_prefix(uri: &str, prefix: &str) -> Result<String, StorageError> {
     if prefix.contains(['?', '#']) {
-        return Err(invalid(uri, "query strings and fragments are not allowed here"));
+        return Err(invalid(
+            uri,
+            "query strings and fragments are not allowed here",
+        ));
     }
     let p = prefix.trim_matches('/');
     if p.split('/').any(|c| c == "." || c == "..") {
@@ -172,7 +175,8 @@ impl PackageLocation {
             });
         }
         if uri.starts_with("https://") || uri.starts_with("http://") {
-            let url = url::Url::parse(uri).map_err(|e| invalid(uri, format!("not a valid URL: {e}")))?;
+            let url =
+                url::Url::parse(uri).map_err(|e| invalid(uri, format!("not a valid URL: {e}")))?;
             if !url.username().is_empty() || url.password().is_some() {
                 return Err(invalid(
                     uri,
@@ -186,8 +190,12 @@ impl PackageLocation {
             if url.scheme() == "https" {
                 if let Some(account) = host.strip_suffix(".blob.core.windows.net") {
                     let path = url.path().trim_start_matches('/');
-                    let (container, prefix) = split_bucket(uri, path)
-                        .map_err(|_| invalid(uri, "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX"))?;
+                    let (container, prefix) = split_bucket(uri, path).map_err(|_| {
+                        invalid(
+                            uri,
+                            "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX",
+                        )
+                    })?;
                     return Ok(Self::Azure {
                         account: account.to_string(),
                         container,
@@ -305,7 +313,11 @@ pub fn open_location_with_env(
     }
 }
 
-fn open_local(uri: &str, path: &Path, create: bool) -> Result<Arc<dyn StorageBackend>, StorageError> {
+fn open_local(
+    uri: &str,
+    path: &Path,
+    create: bool,
+) -> Result<Arc<dyn StorageBackend>, StorageError> {
     let path = absolute(path)?;
     if create {
         std::fs::create_dir_all(&path)
@@ -328,7 +340,10 @@ fn open_local(uri: &str, path: &Path, create: bool) -> Result<Arc<dyn StorageBac
 /// The S3 endpoint from KServe's variables: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, or
 /// `S3_ENDPOINT` (host[:port]) with `S3_USE_HTTPS` (default true).
 fn s3_endpoint(env: &StorageEnv) -> Result<Option<String>, StorageError> {
-    if let Some(e) = env.get("AWS_ENDPOINT_URL_S3").or(env.get("AWS_ENDPOINT_URL")) {
+    if let Some(e) = env
+        .get("AWS_ENDPOINT_URL_S3")
+        .or(env.get("AWS_ENDPOINT_URL"))
+    {
         return Ok(Some(e.trim_end_matches('/').to_string()));
     }
     if let Some(host) = env.get("S3_ENDPOINT") {
@@ -371,10 +386,11 @@ pub(crate) fn s3_builder(env: &StorageEnv, bucket: &str) -> Result<AmazonS3Build
             // object_store expects the bucket in the host for virtual-hosted custom endpoints.
             let mut u = url.clone();
             let host = format!("{bucket}.{}", url.host_str().unwrap_or_default());
-            u.set_host(Some(&host)).map_err(|e| StorageError::InvalidConfig {
-                name: "S3_USER_VIRTUAL_BUCKET".into(),
-                reason: format!("cannot build the virtual-hosted endpoint: {e}"),
-            })?;
+            u.set_host(Some(&host))
+                .map_err(|e| StorageError::InvalidConfig {
+                    name: "S3_USER_VIRTUAL_BUCKET".into(),
+                    reason: format!("cannot build the virtual-hosted endpoint: {e}"),
+                })?;
             u.to_string().trim_end_matches('/').to_string()
         } else {
             ep.clone()
@@ -412,7 +428,10 @@ fn gcs_builder(env: &StorageEnv, bucket: &str) -> Result<GoogleCloudStorageBuild
         allow_http = base.starts_with("http://");
         b = b.with_base_url(&base);
     }
-    if env.flag("GCS_ANONYMOUS")?.unwrap_or(false) || env.get("STORAGE_EMULATOR_HOST").is_some() && env.get("GOOGLE_APPLICATION_CREDENTIALS").is_none() {
+    if env.flag("GCS_ANONYMOUS")?.unwrap_or(false)
+        || env.get("STORAGE_EMULATOR_HOST").is_some()
+            && env.get("GOOGLE_APPLICATION_CREDENTIALS").is_none()
+    {
         b = b.with_skip_signature(true);
     }
     let opts = client_options(env, &["GCS_CA_BUNDLE"], None, allow_http)?;
@@ -426,6 +445,11 @@ fn azure_builder(
 ) -> Result<MicrosoftAzureBuilder, StorageError> {
     let mut b = MicrosoftAzureBuilder::new();
     for (k, v) in env.with_prefix("AZURE_") {
+        // The emulator switch is handled below from our snapshot: object_store's own emulator
+        // mode reads the process environment for the endpoint.
+        if k.eq_ignore_ascii_case("AZURE_STORAGE_USE_EMULATOR") {
+            continue;
+        }
         if let Ok(key) = k.to_ascii_lowercase().parse() {
             b = b.with_config(key, v);
         }
@@ -436,15 +460,18 @@ fn azure_builder(
         b = b.with_access_key(k);
     }
     let client_id = env.get("AZURE_CLIENT_ID").or(env.get("AZ_CLIENT_ID"));
-    let secret = env.get("AZURE_CLIENT_SECRET").or(env.get("AZ_CLIENT_SECRET"));
+    let secret = env
+        .get("AZURE_CLIENT_SECRET")
+        .or(env.get("AZ_CLIENT_SECRET"));
     let tenant = env.get("AZURE_TENANT_ID").or(env.get("AZ_TENANT_ID"));
     if let (Some(c), Some(s), Some(t)) = (client_id, secret, tenant) {
         b = b.with_client_secret_authorization(c, s, t);
     }
     if let Some(sas) = env.get("AZURE_STORAGE_SAS_TOKEN") {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(sas.trim_start_matches('?').as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(sas.trim_start_matches('?').as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         b = b.with_sas_authorization(pairs);
     }
     let mut allow_http = false;
@@ -498,7 +525,10 @@ mod tests {
             prefix: "models/m1".into(),
         };
         assert_eq!(PackageLocation::parse("s3://b/models/m1/").unwrap(), s3);
-        assert_eq!(PackageLocation::parse("secure+s3://b/models/m1").unwrap(), s3);
+        assert_eq!(
+            PackageLocation::parse("secure+s3://b/models/m1").unwrap(),
+            s3
+        );
         assert_eq!(
             PackageLocation::parse("gs://g/p").unwrap(),
             PackageLocation::Gcs {
@@ -512,7 +542,10 @@ mod tests {
             prefix: "p/q".into(),
         };
         assert_eq!(PackageLocation::parse("az://acct/c/p/q").unwrap(), az);
-        assert_eq!(PackageLocation::parse("secure+az://acct/c/p/q").unwrap(), az);
+        assert_eq!(
+            PackageLocation::parse("secure+az://acct/c/p/q").unwrap(),
+            az
+        );
         assert_eq!(
             PackageLocation::parse("https://acct.blob.core.windows.net/c/p/q").unwrap(),
             az
@@ -551,18 +584,31 @@ mod tests {
 
     #[test]
     fn s3_endpoint_from_kserve_variables() {
-        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]).unwrap();
-        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("http://minio:9000"));
+        let env =
+            StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]).unwrap();
+        assert_eq!(
+            s3_endpoint(&env).unwrap().as_deref(),
+            Some("http://minio:9000")
+        );
         let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000")]).unwrap();
-        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("https://minio:9000"));
+        assert_eq!(
+            s3_endpoint(&env).unwrap().as_deref(),
+            Some("https://minio:9000")
+        );
         let env = StorageEnv::from_pairs([
             ("S3_ENDPOINT", "minio:9000"),
             ("AWS_ENDPOINT_URL", "http://other:1/"),
         ])
         .unwrap();
-        assert_eq!(s3_endpoint(&env).unwrap().as_deref(), Some("http://other:1"));
+        assert_eq!(
+            s3_endpoint(&env).unwrap().as_deref(),
+            Some("http://other:1")
+        );
         let env = StorageEnv::from_pairs([("AWS_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap();
         let e = s3_builder(&env, "b").unwrap_err().to_string();
-        assert!(e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/ca.pem"), "{e}");
+        assert!(
+            e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 }

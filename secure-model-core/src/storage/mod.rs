@@ -190,6 +190,10 @@ pub trait StorageBackend: Send + Sync + Debug + 'static {
     /// Starts a streamed (multipart) write.
     async fn put_multipart(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError>;
 
+    /// Deletes an object (used to clean up after a failed pack); deleting a missing object
+    /// succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
     /// Objects under `prefix` (relative to the package prefix).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
 }

@@ -188,6 +188,15 @@ impl StorageBackend for ObjectStoreBackend {
         }))
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let p = self.path(key)?;
+        match self.store.delete(&p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.map_err("delete", key, e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         let base = if prefix.is_empty() {
             self.prefix.clone()
