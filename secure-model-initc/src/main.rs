@@ -125,7 +125,9 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
     // model leaves the first unpublished too.
     let mut staged: Vec<StagedModel> = Vec::with_capacity(pairs.len());
     for (i, (src, dest)) in pairs.iter().enumerate() {
-        let mut opts = LoadOptions::default().allow_disk_plaintext(allow_disk);
+        let mut opts = LoadOptions::default()
+            .allow_disk_plaintext(allow_disk)
+            .with_env_tuning(|k| std::env::var(k).ok())?;
         if let Some(pin) = pins.get(i) {
             opts = opts.pin_manifest_digest(parse_digest_pin(pin)?);
         }

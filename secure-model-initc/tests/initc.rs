@@ -131,9 +131,11 @@ fn failure_in_second_pair_publishes_nothing_and_writes_the_termination_log() {
         msg.contains("manifest.sig") && msg.contains("not found"),
         "{msg}"
     );
+    // The first model was staged, then abandoned: its destination, which the init container
+    // created, is gone again.
     assert!(
-        std::fs::read_dir(&d1).unwrap().next().is_none(),
-        "first model was published despite the failure"
+        !d1.exists(),
+        "first model was published (or its directory left) despite the failure"
     );
 }
 

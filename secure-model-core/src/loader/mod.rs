@@ -106,6 +106,12 @@ pub enum LoadError {
         #[source]
         source: Option<std::io::Error>,
     },
+    /// A tuning variable is not an integer in 1..=256.
+    #[error("{name} must be an integer from 1 to 256")]
+    InvalidTuning {
+        /// Variable name.
+        name: &'static str,
+    },
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -144,6 +150,7 @@ impl LoadError {
             | LoadError::DestinationConflict { .. }
             | LoadError::Destination { .. } => ErrorClass::Destination,
             LoadError::Storage(e) => crate::error::storage_class(e),
+            LoadError::InvalidTuning { .. } => ErrorClass::Config,
             LoadError::Verify(e) => crate::error::verify_class(e),
             LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
         }
@@ -198,6 +205,46 @@ impl LoadOptions {
         self.range_segments = n.max(1);
         self
     }
+    /// Applies the tuning variables `SECURE_MODEL_RANGE_MIB` (segments of 1 MiB per ranged
+    /// GET), `SECURE_MODEL_READ_AHEAD` (ranges in flight per file),
+    /// `SECURE_MODEL_FILE_CONCURRENCY` and `SECURE_MODEL_RANGE_ATTEMPTS`, looked up with
+    /// `lookup` (for example `|k| std::env::var(k).ok()`). Unset variables keep the current
+    /// value; values must be integers in 1..=256.
+    ///
+    /// # Errors
+    /// [`LoadError::InvalidTuning`] naming the variable.
+    pub fn with_env_tuning(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, LoadError> {
+        let get = |name: &'static str| -> Result<Option<u32>, LoadError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .map(Some)
+                    .ok_or(LoadError::InvalidTuning { name }),
+            }
+        };
+        if let Some(n) = get("SECURE_MODEL_RANGE_MIB")? {
+            self.range_segments = n;
+        }
+        if let Some(n) = get("SECURE_MODEL_READ_AHEAD")? {
+            self.read_ahead = n as usize;
+        }
+        if let Some(n) = get("SECURE_MODEL_FILE_CONCURRENCY")? {
+            self.file_concurrency = n as usize;
+        }
+        if let Some(n) = get("SECURE_MODEL_RANGE_ATTEMPTS")? {
+            self.range_attempts = n;
+        }
+        Ok(self)
+    }
+
     /// Sets the concurrency knobs.
     pub fn concurrency(mut self, files: usize, read_ahead: usize) -> Self {
         self.file_concurrency = files.max(1);
