@@ -161,12 +161,6 @@ pub(crate) async fn pack(a: PackArgs) -> Res {
     let params = StreamParams::new(a.segment_size)
         .map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
     let store = open_location(&a.dest, true)?;
-    if store.head(MANIFEST_OBJECT).await.is_ok() {
-        return Err(Failure::config(format!(
-            "{} already holds a package; choose an empty destination",
-            a.dest
-        )));
-    }
     let bar: Arc<dyn Progress> = Arc::new(Bar::new("packing", a.output.json));
     let mut opts = PackOptions::default()
         .with_params(params)

@@ -53,6 +53,12 @@ pub enum PackError {
         #[source]
         source: Option<std::io::Error>,
     },
+    /// The destination already holds a package (`manifest.sig` or `keys.json` exists).
+    #[error("{location} already holds a package; choose an empty destination")]
+    PackageExists {
+        /// Destination.
+        location: String,
+    },
     /// No recipient was given: the package could never be opened.
     #[error("at least one recipient is required")]
     NoRecipients,
@@ -112,7 +118,8 @@ impl PackError {
             | PackError::NoRecipients
             | PackError::RecipientExists { .. }
             | PackError::RecipientNotFound { .. }
-            | PackError::LastRecipient => ErrorClass::Config,
+            | PackError::LastRecipient
+            | PackError::PackageExists { .. } => ErrorClass::Config,
             PackError::ModelIdMismatch { .. } | PackError::Format(_) => ErrorClass::Integrity,
             PackError::Storage(e) => crate::error::storage_class(e),
             PackError::Key(e) => crate::error::key_class(e),

@@ -301,6 +301,44 @@ pub async fn pack(
         }
     }
     let files = scan_model_dir(model_dir)?;
+    for object in [MANIFEST_OBJECT, KEYS_OBJECT] {
+        match store.head(object).await {
+            Ok(_) => {
+                return Err(PackError::PackageExists {
+                    location: store.location().to_string(),
+                })
+            }
+            Err(crate::storage::StorageError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match pack_objects(model_dir, &files, store, signer, recipients, opts).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            // Leave the destination as it was: remove whatever this run uploaded (best
+            // effort; the manifest is written last, so a partial package never verifies).
+            let mut objects: Vec<String> =
+                (0..files.len()).map(|i| format!("data/{i:06}")).collect();
+            objects.push(KEYS_OBJECT.into());
+            objects.push(MANIFEST_OBJECT.into());
+            for o in objects {
+                if let Err(d) = store.delete(&o).await {
+                    tracing::warn!(object = %o, error = %d, "could not remove an object of the failed pack");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn pack_objects(
+    model_dir: &Path,
+    files: &[(String, std::path::PathBuf)],
+    store: &dyn StorageBackend,
+    signer: &SigningKey,
+    recipients: &[Arc<dyn KeyProvider>],
+    opts: &PackOptions,
+) -> Result<PackReport, PackError> {
     let model_name = match &opts.model_name {
         Some(n) => n.clone(),
         None => std::path::absolute(model_dir)
