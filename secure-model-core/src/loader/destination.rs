@@ -65,6 +65,39 @@ pub struct Staging {
     /// Directories this staging created (deepest first), removed again when nothing is
     /// published, so a failed pull leaves the filesystem as it found it.
     created: Vec<PathBuf>,
+    /// An exclusive `flock` on the staging directory while this loader lives: a later loader
+    /// removes staging directories nobody holds (left by a killed process).
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Removes `.secure-model-staging-*` directories in `dest` that no live loader holds: the
+/// remains of a loader killed before it could clean up (SIGKILL, OOM).
+fn remove_stale_staging(dest: &Path) {
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let Ok(dir) = File::open(&path) else { continue };
+        match nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(_held) => {
+                tracing::warn!(staging = %path.display(), "removing a staging directory left by a loader that did not finish");
+                if let Err(err) = std::fs::remove_dir_all(&path) {
+                    tracing::error!(staging = %path.display(), error = %err, "could not remove a stale staging directory");
+                }
+            }
+            Err(_) => {
+                tracing::debug!(staging = %path.display(), "staging directory in use by another loader");
+            }
+        }
+    }
 }
 
 /// Directories created for a destination (deepest first); removed on drop while empty.
@@ -117,6 +150,7 @@ impl Staging {
             .create(dest)
             .map_err(io_err(dest, "cannot create destination directory"))?;
         let cleanup = CreatedDirs(created);
+        remove_stale_staging(dest);
         let kind = filesystem_kind(dest)?;
         if kind == FsKind::Other {
             if !allow_disk {
@@ -147,12 +181,31 @@ impl Staging {
             .mode(0o700)
             .create(&root)
             .map_err(io_err(&root, "cannot create staging directory"))?;
+        let lock = File::open(&root)
+            .map_err(io_err(&root, "cannot open staging directory"))
+            .and_then(|d| {
+                nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+                    |(_, errno)| LoadError::Destination {
+                        path: root.display().to_string(),
+                        reason: "cannot lock staging directory",
+                        source: Some(std::io::Error::from(errno)),
+                    },
+                )
+            });
+        let lock = match lock {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&root);
+                return Err(e);
+            }
+        };
         Ok(Self {
             dest: dest.to_path_buf(),
             root,
             top_level,
             published: false,
             created: cleanup.disarm(),
+            _lock: lock,
         })
     }
 
@@ -240,5 +293,37 @@ impl Drop for Staging {
             }
             drop(CreatedDirs(std::mem::take(&mut self.created)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_staging_is_removed_and_live_staging_is_kept() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = shm.path().join("models");
+        std::fs::create_dir(&dest).unwrap();
+        // Left by a killed loader: holds partial plaintext, no lock held.
+        let stale = dest.join(format!("{STAGING_PREFIX}00112233"));
+        std::fs::create_dir(&stale).unwrap();
+        std::fs::write(stale.join("weights.bin"), b"partial plaintext").unwrap();
+
+        let live = Staging::create(&dest, ["a.bin"], false).unwrap();
+        assert!(!stale.exists(), "stale staging must be removed");
+        assert!(live.root.exists());
+
+        // A second loader in the same destination leaves the live one alone.
+        let second = Staging::create(&dest, ["b.bin"], false).unwrap();
+        assert!(
+            live.root.exists(),
+            "a staging directory in use must be kept"
+        );
+        drop(second);
+        let root = live.root.clone();
+        drop(live);
+        assert!(!root.exists());
+        assert!(dest.exists(), "a destination that existed before is kept");
     }
 }
