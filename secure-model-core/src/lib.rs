@@ -51,6 +51,7 @@ pub mod config;
 pub mod crypto;
 mod error;
 pub mod format;
+pub mod jwe;
 pub mod keys;
 pub mod loader;
 pub mod package;
