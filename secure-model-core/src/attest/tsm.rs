@@ -112,11 +112,9 @@ fn read_text(path: &Path) -> Result<String, AttestError> {
 
 fn read_generation(entry: &Path) -> Result<u64, AttestError> {
     let p = entry.join("generation");
-    read_text(&p)?
-        .parse()
-        .map_err(|_| AttestError::Interface {
-            reason: format!("{} is not a number", p.display()),
-        })
+    read_text(&p)?.parse().map_err(|_| AttestError::Interface {
+        reason: format!("{} is not a number", p.display()),
+    })
 }
 
 /// Removes the entry on every exit path.
@@ -193,7 +191,8 @@ impl TsmAttester {
             emulation: self.emulation.as_ref(),
         };
         if let Some(e) = &self.emulation {
-            e.after_mkdir(&entry.path).map_err(io("mkdir", &entry.path))?;
+            e.after_mkdir(&entry.path)
+                .map_err(io("mkdir", &entry.path))?;
         }
         Ok(entry)
     }
@@ -220,7 +219,8 @@ impl TsmAttester {
         let inblob_path = dir.join("inblob");
         std::fs::write(&inblob_path, inblob).map_err(io("write", &inblob_path))?;
         if let Some(e) = &self.emulation {
-            e.after_write_inblob(dir).map_err(io("write", &inblob_path))?;
+            e.after_write_inblob(dir)
+                .map_err(io("write", &inblob_path))?;
         }
         let outblob = read_capped(&dir.join("outblob"), MAX_BLOB)?;
         let aux_path = dir.join("auxblob");

@@ -32,7 +32,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-pub use keys::{DecryptionKey, EncryptionKey};
+pub use keys::{DecryptionKey, EncryptionKey, PublicJwk, MAX_RSA_BITS, MIN_RSA_BITS};
 
 /// Largest serialized JWE accepted (either serialization), in bytes.
 pub const MAX_SERIALIZED_LEN: usize = 64 * 1024 * 1024;
