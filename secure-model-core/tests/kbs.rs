@@ -403,7 +403,10 @@ fn secure_defaults() {
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("KBS") || format!("{e:?}").contains("SampleNotAllowed"),
+        matches!(
+            e,
+            KeyError::Kbs(KbsError::Attest(AttestError::SampleNotAllowed))
+        ),
         "{e:?}"
     );
     for bad in [
