@@ -107,10 +107,11 @@ pub(super) fn unwrap_cek(
     }
 }
 
-/// A fresh CEK for `key`: `(protected header JSON, CEK, encrypted_key)`.
-pub(super) fn wrap_new_cek(
-    key: &EncryptionKey,
-) -> Result<(String, Zeroizing<Vec<u8>>, Vec<u8>), JweError> {
+/// `(protected header JSON, CEK, encrypted_key)`.
+type NewCek = (String, Zeroizing<Vec<u8>>, Vec<u8>);
+
+/// A fresh CEK for `key`.
+pub(super) fn wrap_new_cek(key: &EncryptionKey) -> Result<NewCek, JweError> {
     let fresh = || -> Result<Zeroizing<Vec<u8>>, JweError> {
         let mut cek = Zeroizing::new(vec![0u8; CEK_LEN]);
         crate::crypto::random_fill(cek.as_mut_slice()).map_err(|_| JweError::Rng)?;

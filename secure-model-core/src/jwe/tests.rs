@@ -95,7 +95,8 @@ fn with_header(header: &str) -> String {
 
 #[test]
 fn refusals_are_typed() {
-    let cases: Vec<(&str, fn(&JweError) -> bool)> = vec![
+    type Check = fn(&JweError) -> bool;
+    let cases: Vec<(&str, Check)> = vec![
         (
             r#"{"alg":"RSA1_5","enc":"A256GCM"}"#,
             |e| matches!(e, JweError::UnsupportedAlgorithm { alg } if alg == "RSA1_5"),

@@ -17,6 +17,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use secure_model_core::jwe::{EncryptionKey, Jwe};
 
+/// Plaintext resources a CDH stand-in serves, by `<repo>/<type>/<tag>`.
+pub type CdhResources = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
 #[derive(Default)]
 struct Session {
     nonce: String,
@@ -201,7 +204,7 @@ async fn resource(
 }
 
 async fn cdh_resource(
-    State(res): State<Arc<Mutex<HashMap<String, Vec<u8>>>>>,
+    State(res): State<CdhResources>,
     Path((repo, ty, tag)): Path<(String, String, String)>,
 ) -> Response {
     match res.lock().unwrap().get(&format!("{repo}/{ty}/{tag}")) {
@@ -246,7 +249,7 @@ pub async fn start_kbs(state: Arc<KbsState>) -> Server {
     serve(app).await
 }
 
-pub async fn start_cdh(resources: Arc<Mutex<HashMap<String, Vec<u8>>>>) -> Server {
+pub async fn start_cdh(resources: CdhResources) -> Server {
     let app = Router::new()
         .route("/cdh/resource/{repo}/{ty}/{tag}", get(cdh_resource))
         .with_state(resources);
