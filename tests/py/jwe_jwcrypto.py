@@ -38,7 +38,14 @@ def main():
             key = jwk.JWK.from_json(key.export_public())
         token = jwe.JWE(data, protected=json.dumps({"alg": a.alg, "enc": "A256GCM"}))
         token.add_recipient(key)
-        out = token.serialize(compact=not a.flattened)
+        out = token.serialize(compact=True)
+        if a.flattened:
+            # jwcrypto's own flattened form puts `epk` in the unprotected per-recipient
+            # `header`, which our strict subset refuses; rewrap its compact output (all
+            # parameters protected, as a Trustee KBS sends them) as flattened JSON.
+            h, k, iv, ct, tag = out.split(".")
+            out = json.dumps({"protected": h, "encrypted_key": k, "iv": iv,
+                              "ciphertext": ct, "tag": tag})
         open(a.out, "w").write(out)
     else:
         token = jwe.JWE()
