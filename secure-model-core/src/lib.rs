@@ -47,10 +47,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attest;
 pub mod config;
 pub mod crypto;
 mod error;
 pub mod format;
+pub mod jwe;
 pub mod keys;
 pub mod loader;
 pub mod package;

@@ -45,32 +45,37 @@ impl LocalKeyProvider {
     /// bytes (a trailing newline is allowed for the text forms). The three forms have distinct
     /// lengths, so no content is ambiguous.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, KeyError> {
-        let path = path.as_ref();
-        let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| KeyError::ReadKeyFile {
-            path: shown.clone(),
-            source,
-        })?;
-        if meta.len() > 128 {
-            return Err(KeyError::InvalidKeyFile {
-                path: shown,
-                reason: "larger than any KEK encoding (expected 32 raw bytes, 64 hex or 44 base64 characters)",
-            });
-        }
-        let bytes =
-            Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::ReadKeyFile {
-                path: shown.clone(),
-                source,
-            })?);
-        let kek = parse_kek(&bytes).ok_or(KeyError::InvalidKeyFile {
-            path: shown,
-            reason: "expected 32 raw bytes, 64 hex or 44 base64 characters",
-        })?;
-        Ok(Self::new(kek))
+        Ok(Self::new(read_kek_file(path.as_ref())?))
     }
 }
 
-fn parse_kek(bytes: &[u8]) -> Option<Kek> {
+/// Reads a KEK file in the encodings of [`LocalKeyProvider::from_file`] (shared with the
+/// `kbs-resource` publisher spec).
+pub(super) fn read_kek_file(path: &std::path::Path) -> Result<Kek, KeyError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::ReadKeyFile {
+        path: shown.clone(),
+        source,
+    })?;
+    if meta.len() > 128 {
+        return Err(KeyError::InvalidKeyFile {
+                path: shown,
+                reason: "larger than any KEK encoding (expected 32 raw bytes, 64 hex or 44 base64 characters)",
+            });
+    }
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::ReadKeyFile {
+        path: shown.clone(),
+        source,
+    })?);
+    let kek = parse_kek(&bytes).ok_or(KeyError::InvalidKeyFile {
+        path: shown,
+        reason: "expected 32 raw bytes, 64 hex or 44 base64 characters",
+    })?;
+    Ok(kek)
+}
+
+/// Parses KEK bytes: 32 raw bytes, 64 hex or 44 base64 characters (trailing newline allowed).
+pub(super) fn parse_kek(bytes: &[u8]) -> Option<Kek> {
     if bytes.len() == 32 {
         return Kek::from_slice(bytes).ok();
     }

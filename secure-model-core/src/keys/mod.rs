@@ -2,12 +2,15 @@
 //! [`KeyProvider`] trait, recipient references as written in the keys file, and the `local`
 //! provider. Knows nothing of storage or of the package layout beyond the keys-file entry.
 
+pub mod cdh;
+pub mod kbs;
 mod local;
 
 use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+pub use kbs::KbsKeyProvider;
 pub use local::LocalKeyProvider;
 
 use crate::crypto::{CryptoError, DataKey};
@@ -67,6 +70,12 @@ pub enum KeyError {
     /// A primitive failed (RNG).
     #[error("cryptographic failure")]
     Crypto(#[source] CryptoError),
+    /// The Trustee KBS (client, attestation, protocol) failed.
+    #[error("KBS key provider")]
+    Kbs(#[from] kbs::KbsError),
+    /// The CoCo Confidential Data Hub failed.
+    #[error("CDH key provider")]
+    Cdh(#[from] cdh::CdhError),
 }
 
 /// Who a wrapped DEK is for: provider type and provider-specific key reference. Written into,
@@ -145,9 +154,14 @@ pub trait KeyProvider: Send + Sync + Debug {
 }
 
 /// Known provider schemes in this build.
-pub const KNOWN_PROVIDERS: &str = "local";
+pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh";
 
 /// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`) into a provider.
+///
+/// KBS specifications (see [`kbs::provider_from_spec`] and `docs/key-providers.md`):
+/// `kbs:<KBS URL>#<repo>/<type>/<tag>`, `cdh:<repo>/<type>/<tag>`,
+/// `kbs-resource:<KEK file>#<repo>/<type>/<tag>`; their other settings come from the
+/// environment ([`kbs::KbsSettings::from_env`]).
 pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>, KeyError> {
     let (scheme, arg) = spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
         spec: spec.into(),
@@ -162,6 +176,9 @@ pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>,
                 });
             }
             Ok(std::sync::Arc::new(LocalKeyProvider::from_file(arg)?))
+        }
+        "kbs" | "kbs-resource" | "cdh" => {
+            kbs::provider_from_spec(spec, scheme, arg, &kbs::KbsSettings::from_env())
         }
         other => Err(KeyError::UnknownProvider {
             scheme: other.into(),

@@ -1,0 +1,130 @@
+//! The CoCo Confidential Data Hub client: inside a Confidential Containers pod the CDH has
+//! already attested, and `GET {CDH_ADDR}/cdh/resource/<repo>/<type>/<tag>` returns the
+//! plaintext resource. Used by [`super::KbsKeyProvider::via_cdh`] for the `kbs` recipient.
+//!
+//! The CDH listens on the pod's loopback; plain HTTP is its normal transport, so `http://` is
+//! accepted here (and only loopback or an explicit `CDH_ADDR` is ever contacted).
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::kbs::{sanitize, ResourcePath};
+
+/// Default CDH address.
+pub const DEFAULT_CDH_ADDR: &str = "http://127.0.0.1:8006";
+/// Largest resource read from the CDH.
+const MAX_RESOURCE: usize = 1024 * 1024;
+
+/// Errors of the CDH client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CdhError {
+    /// The address is not an http(s) URL.
+    #[error("invalid CDH address {addr:?}")]
+    InvalidAddress {
+        /// As given (sanitized).
+        addr: String,
+    },
+    /// Transport failure (is the CDH running in this pod?).
+    #[error("CDH request for {resource} failed (is the Confidential Data Hub running at the configured CDH_ADDR?)")]
+    Http {
+        /// Resource.
+        resource: String,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The CDH answered with an error status.
+    #[error("CDH refused {resource}: HTTP {status}: {detail}")]
+    Status {
+        /// Resource.
+        resource: String,
+        /// HTTP status.
+        status: u16,
+        /// Body text (sanitized, truncated).
+        detail: String,
+    },
+    /// The response is larger than accepted.
+    #[error("CDH response for {resource} larger than {MAX_RESOURCE} bytes")]
+    TooLarge {
+        /// Resource.
+        resource: String,
+    },
+}
+
+/// A CDH client.
+#[derive(Debug, Clone)]
+pub struct CdhClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl CdhClient {
+    /// A client for `addr` (default [`DEFAULT_CDH_ADDR`]).
+    ///
+    /// # Errors
+    /// [`CdhError::InvalidAddress`].
+    pub fn new(addr: Option<&str>) -> Result<Self, CdhError> {
+        let addr = addr.unwrap_or(DEFAULT_CDH_ADDR);
+        let bad = || CdhError::InvalidAddress {
+            addr: sanitize(addr, 128),
+        };
+        let url = url::Url::parse(addr).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+            return Err(bad());
+        }
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| bad())?;
+        Ok(Self {
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    /// Fetches the plaintext resource.
+    ///
+    /// # Errors
+    /// [`CdhError`].
+    pub async fn get_resource(&self, path: &ResourcePath) -> Result<Zeroizing<Vec<u8>>, CdhError> {
+        let resource = path.uri();
+        let url = format!("{}/cdh/resource/{}", self.base, path.as_path());
+        let mut resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| CdhError::Http {
+                resource: resource.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let mut body = Zeroizing::new(Vec::new());
+        while let Some(chunk) = resp.chunk().await.map_err(|source| CdhError::Http {
+            resource: resource.clone(),
+            source,
+        })? {
+            if body.len() + chunk.len() > MAX_RESOURCE {
+                return Err(CdhError::TooLarge { resource });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(CdhError::Status {
+                resource,
+                status: status.as_u16(),
+                detail: sanitize(
+                    &String::from_utf8_lossy(body.get(..300).unwrap_or(&body)),
+                    300,
+                ),
+            });
+        }
+        Ok(body)
+    }
+}

@@ -1,0 +1,389 @@
+//! The Trustee KBS client, attestation protocol RCAR version 0.4.0:
+//! `auth` (nonce + `kbs-session-id` cookie) → `attest` (evidence over the TEE key and nonce →
+//! token) → `resource` (JWE encrypted to the TEE key).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::binding::{report_data, TeeKeyKind, TeeKeyPair};
+use super::{KbsError, ResourcePath, ServerErrorKind};
+use crate::attest::{Attester, TeeType};
+use crate::jwe::{Jwe, JweError};
+
+/// The protocol version this client speaks; the server requires an exact match.
+pub const RCAR_VERSION: &str = "0.4.0";
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "kbs-session-id";
+/// Largest `auth`/error response body read.
+const MAX_SMALL_BODY: usize = 64 * 1024;
+/// Largest attestation token read.
+const MAX_TOKEN_BODY: usize = 1024 * 1024;
+/// Largest resource response read.
+const MAX_RESOURCE_BODY: usize = 4 * 1024 * 1024;
+
+/// A pre-issued attestation token and the TEE key pair it was issued for (passport mode: one
+/// KBS attests, another serves resources). `Debug` is redacted.
+pub struct Passport {
+    token: Zeroizing<String>,
+    key: TeeKeyPair,
+}
+
+impl std::fmt::Debug for Passport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passport")
+            .field("token", &"[redacted]")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl Passport {
+    /// A token (JWT text) and its key pair.
+    pub fn new(token: impl Into<String>, key: TeeKeyPair) -> Self {
+        Self {
+            token: Zeroizing::new(token.into().trim().to_owned()),
+            key,
+        }
+    }
+}
+
+/// Builds a [`KbsClient`]. HTTPS only unless [`KbsClientBuilder::allow_http`].
+#[derive(Debug)]
+pub struct KbsClientBuilder {
+    url: String,
+    ca_pem: Vec<Vec<u8>>,
+    allow_http: bool,
+    attester: Option<Arc<dyn Attester>>,
+    key_kind: TeeKeyKind,
+    passport: Option<Passport>,
+    timeout: Duration,
+}
+
+impl KbsClientBuilder {
+    /// Trusts the CA certificates of a PEM bundle *instead of* the system roots.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem.push(pem.into());
+        self
+    }
+
+    /// Allows a plain `http://` KBS URL. Only for tests and loopback: resources are still JWE
+    /// encrypted to the TEE key, but the session is not authenticated.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The attester that produces evidence (background-check mode).
+    pub fn with_attester(mut self, attester: Arc<dyn Attester>) -> Self {
+        self.attester = Some(attester);
+        self
+    }
+
+    /// The kind of ephemeral TEE key (default EC P-256).
+    pub fn with_tee_key(mut self, kind: TeeKeyKind) -> Self {
+        self.key_kind = kind;
+        self
+    }
+
+    /// Passport mode: present `passport`'s token as a Bearer token and decrypt with its key;
+    /// no attestation is performed by this client.
+    pub fn with_passport(mut self, passport: Passport) -> Self {
+        self.passport = Some(passport);
+        self
+    }
+
+    /// Per-request timeout (default 60 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`KbsError::Config`] for a bad URL, `http://` without opt-in, an invalid CA bundle,
+    /// or neither an attester nor a passport.
+    pub fn build(self) -> Result<KbsClient, KbsError> {
+        let cfg = |reason: String| KbsError::Config { reason };
+        let url =
+            url::Url::parse(&self.url).map_err(|e| cfg(format!("KBS URL {:?}: {e}", self.url)))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {
+                tracing::warn!(kbs = %url, "plain HTTP to the KBS was explicitly allowed");
+            }
+            "http" => {
+                return Err(cfg(format!(
+                    "KBS URL {url} is plain HTTP; use https or opt in explicitly (SECURE_MODEL_KBS_ALLOW_HTTP=1)"
+                )))
+            }
+            other => return Err(cfg(format!("KBS URL scheme {other:?} is not http(s)"))),
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(cfg("KBS URL must not have a query or fragment".into()));
+        }
+        if self.attester.is_none() && self.passport.is_none() {
+            return Err(cfg("KBS client needs an attester or a passport".into()));
+        }
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Another thread may win the race; either way a ring provider is installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .https_only(!self.allow_http)
+            .redirect(reqwest::redirect::Policy::none());
+        if !self.ca_pem.is_empty() {
+            let mut certs = Vec::new();
+            for pem in &self.ca_pem {
+                certs.extend(
+                    reqwest::Certificate::from_pem_bundle(pem)
+                        .map_err(|e| cfg(format!("KBS CA bundle: {e}")))?,
+                );
+            }
+            if certs.is_empty() {
+                return Err(cfg("KBS CA bundle holds no certificate".into()));
+            }
+            http = http.tls_certs_only(certs);
+        }
+        let http = http.build().map_err(|e| cfg(format!("HTTP client: {e}")))?;
+        Ok(KbsClient {
+            http,
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            attester: self.attester,
+            key_kind: self.key_kind,
+            passport: self.passport,
+        })
+    }
+}
+
+/// A KBS client. One [`KbsClient::get_resource`] call = one attestation (or one passport
+/// request); there is no retry loop.
+#[derive(Debug)]
+pub struct KbsClient {
+    http: reqwest::Client,
+    base: String,
+    attester: Option<Arc<dyn Attester>>,
+    key_kind: TeeKeyKind,
+    passport: Option<Passport>,
+}
+
+enum Auth<'a> {
+    Cookie(&'a str),
+    Bearer(&'a str),
+}
+
+fn tee_wire(t: TeeType) -> kbs_types::Tee {
+    match t {
+        TeeType::Tdx => kbs_types::Tee::Tdx,
+        TeeType::Snp => kbs_types::Tee::Snp,
+        TeeType::Cca => kbs_types::Tee::Cca,
+        TeeType::Sample => kbs_types::Tee::Sample,
+    }
+}
+
+async fn read_capped(
+    mut resp: reqwest::Response,
+    stage: &'static str,
+    max: usize,
+) -> Result<Vec<u8>, KbsError> {
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(KbsError::TooLarge { stage, max });
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|source| KbsError::Http { stage, source })?
+    {
+        if out.len() + chunk.len() > max {
+            return Err(KbsError::TooLarge { stage, max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Maps an error response (`{"type":".../<Kind>","detail":..}`) to a [`KbsError::Server`].
+pub fn server_error(stage: &'static str, status: u16, body: &[u8]) -> KbsError {
+    let info: Option<kbs_types::ErrorInformation> = serde_json::from_slice(body).ok();
+    let (kind, detail) = match info {
+        Some(i) => {
+            let name = i.error_type.rsplit('/').next().unwrap_or_default();
+            (ServerErrorKind::from_name(name), i.detail)
+        }
+        None => (
+            ServerErrorKind::Other("(no KBS error body)".into()),
+            String::new(),
+        ),
+    };
+    KbsError::Server {
+        stage,
+        status,
+        kind,
+        detail: super::sanitize(&detail, 300),
+    }
+}
+
+fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 512 && v.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+        })
+}
+
+impl KbsClient {
+    /// A builder for the KBS at `url` (for example `https://kbs.example:8080`).
+    pub fn builder(url: impl Into<String>) -> KbsClientBuilder {
+        KbsClientBuilder {
+            url: url.into(),
+            ca_pem: Vec::new(),
+            allow_http: false,
+            attester: None,
+            key_kind: TeeKeyKind::default(),
+            passport: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn send(
+        &self,
+        stage: &'static str,
+        req: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<(reqwest::Response, Option<Vec<u8>>), KbsError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| KbsError::Http { stage, source })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok((resp, None));
+        }
+        let body = read_capped(resp, stage, MAX_SMALL_BODY.min(max)).await?;
+        Err(server_error(stage, status.as_u16(), &body))
+    }
+
+    /// `POST /kbs/v0/auth`: returns the nonce and the session cookie.
+    async fn auth(&self, tee: TeeType) -> Result<(String, String), KbsError> {
+        let body = kbs_types::Request {
+            version: RCAR_VERSION.into(),
+            tee: tee_wire(tee),
+            extra_params: serde_json::Value::String(String::new()),
+        };
+        let url = format!("{}/kbs/v0/auth", self.base);
+        let (resp, _) = self
+            .send("auth", self.http.post(url).json(&body), MAX_SMALL_BODY)
+            .await?;
+        let cookie = session_cookie(&resp).ok_or(KbsError::Protocol {
+            reason: format!("auth response has no {SESSION_COOKIE} cookie"),
+        })?;
+        let bytes = read_capped(resp, "auth", MAX_SMALL_BODY).await?;
+        let challenge: kbs_types::Challenge =
+            serde_json::from_slice(&bytes).map_err(|_| KbsError::Protocol {
+                reason: "auth response is not a challenge {nonce, extra-params}".into(),
+            })?;
+        if challenge.nonce.is_empty() || challenge.nonce.len() > 1024 {
+            return Err(KbsError::Protocol {
+                reason: "challenge nonce is empty or longer than 1024 characters".into(),
+            });
+        }
+        Ok((challenge.nonce, cookie))
+    }
+
+    /// `POST /kbs/v0/attest`: returns the attestation token.
+    async fn attest(
+        &self,
+        cookie: &str,
+        nonce: &str,
+        key: &TeeKeyPair,
+        evidence: serde_json::Value,
+    ) -> Result<Zeroizing<String>, KbsError> {
+        let body = kbs_types::Attestation {
+            init_data: None,
+            runtime_data: kbs_types::RuntimeData {
+                nonce: nonce.to_owned(),
+                tee_pubkey: key.tee_pubkey(),
+            },
+            tee_evidence: kbs_types::CompositeEvidence {
+                primary_evidence: evidence,
+                additional_evidence: String::new(),
+            },
+        };
+        let url = format!("{}/kbs/v0/attest", self.base);
+        let req = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::COOKIE,
+                format!("{SESSION_COOKIE}={cookie}"),
+            )
+            .json(&body);
+        let (resp, _) = self.send("attest", req, MAX_TOKEN_BODY).await?;
+        let bytes = Zeroizing::new(read_capped(resp, "attest", MAX_TOKEN_BODY).await?);
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: String,
+        }
+        let t: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| KbsError::Protocol {
+            reason: "attest response is not {\"token\": ...}".into(),
+        })?;
+        Ok(Zeroizing::new(t.token))
+    }
+
+    async fn fetch(
+        &self,
+        path: &ResourcePath,
+        auth: Auth<'_>,
+        key: &TeeKeyPair,
+    ) -> Result<Zeroizing<Vec<u8>>, KbsError> {
+        let url = format!("{}/kbs/v0/resource/{}", self.base, path.as_path());
+        let req = match auth {
+            Auth::Cookie(c) => self
+                .http
+                .get(url)
+                .header(reqwest::header::COOKIE, format!("{SESSION_COOKIE}={c}")),
+            Auth::Bearer(t) => self.http.get(url).bearer_auth(t),
+        };
+        let (resp, _) = self.send("resource", req, MAX_RESOURCE_BODY).await?;
+        let body = read_capped(resp, "resource", MAX_RESOURCE_BODY).await?;
+        let jwe = Jwe::parse_flattened(&body).map_err(KbsError::ResponseJwe)?;
+        key.decrypt(&jwe).map_err(|e| match e {
+            JweError::DecryptionFailed => KbsError::DecryptionFailed,
+            other => KbsError::ResponseJwe(other),
+        })
+    }
+
+    /// Fetches one resource: attests (background check) or presents the passport token, then
+    /// decrypts the response with the TEE key. No retries and no re-attestation loop: a
+    /// refusal is returned as the server's error kind.
+    ///
+    /// # Errors
+    /// [`KbsError::Server`] with [`ServerErrorKind::PolicyDeny`],
+    /// [`ServerErrorKind::ResourceUnavailable`], [`ServerErrorKind::AttestationFailed`]...;
+    /// transport, protocol and attester errors; [`KbsError::DecryptionFailed`] (opaque).
+    pub async fn get_resource(&self, path: &ResourcePath) -> Result<Zeroizing<Vec<u8>>, KbsError> {
+        if let Some(p) = &self.passport {
+            return self.fetch(path, Auth::Bearer(&p.token), &p.key).await;
+        }
+        let attester = self.attester.as_ref().ok_or(KbsError::Config {
+            reason: "KBS client needs an attester or a passport".into(),
+        })?;
+        let key = TeeKeyPair::generate(self.key_kind)?;
+        let (nonce, cookie) = self.auth(attester.tee()).await?;
+        let rd = report_data(&nonce, key.public_jwk(), "")?;
+        let evidence = attester.evidence(&rd).await?;
+        let _token = self.attest(&cookie, &nonce, &key, evidence).await?;
+        tracing::info!(resource = %path, tee = %attester.tee(), "attested to the KBS");
+        self.fetch(path, Auth::Cookie(&cookie), &key).await
+    }
+}

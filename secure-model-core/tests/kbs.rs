@@ -1,0 +1,695 @@
+//! Trustee KBS (RCAR 0.4.0), CDH and configfs-tsm: known answers recorded from a real Trustee
+//! KBS (`testdata/kbs/`), the protocol against an in-repo KBS test server, full pack → pull
+//! round trips, and configfs-tsm against an emulated kernel directory tree.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
+
+mod common;
+mod kbs_server;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use secure_model_core::attest::{
+    AttestError, Attester, AttesterChoice, SampleAttester, TeeType, TsmAttester, TsmEmulation,
+};
+use secure_model_core::crypto::{DataKey, Kek};
+use secure_model_core::jwe::{Jwe, JweError};
+use secure_model_core::keys::cdh::CdhClient;
+use secure_model_core::keys::kbs::{
+    report_data, runtime_data_json, server_error, KbsClient, KbsError, KbsSettings, Passport,
+    ResourcePath, ServerErrorKind, TeeKeyKind, TeeKeyPair,
+};
+use secure_model_core::keys::{KbsKeyProvider, KeyError, KeyProvider, WrapContext};
+use secure_model_core::loader::{LoadError, Loader};
+use secure_model_core::package::{pack, PackOptions};
+use secure_model_core::storage::open_location;
+use secure_model_core::verify::{SigningKey, TrustedKeys};
+
+use kbs_server::KbsState;
+
+fn vector(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(common::testdata(&format!("kbs/{name}"))).unwrap())
+        .unwrap()
+}
+
+fn sample() -> Arc<dyn Attester> {
+    Arc::new(SampleAttester::new(true).unwrap())
+}
+
+const RES: &str = "default/key/model-1";
+
+// ---------------------------------------------------------------- known answers (real KBS)
+
+#[test]
+fn kat_report_data_from_recorded_challenge_and_jwk() {
+    for name in ["rcar-sample-ec.json", "rcar-sample-rsa.json"] {
+        let v = vector(name);
+        let key =
+            TeeKeyPair::from_pkcs8_pem(v["tee_private_key_pkcs8_pem"].as_str().unwrap()).unwrap();
+        // The JWK we derive from the private key has exactly the recorded members.
+        assert_eq!(key.public_jwk().to_json(), v["tee_pubkey_jwk"], "{name}");
+        let nonce = v["challenge"]["nonce"].as_str().unwrap();
+        assert_eq!(
+            runtime_data_json(nonce, key.public_jwk(), "").unwrap(),
+            v["canonical_runtime_data"].as_str().unwrap(),
+            "{name}"
+        );
+        let rd = report_data(nonce, key.public_jwk(), "").unwrap();
+        assert_eq!(
+            hex::encode(rd),
+            v["report_data_sha384_hex"].as_str().unwrap()
+        );
+        assert_eq!(
+            STANDARD.encode(rd),
+            v["attestation_request"]["tee-evidence"]["primary_evidence"]["report_data"]
+                .as_str()
+                .unwrap()
+        );
+        // A different nonce or key changes the binding.
+        assert_ne!(report_data("x", key.public_jwk(), "").unwrap(), rd);
+    }
+}
+
+#[tokio::test]
+async fn kat_sample_evidence_matches_recorded_request() {
+    let v = vector("rcar-sample-ec.json");
+    let rd = hex::decode(v["report_data_sha384_hex"].as_str().unwrap()).unwrap();
+    let ev = sample().evidence(&rd).await.unwrap();
+    assert_eq!(
+        ev,
+        v["attestation_request"]["tee-evidence"]["primary_evidence"]
+    );
+}
+
+#[test]
+fn kat_decrypt_recorded_jwe_responses() {
+    for name in ["rcar-sample-ec.json", "rcar-sample-rsa.json"] {
+        let v = vector(name);
+        let key =
+            TeeKeyPair::from_pkcs8_pem(v["tee_private_key_pkcs8_pem"].as_str().unwrap()).unwrap();
+        let body = v["resource_response_jwe"].to_string();
+        let jwe = Jwe::parse_flattened(body.as_bytes()).unwrap();
+        let plain = key.decrypt(&jwe).unwrap();
+        assert_eq!(
+            hex::encode(plain.as_slice()),
+            v["expected_plaintext_hex"].as_str().unwrap(),
+            "{name}"
+        );
+        // Tampering with any member is the opaque failure.
+        for member in ["protected", "encrypted_key", "iv", "ciphertext", "tag"] {
+            let mut t = v["resource_response_jwe"].clone();
+            let s = t[member].as_str().unwrap().to_owned();
+            let mut chars: Vec<char> = s.chars().collect();
+            let i = chars.len() / 2;
+            chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+            t[member] = chars.into_iter().collect::<String>().into();
+            match Jwe::parse_flattened(t.to_string().as_bytes()) {
+                Ok(j) => assert!(
+                    matches!(key.decrypt(&j), Err(JweError::DecryptionFailed)),
+                    "{name} {member}"
+                ),
+                Err(e) => assert!(member == "protected" || member == "iv", "{member}: {e}"),
+            }
+        }
+        // Another key of the same type cannot decrypt.
+        let kind = if name.contains("rsa") {
+            TeeKeyKind::Rsa2048
+        } else {
+            TeeKeyKind::EcP256
+        };
+        let other = TeeKeyPair::generate(kind).unwrap();
+        assert!(matches!(
+            other.decrypt(&jwe),
+            Err(JweError::DecryptionFailed)
+        ));
+    }
+}
+
+#[test]
+fn kat_recorded_error_bodies_map_to_kinds() {
+    let v = vector("error-responses.json");
+    let kind = |case: &str| {
+        let c = &v[case];
+        match server_error(
+            "resource",
+            c["status"].as_u64().unwrap() as u16,
+            c["body"].as_str().unwrap().as_bytes(),
+        ) {
+            KbsError::Server { kind, status, .. } => {
+                assert_eq!(status, 401);
+                kind
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        kind("auth_wrong_version"),
+        ServerErrorKind::AttestationFailed
+    );
+    assert_eq!(
+        kind("attest_wrong_report_data"),
+        ServerErrorKind::AttestationFailed
+    );
+    assert_eq!(
+        kind("resource_without_token"),
+        ServerErrorKind::Unauthenticated
+    );
+    assert_eq!(
+        kind("resource_missing"),
+        ServerErrorKind::ResourceUnavailable
+    );
+    assert_eq!(kind("resource_policy_deny"), ServerErrorKind::PolicyDeny);
+    assert_ne!(kind("resource_missing"), kind("resource_policy_deny"));
+    let e = server_error(
+        "resource",
+        401,
+        v["resource_policy_deny"]["body"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    );
+    assert!(e.to_string().contains("Access denied by policy"), "{e}");
+}
+
+#[test]
+fn tee_key_debug_is_redacted() {
+    let v = vector("rcar-sample-ec.json");
+    let key = TeeKeyPair::from_pkcs8_pem(v["tee_private_key_pkcs8_pem"].as_str().unwrap()).unwrap();
+    assert_eq!(format!("{key:?}"), "TeeKeyPair(ECDH-ES+A256KW, [redacted])");
+    let p = Passport::new("secret.jwt.token", key);
+    let d = format!("{p:?}");
+    assert!(
+        !d.contains("secret.jwt.token") && d.contains("[redacted]"),
+        "{d}"
+    );
+    let rsa = TeeKeyPair::generate(TeeKeyKind::Rsa2048).unwrap();
+    assert_eq!(format!("{rsa:#?}"), "TeeKeyPair(RSA-OAEP-256, [redacted])");
+}
+
+// ---------------------------------------------------------------- protocol vs. test server
+
+async fn server_with(resource: &[u8]) -> (Arc<KbsState>, kbs_server::Server) {
+    let st = Arc::new(KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert(RES.into(), resource.to_vec());
+    let srv = kbs_server::start_kbs(st.clone()).await;
+    (st, srv)
+}
+
+fn client(url: &str, kind: TeeKeyKind, attester: Arc<dyn Attester>) -> KbsClient {
+    KbsClient::builder(url)
+        .allow_http(true)
+        .with_attester(attester)
+        .with_tee_key(kind)
+        .build()
+        .unwrap()
+}
+
+fn server_kind(e: KbsError) -> ServerErrorKind {
+    match e {
+        KbsError::Server { kind, .. } => kind,
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_fetches_with_ec_and_rsa_tee_keys() {
+    let (st, srv) = server_with(b"resource bytes").await;
+    let path = ResourcePath::parse(RES).unwrap();
+    for kind in [TeeKeyKind::EcP256, TeeKeyKind::Rsa2048] {
+        let got = client(&srv.url(), kind, sample())
+            .get_resource(&path)
+            .await
+            .unwrap();
+        assert_eq!(got.as_slice(), b"resource bytes");
+    }
+    assert_eq!(st.auths.load(Ordering::SeqCst), 2);
+    assert_eq!(st.attests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_deny_missing_and_expired_are_distinct_and_not_retried() {
+    let (st, srv) = server_with(b"k").await;
+    let c = client(&srv.url(), TeeKeyKind::EcP256, sample());
+    st.denied.lock().unwrap().insert(RES.into());
+    let e = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_kind(e), ServerErrorKind::PolicyDeny);
+    assert_eq!(
+        st.attests.load(Ordering::SeqCst),
+        1,
+        "no re-attestation loop"
+    );
+    assert_eq!(st.resource_gets.load(Ordering::SeqCst), 1);
+
+    let e = c
+        .get_resource(&ResourcePath::parse("default/key/absent").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_kind(e), ServerErrorKind::ResourceUnavailable);
+
+    st.denied.lock().unwrap().clear();
+    *st.expire_sessions.lock().unwrap() = true;
+    let e = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_kind(e), ServerErrorKind::Unauthenticated);
+    assert_eq!(
+        st.attests.load(Ordering::SeqCst),
+        3,
+        "one attestation per call"
+    );
+    assert_eq!(st.resource_gets.load(Ordering::SeqCst), 3);
+}
+
+/// Evidence over other data than the binding: the server must refuse it.
+#[derive(Debug)]
+struct WrongBinding;
+
+#[async_trait]
+impl Attester for WrongBinding {
+    fn tee(&self) -> TeeType {
+        TeeType::Sample
+    }
+    async fn evidence(&self, report_data: &[u8]) -> Result<serde_json::Value, AttestError> {
+        let mut rd = report_data.to_vec();
+        rd[0] ^= 1;
+        Ok(serde_json::json!({"svn": "1", "report_data": STANDARD.encode(rd)}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_rejects_wrong_binding() {
+    let (st, srv) = server_with(b"k").await;
+    let c = client(&srv.url(), TeeKeyKind::EcP256, Arc::new(WrongBinding));
+    let e = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    match e {
+        KbsError::Server { stage, kind, .. } => {
+            assert_eq!(stage, "attest");
+            assert_eq!(kind, ServerErrorKind::AttestationFailed);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(st.resource_gets.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passport_mode_uses_bearer_token_and_given_key() {
+    let (st, srv) = server_with(b"passport resource").await;
+    let key = TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap();
+    let token = st.issue_token(key.public_jwk().to_json());
+    let c = KbsClient::builder(srv.url())
+        .allow_http(true)
+        .with_passport(Passport::new(token, key))
+        .build()
+        .unwrap();
+    let got = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.as_slice(), b"passport resource");
+    assert_eq!(st.auths.load(Ordering::SeqCst), 0);
+    // A token issued for another key: the response does not decrypt (opaque).
+    let other = TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap();
+    let token = st.issue_token(
+        TeeKeyPair::generate(TeeKeyKind::EcP256)
+            .unwrap()
+            .public_jwk()
+            .to_json(),
+    );
+    let c = KbsClient::builder(srv.url())
+        .allow_http(true)
+        .with_passport(Passport::new(token, other))
+        .build()
+        .unwrap();
+    let e = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KbsError::DecryptionFailed), "{e:?}");
+    // An unknown token.
+    let c = KbsClient::builder(srv.url())
+        .allow_http(true)
+        .with_passport(Passport::new(
+            "forged",
+            TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let e = c
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(server_kind(e), ServerErrorKind::Unauthenticated);
+}
+
+#[test]
+fn secure_defaults() {
+    let e = KbsClient::builder("http://127.0.0.1:1")
+        .with_attester(sample())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, KbsError::Config { .. }) && e.to_string().contains("plain HTTP"),
+        "{e}"
+    );
+    let e = KbsClient::builder("https://kbs.invalid")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("attester or a passport"), "{e}");
+    let e = KbsClient::builder("https://kbs.invalid")
+        .with_attester(sample())
+        .with_ca_pem(b"not pem".to_vec())
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, KbsError::Config { .. }), "{e}");
+    assert!(matches!(
+        AttesterChoice::Sample.build(false),
+        Err(AttestError::SampleNotAllowed)
+    ));
+    assert!(matches!(
+        SampleAttester::new(false),
+        Err(AttestError::SampleNotAllowed)
+    ));
+    assert!(AttesterChoice::parse("sgx").is_err());
+    // Spec parsing: settings without allow_sample refuse the sample attester.
+    let mut settings = KbsSettings::default();
+    settings.attester = Some("sample".into());
+    settings.allow_http = true;
+    let e = secure_model_core::keys::kbs::provider_from_spec(
+        "kbs:http://127.0.0.1:1#default/key/x",
+        "kbs",
+        "http://127.0.0.1:1#default/key/x",
+        &settings,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            KeyError::Kbs(KbsError::Attest(AttestError::SampleNotAllowed))
+        ),
+        "{e:?}"
+    );
+    for bad in [
+        "kbs:https://k",
+        "kbs:https://k#a/b",
+        "cdh:a/b",
+        "kbs-resource:#a/b/c",
+    ] {
+        assert!(
+            secure_model_core::keys::provider_from_spec(bad).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- round trips
+
+struct Packed {
+    _work: tempfile::TempDir,
+    store: Arc<dyn secure_model_core::storage::StorageBackend>,
+    signer: SigningKey,
+    kek: [u8; 32],
+}
+
+async fn pack_for_kbs() -> Packed {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    common::write_model(
+        &model,
+        &[
+            ("config.json", b"{\"layers\":2}".to_vec()),
+            ("weights.bin", common::bytes(7, 70_000)),
+        ],
+    );
+    let kek_path = work.path().join("kek.bin");
+    let kek = Kek::generate().unwrap();
+    let kek_bytes = *kek.expose_secret();
+    std::fs::write(&kek_path, kek_bytes).unwrap();
+    // The publisher's spec, through the public spec parser.
+    let publisher = secure_model_core::keys::provider_from_spec(&format!(
+        "kbs-resource:{}#{RES}",
+        kek_path.display()
+    ))
+    .unwrap();
+    assert_eq!(publisher.recipient().provider(), "kbs");
+    assert_eq!(
+        publisher.recipient().key_ref(),
+        "kbs:///default/key/model-1"
+    );
+    let store = open_location(work.path().join("pkg").to_str().unwrap(), true).unwrap();
+    let (signer, _) = SigningKey::generate().unwrap();
+    pack(
+        &model,
+        store.as_ref(),
+        &signer,
+        &[publisher],
+        &PackOptions::default(),
+    )
+    .await
+    .unwrap();
+    Packed {
+        _work: work,
+        store,
+        signer,
+        kek: kek_bytes,
+    }
+}
+
+async fn pull(p: &Packed, provider: Arc<dyn KeyProvider>) -> Result<Vec<u8>, LoadError> {
+    let dest = common::shm_dir();
+    let loader = Loader::new(
+        TrustedKeys::new().with_key(p.signer.verifying_key()),
+        vec![provider],
+    );
+    loader.pull(p.store.clone(), dest.path()).await?;
+    Ok(std::fs::read(dest.path().join("config.json")).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pack_then_pull_via_direct_kbs_and_via_cdh() {
+    let p = pack_for_kbs().await;
+    let (st, srv) = server_with(&p.kek).await;
+    let res = ResourcePath::parse(RES).unwrap();
+    let direct = Arc::new(KbsKeyProvider::direct(
+        client(&srv.url(), TeeKeyKind::EcP256, sample()),
+        res.clone(),
+    ));
+    assert_eq!(pull(&p, direct.clone()).await.unwrap(), b"{\"layers\":2}");
+    // The KEK is cached: a second package unwrap does not attest again.
+    pull(&p, direct.clone()).await.unwrap();
+    assert_eq!(st.attests.load(Ordering::SeqCst), 1);
+
+    // RSA TEE key, and the KEK stored as hex text is accepted too.
+    st.resources
+        .lock()
+        .unwrap()
+        .insert(RES.into(), hex::encode(p.kek).into_bytes());
+    let rsa = Arc::new(KbsKeyProvider::direct(
+        client(&srv.url(), TeeKeyKind::Rsa2048, sample()),
+        res.clone(),
+    ));
+    assert_eq!(pull(&p, rsa).await.unwrap(), b"{\"layers\":2}");
+
+    // CDH stand-in serving the plaintext resource; selected by the spec.
+    let cdh_res = Arc::new(Mutex::new(HashMap::from([(
+        RES.to_string(),
+        p.kek.to_vec(),
+    )])));
+    let cdh = kbs_server::start_cdh(cdh_res.clone()).await;
+    let mut settings = KbsSettings::default();
+    settings.cdh_addr = Some(cdh.url());
+    let via_cdh = secure_model_core::keys::kbs::provider_from_spec(
+        &format!("cdh:{RES}"),
+        "cdh",
+        RES,
+        &settings,
+    )
+    .unwrap();
+    assert_eq!(pull(&p, via_cdh).await.unwrap(), b"{\"layers\":2}");
+
+    // CDH without the resource: a typed error, surfaced through the loader.
+    cdh_res.lock().unwrap().clear();
+    let via_cdh = Arc::new(KbsKeyProvider::via_cdh(
+        CdhClient::new(Some(&cdh.url())).unwrap(),
+        res.clone(),
+    ));
+    let e = via_cdh
+        .unwrap_dek(
+            &[0; 60],
+            &WrapContext::new("00112233445566778899aabbccddeeff"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KeyError::Cdh(_)), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn substituted_key_is_refused() {
+    let p = pack_for_kbs().await;
+    let (st, srv) = server_with(&[0x42; 32]).await;
+    let res = ResourcePath::parse(RES).unwrap();
+    let direct = Arc::new(KbsKeyProvider::direct(
+        client(&srv.url(), TeeKeyKind::EcP256, sample()),
+        res.clone(),
+    ));
+    let e = pull(&p, direct).await.unwrap_err();
+    let chain = format!("{e} / {:?}", e);
+    assert!(matches!(e, LoadError::Unlock { .. }), "{chain}");
+    assert!(chain.contains("UnwrapFailed"), "{chain}");
+    // Not a key at all.
+    st.resources
+        .lock()
+        .unwrap()
+        .insert(RES.into(), b"short".to_vec());
+    let direct = Arc::new(KbsKeyProvider::direct(
+        client(&srv.url(), TeeKeyKind::EcP256, sample()),
+        res,
+    ));
+    let e = direct
+        .wrap_dek(
+            &DataKey::generate().unwrap(),
+            &WrapContext::new("00112233445566778899aabbccddeeff"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, KeyError::Kbs(KbsError::NotAKey { .. })),
+        "{e:?}"
+    );
+}
+
+// ---------------------------------------------------------------- configfs-tsm emulation
+
+/// Behaves like the kernel's configfs-tsm entry: attribute files appear on mkdir, `outblob`
+/// is produced when `inblob` is written and `generation` counts writes; `extra_writes` lets a
+/// "concurrent writer" bump the generation further.
+#[derive(Debug)]
+struct FakeKernel {
+    provider: &'static str,
+    extra_writes: AtomicU64,
+}
+
+impl FakeKernel {
+    fn new(provider: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            provider,
+            extra_writes: AtomicU64::new(0),
+        })
+    }
+}
+
+impl TsmEmulation for FakeKernel {
+    fn after_mkdir(&self, entry: &Path) -> std::io::Result<()> {
+        std::fs::write(entry.join("provider"), format!("{}\n", self.provider))?;
+        std::fs::write(entry.join("generation"), "0\n")
+    }
+    fn after_write_inblob(&self, entry: &Path) -> std::io::Result<()> {
+        let inblob = std::fs::read(entry.join("inblob"))?;
+        let mut out = b"QUOTE:".to_vec();
+        out.extend_from_slice(&inblob);
+        std::fs::write(entry.join("outblob"), out)?;
+        if self.provider == "sev_guest" {
+            std::fs::write(entry.join("auxblob"), b"CERTS")?;
+        }
+        let g: u64 = std::fs::read_to_string(entry.join("generation"))?
+            .trim()
+            .parse()
+            .unwrap();
+        let g = g + 1 + self.extra_writes.load(Ordering::SeqCst);
+        std::fs::write(entry.join("generation"), format!("{g}\n"))
+    }
+    fn before_rmdir(&self, entry: &Path) -> std::io::Result<()> {
+        for f in ["provider", "generation", "inblob", "outblob", "auxblob"] {
+            let _ = std::fs::remove_file(entry.join(f));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_tdx_evidence_is_padded_quote_and_entry_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::new("tdx_guest")).unwrap();
+    assert_eq!(a.tee(), TeeType::Tdx);
+    let rd = [0xabu8; 48];
+    let ev = a.evidence(&rd).await.unwrap();
+    let quote = STANDARD.decode(ev["quote"].as_str().unwrap()).unwrap();
+    let mut expected = b"QUOTE:".to_vec();
+    expected.extend_from_slice(&rd);
+    expected.extend_from_slice(&[0u8; 16]);
+    assert_eq!(quote, expected, "report data zero-padded to 64 bytes");
+    assert_eq!(
+        ev.as_object().unwrap().len(),
+        1,
+        "no event log in the emulation: {ev}"
+    );
+    assert!(common::entries(root.path()).is_empty(), "entry removed");
+    assert!(matches!(
+        a.evidence(&[0u8; 65]).await,
+        Err(AttestError::ReportDataTooLong { len: 65 })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_generation_race_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let k = FakeKernel::new("tdx_guest");
+    let a = TsmAttester::open_emulated(root.path(), k.clone()).unwrap();
+    k.extra_writes.store(1, Ordering::SeqCst);
+    let e = a.evidence(&[1u8; 48]).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AttestError::ConcurrentWriter {
+                before: 0,
+                after: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        common::entries(root.path()).is_empty(),
+        "entry removed after failure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_snp_report_and_other_providers() {
+    let root = tempfile::tempdir().unwrap();
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::new("sev_guest")).unwrap();
+    assert_eq!(a.tee(), TeeType::Snp);
+    let r = a.report(&[2u8; 64]).unwrap();
+    assert_eq!(r.provider, "sev_guest");
+    assert_eq!(&r.outblob[..6], b"QUOTE:");
+    assert_eq!(r.auxblob.as_deref(), Some(&b"CERTS"[..]));
+    assert!(matches!(
+        a.evidence(&[0; 48]).await,
+        Err(AttestError::Unsupported { .. })
+    ));
+    let e = TsmAttester::open_emulated(root.path(), FakeKernel::new("mystery_guest")).unwrap_err();
+    assert!(matches!(e, AttestError::Interface { .. }), "{e:?}");
+    let e = TsmAttester::open(root.path().join("absent")).unwrap_err();
+    assert!(matches!(e, AttestError::Io { step: "mkdir", .. }), "{e:?}");
+    assert!(common::entries(root.path()).is_empty());
+}
