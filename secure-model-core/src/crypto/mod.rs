@@ -135,6 +135,16 @@ pub(crate) fn push_len_prefixed(out: &mut Vec<u8>, field: &[u8]) -> Result<(), C
     Ok(())
 }
 
+/// Installs `ring` as the process's rustls provider unless one is installed (idempotent).
+/// Every TLS client of this crate (object stores, KBS, CDH) uses rustls on `ring`; nothing
+/// else is compiled in. Embedders that install their own provider first keep it.
+pub fn install_rustls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error only means another thread installed one first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

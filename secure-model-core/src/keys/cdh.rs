@@ -74,9 +74,7 @@ impl CdhClient {
         if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
             return Err(bad());
         }
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        crate::crypto::install_rustls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())

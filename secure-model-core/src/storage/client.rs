@@ -7,12 +7,7 @@ use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
 use super::{StorageEnv, StorageError};
 
-/// Installs `ring` as the process's rustls provider (idempotent). Every TLS client of this
-/// crate uses rustls on `ring`; nothing else is compiled in.
-pub fn install_crypto_provider() {
-    // An error only means a provider is already installed (by us or by the embedder).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::install_rustls_provider as install_crypto_provider;
 
 /// Variable naming a PEM bundle of extra trusted CAs for every backend.
 pub const CA_BUNDLE_VAR: &str = "SECURE_MODEL_CA_BUNDLE";

@@ -127,10 +127,7 @@ impl KbsClientBuilder {
         if self.attester.is_none() && self.passport.is_none() {
             return Err(cfg("KBS client needs an attester or a passport".into()));
         }
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // Another thread may win the race; either way a ring provider is installed.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        crate::crypto::install_rustls_provider();
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .https_only(!self.allow_http)
