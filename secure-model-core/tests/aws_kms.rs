@@ -270,6 +270,34 @@ async fn unknown_key_and_unreachable_endpoint_are_named() {
     assert!(matches!(e, KeyError::ProviderUnavailable { .. }), "{e:?}");
 }
 
+#[tokio::test]
+async fn silent_endpoint_times_out_as_unavailable() {
+    // Not moto: a listener that never answers (the kernel completes the TCP handshake).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let conf = client(&url)
+        .config()
+        .to_builder()
+        .timeout_config(
+            sdk::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(std::time::Duration::from_millis(300))
+                .build(),
+        )
+        .retry_config(sdk::config::retry::RetryConfig::standard().with_max_attempts(1))
+        .build();
+    let p = kms(&sdk::Client::from_conf(conf), "alias/models");
+    let e = p
+        .unwrap_dek(&[1u8; 100], &WrapContext::new(MODEL_A))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KeyError::ProviderUnavailable { .. }), "{e:?}");
+    assert!(e.to_string().contains("timeout"), "{e}");
+    // The defaults used for clients from the environment bound every call.
+    let t = secure_model_core::keys::aws_kms::default_timeouts();
+    assert!(t.operation_timeout().is_some() && t.operation_attempt_timeout().is_some());
+    assert!(t.connect_timeout().is_some());
+}
+
 fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

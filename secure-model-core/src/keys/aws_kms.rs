@@ -50,13 +50,25 @@ pub fn https_client() -> aws_sdk_kms::config::SharedHttpClient {
         .build_https()
 }
 
+/// Timeouts of the clients [`client_from_env`] builds: connect 3.1 s, each attempt 20 s, the
+/// whole operation including the SDK's retries 60 s, so an unresponsive endpoint fails a pull
+/// instead of stalling it forever.
+pub fn default_timeouts() -> sdk::config::timeout::TimeoutConfig {
+    sdk::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build()
+}
+
 /// Builds a KMS client from the standard AWS configuration chain (environment variables such
 /// as `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, `AWS_WEB_IDENTITY_TOKEN_FILE`,
 /// `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`; shared config files; container and instance
-/// metadata) with [`https_client`].
+/// metadata) with [`https_client`] and [`default_timeouts`].
 pub async fn client_from_env() -> sdk::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client())
+        .timeout_config(default_timeouts())
         .load()
         .await;
     sdk::Client::new(&conf)
