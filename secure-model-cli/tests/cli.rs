@@ -338,3 +338,204 @@ fn help_on_every_command() {
         assert!(o.contains("Usage"), "{c}");
     }
 }
+
+/// A `moto_server` (KMS API) on a free loopback port, killed on drop.
+#[cfg(feature = "aws-kms")]
+struct Moto {
+    child: std::process::Child,
+    url: String,
+    python: PathBuf,
+}
+
+#[cfg(feature = "aws-kms")]
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "aws-kms")]
+fn start_moto() -> Option<Moto> {
+    let python = match std::env::var_os("SECURE_MODEL_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
+            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping the KMS test against moto");
+            return None;
+        }
+        None => panic!(
+            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh, \
+             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
+        ),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python.parent().unwrap().join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut m = Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        python,
+    };
+    // Bounded readiness wait, not a timed assertion.
+    for _ in 0..600 {
+        assert!(m.child.try_wait().unwrap().is_none(), "moto_server exited");
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(m);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("moto_server did not listen on port {port}");
+}
+
+#[cfg(feature = "aws-kms")]
+impl Moto {
+    /// Runs a boto3 snippet (`c` is a KMS client on this server); returns its stdout.
+    fn boto3(&self, code: &str) -> String {
+        let script = format!(
+            "import base64, json, sys, boto3\n\
+             c = boto3.client('kms', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='AKIDTEST', aws_secret_access_key='secret')\n{code}",
+            self.url
+        );
+        let o = Command::new(&self.python)
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The binary with a hermetic AWS environment pointing at this server through `var`.
+    fn bin(&self, var: &str) -> Command {
+        let mut c = bin();
+        for v in [
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_KMS",
+            "AWS_SESSION_TOKEN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ] {
+            c.env_remove(v);
+        }
+        c.env(var, &self.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            );
+        c
+    }
+}
+
+#[cfg(feature = "aws-kms")]
+#[test]
+fn pack_and_pull_with_aws_kms_recipient() {
+    let Some(m) = start_moto() else { return };
+    m.boto3(
+        "k = c.create_key()['KeyMetadata']['KeyId']\n\
+         c.create_alias(AliasName='alias/cli-test', TargetKeyId=k)",
+    );
+    let e = Env::new();
+    let pkg = e.p("pkg");
+    let pubk = e.p("keys/signing-key.pub.pem");
+    let o = m
+        .bin("AWS_ENDPOINT_URL_KMS")
+        .args([
+            "pack",
+            model().to_str().unwrap(),
+            &pkg,
+            "--signing-key",
+            &e.p("keys/signing-key.pem"),
+            "--recipient",
+            "aws-kms:alias/cli-test",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let model_id = r["model_id"].as_str().unwrap().to_string();
+    let keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&pkg).join("keys.json")).unwrap()).unwrap();
+    assert_eq!(keys["recipients"][0]["provider"], "aws-kms");
+    assert_eq!(keys["recipients"][0]["key_ref"], "alias/cli-test");
+
+    // boto3 (not our code) decrypts the entry under the documented encryption context, and
+    // not under another package's.
+    let wrapped = keys["recipients"][0]["wrapped_dek"].as_str().unwrap();
+    let out = m.boto3(&format!(
+        "b = base64.b64decode('{wrapped}')\n\
+         p = c.decrypt(CiphertextBlob=b, EncryptionContext={{'secure-model:model_id': '{model_id}'}})['Plaintext']\n\
+         print(len(p))\n\
+         try:\n    c.decrypt(CiphertextBlob=b, EncryptionContext={{'secure-model:model_id': '0' * 32}}); print('other ok')\n\
+         except c.exceptions.InvalidCiphertextException:\n    print('other refused')"
+    ));
+    assert_eq!(out, "32\nother refused\n");
+
+    // Pull through the generic endpoint variable.
+    let dest = shm();
+    let outdir = dest.path().join("m");
+    let o = m
+        .bin("AWS_ENDPOINT_URL")
+        .args([
+            "pull",
+            &pkg,
+            outdir.to_str().unwrap(),
+            "--trusted-key",
+            &pubk,
+            "--key",
+            "aws-kms:alias/cli-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(tree_bytes(&outdir), tree_bytes(&model()));
+
+    // A key that does not exist: exit 5 (key), naming the key and KMS's answer.
+    let o = m
+        .bin("AWS_ENDPOINT_URL_KMS")
+        .args([
+            "pack",
+            model().to_str().unwrap(),
+            &e.p("pkg2"),
+            "--signing-key",
+            &e.p("keys/signing-key.pem"),
+            "--recipient",
+            "aws-kms:alias/missing",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 5, "{err}");
+    assert!(
+        err.contains("aws-kms:alias/missing") && err.contains("NotFoundException"),
+        "{err}"
+    );
+    // A malformed key reference: exit 3 before any request.
+    let r = run(&[
+        "pull",
+        &pkg,
+        dest.path().join("x").to_str().unwrap(),
+        "--trusted-key",
+        &pubk,
+        "--key",
+        "aws-kms:not a key",
+    ]);
+    assert_eq!(code(&r), 3, "{}", String::from_utf8_lossy(&r.stderr));
+}

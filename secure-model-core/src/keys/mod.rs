@@ -4,6 +4,8 @@
 
 pub mod cdh;
 pub mod kbs;
+#[cfg(feature = "aws-kms")]
+pub mod aws_kms;
 mod local;
 
 use std::fmt::Debug;
@@ -11,6 +13,8 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 pub use kbs::KbsKeyProvider;
+#[cfg(feature = "aws-kms")]
+pub use aws_kms::AwsKmsKeyProvider;
 pub use local::LocalKeyProvider;
 
 use crate::crypto::{CryptoError, DataKey};
@@ -76,6 +80,60 @@ pub enum KeyError {
     /// The CoCo Confidential Data Hub failed.
     #[error("CDH key provider")]
     Cdh(#[from] cdh::CdhError),
+    /// The key service refused these credentials the operation on this key (IAM or key
+    /// policy, grant, expired or unknown credentials).
+    #[error("recipient {recipient}: {operation} denied by the key service: {detail}")]
+    AccessDenied {
+        /// `provider:key_ref`.
+        recipient: String,
+        /// Operation of the key service (`Encrypt`, `Decrypt`...).
+        operation: &'static str,
+        /// The service's error code and message (never key material).
+        detail: String,
+    },
+    /// The key exists but cannot be used now (disabled, pending deletion or import, wrong key
+    /// usage).
+    #[error("recipient {recipient}: the key cannot be used for {operation} (disabled or not in a usable state): {detail}")]
+    KeyUnusable {
+        /// `provider:key_ref`.
+        recipient: String,
+        /// Operation of the key service.
+        operation: &'static str,
+        /// The service's error code and message.
+        detail: String,
+    },
+    /// The key does not exist (or is not visible to these credentials).
+    #[error("recipient {recipient}: key not found ({operation}): {detail}")]
+    KeyNotFound {
+        /// `provider:key_ref`.
+        recipient: String,
+        /// Operation of the key service.
+        operation: &'static str,
+        /// The service's error code and message.
+        detail: String,
+    },
+    /// The key service could not be reached or failed transiently (network, timeout,
+    /// throttling, internal error); retrying later may succeed.
+    #[error("recipient {recipient}: key service unreachable or temporarily failing during {operation}: {detail}")]
+    ProviderUnavailable {
+        /// `provider:key_ref`.
+        recipient: String,
+        /// Operation of the key service.
+        operation: &'static str,
+        /// Cause (error chain; never key material).
+        detail: String,
+    },
+    /// Any other failure reported by, or in reaching, the key service (missing region or
+    /// credentials, unexpected answer).
+    #[error("recipient {recipient}: {operation} failed: {detail}")]
+    Provider {
+        /// `provider:key_ref`.
+        recipient: String,
+        /// Operation of the key service.
+        operation: &'static str,
+        /// Cause (never key material).
+        detail: String,
+    },
 }
 
 /// Who a wrapped DEK is for: provider type and provider-specific key reference. Written into,
@@ -154,9 +212,14 @@ pub trait KeyProvider: Send + Sync + Debug {
 }
 
 /// Known provider schemes in this build.
+#[cfg(not(feature = "aws-kms"))]
 pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh";
+/// Known provider schemes in this build.
+#[cfg(feature = "aws-kms")]
+pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh, aws-kms";
 
-/// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`) into a provider.
+/// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`, or with feature
+/// `aws-kms` `aws-kms:alias/models`) into a provider.
 ///
 /// KBS specifications (see [`kbs::provider_from_spec`] and `docs/key-providers.md`):
 /// `kbs:<KBS URL>#<repo>/<type>/<tag>`, `cdh:<repo>/<type>/<tag>`,
@@ -180,6 +243,10 @@ pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>,
         "kbs" | "kbs-resource" | "cdh" => {
             kbs::provider_from_spec(spec, scheme, arg, &kbs::KbsSettings::from_env())
         }
+        // `aws-kms:<key id | key ARN | alias/NAME | alias ARN>`; the client is created on
+        // first use from the AWS environment.
+        #[cfg(feature = "aws-kms")]
+        "aws-kms" => Ok(std::sync::Arc::new(AwsKmsKeyProvider::new(arg)?)),
         other => Err(KeyError::UnknownProvider {
             scheme: other.into(),
             known: KNOWN_PROVIDERS,
