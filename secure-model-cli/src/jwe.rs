@@ -14,7 +14,10 @@ use crate::{Failure, Output};
 
 impl From<KserveJweError> for Failure {
     fn from(e: KserveJweError) -> Self {
-        secure_model_core::Error::from(e).into()
+        let mut f: Failure = secure_model_core::Error::from(e).into();
+        // The package hints do not apply to JWE files.
+        f.hint = None;
+        f
     }
 }
 

@@ -68,7 +68,7 @@ pub enum KserveJweError {
         path: String,
     },
     /// A file is not a JWE of the accepted shape (malformed, `zip`, `crit`, other `enc`...).
-    #[error("{path} is not an acceptable KServe JWE file")]
+    #[error("{path} is not an acceptable KServe JWE file (compact serialization, alg A256KW or dir, enc A256GCM, no zip or crit)")]
     Jwe {
         /// The file.
         path: String,
