@@ -56,17 +56,21 @@ async fn is_package(store: &dyn StorageBackend) -> Result<bool, Failure> {
     }
 }
 
-/// Outside confidential mode only packages are served: a clear error for anything else.
+/// Outside confidential mode only packages are served: a clear error for anything else
+/// (storage class, as a package whose manifest went missing).
 pub(crate) async fn require_package(store: &dyn StorageBackend, src: &str) -> Result<(), Failure> {
     if is_package(store).await? {
         return Ok(());
     }
-    Err(config(format!(
-        "{src} has no {MANIFEST_OBJECT}: it is not a secure-model package. Plain downloads are not served; \
-         KServe JWE files are decrypted only in confidential mode ({}=true with {})",
-        vars::ENABLED,
-        vars::RESOURCE_ID
-    )))
+    Err(Failure {
+        class: secure_model_core::ErrorClass::Storage,
+        message: format!(
+            "{src}: object {MANIFEST_OBJECT} not found: not a secure-model package. Plain downloads are not served; \
+             KServe JWE files are decrypted only in KServe's confidential mode ({}=true with {})",
+            vars::ENABLED,
+            vars::RESOURCE_ID
+        ),
+    })
 }
 
 fn digest_var(name: &str) -> Result<Option<[u8; 32]>, Failure> {
@@ -105,7 +109,7 @@ pub(crate) async fn run(pairs: &[(String, PathBuf)]) -> Result<(), Failure> {
         )));
     }
     let resource = ResourcePath::parse(&rid)
-        .map_err(|e| Failure::from(secure_model_core::keys::KeyError::Kbs(e)))?;
+        .map_err(|e| config(format!("{}: {e}", vars::RESOURCE_ID)))?;
     let settings = KbsSettings::from_env();
     let kbs_url = std::env::var(vars::KBS_URL).ok().filter(|u| !u.is_empty());
     // One source for JWE files (raw resource bytes, KServe's key forms) and one for packages
