@@ -61,6 +61,10 @@ struct EncryptArgs {
     /// Largest plaintext file accepted, in bytes (memory is about 2.4 times it).
     #[arg(long, default_value_t = DEFAULT_MAX_JWE_BYTES)]
     max_bytes: u64,
+    /// Leave empty files out of a directory (KServe's decryptor cannot decrypt an empty JWE
+    /// payload); they are listed in the output.
+    #[arg(long)]
+    skip_empty: bool,
     /// Model file or directory.
     input: PathBuf,
     /// Output file, or directory for a directory input (files must not exist).
@@ -126,21 +130,29 @@ pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
         JweCommand::Encrypt(e) => {
             let key = read_key(&e.key)?;
             let alg: KserveAlg = e.alg.parse()?;
-            let files = if e.input.is_dir() {
-                encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes)?
+            let (files, skipped) = if e.input.is_dir() {
+                encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes, e.skip_empty)?
             } else {
-                vec![encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)?]
+                (
+                    vec![encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)?],
+                    Vec::new(),
+                )
             };
             let total: u64 = files.iter().map(|f| f.plaintext_bytes).sum();
             let jwe: u64 = files.iter().map(|f| f.jwe_bytes).sum();
             print(
                 e.out.json,
-                &serde_json::json!({"alg": alg.as_str(), "enc": "A256GCM", "files": files, "plaintext_bytes": total, "jwe_bytes": jwe}),
+                &serde_json::json!({"alg": alg.as_str(), "enc": "A256GCM", "files": files, "skipped_empty": skipped, "plaintext_bytes": total, "jwe_bytes": jwe}),
                 &format!(
-                    "encrypted {} file(s), {total} bytes -> {jwe} bytes of JWE ({} + A256GCM) in {}",
+                    "encrypted {} file(s), {total} bytes -> {jwe} bytes of JWE ({} + A256GCM) in {}{}",
                     files.len(),
                     alg.as_str(),
-                    e.output.display()
+                    e.output.display(),
+                    if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; left out empty file(s): {}", skipped.join(", "))
+                    }
                 ),
             )
         }

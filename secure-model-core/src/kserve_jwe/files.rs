@@ -69,8 +69,10 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KserveJweError> 
 /// Encrypts file `input` into a new KServe JWE file `output` (mode 0644).
 ///
 /// # Errors
-/// [`KserveJweError::TooLarge`] when `input` exceeds `max_len`; I/O errors (an existing
-/// `output` is never overwritten).
+/// [`KserveJweError::TooLarge`] when `input` exceeds `max_len`; [`KserveJweError::EmptyFile`]
+/// for an empty `input` (KServe's decryptor, jwcrypto 1.6, treats an empty payload as a
+/// failure, so such a file would stop a stock KServe pod); I/O errors (an existing `output`
+/// is never overwritten).
 pub fn encrypt_file(
     input: &Path,
     output: &Path,
@@ -79,6 +81,11 @@ pub fn encrypt_file(
     max_len: u64,
 ) -> Result<EncryptedFile, KserveJweError> {
     let plain = zeroize::Zeroizing::new(read_capped(input, max_len)?);
+    if plain.is_empty() {
+        return Err(KserveJweError::EmptyFile {
+            path: input.display().to_string(),
+        });
+    }
     let compact = encrypt(&plain, key, alg, max_len)?;
     write_new(output, compact.as_bytes(), 0o644)?;
     Ok(EncryptedFile {
@@ -148,8 +155,9 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), KserveJweEr
 
 /// Encrypts every regular file under `model_dir` into `out_dir/<relative path>.jwe`, the
 /// layout KServe's confidential mode downloads and decrypts. `out_dir` is created; it must
-/// not already contain the outputs. Symlinks are refused. Files are processed one at a time,
-/// so memory is bounded by the largest file (about 2.4 times it).
+/// not already contain the outputs. Symlinks are refused. Empty files are refused, or with
+/// `skip_empty` left out and returned in the second list (see [`encrypt_file`]). Files are
+/// processed one at a time, so memory is bounded by the largest file (about 2.4 times it).
 ///
 /// # Errors
 /// As [`encrypt_file`]; a failure leaves the files written so far (the publisher re-runs
@@ -160,9 +168,26 @@ pub fn encrypt_tree(
     key: &KserveKey,
     alg: KserveAlg,
     max_len: u64,
-) -> Result<Vec<EncryptedFile>, KserveJweError> {
+    skip_empty: bool,
+) -> Result<(Vec<EncryptedFile>, Vec<String>), KserveJweError> {
     let mut files = Vec::new();
     walk(model_dir, "", &mut files)?;
+    // Empty files are found before anything is written.
+    let mut skipped = Vec::new();
+    let mut kept = Vec::with_capacity(files.len());
+    for rel in files {
+        let p = model_dir.join(&rel);
+        if std::fs::metadata(&p).map_err(io(&p, "cannot stat"))?.len() > 0 {
+            kept.push(rel);
+        } else if skip_empty {
+            skipped.push(rel);
+        } else {
+            return Err(KserveJweError::EmptyFile {
+                path: p.display().to_string(),
+            });
+        }
+    }
+    let files = kept;
     std::fs::create_dir_all(out_dir).map_err(io(out_dir, "cannot create directory"))?;
     let mut done = Vec::with_capacity(files.len());
     for rel in files {
@@ -175,5 +200,5 @@ pub fn encrypt_tree(
         f.source = rel;
         done.push(f);
     }
-    Ok(done)
+    Ok((done, skipped))
 }

@@ -94,6 +94,12 @@ pub enum KserveJweError {
         /// The cap.
         max: u64,
     },
+    /// An empty file cannot be written as a KServe JWE file.
+    #[error("{path} is empty: KServe's decryptor (jwcrypto) refuses a JWE with an empty payload; leave empty files out of the encrypted upload (--skip-empty)")]
+    EmptyFile {
+        /// The file.
+        path: String,
+    },
     /// Some downloaded files are encrypted and others are not.
     #[error("download mixes {encrypted} encrypted file(s) with {plain} unencrypted file(s) (e.g. {examples}); an attacker with write access to the storage could have added them. Set SECURE_MODEL_ALLOW_MIXED_JWE=true if the model really ships unencrypted files")]
     MixedContent {
@@ -192,7 +198,7 @@ impl KserveJweError {
             | Self::DigestMismatch { .. }
             | Self::NameCollision { .. }
             | Self::InvalidPath { .. } => ErrorClass::Integrity,
-            Self::DigestNeedsSingleFile { .. } => ErrorClass::Config,
+            Self::DigestNeedsSingleFile { .. } | Self::EmptyFile { .. } => ErrorClass::Config,
             Self::Listing { .. } => ErrorClass::Storage,
             Self::Storage(e) => crate::error::storage_class(e),
             Self::Load(e) => e.class(),
