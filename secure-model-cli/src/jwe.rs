@@ -98,13 +98,12 @@ fn read_key(path: &Path) -> Result<KserveKey, Failure> {
             path.display()
         )));
     }
-    let bytes = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| Failure::config(format!("cannot read key file {}: {e}", path.display())))?,
-    );
-    KserveKey::parse(&bytes).map_err(|e| {
-        Failure::config(format!("key file {}: {e}", path.display()))
-    })
+    let bytes =
+        Zeroizing::new(std::fs::read(path).map_err(|e| {
+            Failure::config(format!("cannot read key file {}: {e}", path.display()))
+        })?);
+    KserveKey::parse(&bytes)
+        .map_err(|e| Failure::config(format!("key file {}: {e}", path.display())))
 }
 
 fn print(json: bool, value: &serde_json::Value, human: &str) -> Result<(), Failure> {
@@ -162,7 +161,11 @@ pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
             print(
                 d.out.json,
                 &serde_json::json!({"input": d.input, "output": d.output, "plaintext_bytes": n}),
-                &format!("decrypted {} -> {} ({n} bytes)", d.input.display(), d.output.display()),
+                &format!(
+                    "decrypted {} -> {} ({n} bytes)",
+                    d.input.display(),
+                    d.output.display()
+                ),
             )
         }
     }

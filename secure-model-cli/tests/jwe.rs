@@ -104,7 +104,10 @@ fn our_files_decrypt_with_kserves_own_decryptor() {
     assert!(expected.len() >= 3, "{expected:?}");
 
     for (key, alg) in [(&jwk, "A256KW"), (&raw, "dir"), (&jwk, "dir")] {
-        let out = work.path().join(format!("out-{alg}-{}", key.file_name().unwrap().to_str().unwrap()));
+        let out = work.path().join(format!(
+            "out-{alg}-{}",
+            key.file_name().unwrap().to_str().unwrap()
+        ));
         let json = ok(&[
             "encrypt",
             "--key",
@@ -128,7 +131,12 @@ fn our_files_decrypt_with_kserves_own_decryptor() {
         // KServe's JWEDecryptor decrypts the directory in place.
         let o = Command::new(&py)
             .arg(repo().join("tests/py/kserve_jwe.py"))
-            .args(["kserve-decrypt", "--key-file", key.to_str().unwrap(), "--dir"])
+            .args([
+                "kserve-decrypt",
+                "--key-file",
+                key.to_str().unwrap(),
+                "--dir",
+            ])
             .arg(&out)
             .output()
             .unwrap();

@@ -64,7 +64,10 @@ fn known_answers_with_every_key_form() {
             assert_eq!(jwe.len() as u64, vec["jwe_len"].as_u64().unwrap());
             let plain = decrypt(name, &jwe, &key, MAX).unwrap();
             assert_eq!(plain.len() as u64, vec["plaintext_len"].as_u64().unwrap());
-            assert_eq!(sha256_hex(&plain), vec["plaintext_sha256"].as_str().unwrap());
+            assert_eq!(
+                sha256_hex(&plain),
+                vec["plaintext_sha256"].as_str().unwrap()
+            );
             assert_eq!(
                 plain.as_slice(),
                 std::fs::read(vectors().join(format!("{name}.pt.bin"))).unwrap()
@@ -98,7 +101,10 @@ fn tampering_and_wrong_key_are_one_opaque_error() {
     for name in ["a256kw-small", "dir-small"] {
         let jwe = std::fs::read(vectors().join(format!("{name}.jwe"))).unwrap();
         let e = decrypt(name, &jwe, &wrong, MAX).unwrap_err();
-        assert!(matches!(e, KserveJweError::DecryptionFailed { .. }), "{e:?}");
+        assert!(
+            matches!(e, KserveJweError::DecryptionFailed { .. }),
+            "{e:?}"
+        );
         assert_eq!(
             secure_model_core::Error::from(e).class(),
             ErrorClass::Integrity
@@ -106,10 +112,17 @@ fn tampering_and_wrong_key_are_one_opaque_error() {
     }
     // Our own output decrypts; the cap is checked before parsing.
     let c = encrypt(b"abc", &key, KserveAlg::Dir, MAX).unwrap();
-    assert_eq!(decrypt("c", c.as_bytes(), &key, MAX).unwrap().as_slice(), b"abc");
+    assert_eq!(
+        decrypt("c", c.as_bytes(), &key, MAX).unwrap().as_slice(),
+        b"abc"
+    );
     assert!(matches!(
         decrypt("big", &good, &key, 100).unwrap_err(),
-        KserveJweError::TooLarge { size: 273, max: 100, .. }
+        KserveJweError::TooLarge {
+            size: 273,
+            max: 100,
+            ..
+        }
     ));
 }
 
@@ -244,12 +257,18 @@ async fn download_decrypts_by_suffix_and_by_content_then_publishes_atomically() 
     let r = staged.publish().unwrap();
     assert_eq!((r.files, r.decrypted), (3, 3));
     assert!(r.unencrypted.is_empty());
-    assert_eq!(std::fs::read(dest.join("model.safetensors")).unwrap(), b"weights");
+    assert_eq!(
+        std::fs::read(dest.join("model.safetensors")).unwrap(),
+        b"weights"
+    );
     assert_eq!(
         std::fs::read(dest.join("nested/dir/tokenizer.json")).unwrap(),
         b"{\"vocab\":1}"
     );
-    assert_eq!(std::fs::read(dest.join("config.json")).unwrap(), b"{\"layers\":2}");
+    assert_eq!(
+        std::fs::read(dest.join("config.json")).unwrap(),
+        b"{\"layers\":2}"
+    );
     assert_eq!(
         common::entries(&dest),
         vec!["config.json", "model.safetensors", "nested"]
@@ -273,16 +292,27 @@ async fn mixed_download_refused_before_the_key_then_allowed_with_opt_in() {
         "{e:?}"
     );
     assert!(e.to_string().contains("SECURE_MODEL_ALLOW_MIXED_JWE"));
-    assert!(common::entries(&dest).is_empty(), "{:?}", common::entries(&dest));
+    assert!(
+        common::entries(&dest).is_empty(),
+        "{:?}",
+        common::entries(&dest)
+    );
 
     let r = d
-        .stage(&dest, &d.key(), &JweDownloadOptions::default().allow_mixed(true))
+        .stage(
+            &dest,
+            &d.key(),
+            &JweDownloadOptions::default().allow_mixed(true),
+        )
         .await
         .unwrap()
         .publish()
         .unwrap();
     assert_eq!(r.unencrypted, vec!["injected.py".to_string()]);
-    assert_eq!(std::fs::read(dest.join("injected.py")).unwrap(), b"import os");
+    assert_eq!(
+        std::fs::read(dest.join("injected.py")).unwrap(),
+        b"import os"
+    );
     assert_eq!(std::fs::read(dest.join("model.bin")).unwrap(), b"weights");
 }
 
@@ -298,7 +328,10 @@ async fn nothing_encrypted_is_refused_even_with_mixed_allowed() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, KserveJweError::NothingEncrypted { files: 1 }), "{e:?}");
+    assert!(
+        matches!(e, KserveJweError::NothingEncrypted { files: 1 }),
+        "{e:?}"
+    );
     assert!(common::entries(dest.path()).is_empty());
 }
 
@@ -359,7 +392,10 @@ async fn verification_digest_checked_on_ciphertext_before_the_key() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, KserveJweError::DigestNeedsSingleFile { files: 2 }), "{e:?}");
+    assert!(
+        matches!(e, KserveJweError::DigestNeedsSingleFile { files: 2 }),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -381,7 +417,11 @@ async fn tampered_file_wrong_key_collision_and_cap_publish_nothing() {
         matches!(e, KserveJweError::DecryptionFailed { ref path } if path == "b.bin.jwe"),
         "{e:?}"
     );
-    assert!(common::entries(&dest).is_empty(), "{:?}", common::entries(&dest));
+    assert!(
+        common::entries(&dest).is_empty(),
+        "{:?}",
+        common::entries(&dest)
+    );
 
     let d = Download::new(&[("a.bin.jwe", b"aaaa", true)]);
     let wrong = ResourceKey::fixed(KserveKey::generate().unwrap());
@@ -389,7 +429,10 @@ async fn tampered_file_wrong_key_collision_and_cap_publish_nothing() {
         .stage(&dest, &wrong, &JweDownloadOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(e, KserveJweError::DecryptionFailed { .. }), "{e:?}");
+    assert!(
+        matches!(e, KserveJweError::DecryptionFailed { .. }),
+        "{e:?}"
+    );
     assert!(common::entries(&dest).is_empty());
 
     let d = Download::new(&[("a.bin.jwe", b"x", true), ("a.bin", b"y", true)]);
@@ -397,7 +440,10 @@ async fn tampered_file_wrong_key_collision_and_cap_publish_nothing() {
         .stage(&dest, &unreachable_key(), &JweDownloadOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(e, KserveJweError::NameCollision { ref output, .. } if output == "a.bin"), "{e:?}");
+    assert!(
+        matches!(e, KserveJweError::NameCollision { ref output, .. } if output == "a.bin"),
+        "{e:?}"
+    );
 
     let d = Download::new(&[("big.jwe", &[7u8; 5000], true)]);
     let e = d
@@ -408,7 +454,10 @@ async fn tampered_file_wrong_key_collision_and_cap_publish_nothing() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, KserveJweError::TooLarge { max: 4096, .. }), "{e:?}");
+    assert!(
+        matches!(e, KserveJweError::TooLarge { max: 4096, .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("SECURE_MODEL_JWE_MAX_BYTES"));
     assert!(common::entries(&dest).is_empty());
 }

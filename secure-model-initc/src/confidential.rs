@@ -75,7 +75,9 @@ pub(crate) async fn require_package(store: &dyn StorageBackend, src: &str) -> Re
 
 fn digest_var(name: &str) -> Result<Option<[u8; 32]>, Failure> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(parse_digest_pin(&v.trim().to_ascii_lowercase())?)),
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(parse_digest_pin(&v.trim().to_ascii_lowercase())?))
+        }
         _ => Ok(None),
     }
 }
@@ -108,8 +110,8 @@ pub(crate) async fn run(pairs: &[(String, PathBuf)]) -> Result<(), Failure> {
             rid.chars().take(128).collect::<String>()
         )));
     }
-    let resource = ResourcePath::parse(&rid)
-        .map_err(|e| config(format!("{}: {e}", vars::RESOURCE_ID)))?;
+    let resource =
+        ResourcePath::parse(&rid).map_err(|e| config(format!("{}: {e}", vars::RESOURCE_ID)))?;
     let settings = KbsSettings::from_env();
     let kbs_url = std::env::var(vars::KBS_URL).ok().filter(|u| !u.is_empty());
     // One source for JWE files (raw resource bytes, KServe's key forms) and one for packages

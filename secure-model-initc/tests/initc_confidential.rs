@@ -255,9 +255,17 @@ fn refusals_before_the_key_mixed_then_allowed_and_verification_digest() {
     // Mixed: refused (integrity, exit 4), nothing published, key never requested.
     let r = Run::new(work.path(), &cdh).pair(&src, &dest);
     let o = r.run();
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let msg = r.termination();
-    assert!(msg.contains("extra.py") && msg.contains("SECURE_MODEL_ALLOW_MIXED_JWE"), "{msg}");
+    assert!(
+        msg.contains("extra.py") && msg.contains("SECURE_MODEL_ALLOW_MIXED_JWE"),
+        "{msg}"
+    );
     assert!(visible(&dest).is_empty(), "{:?}", visible(&dest));
     assert_eq!(cdh.hits(), 0);
 
@@ -268,7 +276,10 @@ fn refusals_before_the_key_mixed_then_allowed_and_verification_digest() {
     let o = r.run();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(dest.join("model.bin")).unwrap(), b"weights");
-    assert_eq!(std::fs::read(dest.join("extra.py")).unwrap(), b"print('injected')");
+    assert_eq!(
+        std::fs::read(dest.join("extra.py")).unwrap(),
+        b"print('injected')"
+    );
     assert_eq!(cdh.hits(), 1);
 
     // VERIFICATION_DIGEST (KServe's format: sha256:<hex>, any case) on the ciphertext.
@@ -280,13 +291,23 @@ fn refusals_before_the_key_mixed_then_allowed_and_verification_digest() {
         .pair(&src, &dest2)
         .env("VERIFICATION_DIGEST", format!("sha256:{bad}"));
     let o = r.run();
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(r.termination().contains("VERIFICATION_DIGEST mismatch"), "{}", r.termination());
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        r.termination().contains("VERIFICATION_DIGEST mismatch"),
+        "{}",
+        r.termination()
+    );
     assert_eq!(cdh.hits(), 1, "key requested despite the digest mismatch");
     assert!(visible(&dest2).is_empty());
-    let r = Run::new(work.path(), &cdh)
-        .pair(&src, &dest2)
-        .env("VERIFICATION_DIGEST", format!("SHA256:{}", good.to_uppercase()));
+    let r = Run::new(work.path(), &cdh).pair(&src, &dest2).env(
+        "VERIFICATION_DIGEST",
+        format!("SHA256:{}", good.to_uppercase()),
+    );
     let o = r.run();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(dest2.join("model.bin")).unwrap(), b"weights");
@@ -335,7 +356,11 @@ fn package_unlocks_with_the_confidential_resource_as_kbs_kek() {
     let r = Run::new(work.path(), &cdh).pair(&pkg, &dest);
     let o = r.run();
     assert_eq!(o.status.code(), Some(3));
-    assert!(r.termination().contains("SECURE_MODEL_TRUSTED_KEYS"), "{}", r.termination());
+    assert!(
+        r.termination().contains("SECURE_MODEL_TRUSTED_KEYS"),
+        "{}",
+        r.termination()
+    );
     assert_eq!(cdh.hits(), 0);
 
     let r = Run::new(work.path(), &cdh)
@@ -357,7 +382,12 @@ fn package_unlocks_with_the_confidential_resource_as_kbs_kek() {
         .pair(&pkg, &dest2)
         .env("SECURE_MODEL_TRUSTED_KEYS", pubkey.display().to_string());
     let o = r.run();
-    assert_eq!(o.status.code(), Some(5), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(visible(&dest2).is_empty());
 }
 
@@ -377,12 +407,21 @@ fn configuration_and_plain_download_errors() {
             .pair(&src, &dest)
             .env("CONFIDENTIAL_RESOURCE_ID", rid);
         let o = r.run();
-        assert_eq!(o.status.code(), Some(3), "{rid}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "{rid}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // Plain download in confidential mode: nothing encrypted, refused.
     let r = Run::new(work.path(), &cdh).pair(&src, &dest);
     assert_eq!(r.run().status.code(), Some(4));
-    assert!(r.termination().contains("none of the 1 downloaded file"), "{}", r.termination());
+    assert!(
+        r.termination().contains("none of the 1 downloaded file"),
+        "{}",
+        r.termination()
+    );
 
     // Outside confidential mode: not a package, a clear error.
     let term = work.path().join("t2");

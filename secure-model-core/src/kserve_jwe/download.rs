@@ -277,7 +277,9 @@ async fn fetch(
             .map_err(io("cannot write staging file"))?;
         at = end;
     }
-    file.flush().await.map_err(io("cannot write staging file"))?;
+    file.flush()
+        .await
+        .map_err(io("cannot write staging file"))?;
     let mut sha256 = [0u8; 32];
     sha256.copy_from_slice(ctx.finish().as_ref());
     Ok(Fetched {

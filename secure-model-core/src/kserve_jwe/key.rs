@@ -55,7 +55,8 @@ fn decode_b64(text: &str) -> Result<Zeroizing<Vec<u8>>, KserveJweError> {
     if url && std {
         return Err(invalid("key text mixes the base64 and base64url alphabets"));
     }
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let engine = if std {
         GeneralPurpose::new(&alphabet::STANDARD, config)
     } else {
@@ -214,11 +215,19 @@ mod tests {
             assert_eq!(k.form(), form);
         }
         assert!(std.contains('/') || std.contains('+'));
-        assert_eq!(KserveKey::parse(std.as_bytes()).unwrap().expose_secret(), &[0xfb; 32]);
         assert_eq!(
-            KserveKey::parse(KserveKey::from_bytes(&KEY).unwrap().to_jwk_json().as_bytes())
-                .unwrap()
-                .expose_secret(),
+            KserveKey::parse(std.as_bytes()).unwrap().expose_secret(),
+            &[0xfb; 32]
+        );
+        assert_eq!(
+            KserveKey::parse(
+                KserveKey::from_bytes(&KEY)
+                    .unwrap()
+                    .to_jwk_json()
+                    .as_bytes()
+            )
+            .unwrap()
+            .expose_secret(),
             &KEY
         );
     }

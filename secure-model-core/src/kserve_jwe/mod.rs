@@ -383,7 +383,10 @@ mod tests {
         let key = KserveKey::generate().unwrap();
         for alg in [KserveAlg::A256kw, KserveAlg::Dir] {
             let c = encrypt(b"x", &key, alg, 10).unwrap();
-            assert_eq!(decrypt("f", c.as_bytes(), &key, 1000).unwrap().as_slice(), b"x");
+            assert_eq!(
+                decrypt("f", c.as_bytes(), &key, 1000).unwrap().as_slice(),
+                b"x"
+            );
             assert!(matches!(
                 decrypt("f", c.as_bytes(), &key, 10),
                 Err(KserveJweError::TooLarge { .. })
