@@ -33,7 +33,7 @@ enum JweCommand {
     /// Write a new random 256-bit key as a JWK (`{"k":..,"kty":"oct"}`, mode 0600): store
     /// this file as the KBS resource named by the InferenceService's confidential resourceId.
     Keygen(KeygenArgs),
-    /// Encrypt a file into OUT, or every file of a directory into OUT/<path>.jwe, as KServe's
+    /// Encrypt a file into OUT, or every file of a directory into OUT/PATH.jwe, as KServe's
     /// confidential mode decrypts them (compact JWE, A256GCM). Each file is encrypted whole
     /// in memory: compact JWE cannot be streamed.
     Encrypt(EncryptArgs),
