@@ -28,7 +28,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> Res {
     Ok(())
 }
 
-fn write_new(path: &Path, data: &[u8], mode: u32) -> Res {
+pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> Res {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 mod commands;
+mod jwe;
 mod progress;
 
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     Rewrap(commands::RewrapArgs),
     /// End-to-end demo on the example model: keygen, pack, pull into tmpfs, verify.
     Demo(commands::DemoArgs),
+    /// KServe confidential-mode JWE files (KServe v0.20+): keygen, encrypt, decrypt. For stock
+    /// KServe clusters; packages are the recommended format (see docs/kserve-jwe.md).
+    Jwe(jwe::JweArgs),
 }
 
 /// Output switch shared by commands that print a result.
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
             Command::Pull(a) => commands::pull(a).await,
             Command::Rewrap(a) => commands::rewrap(a).await,
             Command::Demo(a) => commands::demo(a).await,
+            Command::Jwe(a) => jwe::run(a),
         }
     });
     match result {

@@ -34,6 +34,9 @@ pub enum Error {
     /// A cryptographic primitive failed outside a file context.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// KServe confidential-mode JWE handling failed.
+    #[error(transparent)]
+    KserveJwe(#[from] crate::kserve_jwe::KserveJweError),
 }
 
 /// Result with this crate's [`Error`].
@@ -82,6 +85,7 @@ impl Error {
             Error::Load(e) => e.class(),
             Error::Pack(e) => e.class(),
             Error::Crypto(_) => ErrorClass::Internal,
+            Error::KserveJwe(e) => e.class(),
         }
     }
 

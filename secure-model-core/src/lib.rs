@@ -54,6 +54,7 @@ mod error;
 pub mod format;
 pub mod jwe;
 pub mod keys;
+pub mod kserve_jwe;
 pub mod loader;
 pub mod package;
 pub mod storage;

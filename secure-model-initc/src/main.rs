@@ -14,6 +14,8 @@ use secure_model_core::loader::{LoadOptions, Loader, LogProgress, StagedModel};
 use secure_model_core::storage::open_location;
 use secure_model_core::ErrorClass;
 
+mod confidential;
+
 /// Environment variable names (documented in the README).
 mod env {
     pub(crate) const TRUSTED_KEYS: &str = "SECURE_MODEL_TRUSTED_KEYS";
@@ -82,12 +84,24 @@ fn bool_var(name: &str) -> Result<bool, Failure> {
     }
 }
 
+fn pairs(args: &[String]) -> Vec<(String, PathBuf)> {
+    args.chunks(2)
+        .filter_map(|c| match c {
+            [s, d] => Some((s.clone(), PathBuf::from(d))),
+            _ => None,
+        })
+        .collect()
+}
+
 async fn run(args: Vec<String>) -> Result<(), Failure> {
     if args.is_empty() || args.len() % 2 != 0 {
         return Err(config(format!(
             "expected SRC DEST pairs, got {} argument(s); usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]",
             args.len()
         )));
+    }
+    if confidential::enabled()? {
+        return confidential::run(&pairs(&args)).await;
     }
     let trusted_paths = list_var(env::TRUSTED_KEYS);
     if trusted_paths.is_empty() {
@@ -102,13 +116,7 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
         return Err(config(format!("{} is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin", env::KEYS)));
     }
     let providers = load_key_providers(&key_specs)?;
-    let pairs: Vec<(String, PathBuf)> = args
-        .chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some((s.clone(), PathBuf::from(d))),
-            _ => None,
-        })
-        .collect();
+    let pairs = pairs(&args);
     let pins = list_var(env::MANIFEST_DIGEST);
     if !pins.is_empty() && pins.len() != pairs.len() {
         return Err(config(format!(
@@ -133,6 +141,7 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
         }
         tracing::info!(source = %src, destination = %dest.display(), "loading package");
         let store = open_location(src, false)?;
+        confidential::require_package(store.as_ref(), src).await?;
         let loader = Loader::new(trusted.clone(), providers.clone())
             .with_options(opts)
             .with_progress(progress.clone());

@@ -278,7 +278,17 @@ impl Jwe {
     /// # Errors
     /// [`JweError::Malformed`], [`JweError::TooLarge`] and the unsupported-algorithm kinds.
     pub fn parse_compact(text: &str) -> Result<Self, JweError> {
-        check_len(text.len())?;
+        Self::parse_compact_with_limit(text, MAX_SERIALIZED_LEN)
+    }
+
+    /// [`Jwe::parse_compact`] with a caller-chosen cap on the serialization (and so the
+    /// ciphertext) instead of [`MAX_SERIALIZED_LEN`]; for bulk data such as KServe's JWE model
+    /// files, whose callers bound memory themselves.
+    ///
+    /// # Errors
+    /// As [`Jwe::parse_compact`].
+    pub fn parse_compact_with_limit(text: &str, max_len: usize) -> Result<Self, JweError> {
+        check_len(text.len(), max_len)?;
         let text = text.trim_end_matches(['\n', '\r']);
         let mut parts = text.split('.');
         let (Some(h), Some(k), Some(iv), Some(ct), Some(tag), None) = (
@@ -293,7 +303,7 @@ impl Jwe {
                 reason: "compact serialization must have exactly five parts",
             });
         };
-        Self::from_parts(h, k, iv, ct, tag)
+        Self::from_parts(h, k, iv, ct, tag, max_len)
     }
 
     /// Parses the flattened JSON serialization
@@ -303,7 +313,7 @@ impl Jwe {
     /// As [`Jwe::parse_compact`]; members outside the subset (`aad`, `header`, `unprotected`,
     /// `recipients`) are [`JweError::UnsupportedMember`].
     pub fn parse_flattened(json: &[u8]) -> Result<Self, JweError> {
-        check_len(json.len())?;
+        check_len(json.len(), MAX_SERIALIZED_LEN)?;
         let value: serde_json::Value =
             serde_json::from_slice(json).map_err(|_| JweError::Malformed {
                 reason: "flattened serialization is not JSON",
@@ -324,10 +334,18 @@ impl Jwe {
             &f.iv,
             &f.ciphertext,
             &f.tag,
+            MAX_SERIALIZED_LEN,
         )
     }
 
-    fn from_parts(h: &str, k: &str, iv: &str, ct: &str, tag: &str) -> Result<Self, JweError> {
+    fn from_parts(
+        h: &str,
+        k: &str,
+        iv: &str,
+        ct: &str,
+        tag: &str,
+        max_len: usize,
+    ) -> Result<Self, JweError> {
         let header_json = b64_field(h, "protected header", MAX_HEADER_LEN)?;
         let header = ProtectedHeader::parse(&header_json)?;
         let encrypted_key = b64_field(k, "encrypted key", MAX_ENCRYPTED_KEY_LEN)?;
@@ -343,7 +361,7 @@ impl Jwe {
                 .map_err(|_| JweError::Malformed {
                     reason: "tag must be 128 bits",
                 })?;
-        let ciphertext = b64_field(ct, "ciphertext", MAX_SERIALIZED_LEN)?;
+        let ciphertext = b64_field(ct, "ciphertext", max_len)?;
         Ok(Self {
             protected_b64: h.to_owned(),
             header,
@@ -390,7 +408,20 @@ impl Jwe {
     /// # Errors
     /// [`JweError::Rng`]; [`JweError::InvalidKey`] for unusable keys.
     pub fn encrypt(plaintext: &[u8], key: &EncryptionKey) -> Result<Self, JweError> {
-        check_len(plaintext.len())?;
+        Self::encrypt_with_limit(plaintext, key, MAX_SERIALIZED_LEN)
+    }
+
+    /// [`Jwe::encrypt`] with a caller-chosen cap on the plaintext instead of
+    /// [`MAX_SERIALIZED_LEN`].
+    ///
+    /// # Errors
+    /// As [`Jwe::encrypt`]; [`JweError::TooLarge`] over `max_len`.
+    pub fn encrypt_with_limit(
+        plaintext: &[u8],
+        key: &EncryptionKey,
+        max_len: usize,
+    ) -> Result<Self, JweError> {
+        check_len(plaintext.len(), max_len)?;
         let (header_json, cek, encrypted_key) = alg::wrap_new_cek(key)?;
         let protected_b64 = URL_SAFE_NO_PAD.encode(header_json.as_bytes());
         let header = ProtectedHeader::parse(header_json.as_bytes())?;
@@ -447,12 +478,12 @@ impl Jwe {
     }
 }
 
-fn check_len(len: usize) -> Result<(), JweError> {
-    if len > MAX_SERIALIZED_LEN {
+fn check_len(len: usize, max: usize) -> Result<(), JweError> {
+    if len > max {
         return Err(JweError::TooLarge {
             what: "serialization",
             len,
-            max: MAX_SERIALIZED_LEN,
+            max,
         });
     }
     Ok(())

@@ -232,6 +232,12 @@ impl Staging {
         Ok(f)
     }
 
+    /// Where relative path `rel` (already validated by the caller) lives inside the staging
+    /// directory, for callers that stage files themselves (KServe JWE downloads).
+    pub(crate) fn path_of(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
     /// Moves every top-level entry into the destination (`renameat2(RENAME_NOREPLACE)`, so
     /// nothing existing is overwritten). On failure, entries already moved are moved back and
     /// everything staged is removed.

@@ -25,7 +25,7 @@ use crate::storage::{StorageBackend, StorageError};
 use crate::verify::{
     verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError,
 };
-use destination::Staging;
+pub(crate) use destination::Staging;
 
 /// Loader errors.
 #[derive(Debug, thiserror::Error)]

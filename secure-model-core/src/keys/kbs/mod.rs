@@ -449,50 +449,61 @@ pub fn provider_from_spec(
         }
         _ => {
             let (url, res) = split_resource(spec, arg)?;
-            let mut b = KbsClient::builder(url).allow_http(settings.allow_http);
-            if let Some(ca) = &settings.ca_file {
-                b = b.with_ca_pem(read(ca, 1024 * 1024)?.to_vec());
-            }
-            b = b.with_tee_key(match settings.tee_key.as_deref() {
-                None | Some("ec") => TeeKeyKind::EcP256,
-                Some("rsa") => TeeKeyKind::Rsa2048,
-                Some(other) => {
-                    return Err(KbsError::Config {
-                        reason: format!(
-                            "SECURE_MODEL_KBS_TEE_KEY {:?}: expected ec or rsa",
-                            sanitize(other, 32)
-                        ),
-                    }
-                    .into())
-                }
-            });
-            match (&settings.token_file, &settings.tee_key_file) {
-                (Some(t), Some(k)) => {
-                    let token = read(t, 1024 * 1024)?;
-                    let token = String::from_utf8(token.to_vec()).map_err(|_| KbsError::Config {
-                        reason: "token file is not text".into(),
-                    })?;
-                    let pem = read(k, 64 * 1024)?;
-                    let pem = std::str::from_utf8(&pem).map_err(|_| KbsError::Config {
-                        reason: "TEE key file is not PEM text".into(),
-                    })?;
-                    b = b.with_passport(Passport::new(token, TeeKeyPair::from_pkcs8_pem(pem)?));
-                }
-                (None, None) => {
-                    let choice = AttesterChoice::parse(settings.attester.as_deref().unwrap_or("auto"))
-                        .map_err(KbsError::from)?;
-                    b = b.with_attester(choice.build(settings.allow_sample).map_err(KbsError::from)?);
-                }
-                _ => {
-                    return Err(KbsError::Config {
-                        reason: "passport mode needs both SECURE_MODEL_KBS_TOKEN_FILE and SECURE_MODEL_KBS_TEE_KEY_FILE".into(),
-                    }
-                    .into())
-                }
-            }
-            Ok(Arc::new(KbsKeyProvider::direct(b.build()?, res)))
+            let client = client_from_settings(url, settings)?;
+            Ok(Arc::new(KbsKeyProvider::direct(client, res)))
         }
     }
+}
+
+/// The direct-KBS client of a `kbs:` specification: TLS roots, TEE key kind, and either
+/// passport mode or the attester, all from `settings`. Also used by callers that need a KBS
+/// resource's raw bytes rather than a KEK (KServe's confidential mode).
+///
+/// # Errors
+/// Configuration errors ([`KbsError::Config`], unreadable files, attester choice).
+pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClient, KeyError> {
+    let mut b = KbsClient::builder(url).allow_http(settings.allow_http);
+    if let Some(ca) = &settings.ca_file {
+        b = b.with_ca_pem(read(ca, 1024 * 1024)?.to_vec());
+    }
+    b = b.with_tee_key(match settings.tee_key.as_deref() {
+        None | Some("ec") => TeeKeyKind::EcP256,
+        Some("rsa") => TeeKeyKind::Rsa2048,
+        Some(other) => {
+            return Err(KbsError::Config {
+                reason: format!(
+                    "SECURE_MODEL_KBS_TEE_KEY {:?}: expected ec or rsa",
+                    sanitize(other, 32)
+                ),
+            }
+            .into())
+        }
+    });
+    match (&settings.token_file, &settings.tee_key_file) {
+        (Some(t), Some(k)) => {
+            let token = read(t, 1024 * 1024)?;
+            let token = String::from_utf8(token.to_vec()).map_err(|_| KbsError::Config {
+                reason: "token file is not text".into(),
+            })?;
+            let pem = read(k, 64 * 1024)?;
+            let pem = std::str::from_utf8(&pem).map_err(|_| KbsError::Config {
+                reason: "TEE key file is not PEM text".into(),
+            })?;
+            b = b.with_passport(Passport::new(token, TeeKeyPair::from_pkcs8_pem(pem)?));
+        }
+        (None, None) => {
+            let choice = AttesterChoice::parse(settings.attester.as_deref().unwrap_or("auto"))
+                .map_err(KbsError::from)?;
+            b = b.with_attester(choice.build(settings.allow_sample).map_err(KbsError::from)?);
+        }
+        _ => {
+            return Err(KbsError::Config {
+                reason: "passport mode needs both SECURE_MODEL_KBS_TOKEN_FILE and SECURE_MODEL_KBS_TEE_KEY_FILE".into(),
+            }
+            .into())
+        }
+    }
+    Ok(b.build()?)
 }
 
 #[cfg(test)]
