@@ -1,6 +1,7 @@
 //! Per-file fetch → decrypt → hash → write. Ranges of whole segments are fetched ahead
 //! (bounded), opened on the blocking pool (never on the async reactor), hashed in order and
-//! written with positional writes into a preallocated staging file.
+//! written with positional writes into a preallocated staging file, or appended to a
+//! preallocated zeroizing buffer for in-memory loads.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
+use zeroize::Zeroizing;
 
 use super::{LoadError, LoadOptions, Progress};
 use crate::crypto::streaming::{SegmentCipher, HEADER_LEN};
@@ -74,16 +76,47 @@ fn into_mut(b: Bytes) -> BytesMut {
     }
 }
 
-/// Decrypts `file` and verifies its plaintext SHA-256; writes into `sink` when given.
-/// Returns the number of plaintext bytes.
+/// Where decrypted plaintext goes.
+pub(crate) enum Sink {
+    /// Nowhere: decrypt and hash only (verification).
+    Discard,
+    /// Positional writes into a preallocated staging file.
+    File(File),
+    /// Appended to a buffer in memory, allocated once at the signed plaintext size.
+    Memory,
+}
+
+/// What [`decrypt_file`] produced.
+pub(crate) struct Decrypted {
+    /// Plaintext bytes.
+    pub(crate) bytes: u64,
+    /// The plaintext, for [`Sink::Memory`].
+    pub(crate) memory: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Allocates a zeroizing buffer of exactly `size` bytes of capacity, failing (not aborting)
+/// when the allocation is refused. Appending up to `size` bytes never reallocates, so no
+/// unzeroized copy of the plaintext is left behind.
+fn memory_buffer(size: u64, path: &str) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+    let too_large = || LoadError::TooLargeForMemory {
+        what: path.to_string(),
+        bytes: size,
+    };
+    let n = usize::try_from(size).map_err(|_| too_large())?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| too_large())?;
+    Ok(Zeroizing::new(v))
+}
+
+/// Decrypts `file` and verifies its plaintext SHA-256; writes into `sink`.
 pub(crate) async fn decrypt_file(
     store: Arc<dyn StorageBackend>,
     unlocked: Arc<UnlockedManifest>,
     index: usize,
-    sink: Option<File>,
+    sink: Sink,
     opts: LoadOptions,
     progress: Option<Arc<dyn Progress>>,
-) -> Result<u64, LoadError> {
+) -> Result<Decrypted, LoadError> {
     let file = unlocked
         .manifest()
         .files()
@@ -96,7 +129,14 @@ pub(crate) async fn decrypt_file(
     let params = unlocked.manifest().params();
     let seg_size = u64::from(params.segment_size());
     let total = file.segments();
-    let sink = sink.map(Arc::new);
+    let (sink, mut memory) = match sink {
+        Sink::Discard => (None, None),
+        Sink::File(f) => (Some(Arc::new(f)), None),
+        Sink::Memory => (
+            None,
+            Some(memory_buffer(file.plaintext_size(), file.path())?),
+        ),
+    };
     let mut cipher: Option<Arc<SegmentCipher>> = None;
     let mut hasher = Sha256::new();
     let mut written = 0u64;
@@ -118,7 +158,8 @@ pub(crate) async fn decrypt_file(
         let sink = sink.clone();
         let offset = params.plaintext_offset(first);
         let p = path.clone();
-        let (h, n) = tokio::task::spawn_blocking(move || -> Result<(Sha256, u64), LoadError> {
+        let mut mem = memory.take();
+        let (h, n, mem) = tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
             let mut buf = into_mut(bytes);
             let n = c
                 .open_segments(first, total, &mut buf)
@@ -135,13 +176,22 @@ pub(crate) async fn decrypt_file(
                         source: Some(e),
                     })?;
             }
-            Ok((hasher, n as u64))
+            if let Some(m) = mem.as_mut() {
+                // Ranges arrive in order; the buffer was sized from the signed plaintext size,
+                // so an append past it (or out of order) is a broken invariant, not a realloc.
+                if m.len() as u64 != offset || pt.len() > m.capacity() - m.len() {
+                    return Err(LoadError::DecryptionFailed { path: p.clone() });
+                }
+                m.extend_from_slice(pt);
+            }
+            Ok((hasher, n as u64, mem))
         })
         .await
         .map_err(|_| LoadError::Internal {
             what: "decryption task panicked or was cancelled",
         })??;
         hasher = h;
+        memory = mem;
         written += n;
         if let Some(p) = &progress {
             p.advance(n);
@@ -153,7 +203,10 @@ pub(crate) async fn decrypt_file(
     if hasher.finish() != *file.plaintext_sha256() {
         return Err(LoadError::PlaintextDigestMismatch { path });
     }
-    Ok(written)
+    Ok(Decrypted {
+        bytes: written,
+        memory,
+    })
 }
 
 /// Hashes a file's ciphertext object and compares size and SHA-256 with the signed values.
