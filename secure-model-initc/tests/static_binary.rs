@@ -153,7 +153,12 @@ fn write_package(dir: &Path) {
 /// anyone, as a container image layer is for UID 65532.
 fn make_read_only(dir: &Path) {
     for e in walk(dir) {
-        let mode = if e.is_dir() { 0o555 } else { 0o444 };
+        let executable = std::fs::metadata(&e).unwrap().mode() & 0o111 != 0;
+        let mode = if e.is_dir() || executable {
+            0o555
+        } else {
+            0o444
+        };
         std::fs::set_permissions(&e, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 }
