@@ -24,3 +24,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 echo "== cargo test" >&2
 cargo test --workspace --all-features
+
+echo "== static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)" >&2
+cargo test -p secure-model-initc --test static_binary -- --ignored

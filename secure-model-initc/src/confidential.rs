@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secure_model_core::config::{load_key_providers, load_trusted_keys, parse_digest_pin};
+use secure_model_core::config::{load_key_providers, parse_digest_pin};
 use secure_model_core::format::MANIFEST_OBJECT;
 use secure_model_core::keys::cdh::CdhClient;
 use secure_model_core::keys::kbs::{client_from_settings, KbsSettings, ResourcePath};
@@ -169,24 +169,20 @@ pub(crate) async fn run(pairs: &[(String, PathBuf)]) -> Result<(), Failure> {
         let store = open_location(src, false)?;
         if is_package(store.as_ref()).await? {
             tracing::info!(source = %src, destination = %dest.display(), "confidential mode: loading package");
+            // Signatures are required in confidential mode too.
             let trusted = match &trusted {
-                Some(t) => t.clone(),
+                Some(t) => TrustedKeys::clone(t),
                 None => {
-                    let paths = list_var(env::TRUSTED_KEYS);
-                    if paths.is_empty() {
-                        return Err(config(format!(
-                            "{src} is a secure-model package: {} must name the trusted signer public key file(s) (signatures are required in confidential mode too)",
-                            env::TRUSTED_KEYS
-                        )));
-                    }
-                    let t = load_trusted_keys(&paths)?;
+                    let t = crate::trusted_keys()?;
                     trusted = Some(t.clone());
                     t
                 }
             };
             let mut providers = vec![Arc::clone(&pkg_provider)];
             providers.extend(load_key_providers(&list_var(env::KEYS))?);
-            let mut opts = LoadOptions::default().allow_disk_plaintext(allow_disk);
+            let mut opts = LoadOptions::default()
+                .allow_disk_plaintext(allow_disk)
+                .with_env_tuning(|k| std::env::var(k).ok())?;
             let pin = match (pins.get(i), verification) {
                 (Some(p), Some(v)) => {
                     let p = parse_digest_pin(p)?;

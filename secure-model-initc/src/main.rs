@@ -12,6 +12,7 @@ use std::time::Duration;
 use secure_model_core::config::{load_key_providers, load_trusted_keys, parse_digest_pin};
 use secure_model_core::loader::{LoadOptions, Loader, LogProgress, StagedModel};
 use secure_model_core::storage::open_location;
+use secure_model_core::verify::TrustedKeys;
 use secure_model_core::ErrorClass;
 
 mod confidential;
@@ -19,6 +20,7 @@ mod confidential;
 /// Environment variable names (documented in the README).
 mod env {
     pub(crate) const TRUSTED_KEYS: &str = "SECURE_MODEL_TRUSTED_KEYS";
+    pub(crate) const TRUSTED_KEYS_PEM: &str = "SECURE_MODEL_TRUSTED_KEYS_PEM";
     pub(crate) const KEYS: &str = "SECURE_MODEL_KEYS";
     pub(crate) const ALLOW_DISK: &str = "SECURE_MODEL_ALLOW_DISK_PLAINTEXT";
     pub(crate) const MANIFEST_DIGEST: &str = "SECURE_MODEL_MANIFEST_DIGEST";
@@ -93,6 +95,34 @@ fn pairs(args: &[String]) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// Trusted signer keys from PEM files named in `SECURE_MODEL_TRUSTED_KEYS` and/or PEM text
+/// inline in `SECURE_MODEL_TRUSTED_KEYS_PEM` (public keys are not secret, so a
+/// ClusterStorageContainer can carry them in its env without a volume). Both sets are trusted.
+fn trusted_keys() -> Result<TrustedKeys, Failure> {
+    let paths = list_var(env::TRUSTED_KEYS);
+    let inline = std::env::var(env::TRUSTED_KEYS_PEM).unwrap_or_default();
+    if paths.is_empty() && inline.trim().is_empty() {
+        return Err(config(format!(
+            "neither {} (trusted signer public key files, comma-separated) nor {} (PEM text) is set",
+            env::TRUSTED_KEYS,
+            env::TRUSTED_KEYS_PEM
+        )));
+    }
+    let mut trusted = if paths.is_empty() {
+        TrustedKeys::new()
+    } else {
+        load_trusted_keys(&paths)?
+    };
+    if !inline.trim().is_empty() {
+        let set = TrustedKeys::from_pem_bundle(&inline)
+            .map_err(|e| config(format!("{}: {e}", env::TRUSTED_KEYS_PEM)))?;
+        for k in set.keys() {
+            trusted.push(k.clone());
+        }
+    }
+    Ok(trusted)
+}
+
 async fn run(args: Vec<String>) -> Result<(), Failure> {
     if args.is_empty() || args.len() % 2 != 0 {
         return Err(config(format!(
@@ -103,14 +133,7 @@ async fn run(args: Vec<String>) -> Result<(), Failure> {
     if confidential::enabled()? {
         return confidential::run(&pairs(&args)).await;
     }
-    let trusted_paths = list_var(env::TRUSTED_KEYS);
-    if trusted_paths.is_empty() {
-        return Err(config(format!(
-            "{} is not set: name the trusted signer public key file(s), comma-separated",
-            env::TRUSTED_KEYS
-        )));
-    }
-    let trusted = load_trusted_keys(&trusted_paths)?;
+    let trusted = trusted_keys()?;
     let key_specs = list_var(env::KEYS);
     if key_specs.is_empty() {
         return Err(config(format!("{} is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin", env::KEYS)));

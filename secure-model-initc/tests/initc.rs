@@ -173,3 +173,71 @@ fn configuration_errors() {
         .unwrap()
         .contains("not memory-backed"));
 }
+
+#[test]
+fn trusted_keys_inline_pem() {
+    let pkg = Pkg::new();
+    let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+    let term = pkg.dir.path().join("term");
+    let pem = std::fs::read_to_string(pkg.p("keys/signing-key.pub.pem")).unwrap();
+    let run = |d: &str, inline: &str, files: Option<&str>| {
+        std::fs::write(&term, "").unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"));
+        c.args([pkg.p("a"), dest.path().join(d).display().to_string()])
+            .env("SECURE_MODEL_TRUSTED_KEYS_PEM", inline)
+            .env(
+                "SECURE_MODEL_KEYS",
+                format!("local:{}", pkg.p("keys/kek.bin")),
+            )
+            .env("SECURE_MODEL_TERMINATION_LOG", &term)
+            .env_remove("SECURE_MODEL_ALLOW_DISK_PLAINTEXT");
+        match files {
+            Some(f) => c.env("SECURE_MODEL_TRUSTED_KEYS", f),
+            None => c.env_remove("SECURE_MODEL_TRUSTED_KEYS"),
+        };
+        c.output().unwrap()
+    };
+    // The signer's key inline, no file: loads.
+    let o = run("m1", &pem, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dest.path().join("m1/config.json").exists());
+    // Another key inline plus the signer's key as a file: both are trusted, loads.
+    let (other, _) = secure_model_core::verify::SigningKey::generate().unwrap();
+    let other_pem = other.verifying_key().to_pem();
+    let o = run("m2", &other_pem, Some(&pkg.p("keys/signing-key.pub.pem")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Only an untrusted key inline: integrity failure, nothing published.
+    let o = run("m3", &other_pem, None);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!dest.path().join("m3/config.json").exists());
+    // Not PEM: configuration error naming the variable.
+    let o = run("m4", "not a key", None);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("SECURE_MODEL_TRUSTED_KEYS_PEM"));
+    // A private key pasted by mistake is refused, not silently ignored.
+    let o = run(
+        "m5",
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../testdata/model-signing/keys/ec-p256-private.pkcs8.pem"),
+        )
+        .unwrap(),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(3));
+    // Neither variable: configuration error naming both.
+    let o = run("m6", "", None);
+    assert_eq!(o.status.code(), Some(3));
+    let msg = std::fs::read_to_string(&term).unwrap();
+    assert!(
+        msg.contains("SECURE_MODEL_TRUSTED_KEYS") && msg.contains("SECURE_MODEL_TRUSTED_KEYS_PEM"),
+        "{msg}"
+    );
+}

@@ -2,19 +2,19 @@
 //! [`KeyProvider`] trait, recipient references as written in the keys file, and the `local`
 //! provider. Knows nothing of storage or of the package layout beyond the keys-file entry.
 
-pub mod cdh;
-pub mod kbs;
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
+pub mod cdh;
+pub mod kbs;
 mod local;
 
 use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-pub use kbs::KbsKeyProvider;
 #[cfg(feature = "aws-kms")]
 pub use aws_kms::AwsKmsKeyProvider;
+pub use kbs::KbsKeyProvider;
 pub use local::LocalKeyProvider;
 
 use crate::crypto::{CryptoError, DataKey};

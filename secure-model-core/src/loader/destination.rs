@@ -5,7 +5,17 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{renameat2, RenameFlags};
+/// `renameat2(from_dir/name, to_dir/name, RENAME_NOREPLACE)`: never overwrites.
+fn rename_noreplace(from_dir: &File, to_dir: &File, name: &str) -> std::io::Result<()> {
+    rustix::fs::renameat_with(
+        from_dir,
+        name,
+        to_dir,
+        name,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(std::io::Error::from)
+}
 
 use super::LoadError;
 use crate::crypto::random_fill;
@@ -248,19 +258,13 @@ impl Staging {
         let mut moved: Vec<&String> = Vec::new();
         let mut result = Ok(());
         for top in &self.top_level {
-            match renameat2(
-                &stage,
-                top.as_str(),
-                &dir,
-                top.as_str(),
-                RenameFlags::RENAME_NOREPLACE,
-            ) {
+            match rename_noreplace(&stage, &dir, top.as_str()) {
                 Ok(()) => moved.push(top),
                 Err(e) => {
                     result = Err(LoadError::Destination {
                         path: self.dest.join(top).display().to_string(),
                         reason: "cannot publish into destination",
-                        source: Some(std::io::Error::from(e)),
+                        source: Some(e),
                     });
                     break;
                 }
@@ -268,15 +272,7 @@ impl Staging {
         }
         if let Err(e) = result {
             for top in moved {
-                if renameat2(
-                    &dir,
-                    top.as_str(),
-                    &stage,
-                    top.as_str(),
-                    RenameFlags::RENAME_NOREPLACE,
-                )
-                .is_err()
-                {
+                if rename_noreplace(&dir, &stage, top.as_str()).is_err() {
                     let _ = std::fs::remove_dir_all(self.dest.join(top))
                         .or_else(|_| std::fs::remove_file(self.dest.join(top)));
                 }

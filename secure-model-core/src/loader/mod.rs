@@ -2,17 +2,20 @@
 //! check every path, size and count → unwrap the DEK through a key provider → check the DEK
 //! commitment → decrypt every file, verifying each plaintext SHA-256 → publish atomically into
 //! a memory-backed destination. Uses `storage`, `keys` and `verify`; writes only inside the
-//! destination directory.
+//! destination directory. [`Loader::load_in_memory`] runs the same pipeline into process
+//! memory instead, for model servers that embed the library (no plaintext on any filesystem).
 
 mod destination;
 mod pipeline;
 mod progress;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
+use zeroize::Zeroizing;
 
 pub use destination::{filesystem_kind, FsKind, STAGING_PREFIX};
 pub use progress::{LogProgress, Progress};
@@ -26,6 +29,7 @@ use crate::verify::{
     verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError,
 };
 pub(crate) use destination::Staging;
+use pipeline::Sink;
 
 /// Loader errors.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,15 @@ pub enum LoadError {
     /// Format failure (keys file).
     #[error(transparent)]
     Format(#[from] crate::format::FormatError),
+    /// An in-memory load was refused or could not allocate: the model (or one file) is larger
+    /// than the caller's cap or than the memory the allocator would give.
+    #[error("{what}: {bytes} bytes do not fit the in-memory load")]
+    TooLargeForMemory {
+        /// The model name or file path.
+        what: String,
+        /// Plaintext bytes that were asked for.
+        bytes: u64,
+    },
     /// A primitive failed.
     #[error("cryptographic failure")]
     Crypto(#[source] CryptoError),
@@ -148,7 +161,8 @@ impl LoadError {
             },
             LoadError::NotMemoryBacked { .. }
             | LoadError::DestinationConflict { .. }
-            | LoadError::Destination { .. } => ErrorClass::Destination,
+            | LoadError::Destination { .. }
+            | LoadError::TooLargeForMemory { .. } => ErrorClass::Destination,
             LoadError::Storage(e) => crate::error::storage_class(e),
             LoadError::InvalidTuning { .. } => ErrorClass::Config,
             LoadError::Verify(e) => crate::error::verify_class(e),
@@ -323,6 +337,54 @@ impl StagedModel {
     }
 }
 
+/// A package verified and decrypted into process memory by [`Loader::load_in_memory`]. Every
+/// file's plaintext SHA-256 matched the signed manifest. The buffers are zeroed when dropped;
+/// `Debug` shows paths and sizes only.
+#[non_exhaustive]
+pub struct LoadedModel {
+    /// Package id.
+    pub model_id: String,
+    /// Model name from the manifest subject.
+    pub model_name: String,
+    /// Hex SHA-256 of the manifest object.
+    pub manifest_digest: String,
+    /// Signer key hint of the trusted key that verified.
+    pub signer: String,
+    /// Recipient whose key unlocked the package (`provider:key_ref`).
+    pub recipient: String,
+    /// Plaintext of every file, by model path (`/`-separated, as signed).
+    pub files: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+impl LoadedModel {
+    /// The plaintext of the file at model path `path`.
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(|v| v.as_slice())
+    }
+    /// Total plaintext bytes.
+    pub fn plaintext_bytes(&self) -> u64 {
+        self.files.values().map(|v| v.len() as u64).sum()
+    }
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: BTreeMap<&str, usize> = self
+            .files
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.len()))
+            .collect();
+        f.debug_struct("LoadedModel")
+            .field("model_id", &self.model_id)
+            .field("model_name", &self.model_name)
+            .field("manifest_digest", &self.manifest_digest)
+            .field("signer", &self.signer)
+            .field("recipient", &self.recipient)
+            .field("file_sizes", &sizes)
+            .finish()
+    }
+}
+
 /// Loads packages. Configure trusted signer keys and key providers; everything else has secure
 /// defaults (signature required, memory-backed destination required).
 #[derive(Debug, Clone)]
@@ -492,13 +554,13 @@ impl Loader {
                     Arc::clone(&store),
                     Arc::clone(&unlocked),
                     i,
-                    Some(file),
+                    Sink::File(file),
                     self.options.clone(),
                     self.progress.clone(),
                 )
             })
             .buffer_unordered(self.options.file_concurrency.max(1))
-            .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+            .try_fold(0u64, |acc, d| async move { Ok(acc + d.bytes) })
             .await;
         if let Some(p) = &self.progress {
             p.finish();
@@ -518,6 +580,82 @@ impl Loader {
             seconds: started.elapsed().as_secs_f64(),
         };
         Ok(StagedModel { staging, report })
+    }
+
+    /// Verifies, unlocks, decrypts and verifies every file into memory: the same pipeline as
+    /// [`Loader::stage`] (signature, structure, DEK commitment, ciphertext sizes, AEAD, every
+    /// plaintext SHA-256) with no filesystem involved. `max_bytes` caps the total plaintext; a
+    /// larger model is refused after the signature check and before any key is requested.
+    /// Returns only when every file verified; on failure, whatever was decrypted is zeroed.
+    pub async fn load_in_memory(
+        &self,
+        store: Arc<dyn StorageBackend>,
+        max_bytes: u64,
+    ) -> Result<LoadedModel, LoadError> {
+        let manifest = self.fetch_manifest(store.as_ref()).await?;
+        let total = manifest.total_plaintext();
+        if total > max_bytes {
+            return Err(LoadError::TooLargeForMemory {
+                what: manifest.model_name().to_string(),
+                bytes: total,
+            });
+        }
+        let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+        let unlocked = Arc::new(unlocked);
+        let m = unlocked.manifest();
+        if let Some(p) = &self.progress {
+            p.start(total);
+        }
+        let result = futures::stream::iter(0..m.files().len())
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let unlocked = Arc::clone(&unlocked);
+                async move {
+                    let d = pipeline::decrypt_file(
+                        store,
+                        Arc::clone(&unlocked),
+                        i,
+                        Sink::Memory,
+                        self.options.clone(),
+                        self.progress.clone(),
+                    )
+                    .await?;
+                    let path = unlocked
+                        .manifest()
+                        .files()
+                        .get(i)
+                        .map(|f| f.path().to_string())
+                        .ok_or(LoadError::Internal {
+                            what: "file index out of range",
+                        })?;
+                    let data = d.memory.ok_or(LoadError::Internal {
+                        what: "in-memory sink returned no buffer",
+                    })?;
+                    Ok::<_, LoadError>((path, data))
+                }
+            })
+            .buffer_unordered(self.options.file_concurrency.max(1))
+            .try_collect::<BTreeMap<String, Zeroizing<Vec<u8>>>>()
+            .await;
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
+        let files = result?;
+        tracing::info!(
+            model = m.model_name(),
+            files = files.len(),
+            bytes = total,
+            recipient = %recipient,
+            "model verified and decrypted into memory"
+        );
+        Ok(LoadedModel {
+            model_id: m.model_id().to_string(),
+            model_name: m.model_name().to_string(),
+            manifest_digest: hex::encode(m.digest()),
+            signer: m.signer().hint(),
+            recipient,
+            files,
+        })
     }
 
     /// [`Loader::stage`] then [`StagedModel::publish`].
@@ -587,13 +725,13 @@ impl Loader {
                         Arc::clone(&store),
                         Arc::clone(&unlocked),
                         i,
-                        None,
+                        Sink::Discard,
                         self.options.clone(),
                         self.progress.clone(),
                     )
                 })
                 .buffer_unordered(self.options.file_concurrency.max(1))
-                .try_collect::<Vec<u64>>()
+                .try_collect::<Vec<_>>()
                 .await?;
             report.decrypted_with = Some(recipient);
         }

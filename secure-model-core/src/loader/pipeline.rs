@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
+use zeroize::Zeroizing;
 
 use super::{LoadError, LoadOptions, Progress};
 use crate::crypto::streaming::HEADER_LEN;
@@ -108,8 +109,39 @@ fn into_mut(b: Bytes) -> BytesMut {
     }
 }
 
-/// Decrypts `file` and verifies its plaintext SHA-256; writes into `sink` when given.
-/// Returns the number of plaintext bytes.
+/// Where decrypted plaintext goes.
+pub(crate) enum Sink {
+    /// Nowhere: decrypt and hash only (verification).
+    Discard,
+    /// Positional writes into a preallocated staging file.
+    File(File),
+    /// Appended to a buffer in memory, allocated once at the signed plaintext size.
+    Memory,
+}
+
+/// What [`decrypt_file`] produced.
+pub(crate) struct Decrypted {
+    /// Plaintext bytes.
+    pub(crate) bytes: u64,
+    /// The plaintext, for [`Sink::Memory`].
+    pub(crate) memory: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Allocates a zeroizing buffer of exactly `size` bytes of capacity, failing (not aborting)
+/// when the allocation is refused. Appending up to `size` bytes never reallocates, so no
+/// unzeroized copy of the plaintext is left behind.
+fn memory_buffer(size: u64, path: &str) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+    let too_large = || LoadError::TooLargeForMemory {
+        what: path.to_string(),
+        bytes: size,
+    };
+    let n = usize::try_from(size).map_err(|_| too_large())?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| too_large())?;
+    Ok(Zeroizing::new(v))
+}
+
+/// Decrypts `file` and verifies its plaintext SHA-256; writes into `sink`.
 ///
 /// Up to `read_ahead` ranges of a file are in flight at once, each fetched (with retries)
 /// and then opened and written at its offset on the blocking pool; plaintext is hashed in
@@ -118,10 +150,10 @@ pub(crate) async fn decrypt_file(
     store: Arc<dyn StorageBackend>,
     unlocked: Arc<UnlockedManifest>,
     index: usize,
-    sink: Option<File>,
+    sink: Sink,
     opts: LoadOptions,
     progress: Option<Arc<dyn Progress>>,
-) -> Result<u64, LoadError> {
+) -> Result<Decrypted, LoadError> {
     let file = unlocked
         .manifest()
         .files()
@@ -135,7 +167,14 @@ pub(crate) async fn decrypt_file(
     let seg_size = u64::from(params.segment_size());
     let total = file.segments();
     let ct_len = file.ciphertext_size();
-    let sink = sink.map(Arc::new);
+    let (sink, mut memory) = match sink {
+        Sink::Discard => (None, None),
+        Sink::File(f) => (Some(Arc::new(f)), None),
+        Sink::Memory => (
+            None,
+            Some(memory_buffer(file.plaintext_size(), file.path())?),
+        ),
+    };
     let path = file.path().to_string();
     let key = file.object().to_string();
     let attempts = opts.range_attempts;
@@ -225,14 +264,26 @@ pub(crate) async fn decrypt_file(
     let mut written = 0u64;
     while let Some(pt) = results.try_next().await? {
         let n = pt.len() as u64;
-        hasher = tokio::task::spawn_blocking(move || {
+        let mut mem = memory.take();
+        let p = path.clone();
+        let (h, m) = tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
             hasher.update(&pt);
-            hasher
+            if let Some(m) = mem.as_mut() {
+                // Ranges arrive in order; the buffer was sized from the signed plaintext size,
+                // so an append past it is a broken invariant, never a reallocation.
+                if pt.len() > m.capacity() - m.len() {
+                    return Err(LoadError::DecryptionFailed { path: p });
+                }
+                m.extend_from_slice(&pt);
+            }
+            Ok((hasher, mem))
         })
         .await
         .map_err(|_| LoadError::Internal {
             what: "hash task panicked or was cancelled",
-        })?;
+        })??;
+        hasher = h;
+        memory = m;
         written += n;
         if let Some(p) = &progress {
             p.advance(n);
@@ -244,7 +295,10 @@ pub(crate) async fn decrypt_file(
     if hasher.finish() != *file.plaintext_sha256() {
         return Err(LoadError::PlaintextDigestMismatch { path });
     }
-    Ok(written)
+    Ok(Decrypted {
+        bytes: written,
+        memory,
+    })
 }
 
 /// Hashes a file's ciphertext object and compares size and SHA-256 with the signed values.

@@ -1,0 +1,321 @@
+//! `secure-model-oip-server`: an example model server that embeds `secure-model-core`.
+//!
+//! At start-up it verifies and decrypts an encrypted package **into memory** with
+//! [`Loader::load_in_memory`] (signature, DEK commitment, AEAD and every plaintext SHA-256 are
+//! checked; no plaintext touches a filesystem), parses the package's safetensors file, and only
+//! then listens. It serves the KServe Open Inference Protocol (v2) metadata endpoints:
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /v2` | server metadata |
+//! | `GET /v2/health/live`, `GET /v2/health/ready` | `{"live":true}` / `{"ready":true}` |
+//! | `GET /v2/models/{name}` | model metadata; the weights' names, datatypes and shapes under `parameters.weights` |
+//! | `GET /v2/models/{name}/ready` | `{"name":..,"ready":true}` |
+//!
+//! Configuration is the init container's: `SECURE_MODEL_TRUSTED_KEYS` /
+//! `SECURE_MODEL_TRUSTED_KEYS_PEM`, `SECURE_MODEL_KEYS`, plus `--package`. The bound address is
+//! printed on stdout as `listening on ADDR` (use `--listen 127.0.0.1:0` for a free port).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod metadata;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+use secure_model_core::config::{load_key_providers, load_trusted_keys};
+use secure_model_core::loader::{LoadedModel, Loader};
+use secure_model_core::storage::open_location;
+use secure_model_core::verify::TrustedKeys;
+use secure_model_core::ErrorClass;
+use serde_json::{json, Value};
+
+use metadata::TensorMeta;
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Serve OIP v2 metadata of an encrypted secure-model package, loaded into memory"
+)]
+struct Args {
+    /// Package location: a directory, `file://` URI or any location the storage layer opens.
+    #[arg(long, env = "SECURE_MODEL_PACKAGE")]
+    package: String,
+    /// Name to serve the model under (default: the signed model name).
+    #[arg(long)]
+    model_name: Option<String>,
+    /// Path of the safetensors file inside the package.
+    #[arg(long, default_value = "model.safetensors")]
+    weights: String,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Largest total plaintext loaded into memory, in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    max_bytes: u64,
+    /// Trusted signer public key files (PEM), comma-separated.
+    #[arg(long, env = "SECURE_MODEL_TRUSTED_KEYS", value_delimiter = ',')]
+    trusted_keys: Vec<String>,
+    /// Trusted signer public keys as PEM text.
+    #[arg(long, env = "SECURE_MODEL_TRUSTED_KEYS_PEM", hide_env_values = true)]
+    trusted_keys_pem: Option<String>,
+    /// Key specifications, e.g. `local:/keys/kek.bin`, comma-separated.
+    #[arg(
+        long = "key",
+        env = "SECURE_MODEL_KEYS",
+        value_delimiter = ',',
+        required = true
+    )]
+    keys: Vec<String>,
+}
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+enum ServerError {
+    /// Loading the package failed (verification, key, storage...).
+    #[error(transparent)]
+    Core(#[from] secure_model_core::Error),
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The weights file is missing or not safetensors.
+    #[error("{path}: not a valid safetensors file: {source}")]
+    Weights {
+        /// Path in the package.
+        path: String,
+        /// Parser error.
+        #[source]
+        source: safetensors::SafeTensorError,
+    },
+    /// Socket error.
+    #[error("cannot serve on {addr}: {source}")]
+    Serve {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            ServerError::Core(e) => e.class().exit_code(),
+            ServerError::Config(_) | ServerError::Weights { .. } => ErrorClass::Config.exit_code(),
+            ServerError::Serve { .. } => ErrorClass::Internal.exit_code(),
+        }
+    }
+}
+
+/// What the endpoints serve. The decrypted model stays in memory for the process's life (a real
+/// server would run inference on it) and is zeroed when dropped.
+struct Served {
+    name: String,
+    weights: Vec<TensorMeta>,
+    model: LoadedModel,
+}
+
+fn trusted_keys(args: &Args) -> Result<TrustedKeys, ServerError> {
+    let mut keys = TrustedKeys::new();
+    if !args.trusted_keys.is_empty() {
+        keys = load_trusted_keys(&args.trusted_keys)?;
+    }
+    if let Some(pem) = args
+        .trusted_keys_pem
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+    {
+        let set = TrustedKeys::from_pem_bundle(pem)
+            .map_err(|e| ServerError::Config(format!("SECURE_MODEL_TRUSTED_KEYS_PEM: {e}")))?;
+        for k in set.keys() {
+            keys.push(k.clone());
+        }
+    }
+    if keys.is_empty() {
+        return Err(ServerError::Config(
+            "no trusted signer key: set SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM"
+                .into(),
+        ));
+    }
+    Ok(keys)
+}
+
+async fn load(args: &Args) -> Result<Served, ServerError> {
+    let trusted = trusted_keys(args)?;
+    let providers = load_key_providers(&args.keys)?;
+    let store = open_location(&args.package, false).map_err(secure_model_core::Error::from)?;
+    let model = Loader::new(trusted, providers)
+        .load_in_memory(store, args.max_bytes)
+        .await
+        .map_err(secure_model_core::Error::from)?;
+    let bytes = model.file(&args.weights).ok_or_else(|| {
+        ServerError::Config(format!(
+            "the package has no {} (files: {})",
+            args.weights,
+            model.files.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let weights = metadata::tensors(bytes).map_err(|source| ServerError::Weights {
+        path: args.weights.clone(),
+        source,
+    })?;
+    let name = args
+        .model_name
+        .clone()
+        .unwrap_or_else(|| model.model_name.clone());
+    tracing::info!(
+        model = %name,
+        tensors = weights.len(),
+        files = model.files.len(),
+        bytes = model.plaintext_bytes(),
+        manifest_sha256 = %model.manifest_digest,
+        "model verified and loaded into memory"
+    );
+    Ok(Served {
+        name,
+        weights,
+        model,
+    })
+}
+
+fn not_found(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("model {name} not found") })),
+    )
+        .into_response()
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
+}
+
+/// Ready as soon as it listens: the server binds only after the model verified and loaded.
+async fn ready() -> Json<Value> {
+    Json(json!({ "ready": true }))
+}
+
+async fn model_metadata(State(s): State<Arc<Served>>, Path(name): Path<String>) -> Response {
+    if name != s.name {
+        return not_found(&name);
+    }
+    Json(json!({
+        "name": s.name,
+        "platform": "safetensors",
+        "inputs": [],
+        "outputs": [],
+        "parameters": {
+            "weights": s.weights,
+            "model_id": s.model.model_id,
+            "manifest_sha256": s.model.manifest_digest,
+            "signer": s.model.signer,
+            "files": s.model.files.len(),
+            "plaintext_bytes": s.model.plaintext_bytes(),
+        },
+    }))
+    .into_response()
+}
+
+async fn model_ready(State(s): State<Arc<Served>>, Path(name): Path<String>) -> Response {
+    if name != s.name {
+        return not_found(&name);
+    }
+    Json(json!({ "name": s.name, "ready": true })).into_response()
+}
+
+fn router(served: Arc<Served>) -> Router {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .with_state(served)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), ServerError> {
+    let served = Arc::new(load(&args).await?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServerError::Serve {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Serve {
+        addr: args.listen,
+        source,
+    })?;
+    // The one line on stdout: scripts and tests read the bound address from it.
+    println!("listening on {addr}");
+    axum::serve(listener, router(served))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| ServerError::Serve { addr, source })
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SECURE_MODEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = secure_model_core::config::disable_core_dumps() {
+        tracing::warn!(error = %e, "could not disable core dumps");
+    }
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("secure-model-oip-server: cannot start the async runtime: {e}");
+            return ExitCode::from(ErrorClass::Internal.exit_code());
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = match &e {
+                ServerError::Core(c) => c.chain_message(),
+                other => other.to_string(),
+            };
+            tracing::error!("{msg}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
