@@ -388,6 +388,34 @@ class Bench:
         self.servers = [p]
         log(f"s3rver on {self.endpoint}, data in {self.s3dir}")
 
+    def start_nginx(self, root):
+        """nginx (sendfile) serving `root` read-only over plain HTTP: a C server with far more
+        headroom than s3rver, for the same (1) vs (2) comparison on the HTTP backend."""
+        bin_ = os.environ.get("SECURE_MODEL_NGINX")
+        if not bin_:
+            return None
+        d = self.c.dir(tempfile.mkdtemp(prefix="nginx.", dir=self.work))
+        port = free_port()
+        user = "user root;" if os.getuid() == 0 else ""
+        (d / "nginx.conf").write_text(
+            f"""{user} daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}
+}}
+""")
+        p = self.c.proc(subprocess.Popen([bin_, "-p", d, "-c", d / "nginx.conf"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL))
+        wait_port(port, p, "nginx")
+        self.servers.append(p)
+        log(f"nginx on 127.0.0.1:{port}, root {root}")
+        return f"http://127.0.0.1:{port}"
+
     def start_cdh(self, keyfile):
         port = free_port()
         p = self.c.proc(
@@ -397,13 +425,14 @@ class Bench:
         wait_port(port, p, "CDH stand-in")
         return f"http://127.0.0.1:{port}"
 
-    def measure_server(self, prefix, label):
+    def measure_server(self, prefix, label, url=None, size=None, name=None):
         """curl of the largest object: one streaming GET, then 4 parallel ranged GETs."""
-        o = s3_largest(self.s3, prefix)
-        url = self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": BUCKET, "Key": o["Key"]}, ExpiresIn=3600
-        )
-        size = o["Size"]
+        if url is None:
+            o = s3_largest(self.s3, prefix)
+            url = self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": BUCKET, "Key": o["Key"]}, ExpiresIn=3600
+            )
+            size, name = o["Size"], o["Key"]
         best1, best4 = 0.0, 0.0
         for _ in range(2):
             m = measure(["curl", "-sf", "-o", "/dev/null", url], self.env, self.servers)
@@ -416,7 +445,7 @@ class Bench:
             m4 = measure(["bash", "-c", script], self.env, self.servers)
             best4 = max(best4, size / MiB / m4.wall)
         self.meta.setdefault("server", []).append(
-            f"{label}: s3rver GET of {o['Key']} ({size / MiB:.0f} MiB) with curl: "
+            f"{label}: GET of {name} ({size / MiB:.0f} MiB) with curl: "
             f"{best1:.0f} MiB/s (1 stream), {best4:.0f} MiB/s (4 parallel ranges); best of 2"
         )
         return best1, best4
@@ -473,6 +502,13 @@ class Bench:
                 elif row == "1b":
                     cmd = [self.bin / "plain_get", "--mode", "stream",
                            f"s3://{BUCKET}/{tag}/plain", out]
+                elif row == "1h":
+                    cmd = [self.bin / "plain_get", "--mode", "range", f"{self.http}/plain", out]
+                    for f_ in model_files(model):
+                        cmd += ["--key", str(f_.relative_to(model))]
+                elif row == "2h":
+                    cmd = [self.bin / "secure-model", "pull", f"{self.http}/pkg", out,
+                           "--trusted-key", self.pk, "--key", f"local:{self.kek}", "--json"]
                 elif row == "2":
                     cmd = [self.bin / "secure-model", "pull", f"s3://{BUCKET}/{tag}/pkg", out,
                            "--trusted-key", self.pk, "--key", f"local:{self.kek}", "--json"]
@@ -531,11 +567,36 @@ class Bench:
 
         model, _ = ensure_model(self.cache, a.size_mib)
         tag = f"m{a.size_mib}"
+        log("warm-up (not measured): plain upload + download, s3rver JIT, source in page cache")
+        subprocess.run([self.bin / "plain_put", model, f"s3://{BUCKET}/warmup"], env=self.env,
+                       check=True, stdout=subprocess.DEVNULL)
+        warm = self.fresh_out("warmup")
+        subprocess.run([self.bin / "plain_get", f"s3://{BUCKET}/warmup", warm], env=self.env,
+                       check=True, stdout=subprocess.DEVNULL)
+        shutil.rmtree(warm)
+        s3_delete_prefix(self.s3, "warmup/")
         log(f"(5) upload rounds at {a.size_mib} MiB")
         self.uploads(tag, model, a.rounds)
-        self.measure_server(f"{tag}/plain/", f"{a.size_mib} MiB model")
+        self.measure_server(f"{tag}/plain/", f"s3rver, {a.size_mib} MiB model")
 
         rows = ["1a", "1b", "2", "3"]
+        self.http = None
+        if not a.skip_nginx:
+            # The same plain model and the same package (copied out of s3rver) under nginx.
+            root = self.c.dir(tempfile.mkdtemp(prefix="www.", dir=self.work))
+            (root / "plain").symlink_to(model)
+            subprocess.run([self.bin / "plain_get", "--mode", "stream",
+                            f"s3://{BUCKET}/{tag}/pkg", root / "pkg"],
+                           env=self.env, check=True, stdout=subprocess.DEVNULL)
+            self.http = self.start_nginx(root)
+            if self.http:
+                big = max(model_files(model), key=lambda p: p.stat().st_size)
+                rel = big.relative_to(model)
+                self.measure_server(None, f"nginx, {a.size_mib} MiB model",
+                                    url=f"{self.http}/plain/{rel}", size=big.stat().st_size,
+                                    name=f"plain/{rel}")
+                self.env["SECURE_MODEL_ALLOW_HTTP"] = "true"
+                rows += ["1h", "2h"]
         jwe = None
         if not a.skip_jwe:
             jwe_mib = a.jwe_mib or a.size_mib
@@ -577,6 +638,8 @@ class Bench:
             ("1a", "plain_get, ranged GETs (object_store; pull's request shape, no crypto)"),
             ("1b", "plain_get, one streaming GET per object (object_store)"),
             ("2", "secure-model pull (verify, unwrap, decrypt, SHA-256, publish to tmpfs)"),
+            ("1h", "plain_get, ranged GETs, from nginx over HTTP (no crypto)"),
+            ("2h", "secure-model pull from nginx over HTTP (same package)"),
             ("3", "KServe Storage.download, plain model, defaults (boto3)"),
             ("4", "KServe kserve-decrypt, one JWE file (A256KW+A256GCM), CDH stand-in"),
             ("5a", "plain upload (plain_put: same client, multipart 16 MiB)"),
@@ -638,7 +701,7 @@ class Bench:
             L.append(f"- note: {n}")
         L.append("")
         L.append("| row | what | model | n | wall min s | wall median s | MiB/s median | MiB/s best "
-                 "| CPU s (user+sys, median) | peak RSS MiB | tree PSS MiB (sampled) | s3rver CPU s |")
+                 "| CPU s (user+sys, median) | peak RSS MiB | tree PSS MiB (sampled) | server CPU s |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         order = {r: i for i, (r, _) in enumerate(rows_def)}
         desc = dict(rows_def)
@@ -667,6 +730,9 @@ class Bench:
             if g("1a"):
                 v = g("2")["tmed"] / g("1a")["tmed"]
                 L.append(f"| (2)/(1a) throughput (same request shape) | {v:.2f}x | info | |")
+        if g("2h") and g("1h"):
+            v = g("2h")["tmed"] / g("1h")["tmed"]
+            line("(2h)/(1h) throughput, nginx", f"{v:.2f}x", ">= 0.9x", v >= 0.9)
         if g("2") and g("3"):
             v = g("2")["tmed"] / g("3")["tmed"]
             line("(2)/(3) throughput", f"{v:.2f}x", "> 1x", v > 1)
@@ -737,6 +803,7 @@ def main():
     ap.add_argument("--jwe-mib", type=int, default=0, help="JWE payload (default: model size)")
     ap.add_argument("--skip-jwe", action="store_true")
     ap.add_argument("--skip-kserve", action="store_true")
+    ap.add_argument("--skip-nginx", action="store_true", help="no HTTP rows (1h), (2h)")
     ap.add_argument("--smoke", action="store_true", help="64 MiB, 1 round, tiny sweep, 128 MiB RSS check")
     ap.add_argument("--out", default=None, help="markdown output (default target/bench/pull-bench.md)")
     a = ap.parse_args()

@@ -34,6 +34,8 @@ enum Mode {
 }
 
 /// Plain (unencrypted) download of a store prefix: the throughput ceiling.
+/// `range` mode reads every location `secure-model pull` reads, with the same variables
+/// (`SECURE_MODEL_ALLOW_HTTP=true` for a plain `http://` server).
 #[derive(Debug, Parser)]
 struct Args {
     /// Store prefix (`s3://bucket/prefix`; `range` mode accepts every location `pull` does).
@@ -52,6 +54,10 @@ struct Args {
     /// Objects downloaded concurrently.
     #[arg(long, default_value_t = 2)]
     file_concurrency: usize,
+    /// Download these keys (sizes from HEAD) instead of listing the prefix: for HTTP servers
+    /// without listing. Repeatable.
+    #[arg(long = "key")]
+    keys: Vec<String>,
 }
 
 fn create_file(dest: &Path, key: &str, size: u64) -> Result<File> {
@@ -164,7 +170,20 @@ async fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&a.dest)
         .with_context(|| format!("cannot create {}", a.dest.display()))?;
     let backend = open_location(&a.src, false)?;
-    let objects = backend.list("").await?;
+    let objects = if a.keys.is_empty() {
+        backend
+            .list("")
+            .await?
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect::<Vec<_>>()
+    } else {
+        let mut v = Vec::new();
+        for k in &a.keys {
+            v.push((k.clone(), backend.head(k).await?));
+        }
+        v
+    };
     if objects.is_empty() {
         bail!("no objects under {}", a.src);
     }
@@ -173,12 +192,12 @@ async fn run(a: Args) -> Result<()> {
         Mode::Range => {
             let range = a.range_mib.max(1) << 20;
             let mut jobs = Vec::new();
-            for o in &objects {
-                let f = create_file(&a.dest, &o.key, o.size)?;
+            for (key, size) in &objects {
+                let f = create_file(&a.dest, key, *size)?;
                 jobs.push(get_ranged(
                     Arc::clone(&backend),
-                    o.key.clone(),
-                    o.size,
+                    key.clone(),
+                    *size,
                     f,
                     range,
                     a.read_ahead,
@@ -192,10 +211,10 @@ async fn run(a: Args) -> Result<()> {
         Mode::Stream => {
             let (store, prefix) = raw_s3(&a.src)?;
             let mut jobs = Vec::new();
-            for o in &objects {
-                let f = create_file(&a.dest, &o.key, o.size)?;
+            for (key, size) in &objects {
+                let f = create_file(&a.dest, key, *size)?;
                 let mut p = prefix.clone();
-                for part in o.key.split('/') {
+                for part in key.split('/') {
                     p = p.join(part);
                 }
                 jobs.push(get_streaming(Arc::clone(&store), p, f));
@@ -207,7 +226,7 @@ async fn run(a: Args) -> Result<()> {
         }
     };
     let secs = started.elapsed().as_secs_f64();
-    let expected: u64 = objects.iter().map(|o| o.size).sum();
+    let expected: u64 = objects.iter().map(|(_, size)| size).sum();
     if total != expected {
         bail!("downloaded {total} bytes, expected {expected}");
     }
