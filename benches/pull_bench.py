@@ -730,17 +730,24 @@ http {{
             if g("1a"):
                 v = g("2")["tmed"] / g("1a")["tmed"]
                 L.append(f"| (2)/(1a) throughput (same request shape) | {v:.2f}x | info | |")
+                v = g("2")["cpu"] / g("1a")["cpu"]
+                L.append(f"| (2)/(1a) CPU time (what crypto + hashing add) | {v:.2f}x | info | |")
         if g("2h") and g("1h"):
             v = g("2h")["tmed"] / g("1h")["tmed"]
             line("(2h)/(1h) throughput, nginx", f"{v:.2f}x", ">= 0.9x", v >= 0.9)
         if g("2") and g("3"):
             v = g("2")["tmed"] / g("3")["tmed"]
             line("(2)/(3) throughput", f"{v:.2f}x", "> 1x", v > 1)
+            v = g("2")["cpu"] / g("3")["cpu"]
+            L.append(f"| (2)/(3) CPU time | {v:.2f}x | info | |")
             L.append(f"| (3)/(2) peak RSS (largest process) | "
                      f"{g('3')['rss'] / g('2')['rss']:.1f}x | info | |")
         if g("2") and g("4"):
             v = g("2")["tmed"] / g("4")["tmed"]
             line("(2)/(4) throughput", f"{v:.1f}x", ">= 15x", v >= 15)
+            if ceil:
+                v = ceil["tmed"] / g("4")["tmed"]
+                L.append(f"| (1)/(4) throughput (what the ceiling allows) | {v:.1f}x | info | |")
             v = g("4")["rss"] / g("2")["rss"]
             line("(4)/(2) peak RSS", f"{v:.0f}x", ">= 100x", v >= 100)
         if g("2"):
@@ -813,7 +820,7 @@ def main():
     out = Path(a.out) if a.out else Path(a.work) / ("pull-bench-smoke.md" if a.smoke else "pull-bench.md")
 
     b = Bench(a)
-    b.meta["command"] = os.environ.get("PULL_BENCH_COMMAND", " ".join(sys.argv))
+    b.meta["command"] = os.environ.get("PULL_BENCH_COMMAND", " ".join(sys.argv)).strip()
 
     def on_signal(signum, _frame):
         b.c.run()

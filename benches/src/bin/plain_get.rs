@@ -124,7 +124,9 @@ fn raw_s3(src: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
             format!("{}://{h}", if https { "https" } else { "http" })
         })
     });
-    let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let allow_http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
     if let Some(e) = endpoint {
         b = b.with_endpoint(e);
     }
@@ -137,11 +139,7 @@ fn raw_s3(src: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
     Ok((Arc::new(store), StorePath::from(prefix)))
 }
 
-async fn get_streaming(
-    store: Arc<dyn ObjectStore>,
-    path: StorePath,
-    file: File,
-) -> Result<u64> {
+async fn get_streaming(store: Arc<dyn ObjectStore>, path: StorePath, file: File) -> Result<u64> {
     let res = store.get(&path).await?;
     let mut stream = res.into_stream();
     let file = Arc::new(file);
