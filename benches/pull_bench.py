@@ -629,6 +629,8 @@ http {{
             self.uploads(btag, big, 1, plain=False)
             self.downloads(btag, big, a.rounds, ["2"])
             s3_delete_prefix(self.s3, f"{btag}/")
+            if not a.keep_cache:
+                shutil.rmtree(big, ignore_errors=True)
         self.meta["load_end"] = open("/proc/loadavg").read().split()[:3]
 
     # -- report
@@ -811,6 +813,8 @@ def main():
     ap.add_argument("--skip-jwe", action="store_true")
     ap.add_argument("--skip-kserve", action="store_true")
     ap.add_argument("--skip-nginx", action="store_true", help="no HTTP rows (1h), (2h)")
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="keep the big model in target/bench/cache (deleted after use by default)")
     ap.add_argument("--smoke", action="store_true", help="64 MiB, 1 round, tiny sweep, 128 MiB RSS check")
     ap.add_argument("--out", default=None, help="markdown output (default target/bench/pull-bench.md)")
     a = ap.parse_args()
