@@ -393,7 +393,38 @@ pub(crate) struct PullArgs {
     #[arg(long)]
     manifest_digest: Option<String>,
     #[command(flatten)]
+    tuning: PullTuning,
+    #[command(flatten)]
     output: Output,
+}
+
+/// Pipeline knobs of `pull` (defaults: the library's `LoadOptions`). In-flight memory is about
+/// `file-concurrency × read-ahead × range-segments` segments.
+#[derive(Debug, Args)]
+pub(crate) struct PullTuning {
+    /// Ciphertext segments per ranged GET (MiB with the default 1 MiB segment size).
+    #[arg(long, visible_alias = "range-mib", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    range_segments: Option<u32>,
+    /// Ranged GETs in flight per file.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    read_ahead: Option<u64>,
+    /// Files fetched and decrypted concurrently.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    file_concurrency: Option<u64>,
+}
+
+impl PullTuning {
+    fn apply(&self, opts: LoadOptions) -> LoadOptions {
+        let mut opts = opts;
+        if let Some(n) = self.range_segments {
+            opts = opts.range_segments(n);
+        }
+        let files = self
+            .file_concurrency
+            .map_or(opts.file_concurrency, |n| n as usize);
+        let ahead = self.read_ahead.map_or(opts.read_ahead, |n| n as usize);
+        opts.concurrency(files, ahead)
+    }
 }
 
 pub(crate) async fn pull(a: PullArgs) -> Res {
@@ -401,7 +432,8 @@ pub(crate) async fn pull(a: PullArgs) -> Res {
         &a.trusted_keys,
         &a.keys,
         a.manifest_digest.as_deref(),
-        LoadOptions::default().allow_disk_plaintext(a.allow_disk_plaintext),
+        a.tuning
+            .apply(LoadOptions::default().allow_disk_plaintext(a.allow_disk_plaintext)),
         Bar::new("pulling", a.output.json),
     )?;
     let store = open_location(&a.pkg, false)?;

@@ -170,6 +170,70 @@ fn pack_inspect_verify_pull_roundtrip_with_json() {
 }
 
 #[test]
+fn pull_tuning_flags_are_validated_and_give_the_same_model() {
+    let e = Env::new();
+    let pkg = e.pack();
+    let kek = format!("local:{}", e.p("keys/kek.bin"));
+    let pubk = e.p("keys/signing-key.pub.pem");
+    let dest = shm();
+    for (i, knobs) in [
+        [
+            "--range-segments",
+            "1",
+            "--read-ahead",
+            "1",
+            "--file-concurrency",
+            "1",
+        ],
+        [
+            "--range-mib",
+            "3",
+            "--read-ahead",
+            "7",
+            "--file-concurrency",
+            "5",
+        ],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = dest.path().join(format!("m{i}"));
+        let mut args = vec![
+            "pull",
+            &pkg,
+            out.to_str().unwrap(),
+            "--trusted-key",
+            &pubk,
+            "--key",
+            &kek,
+        ];
+        args.extend_from_slice(knobs);
+        ok(&args);
+        assert_eq!(tree_bytes(&out), tree_bytes(&model()), "{knobs:?}");
+    }
+    for bad in [
+        ["--range-segments", "0"],
+        ["--read-ahead", "0"],
+        ["--file-concurrency", "0"],
+        ["--range-mib", "1025"],
+    ] {
+        let out = dest.path().join("bad");
+        let mut args = vec![
+            "pull",
+            &pkg,
+            out.to_str().unwrap(),
+            "--trusted-key",
+            &pubk,
+            "--key",
+            &kek,
+        ];
+        args.extend_from_slice(&bad);
+        assert_eq!(code(&run(&args)), 2, "{bad:?}");
+        assert!(!out.exists(), "{bad:?}");
+    }
+}
+
+#[test]
 fn exit_codes_by_failure_class() {
     let e = Env::new();
     let pkg = e.pack();
