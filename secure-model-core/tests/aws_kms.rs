@@ -15,8 +15,7 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 
 use secure_model_core::crypto::DataKey;
@@ -28,70 +27,24 @@ use secure_model_core::loader::{LoadError, Loader};
 use secure_model_core::package::{rewrap, PackError};
 
 mod common;
+mod kbs_server;
+mod servers;
 
 const MODEL_A: &str = "00112233445566778899aabbccddeeff";
 const MODEL_B: &str = "ffeeddccbbaa99887766554433221100";
 
-/// A `moto_server` child process on a free loopback port; killed and reaped on drop.
+/// A `moto_server` on a free loopback port (the shared launcher), killed on drop.
 struct Moto {
-    child: Child,
+    _server: servers::Server,
     url: String,
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_server_bin() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p).parent().unwrap().join("moto_server")),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping the KMS tests against moto");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (its venv has moto[server]), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_moto() -> Option<Moto> {
-    let bin = moto_server_bin()?;
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut m = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    // Readiness: the port accepts connections. Bounded (600 x 100 ms), not a timed assertion.
-    for _ in 0..600 {
-        if let Some(status) = m.child.try_wait().unwrap() {
-            panic!("moto_server exited early: {status}");
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(m);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("moto_server did not listen on port {port}");
+    let server = servers::moto()?;
+    Some(Moto {
+        url: server.endpoint(),
+        _server: server,
+    })
 }
 
 /// A KMS client for `url` with static test credentials (no environment lookup, so no
@@ -261,7 +214,7 @@ async fn unknown_key_and_unreachable_endpoint_are_named() {
         assert!(msg.contains("NotFoundException"), "{msg}");
     }
     // Nothing listens on the endpoint: a transient error naming the key, not the opaque one.
-    let dead = client(&format!("http://127.0.0.1:{}", free_port()));
+    let dead = client(&format!("http://127.0.0.1:{}", servers::free_port()));
     let p = kms(&dead, "alias/models");
     let e = p.wrap_dek(&dek, &ctx).await.unwrap_err();
     assert!(matches!(e, KeyError::ProviderUnavailable { .. }), "{e:?}");
@@ -318,7 +271,7 @@ fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[tokio::test]
-async fn rotation_local_to_kms_keeps_ciphertext_and_manifest() {
+async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     let Some(m) = start_moto() else { return };
     let c = client(&m.url);
     let (id, _) = create_key(&c).await;
@@ -331,19 +284,35 @@ async fn rotation_local_to_kms_keeps_ciphertext_and_manifest() {
     let f = common::packed(&common::example_model(), Default::default()).await;
     let before = tree_bytes(&f.pkg_dir);
     let kms_p = kms(&c, "alias/rotation");
+    // The KBS recipient: the publisher wraps with the KEK it uploads as a KBS resource.
+    let kek = secure_model_core::crypto::Kek::generate().unwrap();
+    let kek_bytes = *kek.expose_secret();
+    let kek_file = f.work.path().join("kbs-kek.bin");
+    std::fs::write(&kek_file, kek_bytes).unwrap();
+    let kbs_pub = provider_from_spec(&format!(
+        "kbs-resource:{}#default/key/rotation",
+        kek_file.display()
+    ))
+    .unwrap();
 
     let r = rewrap(
         f.store.as_ref(),
         f.provider.as_ref(),
-        std::slice::from_ref(&kms_p),
+        &[kms_p.clone(), kbs_pub.clone()],
         &[f.provider.recipient().clone()],
         Some(&f.trusted()),
     )
     .await
     .unwrap();
     assert!(r.manifest_verified);
-    assert_eq!(r.added, ["aws-kms:alias/rotation"]);
-    assert_eq!(r.recipients, ["aws-kms:alias/rotation"]);
+    assert_eq!(
+        r.added,
+        ["aws-kms:alias/rotation", "kbs:kbs:///default/key/rotation"]
+    );
+    assert_eq!(
+        r.recipients,
+        ["aws-kms:alias/rotation", "kbs:kbs:///default/key/rotation"]
+    );
 
     let after = tree_bytes(&f.pkg_dir);
     assert_eq!(
@@ -365,6 +334,36 @@ async fn rotation_local_to_kms_keeps_ciphertext_and_manifest() {
         serde_json::from_slice(&std::fs::read(f.pkg_dir.join("keys.json")).unwrap()).unwrap();
     assert_eq!(keys["recipients"][0]["provider"], "aws-kms");
     assert_eq!(keys["recipients"][0]["key_ref"], "alias/rotation");
+    assert_eq!(keys["recipients"][1]["provider"], "kbs");
+
+    // Pull through the KBS recipient: RCAR attestation (sample TEE) against the test KBS,
+    // which releases the KEK only to the attested TEE key.
+    let st = Arc::new(kbs_server::KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert("default/key/rotation".into(), kek_bytes.to_vec());
+    let kbs_srv = kbs_server::start_kbs(st.clone()).await;
+    let kbs_client = secure_model_core::keys::kbs::KbsClient::builder(kbs_srv.url())
+        .allow_http(true)
+        .with_attester(Arc::new(
+            secure_model_core::attest::SampleAttester::new(true).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let kbs_p: Arc<dyn KeyProvider> = Arc::new(secure_model_core::keys::KbsKeyProvider::direct(
+        kbs_client,
+        secure_model_core::keys::kbs::ResourcePath::parse("default/key/rotation").unwrap(),
+    ));
+    let dest_kbs = common::shm_dir();
+    Loader::new(f.trusted(), vec![kbs_p])
+        .pull(f.store.clone(), &dest_kbs.path().join("m"))
+        .await
+        .unwrap();
+    assert_eq!(
+        tree_bytes(&dest_kbs.path().join("m")),
+        tree_bytes(&common::example_model())
+    );
 
     // Pull through the KMS recipient.
     let dest = common::shm_dir();

@@ -45,8 +45,8 @@ struct Args {
     /// Request shape.
     #[arg(long, value_enum, default_value_t = Mode::Range)]
     mode: Mode,
-    /// Bytes per ranged GET, in MiB (`range` mode).
-    #[arg(long, default_value_t = 4)]
+    /// Bytes per ranged GET, in MiB (`range` mode; the same default as `pull`).
+    #[arg(long, default_value_t = 2)]
     range_mib: u64,
     /// Ranged GETs in flight per file (`range` mode).
     #[arg(long, default_value_t = 4)]

@@ -195,7 +195,7 @@ impl Default for LoadOptions {
         Self {
             allow_disk_plaintext: false,
             pinned_manifest_digest: None,
-            range_segments: 4,
+            range_segments: 2,
             read_ahead: 4,
             file_concurrency: 2,
             range_attempts: 4,

@@ -83,6 +83,15 @@ pub(crate) async fn get_range_retrying(
     }
 }
 
+/// Permits for CPU-bound work (segment decryption): one per available core.
+fn cpu_permits() -> Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    Arc::clone(PERMITS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Arc::new(tokio::sync::Semaphore::new(n))
+    }))
+}
+
 /// Aborts a spawned task when dropped (a failed file stops its in-flight ranges).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -209,22 +218,27 @@ pub(crate) async fn decrypt_file(
             let sink = sink.clone();
             let p = path.clone();
             let offset = params.plaintext_offset(first);
-            tokio::task::spawn_blocking(move || -> Result<Bytes, LoadError> {
-                let mut buf = into_mut(bytes);
-                let n = c
-                    .open_segments(first, total, &mut buf)
-                    .map_err(|_| LoadError::DecryptionFailed { path: p.clone() })?;
-                buf.truncate(n);
-                if let Some(f) = &sink {
-                    f.write_all_at(&buf, offset)
-                        .map_err(|e| LoadError::Destination {
-                            path: p.clone(),
-                            reason: "cannot write staging file",
-                            source: Some(e),
-                        })?;
-                }
-                Ok(buf.freeze())
-            })
+            async move {
+                // At most one decryption per core at a time: more only adds context switches.
+                let _permit = cpu_permits().acquire_owned().await.ok();
+                tokio::task::spawn_blocking(move || -> Result<Bytes, LoadError> {
+                    let mut buf = into_mut(bytes);
+                    let n = c
+                        .open_segments(first, total, &mut buf)
+                        .map_err(|_| LoadError::DecryptionFailed { path: p.clone() })?;
+                    buf.truncate(n);
+                    if let Some(f) = &sink {
+                        f.write_all_at(&buf, offset)
+                            .map_err(|e| LoadError::Destination {
+                                path: p.clone(),
+                                reason: "cannot write staging file",
+                                source: Some(e),
+                            })?;
+                    }
+                    Ok(buf.freeze())
+                })
+                .await
+            }
         }
     };
 
