@@ -15,7 +15,6 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use secure_model_core::crypto::DataKey;
@@ -251,25 +250,6 @@ async fn silent_endpoint_times_out_as_unavailable() {
     assert!(t.connect_timeout().is_some());
 }
 
-fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push((
-                    e.path().strip_prefix(dir).unwrap().display().to_string(),
-                    std::fs::read(e.path()).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test]
 async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     let Some(m) = start_moto() else { return };
@@ -282,7 +262,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         .await
         .unwrap();
     let f = common::packed(&common::example_model(), Default::default()).await;
-    let before = tree_bytes(&f.pkg_dir);
+    let before = servers::walk(&f.pkg_dir);
     let kms_p = kms(&c, "alias/rotation");
     // The KBS recipient: the publisher wraps with the KEK it uploads as a KBS resource.
     let kek = secure_model_core::crypto::Kek::generate().unwrap();
@@ -314,7 +294,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         ["aws-kms:alias/rotation", "kbs:kbs:///default/key/rotation"]
     );
 
-    let after = tree_bytes(&f.pkg_dir);
+    let after = servers::walk(&f.pkg_dir);
     assert_eq!(
         before.iter().map(|(p, _)| p).collect::<Vec<_>>(),
         after.iter().map(|(p, _)| p).collect::<Vec<_>>()
@@ -361,8 +341,8 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         .await
         .unwrap();
     assert_eq!(
-        tree_bytes(&dest_kbs.path().join("m")),
-        tree_bytes(&common::example_model())
+        servers::walk(&dest_kbs.path().join("m")),
+        servers::walk(&common::example_model())
     );
 
     // Pull through the KMS recipient.
@@ -371,7 +351,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     let loader = Loader::new(f.trusted(), vec![kms_p.clone()]);
     let rep = loader.pull(f.store.clone(), &out).await.unwrap();
     assert_eq!(rep.files, 8);
-    assert_eq!(tree_bytes(&out), tree_bytes(&common::example_model()));
+    assert_eq!(servers::walk(&out), servers::walk(&common::example_model()));
 
     // The removed local KEK is no longer a recipient.
     let e = f

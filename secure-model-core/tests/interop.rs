@@ -18,20 +18,6 @@ use secure_model_core::crypto::DataKey;
 
 mod common;
 
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live Python interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs tink and model-signing), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
-}
-
 fn tink(
     py: &PathBuf,
     op: &str,
@@ -62,7 +48,7 @@ fn tink(
 
 #[test]
 fn tink_python_both_directions() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python() else { return };
     let dir = tempfile::tempdir().unwrap();
     for seg in [4096u32, 1 << 20] {
         let p = StreamParams::new(seg).unwrap();
@@ -146,7 +132,7 @@ fn tink_python_both_directions() {
 
 #[tokio::test]
 async fn upstream_model_signing_accepts_the_pulled_directory() {
-    let Some(py) = python() else { return };
+    let Some(py) = common::python() else { return };
     let f = common::packed(&common::example_model(), Default::default()).await;
     let dest = common::shm_dir();
     let model = dest.path().join("tiny-model");

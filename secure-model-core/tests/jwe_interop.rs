@@ -17,20 +17,6 @@ use secure_model_core::jwe::{DecryptionKey, EncryptionKey, Jwe};
 
 mod common;
 
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live Python interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh, \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
-}
-
 fn py(py: &Path, args: &[&str]) {
     let out = Command::new(py)
         .arg(common::repo().join("tests/py/jwe_jwcrypto.py"))
@@ -102,7 +88,9 @@ fn cases(dir: &Path) -> Vec<Case> {
 
 #[test]
 fn jwcrypto_to_us_and_us_to_jwcrypto() {
-    let Some(python) = python() else { return };
+    let Some(python) = common::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let plain = common::bytes(3, 5000);
     let plain_file = dir.path().join("plain");
