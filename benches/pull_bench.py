@@ -465,16 +465,19 @@ http {{
 
     def uploads(self, tag, model, rounds, plain=True):
         """(5): plain upload and pack, interleaved; round 0 is kept as the download source."""
+        size = sum(p.stat().st_size for p in model_files(model))
         for r in range(rounds):
             sfx = "" if r == 0 else f"-scratch{r}"
             if plain:
                 m = measure([self.bin / "plain_put", model, f"s3://{BUCKET}/{tag}/plain{sfx}"],
                             self.env, self.servers)
+                m.bytes = size
                 self.record(f"5a:{tag}", m)
             m = measure(
                 [self.bin / "secure-model", "pack", model, f"s3://{BUCKET}/{tag}/pkg{sfx}",
                  "--signing-key", self.sk, "--recipient", f"local:{self.kek}", "--json"],
                 self.env, self.servers)
+            m.bytes = size
             self.record(f"5b:{tag}", m)
             if r > 0:
                 s3_delete_prefix(self.s3, f"{tag}/plain{sfx}/")
@@ -666,13 +669,9 @@ http {{
 
         sizes = {}
         for key, ms in self.results.items():
-            row, tag = key.split(":")
-            if row.startswith("5"):
-                model = self.cache / f"model-{tag[1:]}"
-                nbytes = sum(p.stat().st_size for p in model_files(model))
-            else:
-                nbytes = None
-            sizes[key] = stats(ms, nbytes)
+            # Every measurement carries the plaintext bytes it moved (the big model may be
+            # deleted by now).
+            sizes[key] = stats(ms)
 
         L = []
         L.append(f"# secure-model pull benchmark ({'smoke' if a.smoke else 'full'})\n")
