@@ -405,10 +405,15 @@ async fn tampered_file_wrong_key_collision_and_cap_publish_nothing() {
     // One good file, one tampered: the good one must not be published either.
     let d = Download::new(&[("a.bin.jwe", b"aaaa", true), ("b.bin.jwe", b"bbbb", true)]);
     let p = d.src.path().join("b.bin.jwe");
-    let mut text = std::fs::read_to_string(&p).unwrap();
-    let last = text.pop().unwrap();
-    text.push(if last == 'A' { 'B' } else { 'A' });
-    std::fs::write(&p, text).unwrap();
+    // Flip one bit of the tag and re-encode it canonically (changing the last base64url
+    // character could also produce a non-canonical encoding, refused as malformed instead).
+    let text = std::fs::read_to_string(&p).unwrap();
+    let (rest, tag) = text.trim_end().rsplit_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut tag = b64.decode(tag).unwrap();
+    tag[0] ^= 0x01;
+    std::fs::write(&p, format!("{rest}.{}", b64.encode(tag))).unwrap();
     let e = d
         .stage(&dest, &d.key(), &JweDownloadOptions::default())
         .await
