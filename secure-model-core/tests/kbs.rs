@@ -11,6 +11,7 @@
 
 mod common;
 mod kbs_server;
+mod servers;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -223,6 +224,58 @@ fn server_kind(e: KbsError) -> ServerErrorKind {
         KbsError::Server { kind, .. } => kind,
         other => panic!("expected a server error, got {other:?}"),
     }
+}
+
+/// The KBS behind TLS (nginx terminating HTTPS with a private CA): the client trusts exactly
+/// the configured CA bundle; system roots and another CA are refused; plain HTTP is refused
+/// unless allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_kbs_with_a_private_ca() {
+    let (_st, srv) = server_with(b"resource over tls").await;
+    let port: u16 = srv.url().rsplit(':').next().unwrap().parse().unwrap();
+    let tls = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = servers::tls_material(tls.path());
+    let Some(proxy) = servers::nginx_tls_proxy(port, &cert, &key) else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{}", proxy.port);
+    let path = ResourcePath::parse(RES).unwrap();
+    let got = KbsClient::builder(&url)
+        .with_ca_pem(std::fs::read(&ca).unwrap())
+        .with_attester(sample())
+        .build()
+        .unwrap()
+        .get_resource(&path)
+        .await
+        .unwrap();
+    assert_eq!(got.as_slice(), b"resource over tls");
+
+    // System roots do not know the private CA; another CA is not it either.
+    let e = KbsClient::builder(&url)
+        .with_attester(sample())
+        .build()
+        .unwrap()
+        .get_resource(&path)
+        .await
+        .unwrap_err();
+    assert!(!matches!(e, KbsError::Server { .. }), "{e:?}");
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = servers::tls_material(other.path());
+    let e = KbsClient::builder(&url)
+        .with_ca_pem(std::fs::read(&other_ca).unwrap())
+        .with_attester(sample())
+        .build()
+        .unwrap()
+        .get_resource(&path)
+        .await
+        .unwrap_err();
+    assert!(!matches!(e, KbsError::Server { .. }), "{e:?}");
+
+    // Plain HTTP needs the explicit opt-in.
+    assert!(KbsClient::builder(srv.url())
+        .with_attester(sample())
+        .build()
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

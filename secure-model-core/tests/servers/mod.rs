@@ -353,6 +353,20 @@ pub fn tls_material(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// nginx serving `root` read-only (HTTP Range support), over TLS when `tls` is given.
 pub fn nginx(root: &Path, tls: Option<(&Path, &Path)>) -> Option<Server> {
+    nginx_with(&format!("root {}; location / {{ }}", root.display()), tls)
+}
+
+/// nginx terminating TLS in front of `http://127.0.0.1:upstream` (a reverse proxy).
+pub fn nginx_tls_proxy(upstream: u16, cert: &Path, key: &Path) -> Option<Server> {
+    nginx_with(
+        &format!(
+            "location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Host $host; }}"
+        ),
+        Some((cert, key)),
+    )
+}
+
+fn nginx_with(site: &str, tls: Option<(&Path, &Path)>) -> Option<Server> {
     let bin = tool("SECURE_MODEL_NGINX")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -373,10 +387,9 @@ http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{ {listen} root {}; location / {{ }} }}
+  server {{ {listen} {site} }}
 }}
-",
-        root.display()
+"
     );
     std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
     let mut cmd = Command::new(bin);
