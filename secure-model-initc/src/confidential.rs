@@ -15,7 +15,7 @@ use secure_model_core::kserve_jwe::{
     stage_download, JweDownloadOptions, ResourceKey, StagedDownload, DEFAULT_MAX_JWE_BYTES,
 };
 use secure_model_core::loader::{LoadOptions, Loader, LogProgress, StagedModel};
-use secure_model_core::storage::{open_location, StorageBackend, StorageError};
+use secure_model_core::storage::{open_location, StorageBackend};
 use secure_model_core::verify::TrustedKeys;
 
 use super::{bool_var, config, env, list_var, Failure};
@@ -49,11 +49,7 @@ pub(crate) fn enabled() -> Result<bool, Failure> {
 
 /// Whether `store` holds one of our packages (`manifest.sig`).
 async fn is_package(store: &dyn StorageBackend) -> Result<bool, Failure> {
-    match store.head(MANIFEST_OBJECT).await {
-        Ok(_) => Ok(true),
-        Err(StorageError::NotFound { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(secure_model_core::storage::exists(store, MANIFEST_OBJECT).await?)
 }
 
 /// Outside confidential mode only packages are served: a clear error for anything else

@@ -164,7 +164,7 @@ async fn get_streaming(store: Arc<dyn ObjectStore>, path: StorePath, file: File)
 }
 
 async fn run(a: Args) -> Result<()> {
-    secure_model_core::storage::install_crypto_provider();
+    secure_model_core::crypto::install_rustls_provider();
     std::fs::create_dir_all(&a.dest)
         .with_context(|| format!("cannot create {}", a.dest.display()))?;
     let backend = open_location(&a.src, false)?;

@@ -76,7 +76,7 @@ async fn upload(store: Arc<dyn StorageBackend>, key: String, path: PathBuf) -> R
 }
 
 async fn run(a: Args) -> Result<()> {
-    secure_model_core::storage::install_crypto_provider();
+    secure_model_core::crypto::install_rustls_provider();
     let store = open_location(&a.dest, true)?;
     let mut files = Vec::new();
     walk(&a.src, &a.src, &mut files)?;

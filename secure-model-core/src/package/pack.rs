@@ -302,14 +302,10 @@ pub async fn pack(
     }
     let files = scan_model_dir(model_dir)?;
     for object in [MANIFEST_OBJECT, KEYS_OBJECT] {
-        match store.head(object).await {
-            Ok(_) => {
-                return Err(PackError::PackageExists {
-                    location: store.location().to_string(),
-                })
-            }
-            Err(crate::storage::StorageError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        if crate::storage::exists(store, object).await? {
+            return Err(PackError::PackageExists {
+                location: store.location().to_string(),
+            });
         }
     }
     match pack_objects(model_dir, &files, store, signer, recipients, opts).await {

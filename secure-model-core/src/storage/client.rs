@@ -7,8 +7,6 @@ use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
 use super::{StorageEnv, StorageError};
 
-pub use crate::crypto::install_rustls_provider as install_crypto_provider;
-
 /// Variable naming a PEM bundle of extra trusted CAs for every backend.
 pub const CA_BUNDLE_VAR: &str = "SECURE_MODEL_CA_BUNDLE";
 /// Variable that permits plain `http://` for HTTP(S) package locations.
@@ -63,7 +61,7 @@ pub(crate) fn client_options(
     verify_var: Option<&str>,
     allow_http: bool,
 ) -> Result<ClientOptions, StorageError> {
-    install_crypto_provider();
+    crate::crypto::install_rustls_provider();
     let mut opts = ClientOptions::new()
         .with_allow_http(allow_http)
         .with_timeout(secs(env, "SECURE_MODEL_STORAGE_TIMEOUT_SECS", 60)?)

@@ -12,7 +12,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use client::{install_crypto_provider, ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
+pub use client::{ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
 pub use env::StorageEnv;
 pub use location::{open_location, open_location_with_env, PackageLocation, SECURE_SCHEMES};
 pub use object::ObjectStoreBackend;
@@ -144,6 +144,19 @@ impl StorageError {
             }
             _ => false,
         }
+    }
+}
+
+/// Whether `key` exists in `store`: `Ok(false)` only for "not found"; any other failure
+/// (access denied, network) is returned, never taken for absence.
+///
+/// # Errors
+/// The store's error other than [`StorageError::NotFound`].
+pub async fn exists(store: &dyn StorageBackend, key: &str) -> Result<bool, StorageError> {
+    match store.head(key).await {
+        Ok(_) => Ok(true),
+        Err(StorageError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -121,7 +121,7 @@ pub fn moto() -> Option<Server> {
 
 /// Creates a bucket on an S3 server that accepts unsigned requests (moto).
 pub async fn create_bucket_unsigned(endpoint: &str, bucket: &str) {
-    secure_model_core::storage::install_crypto_provider();
+    secure_model_core::crypto::install_rustls_provider();
     let r = reqwest::Client::new()
         .put(format!("{endpoint}/{bucket}"))
         .send()
@@ -223,7 +223,7 @@ pub fn fake_gcs() -> Option<Server> {
 /// Creates a bucket and uploads every file under `dir` to `prefix/` through fake-gcs-server's
 /// JSON API.
 pub async fn gcs_seed(server: &Server, bucket: &str, prefix: &str, dir: &Path) {
-    secure_model_core::storage::install_crypto_provider();
+    secure_model_core::crypto::install_rustls_provider();
     let c = reqwest::Client::new();
     let r = c
         .post(format!("{}/storage/v1/b?project=test", server.endpoint()))
