@@ -1,6 +1,6 @@
-//! Trustee KBS (RCAR 0.4.0), CDH and configfs-tsm: known answers recorded from a real Trustee
-//! KBS (`testdata/kbs/`), the protocol against an in-repo KBS test server, full pack → pull
-//! round trips, and configfs-tsm against an emulated kernel directory tree.
+//! Trustee KBS (RCAR 0.4.0) and CDH: known answers recorded from a real Trustee KBS
+//! (`testdata/kbs/`), the protocol against an in-repo KBS test server and full pack → pull
+//! round trips. TEE attesters (configfs-tsm, SEV-SNP) are tested in `attest.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,16 +14,13 @@ mod kbs_server;
 mod servers;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use secure_model_core::attest::{
-    AttestError, Attester, AttesterChoice, SampleAttester, TeeType, TsmAttester, TsmEmulation,
-};
+use secure_model_core::attest::{AttestError, Attester, AttesterChoice, SampleAttester, TeeType};
 use secure_model_core::crypto::{DataKey, Kek};
 use secure_model_core::jwe::{Jwe, JweError};
 use secure_model_core::keys::cdh::CdhClient;
@@ -629,120 +626,4 @@ async fn substituted_key_is_refused() {
         matches!(e, KeyError::Kbs(KbsError::NotAKey { .. })),
         "{e:?}"
     );
-}
-
-// ---------------------------------------------------------------- configfs-tsm emulation
-
-/// Behaves like the kernel's configfs-tsm entry: attribute files appear on mkdir, `outblob`
-/// is produced when `inblob` is written and `generation` counts writes; `extra_writes` lets a
-/// "concurrent writer" bump the generation further.
-#[derive(Debug)]
-struct FakeKernel {
-    provider: &'static str,
-    extra_writes: AtomicU64,
-}
-
-impl FakeKernel {
-    fn new(provider: &'static str) -> Arc<Self> {
-        Arc::new(Self {
-            provider,
-            extra_writes: AtomicU64::new(0),
-        })
-    }
-}
-
-impl TsmEmulation for FakeKernel {
-    fn after_mkdir(&self, entry: &Path) -> std::io::Result<()> {
-        std::fs::write(entry.join("provider"), format!("{}\n", self.provider))?;
-        std::fs::write(entry.join("generation"), "0\n")
-    }
-    fn after_write_inblob(&self, entry: &Path) -> std::io::Result<()> {
-        let inblob = std::fs::read(entry.join("inblob"))?;
-        let mut out = b"QUOTE:".to_vec();
-        out.extend_from_slice(&inblob);
-        std::fs::write(entry.join("outblob"), out)?;
-        if self.provider == "sev_guest" {
-            std::fs::write(entry.join("auxblob"), b"CERTS")?;
-        }
-        let g: u64 = std::fs::read_to_string(entry.join("generation"))?
-            .trim()
-            .parse()
-            .unwrap();
-        let g = g + 1 + self.extra_writes.load(Ordering::SeqCst);
-        std::fs::write(entry.join("generation"), format!("{g}\n"))
-    }
-    fn before_rmdir(&self, entry: &Path) -> std::io::Result<()> {
-        for f in ["provider", "generation", "inblob", "outblob", "auxblob"] {
-            let _ = std::fs::remove_file(entry.join(f));
-        }
-        Ok(())
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configfs_tsm_tdx_evidence_is_padded_quote_and_entry_removed() {
-    let root = tempfile::tempdir().unwrap();
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::new("tdx_guest")).unwrap();
-    assert_eq!(a.tee(), TeeType::Tdx);
-    let rd = [0xabu8; 48];
-    let ev = a.evidence(&rd).await.unwrap();
-    let quote = STANDARD.decode(ev["quote"].as_str().unwrap()).unwrap();
-    let mut expected = b"QUOTE:".to_vec();
-    expected.extend_from_slice(&rd);
-    expected.extend_from_slice(&[0u8; 16]);
-    assert_eq!(quote, expected, "report data zero-padded to 64 bytes");
-    assert_eq!(
-        ev.as_object().unwrap().len(),
-        1,
-        "no event log in the emulation: {ev}"
-    );
-    assert!(common::entries(root.path()).is_empty(), "entry removed");
-    assert!(matches!(
-        a.evidence(&[0u8; 65]).await,
-        Err(AttestError::ReportDataTooLong { len: 65 })
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configfs_tsm_generation_race_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let k = FakeKernel::new("tdx_guest");
-    let a = TsmAttester::open_emulated(root.path(), k.clone()).unwrap();
-    k.extra_writes.store(1, Ordering::SeqCst);
-    let e = a.evidence(&[1u8; 48]).await.unwrap_err();
-    assert!(
-        matches!(
-            e,
-            AttestError::ConcurrentWriter {
-                before: 0,
-                after: 2,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(
-        common::entries(root.path()).is_empty(),
-        "entry removed after failure"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configfs_tsm_snp_report_and_other_providers() {
-    let root = tempfile::tempdir().unwrap();
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::new("sev_guest")).unwrap();
-    assert_eq!(a.tee(), TeeType::Snp);
-    let r = a.report(&[2u8; 64]).unwrap();
-    assert_eq!(r.provider, "sev_guest");
-    assert_eq!(&r.outblob[..6], b"QUOTE:");
-    assert_eq!(r.auxblob.as_deref(), Some(&b"CERTS"[..]));
-    assert!(matches!(
-        a.evidence(&[0; 48]).await,
-        Err(AttestError::Unsupported { .. })
-    ));
-    let e = TsmAttester::open_emulated(root.path(), FakeKernel::new("mystery_guest")).unwrap_err();
-    assert!(matches!(e, AttestError::Interface { .. }), "{e:?}");
-    let e = TsmAttester::open(root.path().join("absent")).unwrap_err();
-    assert!(matches!(e, AttestError::Io { step: "mkdir", .. }), "{e:?}");
-    assert!(common::entries(root.path()).is_empty());
 }

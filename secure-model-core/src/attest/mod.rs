@@ -1,21 +1,25 @@
 //! TEE attestation: owns producing evidence that binds caller-chosen report data, in the JSON
 //! shapes the Trustee verifiers expect. Knows nothing of KBS sessions, keys or packages.
 //!
-//! Attesters: [`SampleAttester`] (no TEE; development and tests only, refused unless allowed)
-//! and [`TsmAttester`] (Linux configfs-tsm: Intel TDX today; the generic report mechanics also
-//! serve SEV-SNP and Arm CCA, whose evidence encodings are not implemented yet and are refused
-//! with [`AttestError::Unsupported`]). [`detect`] picks one, or an explicit choice
-//! ([`AttesterChoice`]) overrides detection. See `docs/attestation.md`.
+//! Attesters: [`SampleAttester`] (no TEE; development and tests only, refused unless allowed),
+//! [`TsmAttester`] (Linux configfs-tsm, 6.7+: Intel TDX, AMD SEV-SNP and Arm CCA) and
+//! [`SevGuestAttester`] (AMD SEV-SNP through `/dev/sev-guest` on older kernels; the ioctl is
+//! the `secure-model-sev-guest` crate, the only one with `unsafe` code). [`detect`] picks
+//! one, or an explicit choice ([`AttesterChoice`]) overrides detection. Evidence shapes:
+//! TDX `{"quote", "cc_eventlog"}` (base64), SNP `{"attestation_report", "cert_chain"}` (the
+//! `sev` crate's serde types), CCA `{"token"}` (bytes). See `docs/attestation.md`.
 
 mod sample;
+mod snp;
 mod tsm;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use sample::SampleAttester;
+pub use snp::{parse_cert_table, snp_evidence, SevGuestAttester, MAX_CERT_TABLE, SNP_REPORT_LEN};
 pub use tsm::{TsmAttester, TsmEmulation, TsmReport, DEFAULT_TSM_ROOT};
 
 /// Largest report data any TEE accepts (TDX `REPORTDATA`, SNP `REPORT_DATA`).
@@ -46,9 +50,10 @@ impl TeeType {
         }
     }
 
-    /// Whether report data is zero-padded to 64 bytes for this TEE (TDX and SNP).
+    /// Whether report data is zero-padded to 64 bytes for this TEE (TDX, SNP and CCA,
+    /// whose challenge is 64 bytes).
     pub fn pads_report_data(self) -> bool {
-        matches!(self, TeeType::Tdx | TeeType::Snp)
+        matches!(self, TeeType::Tdx | TeeType::Snp | TeeType::Cca)
     }
 }
 
@@ -110,8 +115,15 @@ pub enum AttestError {
         /// What.
         what: &'static str,
     },
+    /// `/dev/sev-guest` failed.
+    #[error("SEV-SNP guest device")]
+    SevGuest {
+        /// Cause.
+        #[source]
+        source: Box<secure_model_sev_guest::SevGuestError>,
+    },
     /// An explicit attester name is unknown.
-    #[error("unknown attester {name:?} (known: auto, sample, tsm, tdx)")]
+    #[error("unknown attester {name:?} (known: auto, sample, tsm, tdx, snp, cca, sev-guest, tsm:<dir>, sev-guest:<device>)")]
     UnknownAttester {
         /// The name given.
         name: String,
@@ -141,13 +153,22 @@ pub enum AttesterChoice {
     Auto,
     /// The sample attester (needs `allow_sample`).
     Sample,
-    /// configfs-tsm at the given root.
+    /// configfs-tsm at the given root, whatever TEE it reports.
     Tsm(PathBuf),
+    /// This TEE, where it lives: TDX and CCA through configfs-tsm at [`DEFAULT_TSM_ROOT`];
+    /// SNP through configfs-tsm when present, else `/dev/sev-guest`. Fails when the machine
+    /// has another TEE.
+    Tee(TeeType),
+    /// SEV-SNP through this guest device (normally [`DEFAULT_SEV_GUEST`]).
+    SevGuest(PathBuf),
 }
 
+/// The SEV-SNP guest device.
+pub const DEFAULT_SEV_GUEST: &str = secure_model_sev_guest::DEFAULT_DEVICE;
+
 impl AttesterChoice {
-    /// Parses `auto`, `sample`, `tsm`, `tdx` (configfs-tsm at the default root) or
-    /// `tsm:/path/to/report/root`.
+    /// Parses `auto`, `sample`, `tsm` (configfs-tsm at the default root), `tdx`, `snp`,
+    /// `cca`, `sev-guest`, `tsm:/path/to/report/root` or `sev-guest:/path/to/device`.
     ///
     /// # Errors
     /// [`AttestError::UnknownAttester`].
@@ -155,13 +176,28 @@ impl AttesterChoice {
         match s {
             "" | "auto" => Ok(Self::Auto),
             "sample" => Ok(Self::Sample),
-            "tsm" | "tdx" => Ok(Self::Tsm(PathBuf::from(DEFAULT_TSM_ROOT))),
-            other => match other.strip_prefix("tsm:") {
-                Some(p) if !p.is_empty() => Ok(Self::Tsm(PathBuf::from(p))),
-                _ => Err(AttestError::UnknownAttester {
-                    name: other.chars().take(64).collect(),
-                }),
-            },
+            "tsm" => Ok(Self::Tsm(PathBuf::from(DEFAULT_TSM_ROOT))),
+            "tdx" => Ok(Self::Tee(TeeType::Tdx)),
+            "snp" => Ok(Self::Tee(TeeType::Snp)),
+            "cca" => Ok(Self::Tee(TeeType::Cca)),
+            "sev-guest" => Ok(Self::SevGuest(PathBuf::from(DEFAULT_SEV_GUEST))),
+            other => {
+                let path = |prefix: &str| {
+                    other
+                        .strip_prefix(prefix)
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from)
+                };
+                if let Some(p) = path("tsm:") {
+                    Ok(Self::Tsm(p))
+                } else if let Some(p) = path("sev-guest:") {
+                    Ok(Self::SevGuest(p))
+                } else {
+                    Err(AttestError::UnknownAttester {
+                        name: other.chars().take(64).collect(),
+                    })
+                }
+            }
         }
     }
 
@@ -169,38 +205,57 @@ impl AttesterChoice {
     /// is never chosen by [`AttesterChoice::Auto`].
     ///
     /// # Errors
-    /// [`AttestError::SampleNotAllowed`], [`AttestError::NoTee`], interface errors.
+    /// [`AttestError::SampleNotAllowed`], [`AttestError::NoTee`] (also when the machine's
+    /// TEE is not the one asked for), interface errors.
     pub fn build(&self, allow_sample: bool) -> Result<Arc<dyn Attester>, AttestError> {
         match self {
             AttesterChoice::Auto => detect(),
             AttesterChoice::Sample => Ok(Arc::new(SampleAttester::new(allow_sample)?)),
             AttesterChoice::Tsm(root) => Ok(Arc::new(TsmAttester::open(root)?)),
+            AttesterChoice::SevGuest(dev) => Ok(Arc::new(SevGuestAttester::open(dev)?)),
+            AttesterChoice::Tee(tee) => {
+                let found = detect_at(Path::new(DEFAULT_TSM_ROOT), Path::new(DEFAULT_SEV_GUEST));
+                match found {
+                    Ok(a) if a.tee() == *tee => Ok(a),
+                    Ok(a) => Err(AttestError::NoTee {
+                        probed: format!(
+                            "{tee} was asked for, but this machine attests as {}",
+                            a.tee()
+                        ),
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
         }
     }
 }
 
 /// Probes, in order: configfs-tsm at [`DEFAULT_TSM_ROOT`] (creates and removes a probe entry
-/// to read its `provider`), then `/dev/sev-guest` (recognised, not supported by this build).
-/// Never selects the sample attester.
+/// to read its `provider`: TDX, SNP or CCA), then [`DEFAULT_SEV_GUEST`] (SNP on kernels
+/// before configfs-tsm). Never selects the sample attester.
 ///
 /// # Errors
 /// [`AttestError::NoTee`] naming every path probed.
 pub fn detect() -> Result<Arc<dyn Attester>, AttestError> {
-    let root = PathBuf::from(DEFAULT_TSM_ROOT);
-    if root.is_dir() {
-        return Ok(Arc::new(TsmAttester::open(&root)?));
+    detect_at(Path::new(DEFAULT_TSM_ROOT), Path::new(DEFAULT_SEV_GUEST))
+}
+
+fn detect_at(tsm_root: &Path, sev_guest: &Path) -> Result<Arc<dyn Attester>, AttestError> {
+    if tsm_root.is_dir() {
+        return Ok(Arc::new(TsmAttester::open(tsm_root)?));
     }
-    if std::path::Path::new("/dev/sev-guest").exists() {
-        return Err(AttestError::Unsupported {
-            what: "AMD SEV-SNP through /dev/sev-guest (no configfs-tsm on this kernel)",
-        });
+    if sev_guest.exists() {
+        return Ok(Arc::new(SevGuestAttester::open(sev_guest)?));
     }
     Err(AttestError::NoTee {
-        probed: format!("{DEFAULT_TSM_ROOT} (configfs-tsm), /dev/sev-guest"),
+        probed: format!(
+            "{} (configfs-tsm), {} (SEV-SNP guest device)",
+            tsm_root.display(),
+            sev_guest.display()
+        ),
     })
 }
 
-/// Zero-pads `data` to 64 bytes (TDX/SNP report data).
 pub(crate) fn pad64(data: &[u8]) -> Result<[u8; 64], AttestError> {
     let mut out = [0u8; 64];
     out.get_mut(..data.len())

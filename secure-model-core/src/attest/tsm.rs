@@ -16,7 +16,8 @@ use super::{pad64, AttestError, Attester, TeeType};
 pub const DEFAULT_TSM_ROOT: &str = "/sys/kernel/config/tsm/report";
 /// The CC event log ACPI table included in TDX evidence when readable.
 const CCEL_PATH: &str = "/sys/firmware/acpi/tables/data/CCEL";
-/// Largest `outblob`/`auxblob`/event log read (quotes are ~5-10 KiB, SNP cert chains ~5 KiB).
+/// Largest `outblob`/`auxblob`/event log read (quotes are ~5-10 KiB, SNP cert chains ~5 KiB,
+/// CCA tokens ~1-2 KiB).
 const MAX_BLOB: u64 = 4 * 1024 * 1024;
 /// Largest `provider`/`generation` read.
 const MAX_ATTR: u64 = 256;
@@ -267,19 +268,8 @@ impl Attester for TsmAttester {
     }
 
     async fn evidence(&self, report_data: &[u8]) -> Result<serde_json::Value, AttestError> {
-        match self.tee {
-            TeeType::Tdx => {}
-            TeeType::Snp => {
-                return Err(AttestError::Unsupported {
-                    what: "SEV-SNP evidence encoding (report + certificate chain in the sev crate's JSON shape)",
-                })
-            }
-            _ => {
-                return Err(AttestError::Unsupported {
-                    what: "Arm CCA evidence encoding",
-                })
-            }
-        }
+        // TDX, SNP and CCA all take 64 bytes: shorter report data is zero-padded, as the
+        // Trustee verifiers pad the expected value (CCA's driver wants 32..=64 bytes).
         let inblob = pad64(report_data)?;
         let me = self.clone();
         let report = tokio::task::spawn_blocking(move || me.report(&inblob))
@@ -287,6 +277,21 @@ impl Attester for TsmAttester {
             .map_err(|_| AttestError::Interface {
                 reason: "configfs-tsm report task was cancelled".into(),
             })??;
-        self.tdx_evidence(&report)
+        match self.tee {
+            TeeType::Tdx => self.tdx_evidence(&report),
+            TeeType::Snp => {
+                super::snp::snp_evidence(&report.outblob, report.auxblob.as_deref(), &inblob)
+            }
+            TeeType::Cca => Ok(cca_evidence(&report.outblob)),
+            TeeType::Sample => Err(AttestError::Unsupported {
+                what: "sample evidence through configfs-tsm",
+            }),
+        }
     }
+}
+
+/// Arm CCA evidence as guest-components' CCA attester emits it and Trustee's CCA verifier
+/// reads it: `{"token": [<CCA attestation token (CBOR) bytes as numbers>]}`.
+fn cca_evidence(token: &[u8]) -> serde_json::Value {
+    serde_json::json!({ "token": token })
 }

@@ -1,6 +1,7 @@
 //! A Trustee-KBS-like test server (RCAR 0.4.0, test code only) and a CDH stand-in. The server
 //! side is written independently of the client: it recomputes the canonical runtime data with
-//! its own key ordering and checks the sample evidence's report data against it.
+//! its own key ordering and checks the evidence's report data against it (sample, and the
+//! binding fields of TDX, SNP and CCA evidence: see `evidence_binds`).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,6 +24,7 @@ pub type CdhResources = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 #[derive(Default)]
 struct Session {
     nonce: String,
+    tee: String,
     tee_pubkey: Option<serde_json::Value>,
 }
 
@@ -85,8 +87,9 @@ async fn auth(State(st): State<Arc<KbsState>>, Json(req): Json<serde_json::Value
             &format!("Attestation error: RCAR handshake Auth failed: KBS Client Protocol Version Mismatch: expect =0.4.0 while the request is {version}"),
         );
     }
-    if req["tee"] != "sample" {
-        return kbs_error("AttestationError", "only the sample TEE is served here");
+    let tee = req["tee"].as_str().unwrap_or_default().to_owned();
+    if !["sample", "tdx", "snp", "cca"].contains(&tee.as_str()) {
+        return kbs_error("AttestationError", "unknown TEE");
     }
     let id = random_hex(16);
     let mut nonce = [0u8; 32];
@@ -96,6 +99,7 @@ async fn auth(State(st): State<Arc<KbsState>>, Json(req): Json<serde_json::Value
         id.clone(),
         Session {
             nonce: nonce.clone(),
+            tee,
             tee_pubkey: None,
         },
     );
@@ -144,13 +148,13 @@ async fn attest(
     let rt = &req["runtime-data"];
     let jwk = rt["tee-pubkey"].clone();
     let evidence = &req["tee-evidence"]["primary_evidence"];
-    let reported = STANDARD
-        .decode(evidence["report_data"].as_str().unwrap_or_default())
-        .unwrap_or_default();
     if rt["nonce"] != session.nonce.as_str()
-        || evidence["svn"] != "1"
         || !jwk.is_object()
-        || reported != expected_report_data(&session.nonce, &jwk)
+        || !evidence_binds(
+            &session.tee,
+            evidence,
+            &expected_report_data(&session.nonce, &jwk),
+        )
     {
         return kbs_error(
             "AttestationError",
@@ -161,6 +165,50 @@ async fn attest(
     session.tee_pubkey = Some(jwk.clone());
     st.tokens.lock().unwrap().insert(token.clone(), jwk);
     Json(serde_json::json!({"token": token})).into_response()
+}
+
+/// What the Trustee verifier checks of the binding, per TEE (signatures, TCB and policy are
+/// out of scope here: there is no TEE hardware to sign anything).
+/// - sample: `report_data` (base64) equals the 48-byte hash, `svn` is "1".
+/// - tdx: `quote` (base64) carries the hash zero-padded to 64 bytes at REPORTDATA (quote
+///   offset 568).
+/// - snp: `attestation_report` deserializes into the `sev` crate's `AttestationReport` (as
+///   Trustee's SNP verifier does) with `report_data` the padded hash and VMPL 0;
+///   `cert_chain` deserializes as `Option<Vec<CertTableEntry>>`.
+/// - cca: `token` (a byte array) contains the padded hash as its challenge.
+fn evidence_binds(tee: &str, evidence: &serde_json::Value, hash: &[u8]) -> bool {
+    let mut padded = hash.to_vec();
+    padded.resize(64, 0);
+    match tee {
+        "sample" => {
+            evidence["svn"] == "1"
+                && STANDARD
+                    .decode(evidence["report_data"].as_str().unwrap_or_default())
+                    .ok()
+                    .as_deref()
+                    == Some(hash)
+        }
+        "tdx" => {
+            STANDARD
+                .decode(evidence["quote"].as_str().unwrap_or_default())
+                .ok()
+                .and_then(|q| q.get(568..632).map(<[u8]>::to_vec))
+                .as_deref()
+                == Some(&padded[..])
+        }
+        "snp" => {
+            let report: Result<sev::firmware::guest::AttestationReport, _> =
+                serde_json::from_value(evidence["attestation_report"].clone());
+            let chain: Result<Option<Vec<sev::firmware::host::CertTableEntry>>, _> =
+                serde_json::from_value(evidence["cert_chain"].clone());
+            matches!(report, Ok(r) if r.report_data[..] == padded[..] && r.vmpl == 0)
+                && chain.is_ok()
+        }
+        "cca" => serde_json::from_value::<Vec<u8>>(evidence["token"].clone())
+            .map(|t| t.windows(64).any(|w| w == &padded[..]))
+            .unwrap_or(false),
+        _ => false,
+    }
 }
 
 async fn resource(

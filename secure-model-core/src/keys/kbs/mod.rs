@@ -342,7 +342,8 @@ impl KeyProvider for KbsKeyProvider {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct KbsSettings {
-    /// `SECURE_MODEL_ATTESTER`: `auto` (default), `sample`, `tsm`/`tdx`, `tsm:/root`.
+    /// `SECURE_MODEL_ATTESTER`: `auto` (default), `sample`, `tsm`, `tdx`, `snp`, `cca`,
+    /// `sev-guest`, `tsm:/root`, `sev-guest:/device` (see [`crate::attest::AttesterChoice`]).
     pub attester: Option<String>,
     /// `SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=1`: explicit opt-in for the sample attester.
     pub allow_sample: bool,

@@ -1,0 +1,564 @@
+//! TEE attesters without TEE hardware: configfs-tsm against a directory tree that behaves
+//! like the kernel's (`TsmEmulation`), producing quote-, report- and token-shaped blobs with
+//! the report data where the real TEEs put it: TDX quotes, SEV-SNP reports encoded by the
+//! `sev` crate (AMD's report layout, not ours) with certificate tables encoded by `sev`'s
+//! kernel-table writer, and CCA tokens. Each evidence shape then goes through the KBS
+//! protocol against the in-repo KBS test server, which checks the binding the way Trustee's
+//! verifiers read it (SNP: `sev`'s serde types). `/dev/sev-guest` is covered in the
+//! `secure-model-sev-guest` crate (real ioctl on a device that refuses it) and here for
+//! detection and errors.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
+
+mod common;
+mod kbs_server;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use secure_model_core::attest::{
+    parse_cert_table, snp_evidence, AttestError, Attester, AttesterChoice, SevGuestAttester,
+    TeeType, TsmAttester, TsmEmulation, SNP_REPORT_LEN,
+};
+use secure_model_core::keys::kbs::{KbsClient, ResourcePath, TeeKeyKind};
+use sev::firmware::guest::AttestationReport;
+use sev::firmware::host::{CertTableEntry, CertType, TcbVersion};
+use sev::parser::ByteParser as _;
+
+// ---------------------------------------------------------------- TEE-shaped blobs
+
+/// A TDX quote v4 shape: 48-byte header, 584-byte TD report body whose REPORTDATA is at body
+/// offset 520 (quote offset 568), then a short signature section.
+fn tdx_quote(inblob: &[u8]) -> Vec<u8> {
+    let mut q = vec![0u8; 48 + 584 + 4];
+    q[0..2].copy_from_slice(&4u16.to_le_bytes());
+    q[4..8].copy_from_slice(&0x81u32.to_le_bytes());
+    q[568..568 + inblob.len()].copy_from_slice(inblob);
+    q
+}
+
+/// An SEV-SNP report (version 3, Genoa) over `inblob` at `vmpl`, encoded by the `sev` crate.
+fn snp_report(inblob: &[u8], vmpl: u32) -> Vec<u8> {
+    let mut report_data = [0u8; 64];
+    report_data[..inblob.len()].copy_from_slice(inblob);
+    let r = AttestationReport {
+        version: 3,
+        guest_svn: 4,
+        vmpl,
+        sig_algo: 1,
+        current_tcb: TcbVersion::new(None, 9, 0, 23, 72),
+        reported_tcb: TcbVersion::new(None, 9, 0, 23, 72),
+        committed_tcb: TcbVersion::new(None, 9, 0, 23, 72),
+        launch_tcb: TcbVersion::new(None, 9, 0, 23, 72),
+        report_data,
+        measurement: [0x6d; 48],
+        host_data: [0x11; 32],
+        cpuid_fam_id: Some(0x19),
+        cpuid_mod_id: Some(0x11),
+        cpuid_step: Some(1),
+        chip_id: [0x5a; 64],
+        ..Default::default()
+    };
+    let bytes = r.to_bytes().unwrap().to_vec();
+    assert_eq!(bytes.len(), SNP_REPORT_LEN);
+    bytes
+}
+
+/// A certificate table as the kernel hands it over, written by `sev`'s own encoder.
+fn sev_cert_table(types: &[CertType]) -> Vec<u8> {
+    let entries: Vec<CertTableEntry> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| CertTableEntry::new(t.clone(), vec![0x30, 0x82, i as u8, 0xff]))
+        .collect();
+    CertTableEntry::cert_table_to_vec_bytes(&entries).unwrap()
+}
+
+/// A CCA-token-shaped blob: a CBOR tag (399, CCA token collection) around opaque bytes that
+/// include the 64-byte challenge, as the RMM puts it in the realm token.
+fn cca_token(inblob: &[u8]) -> Vec<u8> {
+    let mut t = vec![0xd9, 0x01, 0x8f, 0xa2, 0x19, 0xac, 0xca, 0x58, 0x40];
+    t.extend_from_slice(inblob);
+    t.extend_from_slice(&[0x19, 0xac, 0xd1, 0x43, 1, 2, 3]);
+    t
+}
+
+// ---------------------------------------------------------------- configfs-tsm emulation
+
+type Producer = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
+/// Behaves like the kernel's configfs-tsm entry: attribute files appear on mkdir, `outblob`
+/// (and `auxblob` for SNP) are produced when `inblob` is written and `generation` counts
+/// writes; `extra_writes` lets a "concurrent writer" bump the generation further.
+struct FakeKernel {
+    provider: &'static str,
+    outblob: Producer,
+    auxblob: Option<Vec<u8>>,
+    extra_writes: AtomicU64,
+}
+
+impl std::fmt::Debug for FakeKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeKernel")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeKernel {
+    fn with(provider: &'static str, outblob: Producer, auxblob: Option<Vec<u8>>) -> Arc<Self> {
+        Arc::new(Self {
+            provider,
+            outblob,
+            auxblob,
+            extra_writes: AtomicU64::new(0),
+        })
+    }
+    fn tdx() -> Arc<Self> {
+        Self::with("tdx_guest", Box::new(tdx_quote), None)
+    }
+    fn snp(certs: Option<Vec<u8>>) -> Arc<Self> {
+        Self::with("sev_guest", Box::new(|i| snp_report(i, 0)), certs)
+    }
+    fn cca() -> Arc<Self> {
+        Self::with("arm_cca_guest", Box::new(cca_token), None)
+    }
+}
+
+impl TsmEmulation for FakeKernel {
+    fn after_mkdir(&self, entry: &Path) -> std::io::Result<()> {
+        std::fs::write(entry.join("provider"), format!("{}\n", self.provider))?;
+        std::fs::write(entry.join("generation"), "0\n")
+    }
+    fn after_write_inblob(&self, entry: &Path) -> std::io::Result<()> {
+        let inblob = std::fs::read(entry.join("inblob"))?;
+        if self.provider == "arm_cca_guest" && !(32..=64).contains(&inblob.len()) {
+            return Err(std::io::Error::from_raw_os_error(22));
+        }
+        std::fs::write(entry.join("outblob"), (self.outblob)(&inblob))?;
+        if let Some(aux) = &self.auxblob {
+            std::fs::write(entry.join("auxblob"), aux)?;
+        }
+        let g: u64 = std::fs::read_to_string(entry.join("generation"))?
+            .trim()
+            .parse()
+            .unwrap();
+        let g = g + 1 + self.extra_writes.load(Ordering::SeqCst);
+        std::fs::write(entry.join("generation"), format!("{g}\n"))
+    }
+    fn before_rmdir(&self, entry: &Path) -> std::io::Result<()> {
+        for f in ["provider", "generation", "inblob", "outblob", "auxblob"] {
+            let _ = std::fs::remove_file(entry.join(f));
+        }
+        Ok(())
+    }
+}
+
+/// An error and its sources, joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+fn padded(rd: &[u8]) -> Vec<u8> {
+    let mut p = rd.to_vec();
+    p.resize(64, 0);
+    p
+}
+
+// ---------------------------------------------------------------- TDX
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_tdx_evidence_is_padded_quote_and_entry_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::tdx()).unwrap();
+    assert_eq!(a.tee(), TeeType::Tdx);
+    let rd = [0xabu8; 48];
+    let ev = a.evidence(&rd).await.unwrap();
+    let quote = STANDARD.decode(ev["quote"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        quote,
+        tdx_quote(&padded(&rd)),
+        "report data zero-padded to 64"
+    );
+    assert_eq!(
+        ev.as_object().unwrap().len(),
+        1,
+        "no event log in the emulation: {ev}"
+    );
+    assert!(common::entries(root.path()).is_empty(), "entry removed");
+    assert!(matches!(
+        a.evidence(&[0u8; 65]).await,
+        Err(AttestError::ReportDataTooLong { len: 65 })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_generation_race_is_refused() {
+    for k in [FakeKernel::tdx(), FakeKernel::snp(None), FakeKernel::cca()] {
+        let root = tempfile::tempdir().unwrap();
+        let a = TsmAttester::open_emulated(root.path(), k.clone()).unwrap();
+        k.extra_writes.store(1, Ordering::SeqCst);
+        let e = a.evidence(&[1u8; 48]).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AttestError::ConcurrentWriter {
+                    before: 0,
+                    after: 2,
+                    ..
+                }
+            ),
+            "{}: {e:?}",
+            k.provider
+        );
+        assert!(
+            common::entries(root.path()).is_empty(),
+            "entry removed after failure"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_unknown_provider_and_missing_root() {
+    let root = tempfile::tempdir().unwrap();
+    let k = FakeKernel::with("mystery_guest", Box::new(|i| i.to_vec()), None);
+    let e = TsmAttester::open_emulated(root.path(), k).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown configfs-tsm provider"),
+        "{e}"
+    );
+    let e = TsmAttester::open(root.path().join("absent")).unwrap_err();
+    assert!(matches!(e, AttestError::Io { step: "mkdir", .. }), "{e:?}");
+    assert!(common::entries(root.path()).is_empty());
+}
+
+// ---------------------------------------------------------------- SEV-SNP
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_snp_evidence_has_trustee_shape() {
+    let root = tempfile::tempdir().unwrap();
+    // The host's table lists ARK first; the evidence carries it sorted (VCEK, ASK, ARK order
+    // of `sev`'s CertType ordering is irrelevant to verifiers, which search by type).
+    let table = sev_cert_table(&[CertType::ARK, CertType::ASK, CertType::VCEK]);
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(Some(table))).unwrap();
+    assert_eq!(a.tee(), TeeType::Snp);
+    let rd = [0x42u8; 48];
+    let ev = a.evidence(&rd).await.unwrap();
+    assert!(common::entries(root.path()).is_empty(), "entry removed");
+
+    // Top level: exactly Trustee's SnpEvidence members.
+    let obj = ev.as_object().unwrap();
+    assert_eq!(
+        obj.keys().collect::<Vec<_>>(),
+        ["attestation_report", "cert_chain"]
+    );
+    // The report as sev's serde writes it: numbers, byte arrays as number arrays, TCB objects.
+    let r = &ev["attestation_report"];
+    assert_eq!(r["version"], 3);
+    assert_eq!(r["vmpl"], 0);
+    assert!(r["policy"].is_u64(), "{}", r["policy"]);
+    let rd_json: Vec<u8> = serde_json::from_value(r["report_data"].clone()).unwrap();
+    assert_eq!(rd_json, padded(&rd));
+    assert_eq!(r["measurement"].as_array().unwrap().len(), 48);
+    for tcb in ["current_tcb", "reported_tcb", "committed_tcb", "launch_tcb"] {
+        let t = r[tcb].as_object().unwrap();
+        for k in ["fmc", "bootloader", "tee", "snp", "microcode"] {
+            assert!(t.contains_key(k), "{tcb}.{k}: {}", r[tcb]);
+        }
+    }
+    assert_eq!(r["current_tcb"]["snp"], 23);
+    assert_eq!(r["signature"]["r"].as_array().unwrap().len(), 72);
+    assert_eq!(r["signature"]["s"].as_array().unwrap().len(), 72);
+    assert_eq!(r["cpuid_fam_id"], 0x19);
+    // Decoding the JSON with sev's types gives back the very report the "firmware" produced.
+    let back: AttestationReport = serde_json::from_value(r.clone()).unwrap();
+    assert_eq!(
+        back.to_bytes().unwrap().to_vec(),
+        snp_report(&padded(&rd), 0)
+    );
+
+    let chain = ev["cert_chain"].as_array().unwrap();
+    let types: Vec<&str> = chain
+        .iter()
+        .map(|c| c["cert_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 3);
+    for t in ["VCEK", "ASK", "ARK"] {
+        assert!(types.contains(&t), "{types:?}");
+    }
+    let vcek = chain.iter().find(|c| c["cert_type"] == "VCEK").unwrap();
+    let data: Vec<u8> = serde_json::from_value(vcek["data"].clone()).unwrap();
+    assert_eq!(data, vec![0x30, 0x82, 2, 0xff]);
+    let _: Vec<CertTableEntry> = serde_json::from_value(ev["cert_chain"].clone()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snp_cert_chain_is_null_without_a_vek() {
+    // No auxblob, an empty table, and a table without VCEK/VLEK (Trustee refuses a chain
+    // without one but fetches the VCEK from AMD KDS when the chain is null).
+    for certs in [
+        None,
+        Some(vec![0u8; 4096]),
+        Some(sev_cert_table(&[CertType::ASK, CertType::ARK])),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(certs)).unwrap();
+        let ev = a.evidence(&[1u8; 48]).await.unwrap();
+        assert!(ev["cert_chain"].is_null(), "{}", ev["cert_chain"]);
+    }
+    // VLEK counts as a VEK.
+    let root = tempfile::tempdir().unwrap();
+    let table = sev_cert_table(&[CertType::VLEK, CertType::ASK]);
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(Some(table))).unwrap();
+    let ev = a.evidence(&[1u8; 48]).await.unwrap();
+    assert_eq!(ev["cert_chain"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snp_reports_that_do_not_bind_or_do_not_parse_are_refused() {
+    let cases: Vec<(Arc<FakeKernel>, &str)> = vec![
+        (
+            FakeKernel::with("sev_guest", Box::new(|_| snp_report(&[9; 64], 0)), None),
+            "does not carry the report data",
+        ),
+        (
+            FakeKernel::with("sev_guest", Box::new(|i| snp_report(i, 2)), None),
+            "VMPL 2",
+        ),
+        (
+            FakeKernel::with(
+                "sev_guest",
+                Box::new(|i| snp_report(i, 0)[..1000].to_vec()),
+                None,
+            ),
+            "1000 bytes",
+        ),
+        (
+            FakeKernel::with(
+                "sev_guest",
+                Box::new(|i| {
+                    let mut r = snp_report(i, 0);
+                    r[0..4].copy_from_slice(&1u32.to_le_bytes());
+                    r
+                }),
+                None,
+            ),
+            "cannot be decoded",
+        ),
+        (
+            FakeKernel::snp(Some({
+                let mut t = sev_cert_table(&[CertType::VCEK]);
+                t[20..24].copy_from_slice(&0x10_0000u32.to_le_bytes());
+                t
+            })),
+            "outside",
+        ),
+    ];
+    for (k, what) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+        let e = a.evidence(&[3u8; 48]).await.unwrap_err();
+        assert!(e.to_string().contains(what), "{what}: {e}");
+        assert!(common::entries(root.path()).is_empty());
+    }
+}
+
+#[test]
+fn our_cert_table_parser_agrees_with_sevs_writer() {
+    let types = [
+        CertType::VCEK,
+        CertType::ASK,
+        CertType::ARK,
+        CertType::CRL,
+        CertType::OTHER(uuid::Uuid::from_u128(0x1234)),
+    ];
+    let table = sev_cert_table(&types);
+    let parsed = parse_cert_table(&table).unwrap();
+    assert_eq!(
+        parsed
+            .iter()
+            .map(|c| c.cert_type.clone())
+            .collect::<Vec<_>>(),
+        types
+    );
+    for (i, c) in parsed.iter().enumerate() {
+        assert_eq!(c.data, vec![0x30, 0x82, i as u8, 0xff]);
+    }
+    // Every truncation of a valid table is refused, never a panic.
+    for cut in 0..table.len() {
+        let _ = parse_cert_table(&table[..cut]);
+    }
+}
+
+#[test]
+fn snp_evidence_checks_the_report_it_is_given() {
+    let rd: [u8; 64] = padded(&[5u8; 48]).try_into().unwrap();
+    let ok = snp_evidence(&snp_report(&rd, 0), None, &rd).unwrap();
+    assert!(ok["cert_chain"].is_null());
+    let e = snp_evidence(&snp_report(&rd, 0), None, &[0u8; 64]).unwrap_err();
+    assert!(e.to_string().contains("does not carry"), "{e}");
+}
+
+// ---------------------------------------------------------------- Arm CCA
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configfs_tsm_cca_evidence_is_the_token_as_bytes() {
+    let root = tempfile::tempdir().unwrap();
+    let a = TsmAttester::open_emulated(root.path(), FakeKernel::cca()).unwrap();
+    assert_eq!(a.tee(), TeeType::Cca);
+    let rd = [0x77u8; 48];
+    let ev = a.evidence(&rd).await.unwrap();
+    assert_eq!(
+        ev.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["token"]
+    );
+    let token: Vec<u8> = serde_json::from_value(ev["token"].clone()).unwrap();
+    assert_eq!(token, cca_token(&padded(&rd)), "challenge padded to 64");
+    assert!(common::entries(root.path()).is_empty());
+    // A challenge shorter than the driver's 32-byte minimum is padded, so it is accepted.
+    a.evidence(&[1u8; 8]).await.unwrap();
+}
+
+// ---------------------------------------------------------------- through the KBS protocol
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
+    let st = Arc::new(kbs_server::KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert("default/key/m".into(), b"kek bytes".to_vec());
+    let srv = kbs_server::start_kbs(st.clone()).await;
+    let path = ResourcePath::parse("default/key/m").unwrap();
+    let table = sev_cert_table(&[CertType::VCEK, CertType::ASK, CertType::ARK]);
+    let foreign = FakeKernel::with("sev_guest", Box::new(|_| snp_report(&[0; 64], 0)), None);
+    for (k, ok) in [
+        (FakeKernel::tdx(), true),
+        (FakeKernel::snp(Some(table)), true),
+        (FakeKernel::cca(), true),
+        // A quote over other data: the server's binding check fails.
+        (
+            FakeKernel::with("tdx_guest", Box::new(|_| tdx_quote(&[0; 64])), None),
+            false,
+        ),
+        (foreign, false),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let provider = k.provider;
+        let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
+        let c = KbsClient::builder(srv.url())
+            .allow_http(true)
+            .with_attester(a)
+            .with_tee_key(TeeKeyKind::EcP256)
+            .build()
+            .unwrap();
+        let got = c.get_resource(&path).await;
+        if ok {
+            assert_eq!(got.unwrap().as_slice(), b"kek bytes", "{provider}");
+        } else {
+            // The foreign SNP report is caught by our own binding check before sending.
+            let e = chain(&got.unwrap_err());
+            assert!(
+                e.contains("Attest") || e.contains("does not carry"),
+                "{provider}: {e}"
+            );
+        }
+    }
+}
+
+/// Evidence produced elsewhere, replayed: well-formed SNP evidence over other report data.
+#[derive(Debug)]
+struct Replayed(serde_json::Value);
+
+#[async_trait::async_trait]
+impl Attester for Replayed {
+    fn tee(&self) -> TeeType {
+        TeeType::Snp
+    }
+    async fn evidence(&self, _: &[u8]) -> Result<serde_json::Value, AttestError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kbs_refuses_replayed_snp_evidence() {
+    let st = Arc::new(kbs_server::KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert("default/key/m".into(), b"kek bytes".to_vec());
+    let srv = kbs_server::start_kbs(st.clone()).await;
+    let other = [8u8; 64];
+    let ev = snp_evidence(&snp_report(&other, 0), None, &other).unwrap();
+    let c = KbsClient::builder(srv.url())
+        .allow_http(true)
+        .with_attester(Arc::new(Replayed(ev)))
+        .build()
+        .unwrap();
+    let path = ResourcePath::parse("default/key/m").unwrap();
+    let e = chain(&c.get_resource(&path).await.unwrap_err());
+    assert!(e.contains("Attest failed"), "{e}");
+}
+
+// ---------------------------------------------------------------- selection
+
+#[test]
+fn attester_choices_parse_and_fail_clearly() {
+    assert_eq!(
+        AttesterChoice::parse("snp").unwrap(),
+        AttesterChoice::Tee(TeeType::Snp)
+    );
+    assert_eq!(
+        AttesterChoice::parse("cca").unwrap(),
+        AttesterChoice::Tee(TeeType::Cca)
+    );
+    assert_eq!(
+        AttesterChoice::parse("sev-guest:/dev/x").unwrap(),
+        AttesterChoice::SevGuest("/dev/x".into())
+    );
+    assert!(matches!(
+        AttesterChoice::parse("sev-guest:"),
+        Err(AttestError::UnknownAttester { .. })
+    ));
+    let e = AttesterChoice::parse("sgx").unwrap_err().to_string();
+    assert!(e.contains("sev-guest") && e.contains("cca"), "{e}");
+    // This machine has no TEE: asking for one names what was probed.
+    if !Path::new("/sys/kernel/config/tsm/report").exists() && !Path::new("/dev/sev-guest").exists()
+    {
+        let e = AttesterChoice::Tee(TeeType::Snp).build(false).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/sys/kernel/config/tsm/report") && msg.contains("/dev/sev-guest"),
+            "{msg}"
+        );
+    }
+    let e = AttesterChoice::SevGuest("/nonexistent/sev-guest".into())
+        .build(false)
+        .unwrap_err();
+    assert!(matches!(e, AttestError::Io { step: "stat", .. }), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sev_guest_attester_reports_the_device_error() {
+    // /dev/null exists but is not the SEV guest device: the real ioctl is refused (ENOTTY)
+    // and the error chain names the device.
+    let a = SevGuestAttester::open("/dev/null").unwrap();
+    assert_eq!(a.tee(), TeeType::Snp);
+    let e = chain(&a.evidence(&[0u8; 48]).await.unwrap_err());
+    assert!(e.contains("SNP_GET_EXT_REPORT on /dev/null failed"), "{e}");
+}
