@@ -307,6 +307,49 @@ async fn configfs_tsm_snp_evidence_has_trustee_shape() {
     let _: Vec<CertTableEntry> = serde_json::from_value(ev["cert_chain"].clone()).unwrap();
 }
 
+/// The JSON we send (serialized by `sev` 8) must deserialize with the `sev` releases the
+/// verifiers were built with: 7.1 (Trustee pins a git revision of 7.1) and 6.3 (Trustee and
+/// guest-components before that), to the same report and certificates.
+#[test]
+fn snp_evidence_decodes_with_sev_7_and_6() {
+    let rd: [u8; 64] = padded(&[0x24u8; 48]).try_into().unwrap();
+    let raw = snp_report(&rd, 0);
+    let table = sev_cert_table(&[CertType::VCEK, CertType::ASK, CertType::ARK]);
+    let ev = snp_evidence(&raw, Some(&table), &rd).unwrap();
+
+    let r7: sev7::firmware::guest::AttestationReport =
+        serde_json::from_value(ev["attestation_report"].clone()).unwrap();
+    use sev7::parser::ByteParser as _;
+    assert_eq!(
+        r7.to_bytes().unwrap().to_vec(),
+        raw,
+        "sev 7.1 re-encodes the same report"
+    );
+    let c7: Option<Vec<sev7::firmware::host::CertTableEntry>> =
+        serde_json::from_value(ev["cert_chain"].clone()).unwrap();
+    let c7 = c7.unwrap();
+    assert_eq!(c7.len(), 3);
+    assert!(c7
+        .iter()
+        .any(|c| c.cert_type == sev7::firmware::host::CertType::VCEK
+            && c.data == [0x30, 0x82, 0, 0xff]));
+
+    let r6: sev6::firmware::guest::AttestationReport =
+        serde_json::from_value(ev["attestation_report"].clone()).unwrap();
+    assert_eq!(r6.report_data.0, rd);
+    assert_eq!(r6.measurement.0, [0x6d; 48]);
+    assert_eq!(r6.chip_id.0, [0x5a; 64]);
+    assert_eq!((r6.version, r6.vmpl, r6.guest_svn), (3, 0, 4));
+    assert_eq!(r6.current_tcb.snp, 23);
+    let c6: Option<Vec<sev6::firmware::host::CertTableEntry>> =
+        serde_json::from_value(ev["cert_chain"].clone()).unwrap();
+    assert!(c6
+        .unwrap()
+        .iter()
+        .any(|c| c.cert_type == sev6::firmware::host::CertType::ARK
+            && c.data == [0x30, 0x82, 2, 0xff]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snp_cert_chain_is_null_without_a_vek() {
     // No auxblob, an empty table, and a table without VCEK/VLEK (Trustee refuses a chain
