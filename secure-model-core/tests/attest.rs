@@ -47,6 +47,11 @@ fn tdx_quote(inblob: &[u8]) -> Vec<u8> {
 
 /// An SEV-SNP report (version 3, Genoa) over `inblob` at `vmpl`, encoded by the `sev` crate.
 fn snp_report(inblob: &[u8], vmpl: u32) -> Vec<u8> {
+    snp_report_with(inblob, vmpl, [0x11; 32])
+}
+
+/// As [`snp_report`] with the hypervisor-provided `HOST_DATA` (CoCo: the init-data digest).
+fn snp_report_with(inblob: &[u8], vmpl: u32, host_data: [u8; 32]) -> Vec<u8> {
     let mut report_data = [0u8; 64];
     report_data[..inblob.len()].copy_from_slice(inblob);
     let r = AttestationReport {
@@ -60,7 +65,7 @@ fn snp_report(inblob: &[u8], vmpl: u32) -> Vec<u8> {
         launch_tcb: TcbVersion::new(None, 9, 0, 23, 72),
         report_data,
         measurement: [0x6d; 48],
-        host_data: [0x11; 32],
+        host_data,
         cpuid_fam_id: Some(0x19),
         cpuid_mod_id: Some(0x11),
         cpuid_step: Some(1),
@@ -556,6 +561,85 @@ async fn kbs_refuses_replayed_snp_evidence() {
     let path = ResourcePath::parse("default/key/m").unwrap();
     let e = chain(&c.get_resource(&path).await.unwrap_err());
     assert!(e.contains("Attest failed"), "{e}");
+}
+
+/// init-data: sent as `{"format":"toml","body":…}`; the server (like Trustee) checks its
+/// SHA-256 against the SNP report's HOST_DATA, which the "hypervisor" set at launch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_data_is_sent_and_bound_to_snp_host_data() {
+    let st = Arc::new(kbs_server::KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert("default/key/m".into(), b"kek bytes".to_vec());
+    let srv = kbs_server::start_kbs(st.clone()).await;
+    let path = ResourcePath::parse("default/key/m").unwrap();
+    let toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"policy.rego\" = \"package agent_policy\"\n";
+    let measured: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, toml.as_bytes())
+        .as_ref()
+        .try_into()
+        .unwrap();
+    for (sent, ok) in [(toml, true), ("version = \"0.1.0\"\n", false)] {
+        let root = tempfile::tempdir().unwrap();
+        let k = FakeKernel::with(
+            "sev_guest",
+            Box::new(move |i| snp_report_with(i, 0, measured)),
+            None,
+        );
+        let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
+        let c = KbsClient::builder(srv.url())
+            .allow_http(true)
+            .with_attester(a)
+            .with_init_data(sent)
+            .build()
+            .unwrap();
+        let got = c.get_resource(&path).await;
+        assert_eq!(got.is_ok(), ok, "{sent:?}: {:?}", got.err());
+    }
+    let recorded = st.init_data.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        recorded,
+        serde_json::json!({"format": "toml", "body": toml})
+    );
+}
+
+/// `SECURE_MODEL_KBS_INITDATA` (through `KbsSettings`): the file's text is sent; a file that
+/// is not UTF-8 is a configuration error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_data_file_setting() {
+    use secure_model_core::keys::kbs::{client_from_settings, KbsSettings};
+    let st = Arc::new(kbs_server::KbsState::default());
+    st.resources
+        .lock()
+        .unwrap()
+        .insert("default/key/m".into(), b"kek bytes".to_vec());
+    let srv = kbs_server::start_kbs(st.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("initdata.toml");
+    std::fs::write(&file, "algorithm = \"sha384\"\n").unwrap();
+    let mut settings = KbsSettings::default();
+    settings.attester = Some("sample".into());
+    settings.allow_sample = true;
+    settings.allow_http = true;
+    settings.init_data_file = Some(file.clone());
+    let c = client_from_settings(&srv.url(), &settings).unwrap();
+    c.get_resource(&ResourcePath::parse("default/key/m").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        st.init_data.lock().unwrap().clone().unwrap()["body"],
+        "algorithm = \"sha384\"\n"
+    );
+    std::fs::write(&file, [0xff, 0xfe]).unwrap();
+    let e = chain(&client_from_settings(&srv.url(), &settings).unwrap_err());
+    assert!(e.contains("initdata.toml") && e.contains("UTF-8"), "{e}");
+    // Without the setting, init-data is null.
+    settings.init_data_file = None;
+    let c = client_from_settings(&srv.url(), &settings).unwrap();
+    c.get_resource(&ResourcePath::parse("default/key/m").unwrap())
+        .await
+        .unwrap();
+    assert!(st.init_data.lock().unwrap().clone().unwrap().is_null());
 }
 
 // ---------------------------------------------------------------- selection

@@ -39,6 +39,8 @@ pub struct KbsState {
     pub auths: AtomicUsize,
     pub attests: AtomicUsize,
     pub resource_gets: AtomicUsize,
+    /// The `init-data` of the last accepted attestation.
+    pub init_data: Mutex<Option<serde_json::Value>>,
 }
 
 impl KbsState {
@@ -155,12 +157,14 @@ async fn attest(
             evidence,
             &expected_report_data(&session.nonce, &jwk),
         )
+        || !init_data_binds(&session.tee, evidence, &req["init-data"])
     {
         return kbs_error(
             "AttestationError",
             "Attestation error: RCAR handshake Attest failed",
         );
     }
+    *st.init_data.lock().unwrap() = Some(req["init-data"].clone());
     let token = format!("test-token-{}", random_hex(8));
     session.tee_pubkey = Some(jwk.clone());
     st.tokens.lock().unwrap().insert(token.clone(), jwk);
@@ -209,6 +213,25 @@ fn evidence_binds(tee: &str, evidence: &serde_json::Value, hash: &[u8]) -> bool 
             .unwrap_or(false),
         _ => false,
     }
+}
+
+/// `init-data` is `null` or `{"format":"toml","body":…}`; for SNP, as Trustee does, the
+/// body's SHA-256 must equal the report's `HOST_DATA` (other TEEs: shape only).
+fn init_data_binds(tee: &str, evidence: &serde_json::Value, init: &serde_json::Value) -> bool {
+    if init.is_null() {
+        return true;
+    }
+    let (Some("toml"), Some(body)) = (init["format"].as_str(), init["body"].as_str()) else {
+        return false;
+    };
+    if tee != "snp" {
+        return true;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    serde_json::from_value::<sev::firmware::guest::AttestationReport>(
+        evidence["attestation_report"].clone(),
+    )
+    .is_ok_and(|r| r.host_data[..] == *digest.as_ref())
 }
 
 async fn resource(

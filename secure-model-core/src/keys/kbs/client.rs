@@ -59,6 +59,7 @@ pub struct KbsClientBuilder {
     key_kind: TeeKeyKind,
     passport: Option<Passport>,
     timeout: Duration,
+    init_data: Option<String>,
 }
 
 impl KbsClientBuilder {
@@ -91,6 +92,15 @@ impl KbsClientBuilder {
     /// no attestation is performed by this client.
     pub fn with_passport(mut self, passport: Passport) -> Self {
         self.passport = Some(passport);
+        self
+    }
+
+    /// Sends this init-data (TOML text) as the attest request's `init-data`
+    /// (`{"format":"toml","body":…}`). The verifier compares its digest with the value the
+    /// TEE measured at launch (SNP `HOST_DATA`, TDX `MRCONFIGID`, CCA realm personalization),
+    /// so the KBS policy can see the pod's init-data. Without it, `init-data` is `null`.
+    pub fn with_init_data(mut self, toml: impl Into<String>) -> Self {
+        self.init_data = Some(toml.into());
         self
     }
 
@@ -152,6 +162,7 @@ impl KbsClientBuilder {
             attester: self.attester,
             key_kind: self.key_kind,
             passport: self.passport,
+            init_data: self.init_data,
         })
     }
 }
@@ -165,6 +176,7 @@ pub struct KbsClient {
     attester: Option<Arc<dyn Attester>>,
     key_kind: TeeKeyKind,
     passport: Option<Passport>,
+    init_data: Option<String>,
 }
 
 enum Auth<'a> {
@@ -249,6 +261,7 @@ impl KbsClient {
             key_kind: TeeKeyKind::default(),
             passport: None,
             timeout: Duration::from_secs(60),
+            init_data: None,
         }
     }
 
@@ -306,7 +319,10 @@ impl KbsClient {
         evidence: serde_json::Value,
     ) -> Result<Zeroizing<String>, KbsError> {
         let body = kbs_types::Attestation {
-            init_data: None,
+            init_data: self.init_data.as_ref().map(|body| kbs_types::InitData {
+                format: "toml".into(),
+                body: body.clone(),
+            }),
             runtime_data: kbs_types::RuntimeData {
                 nonce: nonce.to_owned(),
                 tee_pubkey: key.tee_pubkey(),

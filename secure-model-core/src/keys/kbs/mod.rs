@@ -359,7 +359,13 @@ pub struct KbsSettings {
     pub tee_key_file: Option<PathBuf>,
     /// `CDH_ADDR`: the CDH base URL (default `http://127.0.0.1:8006`).
     pub cdh_addr: Option<String>,
+    /// `SECURE_MODEL_KBS_INITDATA`: a file with the pod's init-data TOML, sent as the attest
+    /// request's `init-data` (see [`KbsClientBuilder::with_init_data`]).
+    pub init_data_file: Option<PathBuf>,
 }
+
+/// Largest init-data file accepted (Kata caps the annotation far below this).
+const MAX_INIT_DATA: u64 = 256 * 1024;
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
@@ -378,6 +384,7 @@ impl KbsSettings {
             token_file: var("SECURE_MODEL_KBS_TOKEN_FILE").map(PathBuf::from),
             tee_key_file: var("SECURE_MODEL_KBS_TEE_KEY_FILE").map(PathBuf::from),
             cdh_addr: var("CDH_ADDR"),
+            init_data_file: var("SECURE_MODEL_KBS_INITDATA").map(PathBuf::from),
         }
     }
 }
@@ -495,6 +502,13 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
         (None, None) => {
             let choice = AttesterChoice::parse(settings.attester.as_deref().unwrap_or("auto"))
                 .map_err(KbsError::from)?;
+            if let Some(f) = &settings.init_data_file {
+                let toml = read(f, MAX_INIT_DATA)?;
+                let toml = String::from_utf8(toml.to_vec()).map_err(|_| KbsError::Config {
+                    reason: format!("init-data file {} is not UTF-8 text", f.display()),
+                })?;
+                b = b.with_init_data(toml);
+            }
             b = b.with_attester(choice.build(settings.allow_sample).map_err(KbsError::from)?);
         }
         _ => {
