@@ -28,7 +28,7 @@ use secure_model_core::attest::{
     parse_cert_table, snp_evidence, AttestError, Attester, AttesterChoice, SevGuestAttester,
     TeeType, TsmAttester, TsmEmulation, SNP_REPORT_LEN,
 };
-use secure_model_core::keys::kbs::{KbsClient, ResourcePath, TeeKeyKind};
+use secure_model_core::keys::kbs::{KbsClient, KbsClientBuilder, ResourcePath, TeeKeyKind};
 use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::{CertTableEntry, CertType, TcbVersion};
 use sev::parser::ByteParser as _;
@@ -484,15 +484,28 @@ async fn configfs_tsm_cca_evidence_is_the_token_as_bytes() {
 
 // ---------------------------------------------------------------- through the KBS protocol
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
+/// A KBS test server holding one resource, `default/key/m` = `kek bytes`.
+async fn kbs() -> (Arc<kbs_server::KbsState>, kbs_server::Server, ResourcePath) {
     let st = Arc::new(kbs_server::KbsState::default());
     st.resources
         .lock()
         .unwrap()
         .insert("default/key/m".into(), b"kek bytes".to_vec());
     let srv = kbs_server::start_kbs(st.clone()).await;
-    let path = ResourcePath::parse("default/key/m").unwrap();
+    (st, srv, ResourcePath::parse("default/key/m").unwrap())
+}
+
+/// A client of `srv` (plain HTTP on loopback, P-256 TEE key) attesting with `a`.
+fn client(srv: &kbs_server::Server, a: Arc<dyn Attester>) -> KbsClientBuilder {
+    KbsClient::builder(srv.url())
+        .allow_http(true)
+        .with_attester(a)
+        .with_tee_key(TeeKeyKind::EcP256)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
+    let (st, srv, path) = kbs().await;
     let table = sev_cert_table(&[CertType::VCEK, CertType::ASK, CertType::ARK]);
     let foreign = FakeKernel::with("sev_guest", Box::new(|_| snp_report(&[0; 64], 0)), None);
     for (k, ok) in [
@@ -509,12 +522,7 @@ async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
         let root = tempfile::tempdir().unwrap();
         let provider = k.provider;
         let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
-        let c = KbsClient::builder(srv.url())
-            .allow_http(true)
-            .with_attester(a)
-            .with_tee_key(TeeKeyKind::EcP256)
-            .build()
-            .unwrap();
+        let c = client(&srv, a).build().unwrap();
         let got = c.get_resource(&path).await;
         if ok {
             assert_eq!(got.unwrap().as_slice(), b"kek bytes", "{provider}");
@@ -527,6 +535,8 @@ async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
             );
         }
     }
+    // The foreign SNP report never left the pod: our own binding check refused it.
+    assert_eq!(st.attests.load(Ordering::SeqCst), 4);
 }
 
 /// Evidence produced elsewhere, replayed: well-formed SNP evidence over other report data.
@@ -545,35 +555,21 @@ impl Attester for Replayed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kbs_refuses_replayed_snp_evidence() {
-    let st = Arc::new(kbs_server::KbsState::default());
-    st.resources
-        .lock()
-        .unwrap()
-        .insert("default/key/m".into(), b"kek bytes".to_vec());
-    let srv = kbs_server::start_kbs(st.clone()).await;
+    let (st, srv, path) = kbs().await;
     let other = [8u8; 64];
     let ev = snp_evidence(&snp_report(&other, 0), None, &other).unwrap();
-    let c = KbsClient::builder(srv.url())
-        .allow_http(true)
-        .with_attester(Arc::new(Replayed(ev)))
-        .build()
-        .unwrap();
-    let path = ResourcePath::parse("default/key/m").unwrap();
+    let c = client(&srv, Arc::new(Replayed(ev))).build().unwrap();
     let e = chain(&c.get_resource(&path).await.unwrap_err());
     assert!(e.contains("Attest failed"), "{e}");
+    assert_eq!(st.attests.load(Ordering::SeqCst), 1);
+    assert_eq!(st.resource_gets.load(Ordering::SeqCst), 0);
 }
 
 /// init-data: sent as `{"format":"toml","body":…}`; the server (like Trustee) checks its
 /// SHA-256 against the SNP report's HOST_DATA, which the "hypervisor" set at launch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_data_is_sent_and_bound_to_snp_host_data() {
-    let st = Arc::new(kbs_server::KbsState::default());
-    st.resources
-        .lock()
-        .unwrap()
-        .insert("default/key/m".into(), b"kek bytes".to_vec());
-    let srv = kbs_server::start_kbs(st.clone()).await;
-    let path = ResourcePath::parse("default/key/m").unwrap();
+    let (st, srv, path) = kbs().await;
     let toml = "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"policy.rego\" = \"package agent_policy\"\n";
     let measured: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, toml.as_bytes())
         .as_ref()
@@ -587,12 +583,7 @@ async fn init_data_is_sent_and_bound_to_snp_host_data() {
             None,
         );
         let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
-        let c = KbsClient::builder(srv.url())
-            .allow_http(true)
-            .with_attester(a)
-            .with_init_data(sent)
-            .build()
-            .unwrap();
+        let c = client(&srv, a).with_init_data(sent).build().unwrap();
         let got = c.get_resource(&path).await;
         assert_eq!(got.is_ok(), ok, "{sent:?}: {:?}", got.err());
     }
@@ -608,12 +599,7 @@ async fn init_data_is_sent_and_bound_to_snp_host_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_data_file_setting() {
     use secure_model_core::keys::kbs::{client_from_settings, KbsSettings};
-    let st = Arc::new(kbs_server::KbsState::default());
-    st.resources
-        .lock()
-        .unwrap()
-        .insert("default/key/m".into(), b"kek bytes".to_vec());
-    let srv = kbs_server::start_kbs(st.clone()).await;
+    let (st, srv, path) = kbs().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("initdata.toml");
     std::fs::write(&file, "algorithm = \"sha384\"\n").unwrap();
@@ -623,9 +609,7 @@ async fn init_data_file_setting() {
     settings.allow_http = true;
     settings.init_data_file = Some(file.clone());
     let c = client_from_settings(&srv.url(), &settings).unwrap();
-    c.get_resource(&ResourcePath::parse("default/key/m").unwrap())
-        .await
-        .unwrap();
+    c.get_resource(&path).await.unwrap();
     assert_eq!(
         st.init_data.lock().unwrap().clone().unwrap()["body"],
         "algorithm = \"sha384\"\n"
@@ -636,9 +620,7 @@ async fn init_data_file_setting() {
     // Without the setting, init-data is null.
     settings.init_data_file = None;
     let c = client_from_settings(&srv.url(), &settings).unwrap();
-    c.get_resource(&ResourcePath::parse("default/key/m").unwrap())
-        .await
-        .unwrap();
+    c.get_resource(&path).await.unwrap();
     assert!(st.init_data.lock().unwrap().clone().unwrap().is_null());
 }
 
