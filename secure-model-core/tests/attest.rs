@@ -453,6 +453,28 @@ fn our_cert_table_parser_agrees_with_sevs_writer() {
     }
 }
 
+proptest::proptest! {
+    /// The host writes the certificate table: arbitrary bytes, and valid tables with any
+    /// entry field overwritten, give a result (usually an error), never a panic, and every
+    /// accepted certificate lies inside the table.
+    #[test]
+    fn cert_table_parser_never_panics(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+        at in 0usize..96,
+        value in proptest::num::u32::ANY,
+    ) {
+        let _ = parse_cert_table(&bytes);
+        let mut t = sev_cert_table(&[CertType::VCEK, CertType::ASK, CertType::ARK]);
+        let at = (at / 4) * 4;
+        t[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        if let Ok(entries) = parse_cert_table(&t) {
+            for e in entries {
+                proptest::prop_assert!(e.data.len() <= t.len());
+            }
+        }
+    }
+}
+
 #[test]
 fn snp_evidence_checks_the_report_it_is_given() {
     let rd: [u8; 64] = padded(&[5u8; 48]).try_into().unwrap();
