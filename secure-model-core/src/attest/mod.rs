@@ -231,8 +231,9 @@ impl AttesterChoice {
 }
 
 /// Probes, in order: configfs-tsm at [`DEFAULT_TSM_ROOT`] (creates and removes a probe entry
-/// to read its `provider`: TDX, SNP or CCA), then [`DEFAULT_SEV_GUEST`] (SNP on kernels
-/// before configfs-tsm). Never selects the sample attester.
+/// to read its `provider`: TDX, SNP or CCA; a configfs-tsm without a registered TEE driver,
+/// which refuses entries with `ENXIO`, is skipped), then [`DEFAULT_SEV_GUEST`] (SNP on
+/// kernels before configfs-tsm). Never selects the sample attester.
 ///
 /// # Errors
 /// [`AttestError::NoTee`] naming every path probed.
@@ -241,19 +242,33 @@ pub fn detect() -> Result<Arc<dyn Attester>, AttestError> {
 }
 
 fn detect_at(tsm_root: &Path, sev_guest: &Path) -> Result<Arc<dyn Attester>, AttestError> {
+    let mut tsm_note = "";
     if tsm_root.is_dir() {
-        return Ok(Arc::new(TsmAttester::open(tsm_root)?));
+        match TsmAttester::open(tsm_root) {
+            Ok(a) => return Ok(Arc::new(a)),
+            // configfs-tsm is loaded but no TEE driver registered a provider: the kernel
+            // refuses report entries with ENXIO. Not a TEE here; go on probing.
+            Err(e) if no_tsm_provider(&e) => tsm_note = ", present but without a TEE provider",
+            Err(e) => return Err(e),
+        }
     }
     if sev_guest.exists() {
         return Ok(Arc::new(SevGuestAttester::open(sev_guest)?));
     }
     Err(AttestError::NoTee {
         probed: format!(
-            "{} (configfs-tsm), {} (SEV-SNP guest device)",
+            "{} (configfs-tsm{tsm_note}), {} (SEV-SNP guest device)",
             tsm_root.display(),
             sev_guest.display()
         ),
     })
+}
+
+/// Whether `e` is configfs-tsm refusing to create a report entry because no TEE driver
+/// (`tdx_guest`, `sev_guest`, `arm_cca_guest`) registered with it (`mkdir` fails `ENXIO`).
+fn no_tsm_provider(e: &AttestError) -> bool {
+    matches!(e, AttestError::Io { step: "mkdir", source, .. }
+        if source.raw_os_error() == Some(nix::libc::ENXIO))
 }
 
 pub(crate) fn pad64(data: &[u8]) -> Result<[u8; 64], AttestError> {
@@ -262,4 +277,43 @@ pub(crate) fn pad64(data: &[u8]) -> Result<[u8; 64], AttestError> {
         .ok_or(AttestError::ReportDataTooLong { len: data.len() })?
         .copy_from_slice(data);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_err(step: &'static str, errno: i32) -> AttestError {
+        AttestError::Io {
+            step,
+            path: "/sys/kernel/config/tsm/report/x".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    #[test]
+    fn configfs_tsm_without_a_provider_is_not_a_tee() {
+        assert!(no_tsm_provider(&io_err("mkdir", nix::libc::ENXIO)));
+        assert!(!no_tsm_provider(&io_err("mkdir", nix::libc::EACCES)));
+        assert!(!no_tsm_provider(&io_err("read", nix::libc::ENXIO)));
+    }
+
+    #[test]
+    fn detection_order_and_the_no_tee_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("absent");
+        // Neither interface: both paths named.
+        let e = detect_at(&absent, &absent.join("sev-guest")).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, AttestError::NoTee { .. }), "{msg}");
+        assert!(msg.contains("absent (configfs-tsm)") && msg.contains("sev-guest (SEV-SNP"));
+        // No configfs-tsm but a guest device: the device is used.
+        let dev = dir.path().join("sev-guest");
+        std::fs::write(&dev, b"").unwrap();
+        assert_eq!(detect_at(&absent, &dev).unwrap().tee(), TeeType::Snp);
+        // A configfs-tsm root that is not configfs (an entry without `provider`) is an error
+        // of its own, not silently skipped.
+        let e = detect_at(dir.path(), &dev).unwrap_err();
+        assert!(matches!(e, AttestError::Io { step: "read", .. }), "{e:?}");
+    }
 }
