@@ -532,6 +532,61 @@ pub(crate) async fn rewrap(a: RewrapArgs) -> Res {
 
 // ---------------------------------------------------------------- demo
 
+/// Arguments of `attest`.
+#[derive(Debug, Args)]
+pub(crate) struct AttestArgs {
+    /// Which TEE interface: auto, tdx, snp, cca, tsm, tsm:DIR, sev-guest, sev-guest:DEVICE,
+    /// sample (see docs/attestation.md).
+    #[arg(long, env = "SECURE_MODEL_ATTESTER", default_value = "auto")]
+    attester: String,
+    /// Allow the `sample` attester (no TEE; development only).
+    #[arg(long, env = "SECURE_MODEL_ALLOW_SAMPLE_ATTESTER",
+          value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false,
+          num_args = 0, default_missing_value = "true")]
+    allow_sample: bool,
+    /// Report data as hex, at most 64 bytes (zero-padded to 64 for TDX, SNP and CCA).
+    /// Default: 48 random bytes, the size of the KBS binding hash.
+    #[arg(long, value_name = "HEX")]
+    report_data: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct AttestReport {
+    tee: String,
+    report_data: String,
+    evidence: serde_json::Value,
+}
+
+pub(crate) async fn attest(a: AttestArgs) -> Res {
+    use secure_model_core::attest::{AttesterChoice, MAX_REPORT_DATA};
+    let report_data = match &a.report_data {
+        Some(h) => {
+            let b =
+                hex::decode(h.trim()).map_err(|_| Failure::config("--report-data is not hex"))?;
+            if b.len() > MAX_REPORT_DATA {
+                return Err(Failure::config(format!(
+                    "--report-data is {} bytes; at most {MAX_REPORT_DATA} are accepted",
+                    b.len()
+                )));
+            }
+            b
+        }
+        None => {
+            let mut b = vec![0u8; 48];
+            secure_model_core::crypto::random_fill(&mut b)
+                .map_err(|_| Failure::internal("the system random number generator failed"))?;
+            b
+        }
+    };
+    let attester = AttesterChoice::parse(&a.attester)?.build(a.allow_sample)?;
+    let evidence = attester.evidence(&report_data).await?;
+    print_json(&AttestReport {
+        tee: attester.tee().to_string(),
+        report_data: hex::encode(&report_data),
+        evidence,
+    })
+}
+
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {

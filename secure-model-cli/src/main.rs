@@ -45,6 +45,10 @@ enum Command {
     Rewrap(commands::RewrapArgs),
     /// End-to-end demo on the example model: keygen, pack, pull into tmpfs, verify.
     Demo(commands::DemoArgs),
+    /// Produce TEE evidence over report data and print it as JSON (`tee`, `report_data`,
+    /// `evidence`): checks, inside a pod, that its TEE (TDX, SEV-SNP, Arm CCA) can attest
+    /// before a `kbs:` key relies on it. Uses the same selection as the key providers.
+    Attest(commands::AttestArgs),
     /// KServe confidential-mode JWE files (KServe v0.20+): keygen, encrypt, decrypt. For stock
     /// KServe clusters; packages are the recommended format (see docs/kserve-jwe.md).
     Jwe(jwe::JweArgs),
@@ -98,7 +102,8 @@ impl_from_core!(
     secure_model_core::storage::StorageError,
     secure_model_core::keys::KeyError,
     secure_model_core::verify::VerifyError,
-    secure_model_core::format::FormatError
+    secure_model_core::format::FormatError,
+    secure_model_core::attest::AttestError
 );
 
 impl Failure {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             Command::Pull(a) => commands::pull(a).await,
             Command::Rewrap(a) => commands::rewrap(a).await,
             Command::Demo(a) => commands::demo(a).await,
+            Command::Attest(a) => commands::attest(a).await,
             Command::Jwe(a) => jwe::run(a),
         }
     });

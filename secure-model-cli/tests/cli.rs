@@ -14,7 +14,9 @@ use std::process::{Command, Output};
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
     c.env_remove("SECURE_MODEL_TRUSTED_KEYS")
-        .env_remove("SECURE_MODEL_KEYS");
+        .env_remove("SECURE_MODEL_KEYS")
+        .env_remove("SECURE_MODEL_ATTESTER")
+        .env_remove("SECURE_MODEL_ALLOW_SAMPLE_ATTESTER");
     c
 }
 
@@ -393,10 +395,91 @@ fn demo_runs() {
     assert!(out.contains("all 8 files identical"), "{out}");
 }
 
+/// `attest`: evidence as JSON with the report data it binds; selection and input errors are
+/// configuration errors (exit 3) with the reason; the sample TEE needs the explicit opt-in.
+#[test]
+fn attest_prints_evidence_or_names_what_is_missing() {
+    let out = ok(&[
+        "attest",
+        "--attester",
+        "sample",
+        "--allow-sample",
+        "--report-data",
+        "00ff10",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tee"], "sample");
+    assert_eq!(v["report_data"], "00ff10");
+    assert_eq!(v["evidence"]["report_data"], "AP8Q");
+    // Default report data: 48 random bytes, different each run.
+    let env_ok = |extra: &[&str]| {
+        let o = bin()
+            .args(["attest"])
+            .args(extra)
+            .env("SECURE_MODEL_ATTESTER", "sample")
+            .env("SECURE_MODEL_ALLOW_SAMPLE_ATTESTER", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let (a, b) = (env_ok(&[]), env_ok(&[]));
+    assert_eq!(a["report_data"].as_str().unwrap().len(), 96);
+    assert_ne!(a["report_data"], b["report_data"]);
+
+    for (args, needle) in [
+        (vec!["attest", "--attester", "sample"], "explicitly allowed"),
+        (vec!["attest", "--attester", "sgx"], "unknown attester"),
+        (
+            vec![
+                "attest",
+                "--attester",
+                "sample",
+                "--allow-sample",
+                "--report-data",
+                "zz",
+            ],
+            "not hex",
+        ),
+        (
+            vec![
+                "attest",
+                "--attester",
+                "sample",
+                "--allow-sample",
+                "--report-data",
+                &"ab".repeat(65),
+            ],
+            "65 bytes",
+        ),
+        (
+            vec!["attest", "--attester", "sev-guest:/nonexistent/sev-guest"],
+            "/nonexistent/sev-guest",
+        ),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(code(&o), 3, "{args:?}: {err}");
+    }
+    // On a machine without a TEE (this one), auto names both interfaces it probed.
+    if !Path::new("/sys/kernel/config/tsm/report").exists() && !Path::new("/dev/sev-guest").exists()
+    {
+        let o = run(&["attest"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 3, "{err}");
+        assert!(
+            err.contains("/sys/kernel/config/tsm/report") && err.contains("/dev/sev-guest"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn help_on_every_command() {
     for c in [
-        "keygen", "pack", "verify", "inspect", "pull", "rewrap", "demo",
+        "keygen", "pack", "verify", "inspect", "pull", "rewrap", "demo", "attest",
     ] {
         let o = ok(&[c, "--help"]);
         assert!(o.contains("Usage"), "{c}");

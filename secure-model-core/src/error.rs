@@ -37,6 +37,9 @@ pub enum Error {
     /// KServe confidential-mode JWE handling failed.
     #[error(transparent)]
     KserveJwe(#[from] crate::kserve_jwe::KserveJweError),
+    /// Producing TEE evidence failed (outside a key provider).
+    #[error(transparent)]
+    Attest(#[from] crate::attest::AttestError),
 }
 
 /// Result with this crate's [`Error`].
@@ -86,6 +89,7 @@ impl Error {
             Error::Pack(e) => e.class(),
             Error::Crypto(_) => ErrorClass::Internal,
             Error::KserveJwe(e) => e.class(),
+            Error::Attest(e) => attest_class(e),
         }
     }
 
@@ -124,6 +128,18 @@ pub(crate) fn verify_class(e: &VerifyError) -> ErrorClass {
         VerifyError::InvalidKey { .. } | VerifyError::NoTrustedKeys => ErrorClass::Config,
         VerifyError::DekCommitmentMismatch => ErrorClass::Key,
         _ => ErrorClass::Integrity,
+    }
+}
+
+pub(crate) fn attest_class(e: &crate::attest::AttestError) -> ErrorClass {
+    use crate::attest::AttestError as A;
+    match e {
+        A::NoTee { .. }
+        | A::SampleNotAllowed
+        | A::UnknownAttester { .. }
+        | A::ReportDataTooLong { .. }
+        | A::Io { step: "stat", .. } => ErrorClass::Config,
+        _ => ErrorClass::Internal,
     }
 }
 

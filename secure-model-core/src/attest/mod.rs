@@ -85,7 +85,7 @@ pub enum AttestError {
     /// A filesystem step of the TEE interface failed.
     #[error("{step} {path}")]
     Io {
-        /// Which step (`mkdir`, `read`, `write`, `rmdir`).
+        /// Which step (`mkdir`, `read`, `write`, `rmdir`, `stat`).
         step: &'static str,
         /// Path.
         path: String,
