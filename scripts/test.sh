@@ -3,6 +3,9 @@
 # target/), then format, lints, docs and every test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One full build, no incremental caches: they only pay off when iterating, and cost disk (CI's
+# disk is small) and time on a cold run. Override by exporting CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== python interop environment" >&2
 SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
