@@ -2,7 +2,7 @@
 //! like the kernel's (`TsmEmulation`), producing quote-, report- and token-shaped blobs with
 //! the report data where the real TEEs put it: TDX quotes, SEV-SNP reports encoded by the
 //! `sev` crate (AMD's report layout, not ours) with certificate tables encoded by `sev`'s
-//! kernel-table writer, and CCA tokens. Each evidence shape then goes through the KBS
+//! kernel-table writer, and CCA tokens laid out as the RMM emits them (CBOR by `ciborium`). Each evidence shape then goes through the KBS
 //! protocol against the in-repo KBS test server, which checks the binding the way Trustee's
 //! verifiers read it (SNP: `sev`'s serde types). `/dev/sev-guest` is covered in the
 //! `secure-model-sev-guest` crate (real ioctl on a device that refuses it) and here for
@@ -24,9 +24,10 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use ciborium::Value as CborValue;
 use secure_model_core::attest::{
-    parse_cert_table, snp_evidence, AttestError, Attester, AttesterChoice, SevGuestAttester,
-    TeeType, TsmAttester, TsmEmulation, SNP_REPORT_LEN,
+    cca_realm_challenge, parse_cert_table, snp_evidence, tdx_quote_report_data, AttestError,
+    Attester, AttesterChoice, SevGuestAttester, TeeType, TsmAttester, TsmEmulation, SNP_REPORT_LEN,
 };
 use secure_model_core::keys::kbs::{KbsClient, KbsClientBuilder, ResourcePath, TeeKeyKind};
 use sev::firmware::guest::AttestationReport;
@@ -42,6 +43,19 @@ fn tdx_quote(inblob: &[u8]) -> Vec<u8> {
     q[0..2].copy_from_slice(&4u16.to_le_bytes());
     q[4..8].copy_from_slice(&0x81u32.to_le_bytes());
     q[568..568 + inblob.len()].copy_from_slice(inblob);
+    q
+}
+
+/// A TDX quote v5 shape: header, body descriptor (type 3 = TDX 1.5, size 648), TD 1.5 report
+/// body with REPORTDATA at quote offset 574. (Offsets 568 and 574 were checked against real
+/// v4 and v5 quotes parsed by Phala's dcap-qvl.)
+fn tdx_quote_v5(inblob: &[u8]) -> Vec<u8> {
+    let mut q = vec![0u8; 48 + 6 + 648 + 4];
+    q[0..2].copy_from_slice(&5u16.to_le_bytes());
+    q[4..8].copy_from_slice(&0x81u32.to_le_bytes());
+    q[48..50].copy_from_slice(&3u16.to_le_bytes());
+    q[50..54].copy_from_slice(&648u32.to_le_bytes());
+    q[574..574 + inblob.len()].copy_from_slice(inblob);
     q
 }
 
@@ -87,13 +101,64 @@ fn sev_cert_table(types: &[CertType]) -> Vec<u8> {
     CertTableEntry::cert_table_to_vec_bytes(&entries).unwrap()
 }
 
-/// A CCA-token-shaped blob: a CBOR tag (399, CCA token collection) around opaque bytes that
-/// include the 64-byte challenge, as the RMM puts it in the realm token.
+fn cbor(v: &CborValue) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(v, &mut out).unwrap();
+    out
+}
+
+fn int(i: i64) -> CborValue {
+    CborValue::Integer(i.into())
+}
+
+/// A tagged COSE_Sign1 (ES384 protected header) over `payload`, signature bytes opaque.
+fn cose_sign1(payload: Vec<u8>) -> Vec<u8> {
+    cbor(&CborValue::Tag(
+        18,
+        Box::new(CborValue::Array(vec![
+            CborValue::Bytes(vec![0xa1, 0x01, 0x38, 0x22]),
+            CborValue::Map(vec![]),
+            CborValue::Bytes(payload),
+            CborValue::Bytes(vec![0x5e; 96]),
+        ])),
+    ))
+}
+
+/// A CCA attestation token laid out as the RMM emits it (and as veraison's `ccatoken` test
+/// tokens are): tag 399 { 44234: bstr(COSE_Sign1 platform token), 44241: bstr(COSE_Sign1
+/// realm token) }, with `realm_claims` as the realm token's payload.
+fn cca_token_with(realm_claims: Vec<(CborValue, CborValue)>) -> Vec<u8> {
+    let platform = cose_sign1(cbor(&CborValue::Map(vec![
+        (
+            int(265),
+            CborValue::Text("http://arm.com/CCA-SSD/1.0.0".into()),
+        ),
+        (int(10), CborValue::Bytes(vec![0x33; 32])),
+        (int(2396), CborValue::Text("sha-256".into())),
+    ])));
+    let realm = cose_sign1(cbor(&CborValue::Map(realm_claims)));
+    cbor(&CborValue::Tag(
+        399,
+        Box::new(CborValue::Map(vec![
+            (int(44234), CborValue::Bytes(platform)),
+            (int(44241), CborValue::Bytes(realm)),
+        ])),
+    ))
+}
+
+/// Realm claims with `challenge` at key 10, after a few of the other claims.
+fn realm_claims(challenge: &[u8]) -> Vec<(CborValue, CborValue)> {
+    vec![
+        (int(44235), CborValue::Bytes(vec![0xab; 64])),
+        (int(10), CborValue::Bytes(challenge.to_vec())),
+        (int(44236), CborValue::Text("sha-256".into())),
+        (int(44238), CborValue::Bytes(vec![0; 32])),
+    ]
+}
+
+/// A CCA token whose realm challenge is `inblob`, as the RMM puts it.
 fn cca_token(inblob: &[u8]) -> Vec<u8> {
-    let mut t = vec![0xd9, 0x01, 0x8f, 0xa2, 0x19, 0xac, 0xca, 0x58, 0x40];
-    t.extend_from_slice(inblob);
-    t.extend_from_slice(&[0x19, 0xac, 0xd1, 0x43, 1, 2, 3]);
-    t
+    cca_token_with(realm_claims(inblob))
 }
 
 // ---------------------------------------------------------------- configfs-tsm emulation
@@ -210,6 +275,46 @@ async fn configfs_tsm_tdx_evidence_is_padded_quote_and_entry_removed() {
         a.evidence(&[0u8; 65]).await,
         Err(AttestError::ReportDataTooLong { len: 65 })
     ));
+}
+
+/// Quote v5 (TDX 1.5 body) carries REPORTDATA six bytes later; a quote over other data, or
+/// not a TDX quote at all, is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tdx_quotes_v5_and_foreign_quotes() {
+    let rd = [0x5au8; 48];
+    let root = tempfile::tempdir().unwrap();
+    let k = FakeKernel::with("tdx_guest", Box::new(tdx_quote_v5), None);
+    let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+    let ev = a.evidence(&rd).await.unwrap();
+    let quote = STANDARD.decode(ev["quote"].as_str().unwrap()).unwrap();
+    assert_eq!(quote, tdx_quote_v5(&padded(&rd)));
+    assert_eq!(tdx_quote_report_data(&quote).unwrap().to_vec(), padded(&rd));
+
+    for (producer, expected) in [
+        (
+            Box::new(|_: &[u8]| tdx_quote(&[1; 64])) as Producer,
+            "does not carry the report data",
+        ),
+        (
+            Box::new(|i: &[u8]| {
+                let mut q = tdx_quote(i);
+                q[4] = 0; // TEE type SGX
+                q
+            }),
+            "not TDX",
+        ),
+        (
+            Box::new(|i: &[u8]| tdx_quote(i)[..600].to_vec()),
+            "too short for REPORTDATA",
+        ),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let k = FakeKernel::with("tdx_guest", producer, None);
+        let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+        let e = chain(&a.evidence(&rd).await.unwrap_err());
+        assert!(e.contains(expected), "{expected}: {e}");
+        assert!(common::entries(root.path()).is_empty(), "entry removed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,9 +604,64 @@ async fn configfs_tsm_cca_evidence_is_the_token_as_bytes() {
     );
     let token: Vec<u8> = serde_json::from_value(ev["token"].clone()).unwrap();
     assert_eq!(token, cca_token(&padded(&rd)), "challenge padded to 64");
+    assert_eq!(cca_realm_challenge(&token).unwrap().to_vec(), padded(&rd));
     assert!(common::entries(root.path()).is_empty());
     // A challenge shorter than the driver's 32-byte minimum is padded, so it is accepted.
     a.evidence(&[1u8; 8]).await.unwrap();
+}
+
+/// Tokens whose realm challenge is not ours, or that are not CCA tokens, are refused before
+/// anything is sent, each with a message naming what is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cca_tokens_that_do_not_bind_or_do_not_parse_are_refused() {
+    let rd = [0x42u8; 64];
+    let root = tempfile::tempdir().unwrap();
+    let k = FakeKernel::with("arm_cca_guest", Box::new(|_| cca_token(&[7; 64])), None);
+    let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+    let e = chain(&a.evidence(&rd).await.unwrap_err());
+    assert!(e.contains("realm challenge is not the report data"), "{e}");
+    assert!(common::entries(root.path()).is_empty(), "entry removed");
+
+    let mut trailing = cca_token(&rd);
+    trailing.push(0);
+    let mut dup = realm_claims(&rd);
+    dup.push((int(10), CborValue::Bytes(vec![0; 64])));
+    let no_realm = cbor(&CborValue::Tag(
+        399,
+        Box::new(CborValue::Map(vec![(
+            int(44234),
+            CborValue::Bytes(cose_sign1(vec![0xa0])),
+        )])),
+    ));
+    let untagged = cbor(&CborValue::Map(vec![(
+        int(44241),
+        CborValue::Bytes(vec![]),
+    )]));
+    for (token, expected) in [
+        (b"not cbor \xff".to_vec(), "not well-formed CBOR"),
+        (untagged, "not a CCA token collection"),
+        (no_realm, "no realm token (key 44241)"),
+        (
+            cca_token_with(realm_claims(&rd[..32])),
+            "challenge is 32 bytes",
+        ),
+        (
+            cca_token_with(realm_claims(&rd)[2..].to_vec()),
+            "no challenge claim",
+        ),
+        (cca_token_with(dup), "key 10 occurs more than once"),
+        (trailing, "trailing data"),
+        (vec![0u8; 70 * 1024], "at most 65536"),
+    ] {
+        let e = cca_realm_challenge(&token).unwrap_err().to_string();
+        assert!(e.contains(expected), "{expected}: {e}");
+    }
+    // No prefix of a token panics, and none but the whole parses.
+    let token = cca_token(&rd);
+    for n in 0..token.len() {
+        assert!(cca_realm_challenge(&token[..n]).is_err(), "prefix {n}");
+    }
+    assert_eq!(cca_realm_challenge(&token).unwrap(), rd);
 }
 
 // ---------------------------------------------------------------- through the KBS protocol
@@ -526,20 +686,30 @@ fn client(srv: &kbs_server::Server, a: Arc<dyn Attester>) -> KbsClientBuilder {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
+async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_foreign_reports() {
     let (st, srv, path) = kbs().await;
     let table = sev_cert_table(&[CertType::VCEK, CertType::ASK, CertType::ARK]);
-    let foreign = FakeKernel::with("sev_guest", Box::new(|_| snp_report(&[0; 64], 0)), None);
     for (k, ok) in [
         (FakeKernel::tdx(), true),
+        (
+            FakeKernel::with("tdx_guest", Box::new(tdx_quote_v5), None),
+            true,
+        ),
         (FakeKernel::snp(Some(table)), true),
         (FakeKernel::cca(), true),
-        // A quote over other data: the server's binding check fails.
+        // Reports over other data: each is caught by our own binding check before sending.
         (
             FakeKernel::with("tdx_guest", Box::new(|_| tdx_quote(&[0; 64])), None),
             false,
         ),
-        (foreign, false),
+        (
+            FakeKernel::with("sev_guest", Box::new(|_| snp_report(&[0; 64], 0)), None),
+            false,
+        ),
+        (
+            FakeKernel::with("arm_cca_guest", Box::new(|_| cca_token(&[0; 64])), None),
+            false,
+        ),
     ] {
         let root = tempfile::tempdir().unwrap();
         let provider = k.provider;
@@ -549,41 +719,62 @@ async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_a_foreign_report() {
         if ok {
             assert_eq!(got.unwrap().as_slice(), b"kek bytes", "{provider}");
         } else {
-            // The foreign SNP report is caught by our own binding check before sending.
             let e = chain(&got.unwrap_err());
             assert!(
-                e.contains("Attest") || e.contains("does not carry"),
+                e.contains("does not carry") || e.contains("is not the report data"),
                 "{provider}: {e}"
             );
         }
     }
-    // The foreign SNP report never left the pod: our own binding check refused it.
+    // The foreign reports never left the pod: only the four good ones reached the server.
     assert_eq!(st.attests.load(Ordering::SeqCst), 4);
 }
 
-/// Evidence produced elsewhere, replayed: well-formed SNP evidence over other report data.
+/// Evidence produced elsewhere, replayed as is: well-formed evidence over other report data.
 #[derive(Debug)]
-struct Replayed(serde_json::Value);
+struct Replayed(TeeType, serde_json::Value);
 
 #[async_trait::async_trait]
 impl Attester for Replayed {
     fn tee(&self) -> TeeType {
-        TeeType::Snp
+        self.0
     }
     async fn evidence(&self, _: &[u8]) -> Result<serde_json::Value, AttestError> {
-        Ok(self.0.clone())
+        Ok(self.1.clone())
     }
 }
 
+/// Replayed evidence gets past the client (it is not our attester's), so the server's own
+/// binding check must refuse it, for each TEE shape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kbs_refuses_replayed_snp_evidence() {
+async fn kbs_refuses_replayed_evidence() {
     let (st, srv, path) = kbs().await;
     let other = [8u8; 64];
-    let ev = snp_evidence(&snp_report(&other, 0), None, &other).unwrap();
-    let c = client(&srv, Arc::new(Replayed(ev))).build().unwrap();
-    let e = chain(&c.get_resource(&path).await.unwrap_err());
-    assert!(e.contains("Attest failed"), "{e}");
-    assert_eq!(st.attests.load(Ordering::SeqCst), 1);
+    let replays = [
+        (
+            TeeType::Snp,
+            snp_evidence(&snp_report(&other, 0), None, &other).unwrap(),
+        ),
+        (
+            TeeType::Tdx,
+            serde_json::json!({ "quote": STANDARD.encode(tdx_quote(&other)) }),
+        ),
+        (
+            TeeType::Tdx,
+            serde_json::json!({ "quote": STANDARD.encode(tdx_quote_v5(&other)) }),
+        ),
+        (
+            TeeType::Cca,
+            serde_json::json!({ "token": cca_token(&other) }),
+        ),
+    ];
+    let n = replays.len();
+    for (tee, ev) in replays {
+        let c = client(&srv, Arc::new(Replayed(tee, ev))).build().unwrap();
+        let e = chain(&c.get_resource(&path).await.unwrap_err());
+        assert!(e.contains("Attest failed"), "{tee}: {e}");
+    }
+    assert_eq!(st.attests.load(Ordering::SeqCst), n);
     assert_eq!(st.resource_gets.load(Ordering::SeqCst), 0);
 }
 

@@ -9,8 +9,10 @@
 //! TDX `{"quote", "cc_eventlog"}` (base64), SNP `{"attestation_report", "cert_chain"}` (the
 //! `sev` crate's serde types), CCA `{"token"}` (bytes). See `docs/attestation.md`.
 
+mod cca;
 mod sample;
 mod snp;
+mod tdx;
 mod tsm;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +20,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use cca::{cca_realm_challenge, MAX_CCA_TOKEN};
 pub use sample::SampleAttester;
 pub use snp::{parse_cert_table, snp_evidence, SevGuestAttester, MAX_CERT_TABLE, SNP_REPORT_LEN};
+pub use tdx::tdx_quote_report_data;
 pub use tsm::{TsmAttester, TsmEmulation, TsmReport, DEFAULT_TSM_ROOT};
 
 /// Largest report data any TEE accepts (TDX `REPORTDATA`, SNP `REPORT_DATA`).

@@ -250,7 +250,16 @@ impl TsmAttester {
         })
     }
 
-    fn tdx_evidence(&self, report: &TsmReport) -> Result<serde_json::Value, AttestError> {
+    fn tdx_evidence(
+        &self,
+        report: &TsmReport,
+        report_data: &[u8; 64],
+    ) -> Result<serde_json::Value, AttestError> {
+        if super::tdx::tdx_quote_report_data(&report.outblob)? != *report_data {
+            return Err(AttestError::Interface {
+                reason: "TDX quote does not carry the report data written for it (stale or foreign quote)".into(),
+            });
+        }
         let mut ev = serde_json::Map::new();
         if let Some(p) = self.ccel.as_deref().filter(|p| p.exists()) {
             let log = read_capped(p, MAX_BLOB)?;
@@ -278,11 +287,11 @@ impl Attester for TsmAttester {
                 reason: "configfs-tsm report task was cancelled".into(),
             })??;
         match self.tee {
-            TeeType::Tdx => self.tdx_evidence(&report),
+            TeeType::Tdx => self.tdx_evidence(&report, &inblob),
             TeeType::Snp => {
                 super::snp::snp_evidence(&report.outblob, report.auxblob.as_deref(), &inblob)
             }
-            TeeType::Cca => Ok(cca_evidence(&report.outblob)),
+            TeeType::Cca => cca_evidence(&report.outblob, &inblob),
             TeeType::Sample => Err(AttestError::Unsupported {
                 what: "sample evidence through configfs-tsm",
             }),
@@ -291,7 +300,13 @@ impl Attester for TsmAttester {
 }
 
 /// Arm CCA evidence as guest-components' CCA attester emits it and Trustee's CCA verifier
-/// reads it: `{"token": [<CCA attestation token (CBOR) bytes as numbers>]}`.
-fn cca_evidence(token: &[u8]) -> serde_json::Value {
-    serde_json::json!({ "token": token })
+/// reads it: `{"token": [<CCA attestation token (CBOR) bytes as numbers>]}`, once the
+/// token's realm challenge is the report data just written.
+fn cca_evidence(token: &[u8], report_data: &[u8; 64]) -> Result<serde_json::Value, AttestError> {
+    if super::cca::cca_realm_challenge(token)? != *report_data {
+        return Err(AttestError::Interface {
+            reason: "CCA token's realm challenge is not the report data written for it (stale or foreign token)".into(),
+        });
+    }
+    Ok(serde_json::json!({ "token": token }))
 }

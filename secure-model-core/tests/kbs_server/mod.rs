@@ -175,11 +175,12 @@ async fn attest(
 /// out of scope here: there is no TEE hardware to sign anything).
 /// - sample: `report_data` (base64) equals the 48-byte hash, `svn` is "1".
 /// - tdx: `quote` (base64) carries the hash zero-padded to 64 bytes at REPORTDATA (quote
-///   offset 568).
+///   offset 568 in a v4 quote, 574 in a v5 quote).
 /// - snp: `attestation_report` deserializes into the `sev` crate's `AttestationReport` (as
 ///   Trustee's SNP verifier does) with `report_data` the padded hash and VMPL 0;
 ///   `cert_chain` deserializes as `Option<Vec<CertTableEntry>>`.
-/// - cca: `token` (a byte array) contains the padded hash as its challenge.
+/// - cca: `token` (a byte array) is a CCA token whose realm challenge is the padded hash
+///   (see [`cca_challenge`]).
 fn evidence_binds(tee: &str, evidence: &serde_json::Value, hash: &[u8]) -> bool {
     let mut padded = hash.to_vec();
     padded.resize(64, 0);
@@ -196,7 +197,14 @@ fn evidence_binds(tee: &str, evidence: &serde_json::Value, hash: &[u8]) -> bool 
             STANDARD
                 .decode(evidence["quote"].as_str().unwrap_or_default())
                 .ok()
-                .and_then(|q| q.get(568..632).map(<[u8]>::to_vec))
+                .and_then(|q| {
+                    let at = match q.first() {
+                        Some(4) => 568,
+                        Some(5) => 574,
+                        _ => return None,
+                    };
+                    q.get(at..at + 64).map(<[u8]>::to_vec)
+                })
                 .as_deref()
                 == Some(&padded[..])
         }
@@ -208,11 +216,30 @@ fn evidence_binds(tee: &str, evidence: &serde_json::Value, hash: &[u8]) -> bool 
             matches!(report, Ok(r) if r.report_data[..] == padded[..] && r.vmpl == 0)
                 && chain.is_ok()
         }
-        "cca" => serde_json::from_value::<Vec<u8>>(evidence["token"].clone())
-            .map(|t| t.windows(64).any(|w| w == &padded[..]))
-            .unwrap_or(false),
+        "cca" => {
+            serde_json::from_value::<Vec<u8>>(evidence["token"].clone())
+                .ok()
+                .and_then(|t| cca_challenge(&t))
+                .as_deref()
+                == Some(&padded[..])
+        }
         _ => false,
     }
+}
+
+/// The realm challenge of a CCA token, read with typed serde structures (independently of
+/// the client's `Value` walk): tag 399 map of byte strings; the realm one (44241) a tagged
+/// COSE_Sign1 whose payload maps claim 10 to the challenge.
+fn cca_challenge(token: &[u8]) -> Option<Vec<u8>> {
+    use ciborium::tag::Required;
+    use ciborium::Value;
+    use std::collections::BTreeMap;
+    let Required::<BTreeMap<u64, Value>, 399>(collection) = ciborium::from_reader(token).ok()?;
+    let realm = collection.get(&44241)?.as_bytes()?;
+    let Required::<(Value, Value, Value, Value), 18>((_, _, payload, _)) =
+        ciborium::from_reader(&realm[..]).ok()?;
+    let claims: BTreeMap<i64, Value> = ciborium::from_reader(&payload.as_bytes()?[..]).ok()?;
+    claims.get(&10)?.as_bytes().cloned()
 }
 
 /// `init-data` is `null` or `{"format":"toml","body":…}`; for SNP, as Trustee does, the
