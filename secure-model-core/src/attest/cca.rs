@@ -6,7 +6,7 @@
 
 use ciborium::Value;
 
-use super::AttestError;
+use super::{interface_error as bad, AttestError};
 
 /// CBOR tag of a CCA token collection.
 const TAG_CCA_TOKEN: u64 = 399;
@@ -23,12 +23,6 @@ const MAX_DEPTH: usize = 16;
 /// Largest token accepted (real tokens are one to two KiB: two signatures, a few
 /// certificates' worth of claims).
 pub const MAX_CCA_TOKEN: usize = 64 * 1024;
-
-fn bad(reason: impl Into<String>) -> AttestError {
-    AttestError::Interface {
-        reason: reason.into(),
-    }
-}
 
 /// Decodes exactly one CBOR item spanning all of `bytes`.
 fn decode(bytes: &[u8], what: &str) -> Result<Value, AttestError> {

@@ -275,6 +275,14 @@ fn no_tsm_provider(e: &AttestError) -> bool {
         if source.raw_os_error() == Some(nix::libc::ENXIO))
 }
 
+/// [`AttestError::Interface`] with `reason`: the TEE interface returned something malformed
+/// or not bound to our report data.
+pub(crate) fn interface_error(reason: impl Into<String>) -> AttestError {
+    AttestError::Interface {
+        reason: reason.into(),
+    }
+}
+
 pub(crate) fn pad64(data: &[u8]) -> Result<[u8; 64], AttestError> {
     let mut out = [0u8; 64];
     out.get_mut(..data.len())

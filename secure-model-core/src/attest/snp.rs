@@ -10,7 +10,7 @@ use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::{CertTableEntry, CertType};
 use sev::parser::ByteParser as _;
 
-use super::{pad64, AttestError, Attester, TeeType};
+use super::{interface_error as bad, pad64, AttestError, Attester, TeeType};
 
 /// Size of an SEV-SNP attestation report (report versions 2 to 5).
 pub const SNP_REPORT_LEN: usize = 0x4a0;
@@ -25,12 +25,6 @@ pub const MAX_CERT_TABLE: usize = 64 * 1024;
 const REPORT_DATA_AT: usize = 0x50;
 /// Offset of `VMPL` in the report.
 const VMPL_AT: usize = 0x30;
-
-fn bad(reason: impl Into<String>) -> AttestError {
-    AttestError::Interface {
-        reason: reason.into(),
-    }
-}
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at.checked_add(4)?)

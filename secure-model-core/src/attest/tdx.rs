@@ -2,7 +2,7 @@
 //! quote over other data is refused before it is sent. Signatures and TCB are the
 //! verifier's business; this only reads the layout.
 
-use super::AttestError;
+use super::{interface_error as bad, AttestError};
 
 /// Quote header: version (u16), attestation key type (u16), TEE type (u32), ... (48 bytes).
 const HEADER_LEN: usize = 48;
@@ -15,12 +15,6 @@ const BODY_DESCRIPTOR_LEN: usize = 6;
 const REPORT_DATA_IN_BODY: usize = 520;
 /// v5 body types that are TD reports: TDX 1.0, TDX 1.5, TDX 1.5 extended.
 const TD_REPORT_BODY_TYPES: [u16; 3] = [2, 3, 4];
-
-fn bad(reason: impl Into<String>) -> AttestError {
-    AttestError::Interface {
-        reason: reason.into(),
-    }
-}
 
 fn le<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
     b.get(at..at.checked_add(N)?)
