@@ -256,9 +256,9 @@ impl TsmAttester {
         report_data: &[u8; 64],
     ) -> Result<serde_json::Value, AttestError> {
         if super::tdx::tdx_quote_report_data(&report.outblob)? != *report_data {
-            return Err(AttestError::Interface {
-                reason: "TDX quote does not carry the report data written for it (stale or foreign quote)".into(),
-            });
+            return Err(super::interface_error(
+                "TDX quote does not carry the report data written for it (stale or foreign quote)",
+            ));
         }
         let mut ev = serde_json::Map::new();
         if let Some(p) = self.ccel.as_deref().filter(|p| p.exists()) {
@@ -304,9 +304,9 @@ impl Attester for TsmAttester {
 /// token's realm challenge is the report data just written.
 fn cca_evidence(token: &[u8], report_data: &[u8; 64]) -> Result<serde_json::Value, AttestError> {
     if super::cca::cca_realm_challenge(token)? != *report_data {
-        return Err(AttestError::Interface {
-            reason: "CCA token's realm challenge is not the report data written for it (stale or foreign token)".into(),
-        });
+        return Err(super::interface_error(
+                "CCA token's realm challenge is not the report data written for it (stale or foreign token)",
+            ));
     }
     Ok(serde_json::json!({ "token": token }))
 }
