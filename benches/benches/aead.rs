@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use secure_model_core::crypto::streaming::{
-    encrypt_all, Header, SegmentCipher, StreamEncryptor, StreamParams,
+    encrypt_all, Header, SegmentOpener, StreamEncryptor, StreamParams,
 };
 use secure_model_core::crypto::{DataKey, Sha256};
 
@@ -100,7 +100,7 @@ fn main() {
         black_box(enc.finish().unwrap());
     });
     let ct = encrypt_all(&key, b"bench", params, &plain).unwrap();
-    let cipher = SegmentCipher::new(&key, &Header::parse(&ct).unwrap(), b"bench", params).unwrap();
+    let cipher = SegmentOpener::new(&key, &Header::parse(&ct).unwrap(), b"bench", params).unwrap();
     let total = params.segment_count(TOTAL as u64);
     let ranges: Vec<(u64, Vec<u8>)> = (0..total)
         .step_by(8)

@@ -1,27 +1,30 @@
 //! `secure-model`: the publisher and operator command. Argument parsing, output and exit codes
-//! only; all logic lives in `secure-model-core`.
+//! only; settings come from `secure_model_settings`, all logic lives in the libraries.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod commands;
-mod jwe;
 mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use secure_model_core::ErrorClass;
+use clap::{Parser, Subcommand};
+use secure_model_settings::logging::{self, LogFormat};
+use secure_model_settings::registry::{flag_value, LOG};
+use secure_model_settings::{Environment, Failure, Source};
 
 /// Encrypt, sign, verify and load ML model packages for confidential serving.
 ///
 /// Exit codes: 0 ok, 1 internal, 2 usage, 3 configuration/input, 4 integrity (signature,
 /// tampering, structure), 5 key (no key could unlock), 6 storage, 7 destination policy.
+/// Every flag that has an environment variable is listed by `secure-model settings`.
 #[derive(Debug, Parser)]
 #[command(name = "secure-model", version, propagate_version = true)]
 struct Cli {
-    /// Log filter (tracing syntax, e.g. `info`, `secure_model_core=debug`). Logs go to stderr.
-    #[arg(long, global = true, env = "SECURE_MODEL_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter (tracing syntax, e.g. `info`, `secure_model_core=debug`); default `warn`,
+    /// or SECURE_MODEL_LOG. Logs go to stderr.
+    #[arg(long, global = true, value_parser = flag_value(&LOG))]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,108 +33,53 @@ struct Cli {
 enum Command {
     /// Generate a local KEK (`kek.bin`) and an ECDSA P-256 signing key pair
     /// (`signing-key.pem` PKCS#8, `signing-key.pub.pem` SPKI). Private files get mode 0600.
-    Keygen(commands::KeygenArgs),
+    Keygen(commands::keygen::KeygenArgs),
     /// Encrypt and sign MODEL_DIR into a package at DEST (directory or file:// URI).
-    Pack(commands::PackArgs),
+    Pack(commands::pack::PackArgs),
     /// Verify a package: signature, structure, ciphertext sizes and SHA-256; with --key also
     /// decrypt and check every plaintext SHA-256 without writing anything.
-    Verify(commands::VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     /// Show a package's files, sizes, recipients, signer key hint and format version.
     /// Does not verify the signature (use `verify`).
-    Inspect(commands::InspectArgs),
+    Inspect(commands::inspect::InspectArgs),
     /// Verify, decrypt and publish a package into DEST (memory-backed unless allowed).
-    Pull(commands::PullArgs),
+    Pull(commands::pull::PullArgs),
     /// Add or remove recipients by rewriting only the keys file.
-    Rewrap(commands::RewrapArgs),
+    Rewrap(commands::rewrap::RewrapArgs),
     /// End-to-end demo on the example model: keygen, pack, pull into tmpfs, verify.
-    Demo(commands::DemoArgs),
+    Demo(commands::demo::DemoArgs),
     /// Produce TEE evidence over report data and print it as JSON (`tee`, `report_data`,
     /// `evidence`): checks, inside a pod, that its TEE (TDX, SEV-SNP, Arm CCA) can attest
     /// before a `kbs:` key relies on it. Uses the same selection as the key providers.
-    Attest(commands::AttestArgs),
+    Attest(commands::attest::AttestArgs),
     /// KServe confidential-mode JWE files (KServe v0.20+): keygen, encrypt, decrypt. For stock
     /// KServe clusters; packages are the recommended format (see docs/kserve-jwe.md).
-    Jwe(jwe::JweArgs),
+    Jwe(commands::jwe::JweArgs),
+    /// Every setting: environment variable, flag, accepted values, default, meaning.
+    Settings(commands::settings::SettingsArgs),
 }
 
-/// Output switch shared by commands that print a result.
-#[derive(Debug, Args, Clone, Copy)]
-struct Output {
-    /// Print the result as one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-}
-
-/// A failure with its class (exit code) and one-line message.
-#[derive(Debug)]
-struct Failure {
-    class: ErrorClass,
-    message: String,
-    hint: Option<&'static str>,
-}
-
-impl From<secure_model_core::Error> for Failure {
-    fn from(e: secure_model_core::Error) -> Self {
-        let class = e.class();
-        let hint = match class {
-            ErrorClass::Key => Some("is the right --key given, and is it a recipient of this package? (`secure-model inspect`)"),
-            ErrorClass::Integrity => Some("the package was modified, is incomplete, or was not signed by a trusted key"),
-            ErrorClass::Destination => Some("use an emptyDir with medium: Memory or /dev/shm, or pass --allow-disk-plaintext"),
-            _ => None,
-        };
-        Self {
-            class,
-            message: e.chain_message(),
-            hint,
-        }
-    }
-}
-
-macro_rules! impl_from_core {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Failure {
-            fn from(e: $t) -> Self {
-                secure_model_core::Error::from(e).into()
-            }
-        }
-    )*};
-}
-impl_from_core!(
-    secure_model_core::loader::LoadError,
-    secure_model_core::package::PackError,
-    secure_model_core::storage::StorageError,
-    secure_model_core::keys::KeyError,
-    secure_model_core::verify::VerifyError,
-    secure_model_core::format::FormatError,
-    secure_model_core::attest::AttestError
-);
-
-impl Failure {
-    fn config(message: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Config,
-            message: message.into(),
-            hint: None,
-        }
-    }
-    fn internal(message: impl Into<String>) -> Self {
-        Self {
-            class: ErrorClass::Internal,
-            message: message.into(),
-            hint: None,
-        }
+async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
+    match command {
+        Command::Keygen(a) => commands::keygen::run(a),
+        Command::Pack(a) => commands::pack::run(a, src).await,
+        Command::Verify(a) => commands::verify::run(a, src).await,
+        Command::Inspect(a) => commands::inspect::run(a, src).await,
+        Command::Pull(a) => commands::pull::run(a, src).await,
+        Command::Rewrap(a) => commands::rewrap::run(a, src).await,
+        Command::Demo(a) => commands::demo::run(a).await,
+        Command::Attest(a) => commands::attest::run(a, src).await,
+        Command::Jwe(a) => commands::jwe::run(a),
+        Command::Settings(a) => commands::settings::run(a),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    let src = Source::new(Environment::capture()).flag(&LOG, cli.log.as_ref());
+    let filter = src.text(&LOG).ok().flatten();
+    logging::init(filter.as_deref().unwrap_or("warn"), "warn", LogFormat::Text);
+    secure_model_settings::warn_unknown_variables(src.environment());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,30 +87,54 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(ErrorClass::Internal.exit_code());
+            return ExitCode::from(secure_model_core::ErrorClass::Internal.exit_code());
         }
     };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Keygen(a) => commands::keygen(a),
-            Command::Pack(a) => commands::pack(a).await,
-            Command::Verify(a) => commands::verify(a).await,
-            Command::Inspect(a) => commands::inspect(a).await,
-            Command::Pull(a) => commands::pull(a).await,
-            Command::Rewrap(a) => commands::rewrap(a).await,
-            Command::Demo(a) => commands::demo(a).await,
-            Command::Attest(a) => commands::attest(a).await,
-            Command::Jwe(a) => jwe::run(a),
-        }
-    });
-    match result {
+    match rt.block_on(dispatch(cli.command, &src)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.message);
             if let Some(h) = f.hint {
                 eprintln!("hint: {h}");
             }
-            ExitCode::from(f.class.exit_code())
+            ExitCode::from(f.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+    use secure_model_settings::registry::SETTINGS;
+
+    fn long_flags(cmd: &clap::Command, out: &mut BTreeSet<String>) {
+        for a in cmd.get_arguments() {
+            out.extend(a.get_long().map(String::from));
+            out.extend(a.get_all_aliases().into_iter().flatten().map(String::from));
+        }
+        for sub in cmd.get_subcommands() {
+            long_flags(sub, out);
+        }
+    }
+
+    /// Every flag the settings registry documents exists on the command line (and so, with
+    /// `flag_value`, checks its value by the registry's rule).
+    #[test]
+    fn every_registry_flag_is_a_cli_flag() {
+        let mut flags = BTreeSet::new();
+        long_flags(&super::Cli::command(), &mut flags);
+        for s in SETTINGS {
+            if let Some(f) = s.flag {
+                let name = f.trim_start_matches("--");
+                assert!(
+                    flags.contains(name),
+                    "{f} ({}) is not a flag of secure-model",
+                    s.env
+                );
+            }
+        }
+        assert!(flags.contains("range-mib"), "the --range-segments alias");
     }
 }

@@ -9,13 +9,10 @@
     reason = "test code: a failed step should fail the test"
 )]
 
+use secure_model_testkit::{python, repo};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn jwe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_secure-model"))
@@ -33,20 +30,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live KServe interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs kserve-storage), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
 }
 
 /// Every regular file under `dir`, relative, sorted.

@@ -1,11 +1,26 @@
-//! Operator configuration shared by the binaries: reading trusted public keys and key
-//! specifications, parsing digest pins. Reads only the files it is pointed at.
+//! Operator inputs shared by the binaries: trusted public keys (files and inline PEM), key
+//! specifications, digest pins, and the one rule for boolean values. Reads only the files it
+//! is pointed at; never the process environment.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::keys::{provider_from_spec, KeyProvider};
+use crate::keys::{provider_from_spec, KbsSettings, KeyProvider};
 use crate::verify::{TrustedKeys, VerifyError};
+
+/// What [`parse_bool`] accepts, for messages.
+pub const BOOL_EXPECTED: &str = "expected true or false (also 1/0, yes/no, on/off)";
+
+/// The one rule for boolean settings: `true`/`1`/`yes`/`on` or `false`/`0`/`no`/`off`,
+/// case-insensitive, surrounding whitespace ignored; anything else is `None` (an error for
+/// the caller to name).
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
 
 /// Reads trusted public keys from PEM files (each may hold several `PUBLIC KEY` blocks).
 ///
@@ -37,13 +52,30 @@ pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, cra
     Ok(keys)
 }
 
-/// Builds key providers from specifications such as `local:/path/kek.bin`.
+/// Adds the keys of PEM text (one or more `PUBLIC KEY` blocks, for example inline in a
+/// ClusterStorageContainer's environment) to `keys`.
+///
+/// # Errors
+/// [`VerifyError::InvalidKey`] when the text holds no valid key.
+pub fn add_trusted_pem(keys: &mut TrustedKeys, pem_text: &str) -> Result<(), VerifyError> {
+    for k in TrustedKeys::from_pem_bundle(pem_text)?.keys() {
+        keys.push(k.clone());
+    }
+    Ok(())
+}
+
+/// Builds key providers from specifications such as `local:/path/kek.bin`; `kbs:`/`cdh:`
+/// specifications take their other settings from `kbs`.
+///
+/// # Errors
+/// The first specification's [`crate::keys::KeyError`].
 pub fn load_key_providers<S: AsRef<str>>(
     specs: &[S],
+    kbs: &KbsSettings,
 ) -> Result<Vec<Arc<dyn KeyProvider>>, crate::Error> {
     specs
         .iter()
-        .map(|s| provider_from_spec(s.as_ref()).map_err(crate::Error::from))
+        .map(|s| provider_from_spec(s.as_ref(), kbs).map_err(crate::Error::from))
         .collect()
 }
 
@@ -93,6 +125,19 @@ mod tests {
             nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE).unwrap();
         assert_eq!((soft, hard), (0, 0));
         assert!(!nix::sys::prctl::get_dumpable().unwrap());
+    }
+
+    #[test]
+    fn one_boolean_rule() {
+        for t in ["true", "TRUE", " yes", "1", "On"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["false", "False", "0", "no", "OFF "] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for bad in ["", "tru", "2", "enabled", "y"] {
+            assert_eq!(parse_bool(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -13,18 +13,39 @@
 //! substituted key is refused before any plaintext is published. No secret appears in logs or
 //! errors. See `docs/THREAT-MODEL.md`.
 //!
-//! Module map (one folder per concern): [`crypto`] (streaming AEAD, wraps, secrets),
-//! [`format`](mod@format) (package documents), [`verify`] (signatures and proof types), [`keys`] (key
-//! providers), [`storage`] (object stores), [`loader`] (fetch → verify → decrypt → publish),
-//! [`package`] (pack and rotation).
+//! ## Module map
+//!
+//! One folder per concern; each module's first doc line says what it owns and what it may not
+//! touch. Arrows point at what a module uses.
+//!
+//! | module | owns | uses |
+//! |---|---|---|
+//! | [`crypto`] | Tink streaming AEAD (opener public, sealer private), KEK wraps, secrets, digests | — |
+//! | [`format`](mod@format) | package documents: manifest, keys file, paths, limits | crypto |
+//! | [`verify`] | signatures, manifest checks, the proof types `VerifiedManifest` → `UnlockedManifest` | crypto, format |
+//! | [`jwe`] | JWE primitives (KBS responses, KServe's files) | crypto |
+//! | [`attest`] | TEE evidence: configfs-tsm (TDX, SNP, CCA), `/dev/sev-guest`, sample | crypto, danger |
+//! | [`keys`] | key providers, key brokers (KBS, CDH), the shared DEK unlock | attest, crypto, danger, format, jwe |
+//! | [`storage`] | object stores, package locations, storage settings | crypto, danger |
+//! | [`loader`] | the pull: ranges → fetch → open → sink, staging, publish, plans | crypto, danger, format, keys, storage, verify |
+//! | [`package`] | pack and rewrap | crypto, format, keys, loader (progress), storage, verify |
+//! | [`config`] | operator inputs read from files: trusted keys, key specs, digest pins | keys, verify |
+//! | [`danger`] | the named relaxations of the secure defaults | — |
+//! | `test_support` | test seams, only with the `test-support` feature | attest, keys |
+//! | `error` (private) | the crate [`Error`]: one variant per module error | every module's error |
+//! | `class` (private) | [`ErrorClass`] and [`chain_message`]; a leaf every module's error uses | — |
+//!
+//! The library never reads the process environment: the binaries build typed settings
+//! ([`storage::StorageSettings`], [`keys::KbsSettings`], [`loader::LoadOptions`],
+//! [`danger::Relaxations`]) in their settings layer and pass them in.
 //!
 //! ## Quick start
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use secure_model_core::{crypto::Kek, keys::{KeyProvider, LocalKeyProvider},
-//!     loader::{Loader, LoadOptions}, package::{pack, PackOptions}, storage::open_location,
-//!     verify::{SigningKey, TrustedKeys}};
+//! use secure_model_core::{crypto::Kek, danger::Relaxations, keys::{KeyProvider, LocalKeyProvider},
+//!     loader::{Loader, LoadOptions}, package::{pack, PackOptions},
+//!     storage::{open_location, StorageSettings}, verify::{SigningKey, TrustedKeys}};
 //!
 //! let work = tempfile::tempdir()?;
 //! let model = work.path().join("model");
@@ -33,11 +54,12 @@
 //!
 //! let (signer, _pkcs8_pem) = SigningKey::generate()?;
 //! let kek: Arc<dyn KeyProvider> = Arc::new(LocalKeyProvider::new(Kek::generate()?));
-//! let pkg = open_location(work.path().join("pkg").to_str().unwrap(), true)?;
+//! let pkg = open_location(work.path().join("pkg").to_str().unwrap(), true, &StorageSettings::default())?;
 //! pack(&model, pkg.as_ref(), &signer, &[kek.clone()], &PackOptions::default()).await?;
 //!
 //! let loader = Loader::new(TrustedKeys::new().with_key(signer.verifying_key()), vec![kek])
-//!     .with_options(LoadOptions::default().allow_disk_plaintext(true)); // doctest: not tmpfs
+//!     // A doctest's temporary directory is not tmpfs: relax the memory-backed rule, by name.
+//!     .with_options(LoadOptions::default().with_relaxations(Relaxations::NONE.allow_disk_plaintext()));
 //! let dest = work.path().join("out");
 //! loader.pull(pkg, &dest).await?;
 //! assert_eq!(std::fs::read(dest.join("config.json"))?, br#"{"layers":2}"#);
@@ -48,16 +70,20 @@
 #![deny(missing_docs)]
 
 pub mod attest;
+mod class;
 pub mod config;
 pub mod crypto;
+pub mod danger;
 mod error;
 pub mod format;
 pub mod jwe;
 pub mod keys;
-pub mod kserve_jwe;
 pub mod loader;
 pub mod package;
 pub mod storage;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod verify;
 
-pub use error::{Error, ErrorClass, Result};
+pub use class::{chain_message, ErrorClass};
+pub use error::{Error, Result};

@@ -16,7 +16,7 @@
 )]
 
 mod common;
-mod kbs_server;
+use secure_model_testkit::kbs as kbs_server;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +27,11 @@ use base64::Engine as _;
 use ciborium::Value as CborValue;
 use secure_model_core::attest::{
     cca_realm_challenge, parse_cert_table, snp_evidence, tdx_quote_report_data, AttestError,
-    Attester, AttesterChoice, SevGuestAttester, TeeType, TsmAttester, TsmEmulation, SNP_REPORT_LEN,
+    Attester, AttesterChoice, SevGuestAttester, TeeType, TsmAttester, SNP_REPORT_LEN,
 };
-use secure_model_core::keys::kbs::{KbsClient, KbsClientBuilder, ResourcePath, TeeKeyKind};
+use secure_model_core::keys::kbs::{KbsClient, KbsClientBuilder, TeeKeyKind};
+use secure_model_core::keys::ResourcePath;
+use secure_model_core::test_support::TsmEmulation;
 use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::{CertTableEntry, CertType, TcbVersion};
 use sev::parser::ByteParser as _;
@@ -255,7 +257,8 @@ fn padded(rd: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configfs_tsm_tdx_evidence_is_padded_quote_and_entry_removed() {
     let root = tempfile::tempdir().unwrap();
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::tdx()).unwrap();
+    let a =
+        secure_model_core::test_support::open_emulated_tsm(root.path(), FakeKernel::tdx()).unwrap();
     assert_eq!(a.tee(), TeeType::Tdx);
     let rd = [0xabu8; 48];
     let ev = a.evidence(&rd).await.unwrap();
@@ -284,7 +287,7 @@ async fn tdx_quotes_v5_and_foreign_quotes() {
     let rd = [0x5au8; 48];
     let root = tempfile::tempdir().unwrap();
     let k = FakeKernel::with("tdx_guest", Box::new(tdx_quote_v5), None);
-    let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+    let a = secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap();
     let ev = a.evidence(&rd).await.unwrap();
     let quote = STANDARD.decode(ev["quote"].as_str().unwrap()).unwrap();
     assert_eq!(quote, tdx_quote_v5(&padded(&rd)));
@@ -310,7 +313,7 @@ async fn tdx_quotes_v5_and_foreign_quotes() {
     ] {
         let root = tempfile::tempdir().unwrap();
         let k = FakeKernel::with("tdx_guest", producer, None);
-        let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+        let a = secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap();
         let e = chain(&a.evidence(&rd).await.unwrap_err());
         assert!(e.contains(expected), "{expected}: {e}");
         assert!(common::entries(root.path()).is_empty(), "entry removed");
@@ -321,7 +324,7 @@ async fn tdx_quotes_v5_and_foreign_quotes() {
 async fn configfs_tsm_generation_race_is_refused() {
     for k in [FakeKernel::tdx(), FakeKernel::snp(None), FakeKernel::cca()] {
         let root = tempfile::tempdir().unwrap();
-        let a = TsmAttester::open_emulated(root.path(), k.clone()).unwrap();
+        let a = secure_model_core::test_support::open_emulated_tsm(root.path(), k.clone()).unwrap();
         k.extra_writes.store(1, Ordering::SeqCst);
         let e = a.evidence(&[1u8; 48]).await.unwrap_err();
         assert!(
@@ -347,7 +350,7 @@ async fn configfs_tsm_generation_race_is_refused() {
 async fn configfs_tsm_unknown_provider_and_missing_root() {
     let root = tempfile::tempdir().unwrap();
     let k = FakeKernel::with("mystery_guest", Box::new(|i| i.to_vec()), None);
-    let e = TsmAttester::open_emulated(root.path(), k).unwrap_err();
+    let e = secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap_err();
     assert!(
         e.to_string().contains("unknown configfs-tsm provider"),
         "{e}"
@@ -365,7 +368,11 @@ async fn configfs_tsm_snp_evidence_has_trustee_shape() {
     // The host's table lists ARK first; the evidence carries it sorted (VCEK, ASK, ARK order
     // of `sev`'s CertType ordering is irrelevant to verifiers, which search by type).
     let table = sev_cert_table(&[CertType::ARK, CertType::ASK, CertType::VCEK]);
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(Some(table))).unwrap();
+    let a = secure_model_core::test_support::open_emulated_tsm(
+        root.path(),
+        FakeKernel::snp(Some(table)),
+    )
+    .unwrap();
     assert_eq!(a.tee(), TeeType::Snp);
     let rd = [0x42u8; 48];
     let ev = a.evidence(&rd).await.unwrap();
@@ -470,14 +477,20 @@ async fn snp_cert_chain_is_null_without_a_vek() {
         Some(sev_cert_table(&[CertType::ASK, CertType::ARK])),
     ] {
         let root = tempfile::tempdir().unwrap();
-        let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(certs)).unwrap();
+        let a =
+            secure_model_core::test_support::open_emulated_tsm(root.path(), FakeKernel::snp(certs))
+                .unwrap();
         let ev = a.evidence(&[1u8; 48]).await.unwrap();
         assert!(ev["cert_chain"].is_null(), "{}", ev["cert_chain"]);
     }
     // VLEK counts as a VEK.
     let root = tempfile::tempdir().unwrap();
     let table = sev_cert_table(&[CertType::VLEK, CertType::ASK]);
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::snp(Some(table))).unwrap();
+    let a = secure_model_core::test_support::open_emulated_tsm(
+        root.path(),
+        FakeKernel::snp(Some(table)),
+    )
+    .unwrap();
     let ev = a.evidence(&[1u8; 48]).await.unwrap();
     assert_eq!(ev["cert_chain"].as_array().unwrap().len(), 2);
 }
@@ -524,7 +537,7 @@ async fn snp_reports_that_do_not_bind_or_do_not_parse_are_refused() {
     ];
     for (k, what) in cases {
         let root = tempfile::tempdir().unwrap();
-        let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+        let a = secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap();
         let e = a.evidence(&[3u8; 48]).await.unwrap_err();
         assert!(e.to_string().contains(what), "{what}: {e}");
         assert!(common::entries(root.path()).is_empty());
@@ -594,7 +607,8 @@ fn snp_evidence_checks_the_report_it_is_given() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configfs_tsm_cca_evidence_is_the_token_as_bytes() {
     let root = tempfile::tempdir().unwrap();
-    let a = TsmAttester::open_emulated(root.path(), FakeKernel::cca()).unwrap();
+    let a =
+        secure_model_core::test_support::open_emulated_tsm(root.path(), FakeKernel::cca()).unwrap();
     assert_eq!(a.tee(), TeeType::Cca);
     let rd = [0x77u8; 48];
     let ev = a.evidence(&rd).await.unwrap();
@@ -617,7 +631,7 @@ async fn cca_tokens_that_do_not_bind_or_do_not_parse_are_refused() {
     let rd = [0x42u8; 64];
     let root = tempfile::tempdir().unwrap();
     let k = FakeKernel::with("arm_cca_guest", Box::new(|_| cca_token(&[7; 64])), None);
-    let a = TsmAttester::open_emulated(root.path(), k).unwrap();
+    let a = secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap();
     let e = chain(&a.evidence(&rd).await.unwrap_err());
     assert!(e.contains("realm challenge is not the report data"), "{e}");
     assert!(common::entries(root.path()).is_empty(), "entry removed");
@@ -680,7 +694,7 @@ async fn kbs() -> (Arc<kbs_server::KbsState>, kbs_server::Server, ResourcePath) 
 /// A client of `srv` (plain HTTP on loopback, P-256 TEE key) attesting with `a`.
 fn client(srv: &kbs_server::Server, a: Arc<dyn Attester>) -> KbsClientBuilder {
     KbsClient::builder(srv.url())
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_attester(a)
         .with_tee_key(TeeKeyKind::EcP256)
 }
@@ -713,7 +727,8 @@ async fn kbs_accepts_tdx_snp_and_cca_evidence_and_refuses_foreign_reports() {
     ] {
         let root = tempfile::tempdir().unwrap();
         let provider = k.provider;
-        let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
+        let a: Arc<dyn Attester> =
+            Arc::new(secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap());
         let c = client(&srv, a).build().unwrap();
         let got = c.get_resource(&path).await;
         if ok {
@@ -795,7 +810,8 @@ async fn init_data_is_sent_and_bound_to_snp_host_data() {
             Box::new(move |i| snp_report_with(i, 0, measured)),
             None,
         );
-        let a: Arc<dyn Attester> = Arc::new(TsmAttester::open_emulated(root.path(), k).unwrap());
+        let a: Arc<dyn Attester> =
+            Arc::new(secure_model_core::test_support::open_emulated_tsm(root.path(), k).unwrap());
         let c = client(&srv, a).with_init_data(sent).build().unwrap();
         let got = c.get_resource(&path).await;
         assert_eq!(got.is_ok(), ok, "{sent:?}: {:?}", got.err());
@@ -811,15 +827,17 @@ async fn init_data_is_sent_and_bound_to_snp_host_data() {
 /// is not UTF-8 is a configuration error naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_data_file_setting() {
-    use secure_model_core::keys::kbs::{client_from_settings, KbsSettings};
+    use secure_model_core::danger::Relaxations;
+    use secure_model_core::keys::broker::{client_from_settings, KbsSettings};
     let (st, srv, path) = kbs().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("initdata.toml");
     std::fs::write(&file, "algorithm = \"sha384\"\n").unwrap();
     let mut settings = KbsSettings::default();
-    settings.attester = Some("sample".into());
-    settings.allow_sample = true;
-    settings.allow_http = true;
+    settings.attester = AttesterChoice::Sample;
+    settings.relax = Relaxations::NONE
+        .allow_sample_attester()
+        .allow_plain_http_kbs();
     settings.init_data_file = Some(file.clone());
     let c = client_from_settings(&srv.url(), &settings).unwrap();
     c.get_resource(&path).await.unwrap();
@@ -862,7 +880,9 @@ fn attester_choices_parse_and_fail_clearly() {
     // This machine has no TEE: asking for one names what was probed.
     if !Path::new("/sys/kernel/config/tsm/report").exists() && !Path::new("/dev/sev-guest").exists()
     {
-        let e = AttesterChoice::Tee(TeeType::Snp).build(false).unwrap_err();
+        let e = AttesterChoice::Tee(TeeType::Snp)
+            .build(secure_model_core::danger::Relaxations::NONE)
+            .unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("/sys/kernel/config/tsm/report") && msg.contains("/dev/sev-guest"),
@@ -870,7 +890,7 @@ fn attester_choices_parse_and_fail_clearly() {
         );
     }
     let e = AttesterChoice::SevGuest("/nonexistent/sev-guest".into())
-        .build(false)
+        .build(secure_model_core::danger::Relaxations::NONE)
         .unwrap_err();
     assert!(matches!(e, AttestError::Io { step: "stat", .. }), "{e:?}");
 }

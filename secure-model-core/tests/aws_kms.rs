@@ -18,16 +18,17 @@
 use std::sync::Arc;
 
 use secure_model_core::crypto::DataKey;
-use secure_model_core::keys::aws_kms::{https_client, sdk, MODEL_ID_CONTEXT_KEY};
+use secure_model_core::keys::aws_kms::{https_client, MODEL_ID_CONTEXT_KEY};
 use secure_model_core::keys::{
     provider_from_spec, AwsKmsKeyProvider, KeyError, KeyProvider, WrapContext,
 };
 use secure_model_core::loader::{LoadError, Loader};
 use secure_model_core::package::{rewrap, PackError};
+use secure_model_core::test_support::aws_sdk_kms as sdk;
 
 mod common;
-mod kbs_server;
-mod servers;
+use secure_model_testkit::kbs as kbs_server;
+use secure_model_testkit::servers;
 
 const MODEL_A: &str = "00112233445566778899aabbccddeeff";
 const MODEL_B: &str = "ffeeddccbbaa99887766554433221100";
@@ -135,7 +136,7 @@ async fn round_trip_every_key_form_and_documented_context() {
     }
     // A spec resolves to the same recipient (client from the environment, created lazily:
     // building the provider does no I/O).
-    let p = provider_from_spec("aws-kms:alias/secure-model-test").unwrap();
+    let p = provider_from_spec("aws-kms:alias/secure-model-test", &Default::default()).unwrap();
     assert_eq!(p.recipient().provider(), "aws-kms");
     assert_eq!(p.recipient().key_ref(), "alias/secure-model-test");
     for bad in [
@@ -143,7 +144,7 @@ async fn round_trip_every_key_form_and_documented_context() {
         "aws-kms:not a key",
         "aws-kms:arn:aws:s3:::bucket",
     ] {
-        let e = provider_from_spec(bad).unwrap_err();
+        let e = provider_from_spec(bad, &Default::default()).unwrap_err();
         assert!(matches!(e, KeyError::InvalidSpec { .. }), "{bad}: {e}");
     }
 }
@@ -269,15 +270,15 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     let kek_bytes = *kek.expose_secret();
     let kek_file = f.work.path().join("kbs-kek.bin");
     std::fs::write(&kek_file, kek_bytes).unwrap();
-    let kbs_pub = provider_from_spec(&format!(
-        "kbs-resource:{}#default/key/rotation",
-        kek_file.display()
-    ))
+    let kbs_pub = provider_from_spec(
+        &format!("kbs-resource:{}#default/key/rotation", kek_file.display()),
+        &Default::default(),
+    )
     .unwrap();
 
     let r = rewrap(
         f.store.as_ref(),
-        f.provider.as_ref(),
+        &f.provider,
         &[kms_p.clone(), kbs_pub.clone()],
         &[f.provider.recipient().clone()],
         Some(&f.trusted()),
@@ -325,15 +326,18 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         .insert("default/key/rotation".into(), kek_bytes.to_vec());
     let kbs_srv = kbs_server::start_kbs(st.clone()).await;
     let kbs_client = secure_model_core::keys::kbs::KbsClient::builder(kbs_srv.url())
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_attester(Arc::new(
-            secure_model_core::attest::SampleAttester::new(true).unwrap(),
+            secure_model_core::attest::SampleAttester::new(
+                secure_model_core::danger::Relaxations::NONE.allow_sample_attester(),
+            )
+            .unwrap(),
         ))
         .build()
         .unwrap();
     let kbs_p: Arc<dyn KeyProvider> = Arc::new(secure_model_core::keys::KbsKeyProvider::direct(
         kbs_client,
-        secure_model_core::keys::kbs::ResourcePath::parse("default/key/rotation").unwrap(),
+        secure_model_core::keys::ResourcePath::parse("default/key/rotation").unwrap(),
     ));
     let dest_kbs = common::shm_dir();
     Loader::new(f.trusted(), vec![kbs_p])
@@ -359,11 +363,17 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         .pull(f.store.clone(), &dest.path().join("old"))
         .await
         .unwrap_err();
-    assert!(matches!(e, LoadError::NoMatchingRecipient { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Unlock(secure_model_core::keys::UnlockError::NoMatchingRecipient { .. })
+        ),
+        "{e:?}"
+    );
     // Nor can it drive a further rewrap.
     let e = rewrap(
         f.store.as_ref(),
-        f.provider.as_ref(),
+        &f.provider,
         &[],
         &[kms_p.recipient().clone()],
         None,
@@ -377,5 +387,11 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         .pull(f.store.clone(), &dest.path().join("other"))
         .await
         .unwrap_err();
-    assert!(matches!(e, LoadError::NoMatchingRecipient { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Unlock(secure_model_core::keys::UnlockError::NoMatchingRecipient { .. })
+        ),
+        "{e:?}"
+    );
 }

@@ -11,7 +11,7 @@
 )]
 
 mod common;
-mod servers;
+use secure_model_testkit::servers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,15 +20,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use secure_model_core::loader::{LoadOptions, Loader};
 use secure_model_core::package::{pack, PackOptions};
-use secure_model_core::storage::{open_location_with_env, StorageBackend, StorageEnv};
+use secure_model_core::storage::{StorageBackend, StorageSettings};
 use secure_model_core::verify::{SigningKey, TrustedKeys};
 use secure_model_core::{Error, ErrorClass};
+use secure_model_kserve::uri::open as open_location_with_env;
+use secure_model_settings::{build, Environment, Source};
 
 use common::{bytes, kek_file, shm_dir, write_model};
 use servers::{FaultProxy, Faults};
 
-fn env(pairs: &[(&str, String)]) -> StorageEnv {
-    StorageEnv::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.clone()))).unwrap()
+/// Storage settings as the binaries build them from these variables (the settings layer: the
+/// same parsers, the KServe storage secret, the CA bundle and plain-HTTP relaxations).
+fn env(pairs: &[(&str, String)]) -> StorageSettings {
+    let vars = Environment::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    build::storage_settings(&Source::new(vars)).unwrap()
 }
 
 /// A model with a file larger than one multipart chunk (16 MiB) when `big`.
@@ -87,7 +92,7 @@ impl Publisher {
         )
     }
     /// Pulls from `uri` into a fresh tmpfs dir and compares every file with the model.
-    async fn pull_ok(&self, uri: &str, env: &StorageEnv) {
+    async fn pull_ok(&self, uri: &str, env: &StorageSettings) {
         let store = open_location_with_env(uri, false, env).unwrap();
         let out = shm_dir();
         let dest = out.path().join("model");
@@ -95,7 +100,7 @@ impl Publisher {
         assert_same_tree(&self.model(), &dest);
     }
     /// Pulls from `uri`, expecting failure with nothing published.
-    async fn pull_err(&self, uri: &str, env: &StorageEnv) -> Error {
+    async fn pull_err(&self, uri: &str, env: &StorageSettings) -> Error {
         let out = shm_dir();
         let dest = out.path().join("model");
         let store = match open_location_with_env(uri, false, env) {
@@ -129,7 +134,7 @@ fn assert_same_tree(a: &Path, b: &Path) {
     }
 }
 
-fn s3_env(endpoint: &str, key: &str, secret: &str) -> StorageEnv {
+fn s3_env(endpoint: &str, key: &str, secret: &str) -> StorageSettings {
     let hostport = endpoint.trim_start_matches("http://").to_string();
     env(&[
         ("AWS_ACCESS_KEY_ID", key.into()),
@@ -362,7 +367,12 @@ async fn fake_gcs_round_trip() {
     };
     let p = Publisher::new();
     let local = p.work.path().join("pkg");
-    let store = secure_model_core::storage::open_location(local.to_str().unwrap(), true).unwrap();
+    let store = secure_model_core::storage::open_location(
+        local.to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     p.pack_to(store.as_ref()).await;
     servers::gcs_seed(&gcs, "bkt", "models/pkg", &local).await;
     let e = env(&[("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port))]);
@@ -376,8 +386,12 @@ async fn fake_gcs_round_trip() {
 async fn https_with_a_private_ca_and_plain_http_only_by_opt_in() {
     let p = Publisher::new();
     let root = p.work.path().join("www");
-    let store = secure_model_core::storage::open_location(root.join("pkg").to_str().unwrap(), true)
-        .unwrap();
+    let store = secure_model_core::storage::open_location(
+        root.join("pkg").to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     p.pack_to(store.as_ref()).await;
     let tls_dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = servers::tls_material(tls_dir.path());
@@ -430,8 +444,12 @@ async fn transient_faults_are_retried_and_permanent_ones_fail_fast() {
     let p = Publisher::new();
     model(&p.model(), true);
     let root = p.work.path().join("www");
-    let store = secure_model_core::storage::open_location(root.join("pkg").to_str().unwrap(), true)
-        .unwrap();
+    let store = secure_model_core::storage::open_location(
+        root.join("pkg").to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     p.pack_to(store.as_ref()).await;
     let Some(http) = servers::nginx(&root, None) else {
         return;

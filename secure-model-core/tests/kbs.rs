@@ -10,8 +10,8 @@
 )]
 
 mod common;
-mod kbs_server;
-mod servers;
+use secure_model_testkit::kbs as kbs_server;
+use secure_model_testkit::servers;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -25,13 +25,15 @@ use secure_model_core::crypto::{DataKey, Kek};
 use secure_model_core::jwe::{Jwe, JweError};
 use secure_model_core::keys::cdh::CdhClient;
 use secure_model_core::keys::kbs::{
-    report_data, runtime_data_json, server_error, KbsClient, KbsError, KbsSettings, Passport,
-    ResourcePath, ServerErrorKind, TeeKeyKind, TeeKeyPair,
+    report_data, runtime_data_json, KbsClient, KbsError, Passport, ServerErrorKind, TeeKeyKind,
+    TeeKeyPair,
 };
 use secure_model_core::keys::{KbsKeyProvider, KeyError, KeyProvider, WrapContext};
+use secure_model_core::keys::{KbsSettings, ResourcePath};
 use secure_model_core::loader::{LoadError, Loader};
 use secure_model_core::package::{pack, PackOptions};
 use secure_model_core::storage::open_location;
+use secure_model_core::test_support::kbs_server_error as server_error;
 use secure_model_core::verify::{SigningKey, TrustedKeys};
 
 use kbs_server::KbsState;
@@ -42,7 +44,10 @@ fn vector(name: &str) -> serde_json::Value {
 }
 
 fn sample() -> Arc<dyn Attester> {
-    Arc::new(SampleAttester::new(true).unwrap())
+    Arc::new(
+        SampleAttester::new(secure_model_core::danger::Relaxations::NONE.allow_sample_attester())
+            .unwrap(),
+    )
 }
 
 const RES: &str = "default/key/model-1";
@@ -209,7 +214,7 @@ async fn server_with(resource: &[u8]) -> (Arc<KbsState>, kbs_server::Server) {
 
 fn client(url: &str, kind: TeeKeyKind, attester: Arc<dyn Attester>) -> KbsClient {
     KbsClient::builder(url)
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_attester(attester)
         .with_tee_key(kind)
         .build()
@@ -368,7 +373,7 @@ async fn passport_mode_uses_bearer_token_and_given_key() {
     let key = TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap();
     let token = st.issue_token(key.public_jwk().to_json());
     let c = KbsClient::builder(srv.url())
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_passport(Passport::new(token, key))
         .build()
         .unwrap();
@@ -387,7 +392,7 @@ async fn passport_mode_uses_bearer_token_and_given_key() {
             .to_json(),
     );
     let c = KbsClient::builder(srv.url())
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_passport(Passport::new(token, other))
         .build()
         .unwrap();
@@ -398,7 +403,7 @@ async fn passport_mode_uses_bearer_token_and_given_key() {
     assert!(matches!(e, KbsError::DecryptionFailed), "{e:?}");
     // An unknown token.
     let c = KbsClient::builder(srv.url())
-        .allow_http(true)
+        .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs())
         .with_passport(Passport::new(
             "forged",
             TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap(),
@@ -433,22 +438,20 @@ fn secure_defaults() {
         .unwrap_err();
     assert!(matches!(e, KbsError::Config { .. }), "{e}");
     assert!(matches!(
-        AttesterChoice::Sample.build(false),
+        AttesterChoice::Sample.build(secure_model_core::danger::Relaxations::NONE),
         Err(AttestError::SampleNotAllowed)
     ));
     assert!(matches!(
-        SampleAttester::new(false),
+        SampleAttester::new(secure_model_core::danger::Relaxations::NONE),
         Err(AttestError::SampleNotAllowed)
     ));
     assert!(AttesterChoice::parse("sgx").is_err());
     // Spec parsing: settings without allow_sample refuse the sample attester.
     let mut settings = KbsSettings::default();
-    settings.attester = Some("sample".into());
-    settings.allow_http = true;
-    let e = secure_model_core::keys::kbs::provider_from_spec(
+    settings.attester = AttesterChoice::Sample;
+    settings.relax = secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs();
+    let e = secure_model_core::keys::provider_from_spec(
         "kbs:http://127.0.0.1:1#default/key/x",
-        "kbs",
-        "http://127.0.0.1:1#default/key/x",
         &settings,
     )
     .unwrap_err();
@@ -466,7 +469,7 @@ fn secure_defaults() {
         "kbs-resource:#a/b/c",
     ] {
         assert!(
-            secure_model_core::keys::provider_from_spec(bad).is_err(),
+            secure_model_core::keys::provider_from_spec(bad, &Default::default()).is_err(),
             "{bad}"
         );
     }
@@ -496,17 +499,22 @@ async fn pack_for_kbs() -> Packed {
     let kek_bytes = *kek.expose_secret();
     std::fs::write(&kek_path, kek_bytes).unwrap();
     // The publisher's spec, through the public spec parser.
-    let publisher = secure_model_core::keys::provider_from_spec(&format!(
-        "kbs-resource:{}#{RES}",
-        kek_path.display()
-    ))
+    let publisher = secure_model_core::keys::provider_from_spec(
+        &format!("kbs-resource:{}#{RES}", kek_path.display()),
+        &Default::default(),
+    )
     .unwrap();
     assert_eq!(publisher.recipient().provider(), "kbs");
     assert_eq!(
         publisher.recipient().key_ref(),
         "kbs:///default/key/model-1"
     );
-    let store = open_location(work.path().join("pkg").to_str().unwrap(), true).unwrap();
+    let store = open_location(
+        work.path().join("pkg").to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     let (signer, _) = SigningKey::generate().unwrap();
     pack(
         &model,
@@ -568,13 +576,8 @@ async fn pack_then_pull_via_direct_kbs_and_via_cdh() {
     let cdh = kbs_server::start_cdh(cdh_res.clone()).await;
     let mut settings = KbsSettings::default();
     settings.cdh_addr = Some(cdh.url());
-    let via_cdh = secure_model_core::keys::kbs::provider_from_spec(
-        &format!("cdh:{RES}"),
-        "cdh",
-        RES,
-        &settings,
-    )
-    .unwrap();
+    let via_cdh =
+        secure_model_core::keys::provider_from_spec(&format!("cdh:{RES}"), &settings).unwrap();
     assert_eq!(pull(&p, via_cdh).await.unwrap(), b"{\"layers\":2}");
 
     // CDH without the resource: a typed error, surfaced through the loader.

@@ -61,7 +61,12 @@ async fn refuses_an_existing_package_and_cleans_up_a_failed_pack() {
 
     // The wrap of the second recipient fails after every data object was uploaded.
     let dir = tempfile::tempdir().unwrap();
-    let store = open_location(dir.path().join("pkg").to_str().unwrap(), true).unwrap();
+    let store = open_location(
+        dir.path().join("pkg").to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     let (signer, _) = SigningKey::generate().unwrap();
     let failing: Arc<dyn KeyProvider> = Arc::new(FailingProvider(Recipient::new("failing", "x")));
     let err = pack(

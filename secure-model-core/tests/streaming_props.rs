@@ -10,7 +10,7 @@
 
 use proptest::prelude::*;
 use secure_model_core::crypto::streaming::{
-    decrypt_all, encrypt_all, Header, SegmentCipher, StreamParams,
+    decrypt_all, encrypt_all, Header, SegmentOpener, StreamParams,
 };
 use secure_model_core::crypto::DataKey;
 
@@ -94,7 +94,7 @@ proptest! {
         let count = len.min(total - first);
         let (s, e) = p.ciphertext_range(first, count, ct.len() as u64);
         let mut buf = ct[s as usize..e as usize].to_vec();
-        let cipher = SegmentCipher::new(&key, &Header::parse(&ct).unwrap(), b"ra", p).unwrap();
+        let cipher = SegmentOpener::new(&key, &Header::parse(&ct).unwrap(), b"ra", p).unwrap();
         let got = cipher.open_segments(first, total, &mut buf).unwrap();
         let off = p.plaintext_offset(first) as usize;
         prop_assert_eq!(&buf[..got], &pt[off..off + got]);

@@ -214,7 +214,12 @@ async fn object_from_another_package_with_the_same_key() {
     let (f, m) = fixture().await;
     // Second package of the same model, same KEK and signer.
     let other = f.work.path().join("other");
-    let store2 = secure_model_core::storage::open_location(other.to_str().unwrap(), true).unwrap();
+    let store2 = secure_model_core::storage::open_location(
+        other.to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     secure_model_core::package::pack(
         m.path(),
         store2.as_ref(),
@@ -239,7 +244,13 @@ async fn object_from_another_package_with_the_same_key() {
     let (f, _m2) = fixture().await;
     std::fs::copy(other.join("keys.json"), f.pkg_dir.join("keys.json")).unwrap();
     let e = pull_default_err(&f).await;
-    assert!(matches!(e, LoadError::ModelIdMismatch { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Unlock(secure_model_core::keys::UnlockError::ModelIdMismatch { .. })
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -281,16 +292,16 @@ async fn keys_file_with_a_substituted_dek() {
     kf.recipients[0].wrapped_dek = base64::engine::general_purpose::STANDARD.encode(w);
     std::fs::write(f.pkg_dir.join("keys.json"), kf.to_bytes()).unwrap();
     let e = pull_default_err(&f).await;
-    match &e {
-        LoadError::Unlock { source } => assert!(
-            matches!(
-                **source,
-                secure_model_core::Error::Verify(VerifyError::DekCommitmentMismatch)
-            ),
-            "{e:?}"
+    assert!(
+        matches!(
+            e,
+            LoadError::Unlock(secure_model_core::keys::UnlockError::Failed {
+                source: secure_model_core::keys::UnlockFailure::CommitmentMismatch
+            })
         ),
-        other => panic!("expected a commitment failure, got {other:?}"),
-    }
+        "expected a commitment failure, got {e:?}"
+    );
+    assert_eq!(e.class(), secure_model_core::ErrorClass::Key);
 }
 
 #[tokio::test]
@@ -299,7 +310,13 @@ async fn wrong_key_has_no_matching_recipient() {
     let (_, other) = common::kek_file(f.work.path(), "other.bin");
     let loader = Loader::new(f.trusted(), vec![other]);
     let e = pull_err(&f, &loader).await;
-    assert!(matches!(e, LoadError::NoMatchingRecipient { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            LoadError::Unlock(secure_model_core::keys::UnlockError::NoMatchingRecipient { .. })
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -409,10 +426,13 @@ async fn disk_destination_refused_unless_allowed() {
         !target.exists(),
         "a refused destination must not be created"
     );
-    f.loader_with(LoadOptions::default().allow_disk_plaintext(true))
-        .pull(f.store.clone(), &target)
-        .await
-        .unwrap();
+    f.loader_with(
+        LoadOptions::default()
+            .with_relaxations(secure_model_core::danger::Relaxations::NONE.allow_disk_plaintext()),
+    )
+    .pull(f.store.clone(), &target)
+    .await
+    .unwrap();
     assert_eq!(common::entries(&target), ["a.bin", "b.bin", "c.bin", "d"]);
 }
 

@@ -8,7 +8,7 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use secure_model_core::crypto::streaming::{decrypt_all, Header, SegmentCipher, StreamParams};
+use secure_model_core::crypto::streaming::{decrypt_all, Header, SegmentOpener, StreamParams};
 use secure_model_core::crypto::DataKey;
 
 mod common;
@@ -63,7 +63,7 @@ fn python_tink_vectors_decrypt() {
 
         // Random access: every single segment, opened alone.
         let header = Header::parse(&ct).unwrap();
-        let cipher = SegmentCipher::new(&key, &header, &ad, params).unwrap();
+        let cipher = SegmentOpener::new(&key, &header, &ad, params).unwrap();
         let total = params.segment_count(pt.len() as u64);
         for i in 0..total {
             let (s, e) = params.ciphertext_range(i, 1, ct.len() as u64);

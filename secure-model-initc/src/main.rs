@@ -1,6 +1,8 @@
 //! `secure-model-initc SRC DEST [SRC DEST ...]`: the KServe storage initializer for
-//! secure-model packages. Configuration comes from environment variables (see README);
-//! logs are JSON lines on stderr; on failure a one-line reason goes to the termination log.
+//! secure-model packages (and, in KServe's confidential mode, KServe's JWE files). Reads its
+//! settings once (`secure_model_settings`), runs `secure_model_kserve::initializer`, and
+//! reports: JSON log lines on stderr, a one-line reason in the termination log on failure,
+//! the failure class as exit code.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -9,192 +11,66 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secure_model_core::config::{load_key_providers, load_trusted_keys, parse_digest_pin};
-use secure_model_core::loader::{LoadOptions, Loader, LogProgress, StagedModel};
-use secure_model_core::storage::open_location;
-use secure_model_core::verify::TrustedKeys;
-use secure_model_core::ErrorClass;
+use secure_model_core::loader::LogProgress;
+use secure_model_kserve::initializer::{self, Pair};
+use secure_model_settings::logging::{self, LogFormat};
+use secure_model_settings::{build, registry, Environment, Failure, Source};
 
-mod confidential;
+const USAGE: &str = "usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]";
 
-/// Environment variable names (documented in the README).
-mod env {
-    pub(crate) const TRUSTED_KEYS: &str = "SECURE_MODEL_TRUSTED_KEYS";
-    pub(crate) const TRUSTED_KEYS_PEM: &str = "SECURE_MODEL_TRUSTED_KEYS_PEM";
-    pub(crate) const KEYS: &str = "SECURE_MODEL_KEYS";
-    pub(crate) const ALLOW_DISK: &str = "SECURE_MODEL_ALLOW_DISK_PLAINTEXT";
-    pub(crate) const MANIFEST_DIGEST: &str = "SECURE_MODEL_MANIFEST_DIGEST";
-    pub(crate) const LOG: &str = "SECURE_MODEL_LOG";
-    pub(crate) const TERMINATION_LOG: &str = "SECURE_MODEL_TERMINATION_LOG";
-}
-
-const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
-
-struct Failure {
-    class: ErrorClass,
-    message: String,
-}
-
-impl From<secure_model_core::Error> for Failure {
-    fn from(e: secure_model_core::Error) -> Self {
-        Self {
-            class: e.class(),
-            message: e.chain_message(),
-        }
-    }
-}
-
-impl From<secure_model_core::loader::LoadError> for Failure {
-    fn from(e: secure_model_core::loader::LoadError) -> Self {
-        secure_model_core::Error::from(e).into()
-    }
-}
-
-impl From<secure_model_core::storage::StorageError> for Failure {
-    fn from(e: secure_model_core::storage::StorageError) -> Self {
-        secure_model_core::Error::from(e).into()
-    }
-}
-
-fn config(message: impl Into<String>) -> Failure {
-    Failure {
-        class: ErrorClass::Config,
-        message: message.into(),
-    }
-}
-
-fn list_var(name: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-fn bool_var(name: &str) -> Result<bool, Failure> {
-    match std::env::var(name)
-        .ok()
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("") | Some("false") | Some("0") | Some("no") => Ok(false),
-        Some("true") | Some("1") | Some("yes") => Ok(true),
-        Some(other) => Err(config(format!("{name}={other:?}: expected true or false"))),
-    }
-}
-
-fn pairs(args: &[String]) -> Vec<(String, PathBuf)> {
-    args.chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some((s.clone(), PathBuf::from(d))),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Trusted signer keys from PEM files named in `SECURE_MODEL_TRUSTED_KEYS` and/or PEM text
-/// inline in `SECURE_MODEL_TRUSTED_KEYS_PEM` (public keys are not secret, so a
-/// ClusterStorageContainer can carry them in its env without a volume). Both sets are trusted.
-fn trusted_keys() -> Result<TrustedKeys, Failure> {
-    let paths = list_var(env::TRUSTED_KEYS);
-    let inline = std::env::var(env::TRUSTED_KEYS_PEM).unwrap_or_default();
-    if paths.is_empty() && inline.trim().is_empty() {
-        return Err(config(format!(
-            "neither {} (trusted signer public key files, comma-separated) nor {} (PEM text) is set",
-            env::TRUSTED_KEYS,
-            env::TRUSTED_KEYS_PEM
-        )));
-    }
-    let mut trusted = if paths.is_empty() {
-        TrustedKeys::new()
-    } else {
-        load_trusted_keys(&paths)?
-    };
-    if !inline.trim().is_empty() {
-        let set = TrustedKeys::from_pem_bundle(&inline)
-            .map_err(|e| config(format!("{}: {e}", env::TRUSTED_KEYS_PEM)))?;
-        for k in set.keys() {
-            trusted.push(k.clone());
-        }
-    }
-    Ok(trusted)
-}
-
-async fn run(args: Vec<String>) -> Result<(), Failure> {
+fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
     if args.is_empty() || args.len() % 2 != 0 {
-        return Err(config(format!(
-            "expected SRC DEST pairs, got {} argument(s); usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]",
+        return Err(Failure::config(format!(
+            "expected SRC DEST pairs, got {} argument(s); {USAGE}",
             args.len()
         )));
     }
-    if confidential::enabled()? {
-        return confidential::run(&pairs(&args)).await;
-    }
-    let trusted = trusted_keys()?;
-    let key_specs = list_var(env::KEYS);
-    if key_specs.is_empty() {
-        return Err(config(format!("{} is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin", env::KEYS)));
-    }
-    let providers = load_key_providers(&key_specs)?;
-    let pairs = pairs(&args);
-    let pins = list_var(env::MANIFEST_DIGEST);
-    if !pins.is_empty() && pins.len() != pairs.len() {
-        return Err(config(format!(
-            "{} has {} digest(s) but there are {} SRC DEST pair(s): give one per pair, comma-separated",
-            env::MANIFEST_DIGEST,
-            pins.len(),
-            pairs.len()
-        )));
-    }
-    let allow_disk = bool_var(env::ALLOW_DISK)?;
-    let progress = Arc::new(LogProgress::new(Duration::from_secs(2)));
+    Ok(args
+        .chunks(2)
+        .filter_map(|c| match c {
+            [s, d] => Some(Pair {
+                source: s.clone(),
+                dest: PathBuf::from(d),
+            }),
+            _ => None,
+        })
+        .collect())
+}
 
-    // Stage every pair first; publish only when all verified, so a failure in the second
-    // model leaves the first unpublished too.
-    let mut staged: Vec<StagedModel> = Vec::with_capacity(pairs.len());
-    for (i, (src, dest)) in pairs.iter().enumerate() {
-        let mut opts = LoadOptions::default()
-            .allow_disk_plaintext(allow_disk)
-            .with_env_tuning(|k| std::env::var(k).ok())?;
-        if let Some(pin) = pins.get(i) {
-            opts = opts.pin_manifest_digest(parse_digest_pin(pin)?);
-        }
-        tracing::info!(source = %src, destination = %dest.display(), "loading package");
-        let store = open_location(src, false)?;
-        confidential::require_package(store.as_ref(), src).await?;
-        let loader = Loader::new(trusted.clone(), providers.clone())
-            .with_options(opts)
-            .with_progress(progress.clone());
-        staged.push(loader.stage(store, dest).await?);
-    }
-    for s in staged {
-        let r = s.publish()?;
-        tracing::info!(
-            destination = %r.destination.display(),
-            model_id = %r.model_id,
-            files = r.files,
-            bytes = r.plaintext_bytes,
-            seconds = r.seconds,
-            recipient = %r.recipient,
-            "model published"
-        );
-    }
+async fn run(src: &Source, args: &[String]) -> Result<(), Failure> {
+    let pairs = pairs(args)?;
+    let settings = build::initializer(src)?;
+    let progress = Arc::new(LogProgress::new(Duration::from_secs(2)));
+    initializer::run(&settings, &pairs, progress).await?;
     Ok(())
 }
 
+/// Logs the failure and writes its one line to the termination log (when that file exists:
+/// KServe shows it in the InferenceService status).
+fn report(src: &Source, f: &Failure) -> ExitCode {
+    tracing::error!(class = ?f.class, "{}", f.message);
+    let path = src
+        .path(&registry::TERMINATION_LOG)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| PathBuf::from(registry::TERMINATION_LOG.default));
+    if path.exists() {
+        let line = format!("secure-model-initc: {}\n", f.one_line(4000));
+        if let Err(e) = std::fs::write(&path, line) {
+            eprintln!(
+                "secure-model-initc: cannot write termination log {}: {e}",
+                path.display()
+            );
+        }
+    }
+    ExitCode::from(f.exit_code())
+}
+
 fn main() -> ExitCode {
-    let filter = std::env::var(env::LOG).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
+    let src = Source::new(Environment::capture());
+    let filter = src.text(&registry::LOG).ok().flatten();
+    logging::init(filter.as_deref().unwrap_or("info"), "info", LogFormat::Json);
+    secure_model_settings::warn_unknown_variables(src.environment());
     if let Err(e) = secure_model_core::config::disable_core_dumps() {
         tracing::warn!(error = %e, "could not disable core dumps");
     }
@@ -206,32 +82,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("secure-model-initc: cannot start the async runtime: {e}");
-            return ExitCode::from(ErrorClass::Internal.exit_code());
+            return ExitCode::from(secure_model_core::ErrorClass::Internal.exit_code());
         }
     };
-    match rt.block_on(run(args)) {
+    match rt.block_on(run(&src, &args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            tracing::error!(class = ?f.class, "{}", f.message);
-            let path = std::env::var(env::TERMINATION_LOG)
-                .unwrap_or_else(|_| DEFAULT_TERMINATION_LOG.into());
-            let path = std::path::Path::new(&path);
-            if path.exists() {
-                // One line; KServe shows it in the InferenceService status.
-                let line: String = f
-                    .message
-                    .chars()
-                    .filter(|c| *c != '\n')
-                    .take(4000)
-                    .collect();
-                if let Err(e) = std::fs::write(path, format!("secure-model-initc: {line}\n")) {
-                    eprintln!(
-                        "secure-model-initc: cannot write termination log {}: {e}",
-                        path.display()
-                    );
-                }
-            }
-            ExitCode::from(f.class.exit_code())
-        }
+        Err(f) => report(&src, &f),
     }
 }

@@ -40,8 +40,12 @@ impl Pkg {
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-model");
         let rt = tokio::runtime::Runtime::new().unwrap();
         for name in ["a", "b"] {
-            let store =
-                storage::open_location(dir.path().join(name).to_str().unwrap(), true).unwrap();
+            let store = storage::open_location(
+                dir.path().join(name).to_str().unwrap(),
+                true,
+                &Default::default(),
+            )
+            .unwrap();
             rt.block_on(package::pack(
                 &model,
                 store.as_ref(),

@@ -20,7 +20,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use secure_model_core::kserve_jwe::KserveKey;
+use secure_model_kserve::jwe::KserveKey;
+use secure_model_testkit::{python, repo};
 
 const RESOURCE: &str = "kbs:///default/key/model";
 
@@ -98,24 +99,6 @@ impl Drop for Cdh {
             let _ = t.join();
         }
     }
-}
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live jwcrypto interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs jwcrypto and kserve-storage), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Fresh JWE files made by jwcrypto with `key` (see tests/py/kserve_jwe.py).
@@ -244,8 +227,7 @@ fn refusals_before_the_key_mixed_then_allowed_and_verification_digest() {
     let src = work.path().join("model");
     std::fs::create_dir_all(&src).unwrap();
     let compact =
-        secure_model_core::kserve_jwe::encrypt(b"weights", &key, Default::default(), 1 << 20)
-            .unwrap();
+        secure_model_kserve::jwe::encrypt(b"weights", &key, Default::default(), 1 << 20).unwrap();
     std::fs::write(src.join("model.bin.jwe"), &compact).unwrap();
     std::fs::write(src.join("extra.py"), b"print('injected')").unwrap();
     let cdh = cdh_with(key.expose_secret());
@@ -321,7 +303,7 @@ fn hex(b: &[u8]) -> String {
 fn package_unlocks_with_the_confidential_resource_as_kbs_kek() {
     use secure_model_core::{
         crypto::Kek,
-        keys::{kbs::ResourcePath, KbsKeyProvider, KeyProvider},
+        keys::{KbsKeyProvider, KeyProvider, ResourcePath},
         package, storage,
         verify::SigningKey,
     };
@@ -337,7 +319,7 @@ fn package_unlocks_with_the_confidential_resource_as_kbs_kek() {
         ResourcePath::parse(RESOURCE).unwrap(),
     ));
     let pkg = work.path().join("pkg");
-    let store = storage::open_location(pkg.to_str().unwrap(), true).unwrap();
+    let store = storage::open_location(pkg.to_str().unwrap(), true, &Default::default()).unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(package::pack(

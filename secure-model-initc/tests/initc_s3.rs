@@ -9,8 +9,7 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-#[path = "../../secure-model-core/tests/servers/mod.rs"]
-mod servers;
+use secure_model_testkit::servers;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +18,7 @@ use secure_model_core::{
     crypto::Kek,
     keys::{KeyProvider, LocalKeyProvider},
     package,
-    storage::{open_location_with_env, StorageEnv},
+    storage::{open_location, StorageEnv, StorageSettings},
     verify::SigningKey,
 };
 
@@ -47,10 +46,10 @@ fn pulls_secure_s3_uris_with_kserve_variables() {
         ("S3_USE_HTTPS", "0".to_string()),
         ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
     ];
-    let store = open_location_with_env(
+    let store = open_location(
         "s3://models/tiny",
         true,
-        &StorageEnv::from_pairs(kserve_env.iter().cloned()).unwrap(),
+        &StorageSettings::new(StorageEnv::from_pairs(kserve_env.iter().cloned())),
     )
     .unwrap();
     tokio::runtime::Runtime::new()

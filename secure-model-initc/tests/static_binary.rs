@@ -17,15 +17,12 @@
     reason = "test code: a failed step should fail the test"
 )]
 
+use secure_model_testkit::repo;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const UID: u32 = 65532;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Builds with the Dockerfile's script into its own target directory (a nested cargo must
 /// not wait on the lock of the cargo running this test).
@@ -136,7 +133,9 @@ fn write_package(dir: &Path) {
     let (sk, _) = SigningKey::generate().unwrap();
     std::fs::write(dir.join("keys/signer.pub.pem"), sk.verifying_key().to_pem()).unwrap();
     let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(kek));
-    let store = storage::open_location(dir.join("pkg").to_str().unwrap(), true).unwrap();
+    let store =
+        storage::open_location(dir.join("pkg").to_str().unwrap(), true, &Default::default())
+            .unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(package::pack(

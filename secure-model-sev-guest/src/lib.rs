@@ -8,7 +8,7 @@
 //! ## Why this crate has unsafe code
 //! An ioctl is a raw system call that hands the kernel pointers into our memory; no safe
 //! wrapper exists for this driver's request structures. The rest of secure-model forbids
-//! `unsafe`; this crate *denies* it and allows it in exactly one module ([`ioctl`]), where
+//! `unsafe`; this crate *denies* it and allows it in exactly one private module (`ioctl`), where
 //! every block carries a `SAFETY:` comment. The `virtee/sev` crate was not used for this
 //! because its `get_ext_report` walks the certificate table through raw pointers at offsets
 //! chosen by the hypervisor, without bounds: the host is the adversary of a confidential
@@ -178,9 +178,10 @@ pub fn get_ext_report(
     }
 }
 
+// Private: the raw request structures and the syscall are not API; `get_ext_report` is.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub mod ioctl {
+mod ioctl {
     //! The `SNP_GET_EXT_REPORT` request structures and the one `unsafe` call.
     //!
     //! Reason for `unsafe`: `ioctl(2)` passes the kernel raw addresses of our request,

@@ -167,7 +167,7 @@ async fn run(a: Args) -> Result<()> {
     secure_model_core::crypto::install_rustls_provider();
     std::fs::create_dir_all(&a.dest)
         .with_context(|| format!("cannot create {}", a.dest.display()))?;
-    let backend = open_location(&a.src, false)?;
+    let backend = open_location(&a.src, false, &storage_settings()?)?;
     let objects = if a.keys.is_empty() {
         backend
             .list("")
@@ -242,4 +242,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?
         .block_on(run(a))
+}
+
+/// The storage settings `secure-model` itself would use here (credentials, timeouts, CA
+/// bundle), from the settings layer.
+fn storage_settings() -> anyhow::Result<secure_model_core::storage::StorageSettings> {
+    let src = secure_model_settings::Source::new(secure_model_settings::Environment::capture());
+    Ok(secure_model_settings::build::storage_settings(&src)?)
 }

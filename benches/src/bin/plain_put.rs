@@ -77,7 +77,7 @@ async fn upload(store: Arc<dyn StorageBackend>, key: String, path: PathBuf) -> R
 
 async fn run(a: Args) -> Result<()> {
     secure_model_core::crypto::install_rustls_provider();
-    let store = open_location(&a.dest, true)?;
+    let store = open_location(&a.dest, true, &storage_settings()?)?;
     let mut files = Vec::new();
     walk(&a.src, &a.src, &mut files)?;
     files.sort();
@@ -101,4 +101,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?
         .block_on(run(a))
+}
+
+/// The storage settings `secure-model` itself would use here (credentials, timeouts, CA
+/// bundle), from the settings layer.
+fn storage_settings() -> anyhow::Result<secure_model_core::storage::StorageSettings> {
+    let src = secure_model_settings::Source::new(secure_model_settings::Environment::capture());
+    Ok(secure_model_settings::build::storage_settings(&src)?)
 }

@@ -12,9 +12,11 @@
 //! | `GET /v2/models/{name}` | model metadata; the weights' names, datatypes and shapes under `parameters.weights` |
 //! | `GET /v2/models/{name}/ready` | `{"name":..,"ready":true}` |
 //!
-//! Configuration is the init container's: `SECURE_MODEL_TRUSTED_KEYS` /
-//! `SECURE_MODEL_TRUSTED_KEYS_PEM`, `SECURE_MODEL_KEYS`, plus `--package`. The bound address is
-//! printed on stdout as `listening on ADDR` (use `--listen 127.0.0.1:0` for a free port).
+//! Configuration is the init container's, through the same settings layer
+//! (`secure-model-settings`): `SECURE_MODEL_TRUSTED_KEYS` / `SECURE_MODEL_TRUSTED_KEYS_PEM`,
+//! `SECURE_MODEL_KEYS`, the KBS/CDH, storage and transfer settings, plus `--package`. The bound
+//! address is printed on stdout as `listening on ADDR` (use `--listen 127.0.0.1:0` for a free
+//! port).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -30,11 +32,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use secure_model_core::config::{load_key_providers, load_trusted_keys};
+use secure_model_core::config::load_key_providers;
 use secure_model_core::loader::{LoadedModel, Loader};
 use secure_model_core::storage::open_location;
 use secure_model_core::verify::TrustedKeys;
 use secure_model_core::ErrorClass;
+use secure_model_settings::registry::{flag_value, KEYS, LOG, TRUSTED_KEYS};
+use secure_model_settings::{build, Environment, Source};
 use serde_json::{json, Value};
 
 use metadata::TensorMeta;
@@ -47,7 +51,7 @@ use metadata::TensorMeta;
 )]
 struct Args {
     /// Package location: a directory, `file://` URI or any location the storage layer opens.
-    #[arg(long, env = "SECURE_MODEL_PACKAGE")]
+    #[arg(long)]
     package: String,
     /// Name to serve the model under (default: the signed model name).
     #[arg(long)]
@@ -61,19 +65,12 @@ struct Args {
     /// Largest total plaintext loaded into memory, in bytes.
     #[arg(long, default_value_t = 1 << 30)]
     max_bytes: u64,
-    /// Trusted signer public key files (PEM), comma-separated.
-    #[arg(long, env = "SECURE_MODEL_TRUSTED_KEYS", value_delimiter = ',')]
+    /// Trusted signer public key files (PEM); or SECURE_MODEL_TRUSTED_KEYS /
+    /// SECURE_MODEL_TRUSTED_KEYS_PEM.
+    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
     trusted_keys: Vec<String>,
-    /// Trusted signer public keys as PEM text.
-    #[arg(long, env = "SECURE_MODEL_TRUSTED_KEYS_PEM", hide_env_values = true)]
-    trusted_keys_pem: Option<String>,
-    /// Key specifications, e.g. `local:/keys/kek.bin`, comma-separated.
-    #[arg(
-        long = "key",
-        env = "SECURE_MODEL_KEYS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// Key specifications, e.g. `local:/keys/kek.bin`; or SECURE_MODEL_KEYS.
+    #[arg(long = "key", value_parser = flag_value(&KEYS))]
     keys: Vec<String>,
 }
 
@@ -86,6 +83,12 @@ enum ServerError {
     /// Bad configuration.
     #[error("{0}")]
     Config(String),
+    /// A malformed setting.
+    #[error(transparent)]
+    Settings(#[from] secure_model_settings::SettingsError),
+    /// Trusted keys could not be loaded.
+    #[error(transparent)]
+    Trust(#[from] secure_model_kserve::initializer::InitError),
     /// The weights file is missing or not safetensors.
     #[error("{path}: not a valid safetensors file: {source}")]
     Weights {
@@ -111,6 +114,8 @@ impl ServerError {
         match self {
             ServerError::Core(e) => e.class().exit_code(),
             ServerError::Config(_) | ServerError::Weights { .. } => ErrorClass::Config.exit_code(),
+            ServerError::Settings(e) => e.class().exit_code(),
+            ServerError::Trust(e) => e.class().exit_code(),
             ServerError::Serve { .. } => ErrorClass::Internal.exit_code(),
         }
     }
@@ -124,36 +129,32 @@ struct Served {
     model: LoadedModel,
 }
 
-fn trusted_keys(args: &Args) -> Result<TrustedKeys, ServerError> {
-    let mut keys = TrustedKeys::new();
-    if !args.trusted_keys.is_empty() {
-        keys = load_trusted_keys(&args.trusted_keys)?;
-    }
-    if let Some(pem) = args
-        .trusted_keys_pem
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-    {
-        let set = TrustedKeys::from_pem_bundle(pem)
-            .map_err(|e| ServerError::Config(format!("SECURE_MODEL_TRUSTED_KEYS_PEM: {e}")))?;
-        for k in set.keys() {
-            keys.push(k.clone());
-        }
-    }
-    if keys.is_empty() {
+fn trusted_keys(src: &Source) -> Result<TrustedKeys, ServerError> {
+    let trust = build::trust_sources(src)?;
+    if trust.files.is_empty() && trust.pem.as_deref().is_none_or(|p| p.trim().is_empty()) {
         return Err(ServerError::Config(
             "no trusted signer key: set SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM"
                 .into(),
         ));
     }
-    Ok(keys)
+    Ok(trust.load()?)
 }
 
-async fn load(args: &Args) -> Result<Served, ServerError> {
-    let trusted = trusted_keys(args)?;
-    let providers = load_key_providers(&args.keys)?;
-    let store = open_location(&args.package, false).map_err(secure_model_core::Error::from)?;
+async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
+    let trusted = trusted_keys(src)?;
+    let specs = src
+        .list(&KEYS)
+        .map_err(secure_model_settings::SettingsError::from)?;
+    if specs.is_empty() {
+        return Err(ServerError::Config(
+            "no key: pass --key TYPE:ARG or set SECURE_MODEL_KEYS".into(),
+        ));
+    }
+    let providers = load_key_providers(&specs, &build::kbs_settings(src)?)?;
+    let store = open_location(&args.package, false, &build::storage_settings(src)?)
+        .map_err(secure_model_core::Error::from)?;
     let model = Loader::new(trusted, providers)
+        .with_options(build::load_options(src)?)
         .load_in_memory(store, args.max_bytes)
         .await
         .map_err(secure_model_core::Error::from)?;
@@ -265,8 +266,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(args: Args) -> Result<(), ServerError> {
-    let served = Arc::new(load(&args).await?);
+async fn run(args: Args, src: Source) -> Result<(), ServerError> {
+    let served = Arc::new(load(&args, &src).await?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServerError::Serve {
@@ -286,17 +287,19 @@ async fn run(args: Args) -> Result<(), ServerError> {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SECURE_MODEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let args = Args::parse();
+    let src = Source::new(Environment::capture())
+        .flags(&TRUSTED_KEYS, &args.trusted_keys)
+        .flags(&KEYS, &args.keys);
+    let filter = src.text(&LOG).ok().flatten();
+    secure_model_settings::logging::init(
+        filter.as_deref().unwrap_or("info"),
+        "info",
+        secure_model_settings::logging::LogFormat::Json,
+    );
     if let Err(e) = secure_model_core::config::disable_core_dumps() {
         tracing::warn!(error = %e, "could not disable core dumps");
     }
-    let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -307,7 +310,7 @@ fn main() -> ExitCode {
             return ExitCode::from(ErrorClass::Internal.exit_code());
         }
     };
-    match rt.block_on(run(args)) {
+    match rt.block_on(run(args, src)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = match &e {

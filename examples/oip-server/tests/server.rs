@@ -81,7 +81,12 @@ fn pack() -> Packed {
     std::fs::write(dir.path().join("kek.bin"), kek.expose_secret()).unwrap();
     let (sk, _) = SigningKey::generate().unwrap();
     let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(kek));
-    let store = storage::open_location(dir.path().join("pkg").to_str().unwrap(), true).unwrap();
+    let store = storage::open_location(
+        dir.path().join("pkg").to_str().unwrap(),
+        true,
+        &Default::default(),
+    )
+    .unwrap();
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(package::pack(

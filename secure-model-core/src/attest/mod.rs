@@ -13,18 +13,20 @@ mod cca;
 mod sample;
 mod snp;
 mod tdx;
-mod tsm;
+pub(crate) mod tsm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::danger::Relaxations;
+
 pub use cca::{cca_realm_challenge, MAX_CCA_TOKEN};
 pub use sample::SampleAttester;
 pub use snp::{parse_cert_table, snp_evidence, SevGuestAttester, MAX_CERT_TABLE, SNP_REPORT_LEN};
 pub use tdx::tdx_quote_report_data;
-pub use tsm::{TsmAttester, TsmEmulation, TsmReport, DEFAULT_TSM_ROOT};
+pub use tsm::{TsmAttester, TsmReport, DEFAULT_TSM_ROOT};
 
 /// Largest report data any TEE accepts (TDX `REPORTDATA`, SNP `REPORT_DATA`).
 pub const MAX_REPORT_DATA: usize = 64;
@@ -134,6 +136,22 @@ pub enum AttestError {
     },
 }
 
+impl AttestError {
+    /// The failure class: no TEE, a refused sample attester, an unknown attester name, too
+    /// much report data or a missing device are configuration; anything else internal.
+    pub fn class(&self) -> crate::ErrorClass {
+        use crate::ErrorClass;
+        match self {
+            AttestError::NoTee { .. }
+            | AttestError::SampleNotAllowed
+            | AttestError::UnknownAttester { .. }
+            | AttestError::ReportDataTooLong { .. }
+            | AttestError::Io { step: "stat", .. } => ErrorClass::Config,
+            _ => ErrorClass::Internal,
+        }
+    }
+}
+
 /// Produces TEE evidence over report data. Object-safe; implementations are `Send + Sync +
 /// Debug`.
 #[async_trait]
@@ -150,10 +168,11 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
 }
 
 /// Which attester to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AttesterChoice {
     /// Probe the machine ([`detect`]).
+    #[default]
     Auto,
     /// The sample attester (needs `allow_sample`).
     Sample,
@@ -205,16 +224,16 @@ impl AttesterChoice {
         }
     }
 
-    /// Builds the attester. `allow_sample` is the explicit opt-in for [`SampleAttester`]; it
-    /// is never chosen by [`AttesterChoice::Auto`].
+    /// Builds the attester. [`Relaxations::allow_sample_attester`] is the explicit opt-in for
+    /// [`SampleAttester`]; it is never chosen by [`AttesterChoice::Auto`].
     ///
     /// # Errors
     /// [`AttestError::SampleNotAllowed`], [`AttestError::NoTee`] (also when the machine's
     /// TEE is not the one asked for), interface errors.
-    pub fn build(&self, allow_sample: bool) -> Result<Arc<dyn Attester>, AttestError> {
+    pub fn build(&self, relax: Relaxations) -> Result<Arc<dyn Attester>, AttestError> {
         match self {
             AttesterChoice::Auto => detect(),
-            AttesterChoice::Sample => Ok(Arc::new(SampleAttester::new(allow_sample)?)),
+            AttesterChoice::Sample => Ok(Arc::new(SampleAttester::new(relax)?)),
             AttesterChoice::Tsm(root) => Ok(Arc::new(TsmAttester::open(root)?)),
             AttesterChoice::SevGuest(dev) => Ok(Arc::new(SevGuestAttester::open(dev)?)),
             AttesterChoice::Tee(tee) => {

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::{AttestError, Attester, TeeType, MAX_REPORT_DATA};
+use crate::danger::Relaxations;
 
 /// Sample evidence for development and tests. Construction fails unless explicitly allowed,
 /// and every use logs a warning.
@@ -15,12 +16,13 @@ pub struct SampleAttester {
 }
 
 impl SampleAttester {
-    /// The sample attester; `allowed` must be the operator's explicit opt-in.
+    /// The sample attester, when `relax` carries the operator's explicit opt-in
+    /// ([`Relaxations::allow_sample_attester`]).
     ///
     /// # Errors
-    /// [`AttestError::SampleNotAllowed`] when `allowed` is false.
-    pub fn new(allowed: bool) -> Result<Self, AttestError> {
-        if !allowed {
+    /// [`AttestError::SampleNotAllowed`] without it.
+    pub fn new(relax: Relaxations) -> Result<Self, AttestError> {
+        if !relax.sample_attester() {
             return Err(AttestError::SampleNotAllowed);
         }
         tracing::warn!(

@@ -146,16 +146,14 @@ impl TsmAttester {
         Self::build(root.as_ref(), Some(PathBuf::from(CCEL_PATH)), None)
     }
 
-    /// As [`TsmAttester::open`] on a directory tree driven by `emulation` (tests). No CC
-    /// event log is read.
-    ///
-    /// # Errors
-    /// As [`TsmAttester::open`].
-    pub fn open_emulated(
-        root: impl AsRef<Path>,
+    /// As [`TsmAttester::open`] on a directory tree driven by `emulation` (tests, through
+    /// `test_support`). No CC event log is read.
+    #[cfg(feature = "test-support")]
+    pub(crate) fn open_emulated(
+        root: &Path,
         emulation: Arc<dyn TsmEmulation>,
     ) -> Result<Self, AttestError> {
-        Self::build(root.as_ref(), None, Some(emulation))
+        Self::build(root, None, Some(emulation))
     }
 
     fn build(

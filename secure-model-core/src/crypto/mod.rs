@@ -42,6 +42,14 @@ pub enum CryptoError {
     StreamPoisoned,
 }
 
+impl CryptoError {
+    /// The failure class: a primitive failing outside a file context is internal (file
+    /// decryption failures are reported by the loader as integrity failures).
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Internal
+    }
+}
+
 /// Length of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
 

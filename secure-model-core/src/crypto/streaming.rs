@@ -5,7 +5,7 @@
 //! `header = 0x28 || salt(32) || nonce_prefix(7)`, then segments. Segment 0 holds the header,
 //! up to `S - 40 - 16` plaintext bytes and a 16-byte tag; later segments hold up to `S - 16`
 //! plaintext bytes and a tag. Ciphertext segment `i` is `[i*S, (i+1)*S)`, so any range of whole
-//! segments can be fetched and opened alone ([`SegmentCipher::open_segments`]).
+//! segments can be fetched and opened alone ([`SegmentOpener::open_segments`]).
 //! Segment key `K = HKDF-SHA256(ikm = DEK, salt, info = associated data)`; nonce of segment `i`
 //! `= nonce_prefix || BE32(i) || last_flag`; GCM AAD empty.
 
@@ -132,8 +132,8 @@ pub struct Header {
 }
 
 impl Header {
-    /// A fresh random header.
-    pub fn generate() -> Result<Self, CryptoError> {
+    /// A fresh random header; only the encryptor draws one (see [`SegmentOpener`]).
+    fn generate() -> Result<Self, CryptoError> {
         let mut salt = [0u8; SALT_LEN];
         let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
         random_fill(&mut salt)?;
@@ -176,51 +176,30 @@ impl hkdf::KeyType for DerivedKeyLen {
     }
 }
 
-/// The per-stream segment cipher: the HKDF-derived AES-256-GCM key and the nonce prefix.
-///
-/// Uses `ring`'s `LessSafeKey` because nonces are derived, not counted by `ring`: uniqueness
-/// holds because each stream has a fresh random salt (hence a fresh key) and each segment index
-/// appears once with its last flag.
-pub struct SegmentCipher {
+/// The stream key and nonce prefix shared by the opener and the sealer: HKDF-SHA256 of the
+/// DEK with the header salt, expanded with the associated data.
+struct StreamKey {
     key: LessSafeKey,
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     params: StreamParams,
 }
 
-impl std::fmt::Debug for SegmentCipher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SegmentCipher")
-            .field("key", &"[redacted]")
-            .field("params", &self.params)
-            .finish()
-    }
-}
-
-impl SegmentCipher {
-    /// Derives the stream key from `ikm`, the header salt and the associated data.
-    pub fn new(
+impl StreamKey {
+    fn derive(
         ikm: &DataKey,
         header: &Header,
         associated_data: &[u8],
         params: StreamParams,
     ) -> Result<Self, CryptoError> {
+        let derived = || CryptoError::InvalidLength {
+            what: "derived key",
+        };
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &header.salt).extract(ikm.expose_secret());
         let info = [associated_data];
-        let okm = prk
-            .expand(&info, DerivedKeyLen)
-            .map_err(|_| CryptoError::InvalidLength {
-                what: "derived key",
-            })?;
+        let okm = prk.expand(&info, DerivedKeyLen).map_err(|_| derived())?;
         let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        okm.fill(key.as_mut())
-            .map_err(|_| CryptoError::InvalidLength {
-                what: "derived key",
-            })?;
-        let key = UnboundKey::new(&AES_256_GCM, key.as_ref()).map_err(|_| {
-            CryptoError::InvalidLength {
-                what: "derived key",
-            }
-        })?;
+        okm.fill(key.as_mut()).map_err(|_| derived())?;
+        let key = UnboundKey::new(&AES_256_GCM, key.as_ref()).map_err(|_| derived())?;
         Ok(Self {
             key: LessSafeKey::new(key),
             nonce_prefix: header.nonce_prefix,
@@ -228,11 +207,7 @@ impl SegmentCipher {
         })
     }
 
-    /// The parameters this cipher was made for.
-    pub fn params(&self) -> StreamParams {
-        self.params
-    }
-
+    /// `nonce_prefix || BE32(index) || last_flag`.
     fn nonce(&self, index: u64, last: bool) -> Result<Nonce, CryptoError> {
         let index = u32::try_from(index).map_err(|_| CryptoError::InvalidLength {
             what: "segment index",
@@ -244,44 +219,69 @@ impl SegmentCipher {
         Ok(Nonce::assume_unique_for_key(n))
     }
 
-    /// Encrypts one segment's plaintext in `buf` (in place) and appends the tag.
-    pub fn seal_segment(
-        &self,
-        index: u64,
-        last: bool,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), CryptoError> {
-        let max = if index == 0 {
+    /// Largest plaintext of segment `index`.
+    fn max_plaintext(&self, index: u64) -> u64 {
+        if index == 0 {
             self.params.first_plaintext_len()
         } else {
             self.params.plaintext_segment_len()
-        };
-        if buf.len() as u64 > max {
-            return Err(CryptoError::InvalidLength {
-                what: "segment plaintext",
-            });
         }
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(self.nonce(index, last)?, Aad::empty(), buf)
-            .map_err(|_| CryptoError::Authentication)?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
+    }
+}
+
+/// Opens the segments of one stream: the HKDF-derived AES-256-GCM key and the nonce prefix of
+/// a parsed [`Header`]. It can only open; sealing is reserved to [`StreamEncryptor`], which
+/// draws a fresh random header for every stream, so no public API can encrypt two plaintexts
+/// under one key and nonce (`ring`'s `LessSafeKey` lesson: derived nonces are safe only when
+/// the code that derives them also guarantees their uniqueness).
+pub struct SegmentOpener {
+    key: StreamKey,
+}
+
+impl std::fmt::Debug for SegmentOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentOpener")
+            .field("key", &"[redacted]")
+            .field("params", &self.key.params)
+            .finish()
+    }
+}
+
+impl SegmentOpener {
+    /// Derives the stream key from `ikm`, the header salt and the associated data.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidLength`] only if the key derivation fails (it cannot with these
+    /// fixed sizes).
+    pub fn new(
+        ikm: &DataKey,
+        header: &Header,
+        associated_data: &[u8],
+        params: StreamParams,
+    ) -> Result<Self, CryptoError> {
+        Ok(Self {
+            key: StreamKey::derive(ikm, header, associated_data, params)?,
+        })
+    }
+
+    /// The parameters this opener was made for.
+    pub fn params(&self) -> StreamParams {
+        self.key.params
     }
 
     /// Opens one segment (ciphertext || tag, without the stream header) in place and returns
     /// the plaintext length (the plaintext is `buf[..len]`).
+    ///
+    /// # Errors
+    /// [`CryptoError::Authentication`] for any failure (wrong key, tampered, wrong index or
+    /// last flag, impossible length).
     pub fn open_segment(
         &self,
         index: u64,
         last: bool,
         buf: &mut [u8],
     ) -> Result<usize, CryptoError> {
-        let max = if index == 0 {
-            self.params.first_plaintext_len()
-        } else {
-            self.params.plaintext_segment_len()
-        } + TAG_LEN as u64;
+        let max = self.key.max_plaintext(index) + TAG_LEN as u64;
         if buf.len() < TAG_LEN || buf.len() as u64 > max {
             return Err(CryptoError::Authentication);
         }
@@ -289,7 +289,8 @@ impl SegmentCipher {
         // caller knows from the signed ciphertext length which segment is last.
         let pt = self
             .key
-            .open_in_place(self.nonce(index, last)?, Aad::empty(), buf)
+            .key
+            .open_in_place(self.key.nonce(index, last)?, Aad::empty(), buf)
             .map_err(|_| CryptoError::Authentication)?;
         Ok(pt.len())
     }
@@ -300,13 +301,16 @@ impl SegmentCipher {
     /// of `ct`; the return value is the plaintext length.
     ///
     /// This is random access: any range of whole segments can be opened alone, given the header.
+    ///
+    /// # Errors
+    /// [`CryptoError::Authentication`] for any failure, including an empty range.
     pub fn open_segments(
         &self,
         first: u64,
         total: u64,
         ct: &mut [u8],
     ) -> Result<usize, CryptoError> {
-        let seg = self.params.seg() as usize;
+        let seg = self.key.params.seg() as usize;
         let mut read = 0usize;
         let mut written = 0usize;
         let mut index = first;
@@ -342,10 +346,34 @@ impl SegmentCipher {
     }
 }
 
+/// Seals the segments of one stream. Private: only [`StreamEncryptor::new`] creates one, from
+/// a header it has just drawn at random, and seals each index once, in order.
+struct SegmentSealer {
+    key: StreamKey,
+}
+
+impl SegmentSealer {
+    /// Encrypts one segment's plaintext in `buf` (in place) and appends the tag.
+    fn seal_segment(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if buf.len() as u64 > self.key.max_plaintext(index) {
+            return Err(CryptoError::InvalidLength {
+                what: "segment plaintext",
+            });
+        }
+        let tag = self
+            .key
+            .key
+            .seal_in_place_separate_tag(self.key.nonce(index, last)?, Aad::empty(), buf)
+            .map_err(|_| CryptoError::Authentication)?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+}
+
 /// Streaming encryptor: write plaintext, then call [`StreamEncryptor::finish`]. Without
 /// `finish` the last segment is never written and the ciphertext does not decrypt.
 pub struct StreamEncryptor<W: Write> {
-    cipher: SegmentCipher,
+    sealer: SegmentSealer,
     writer: Option<W>,
     buf: Vec<u8>,
     index: u64,
@@ -368,10 +396,12 @@ impl<W: Write> StreamEncryptor<W> {
         mut writer: W,
     ) -> Result<Self, CryptoError> {
         let header = Header::generate()?;
-        let cipher = SegmentCipher::new(ikm, &header, associated_data, params)?;
+        let sealer = SegmentSealer {
+            key: StreamKey::derive(ikm, &header, associated_data, params)?,
+        };
         writer.write_all(&header.to_bytes())?;
         Ok(Self {
-            cipher,
+            sealer,
             writer: Some(writer),
             buf: Vec::with_capacity(params.seg() as usize),
             index: 0,
@@ -379,16 +409,12 @@ impl<W: Write> StreamEncryptor<W> {
     }
 
     fn cap(&self) -> usize {
-        if self.index == 0 {
-            self.cipher.params.first_plaintext_len() as usize
-        } else {
-            self.cipher.params.plaintext_segment_len() as usize
-        }
+        self.sealer.key.max_plaintext(self.index) as usize
     }
 
     fn flush_segment(&mut self, last: bool) -> Result<(), CryptoError> {
         let writer = self.writer.as_mut().ok_or(CryptoError::StreamPoisoned)?;
-        self.cipher.seal_segment(self.index, last, &mut self.buf)?;
+        self.sealer.seal_segment(self.index, last, &mut self.buf)?;
         writer.write_all(&self.buf)?;
         self.buf.clear();
         self.index += 1;
@@ -449,7 +475,7 @@ pub struct StreamDecryptor<R: Read> {
     params: StreamParams,
     associated_data: Vec<u8>,
     ikm: DataKey,
-    cipher: Option<SegmentCipher>,
+    opener: Option<SegmentOpener>,
     ct: Vec<u8>,
     pt: Vec<u8>,
     pt_pos: usize,
@@ -474,7 +500,7 @@ impl<R: Read> StreamDecryptor<R> {
             params,
             associated_data: associated_data.to_vec(),
             ikm,
-            cipher: None,
+            opener: None,
             ct: Vec::new(),
             pt: Vec::new(),
             pt_pos: 0,
@@ -517,10 +543,10 @@ impl<R: Read> StreamDecryptor<R> {
 
     fn next_segment(&mut self) -> Result<(), CryptoError> {
         let seg = self.params.seg() as usize;
-        if self.cipher.is_none() {
+        if self.opener.is_none() {
             self.fill(HEADER_LEN)?;
             let header = Header::parse(&self.ct)?;
-            self.cipher = Some(SegmentCipher::new(
+            self.opener = Some(SegmentOpener::new(
                 &self.ikm,
                 &header,
                 &self.associated_data,
@@ -538,8 +564,8 @@ impl<R: Read> StreamDecryptor<R> {
         let last = self.ct.len() <= seg_len;
         let take = self.ct.len().min(seg_len);
         let mut body: Vec<u8> = self.ct.drain(..take).collect();
-        let cipher = self.cipher.as_ref().ok_or(CryptoError::StreamPoisoned)?;
-        let n = cipher.open_segment(self.index, last, &mut body)?;
+        let opener = self.opener.as_ref().ok_or(CryptoError::StreamPoisoned)?;
+        let n = opener.open_segment(self.index, last, &mut body)?;
         body.truncate(n);
         self.pt = body;
         self.pt_pos = 0;

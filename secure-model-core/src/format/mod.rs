@@ -80,6 +80,13 @@ pub enum FormatError {
     },
 }
 
+impl FormatError {
+    /// The failure class: a package document that breaks the format is an integrity failure.
+    pub fn class(&self) -> crate::ErrorClass {
+        crate::ErrorClass::Integrity
+    }
+}
+
 /// Associated data of a file's stream:
 /// `AD_LABEL || BE32(len(model_id)) || model_id || BE32(len(path)) || path` (UTF-8 bytes).
 pub fn file_associated_data(model_id: &str, path: &str) -> Vec<u8> {

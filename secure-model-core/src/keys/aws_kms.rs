@@ -20,10 +20,7 @@ use zeroize::Zeroizing;
 use super::{KeyError, KeyProvider, Recipient, WrapContext};
 use crate::crypto::DataKey;
 
-/// The AWS SDK for KMS this provider is built on, re-exported so embedders and tests can build
-/// a [`Client`](sdk::Client) for [`AwsKmsKeyProvider::with_client`] without depending on a
-/// second copy.
-pub use aws_sdk_kms as sdk;
+use aws_sdk_kms as sdk;
 
 /// Provider type name in keys files.
 pub const AWS_KMS: &str = "aws-kms";

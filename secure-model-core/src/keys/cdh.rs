@@ -1,6 +1,6 @@
 //! The CoCo Confidential Data Hub client: inside a Confidential Containers pod the CDH has
 //! already attested, and `GET {CDH_ADDR}/cdh/resource/<repo>/<type>/<tag>` returns the
-//! plaintext resource. Used by [`super::KbsKeyProvider::via_cdh`] for the `kbs` recipient.
+//! plaintext resource. One of the two brokers of [`super::broker`].
 //!
 //! The CDH listens on the pod's loopback; plain HTTP is its normal transport, so `http://` is
 //! accepted here (and only loopback or an explicit `CDH_ADDR` is ever contacted).
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::kbs::{sanitize, ResourcePath};
+use super::resource::{sanitize, ResourcePath};
 
 /// Default CDH address.
 pub const DEFAULT_CDH_ADDR: &str = "http://127.0.0.1:8006";

@@ -1,12 +1,22 @@
 //! Key providers: who holds the KEK and how the DEK is wrapped for them. Owns the
-//! [`KeyProvider`] trait, recipient references as written in the keys file, and the `local`
-//! provider. Knows nothing of storage or of the package layout beyond the keys-file entry.
+//! [`KeyProvider`] trait, recipient references as written in the keys file, the providers
+//! (`local`, `kbs`, `aws-kms`), the key brokers that release KBS resources (a Trustee KBS,
+//! the CoCo CDH) and the one DEK-unlock both the loader and `rewrap` use. Knows nothing of
+//! storage or of the package layout beyond the keys-file entry.
+//!
+//! Inside: [`resource`] (KBS resource paths, a leaf) ← [`kbs`] (the RCAR client) and [`cdh`]
+//! ← [`broker`] (who releases a resource, one cached fetch) ← the `kbs` recipient
+//! ([`KbsKeyProvider`]).
 
 #[cfg(feature = "aws-kms")]
 pub mod aws_kms;
+pub mod broker;
 pub mod cdh;
 pub mod kbs;
+mod kbs_recipient;
 mod local;
+pub mod resource;
+mod unlock;
 
 use std::fmt::Debug;
 
@@ -14,8 +24,11 @@ use async_trait::async_trait;
 
 #[cfg(feature = "aws-kms")]
 pub use aws_kms::AwsKmsKeyProvider;
-pub use kbs::KbsKeyProvider;
+pub use broker::{BrokeredResource, KbsSettings, ResourceBroker};
+pub use kbs_recipient::{KbsKeyProvider, KBS};
 pub use local::LocalKeyProvider;
+pub use resource::ResourcePath;
+pub use unlock::{unlock_dek, Commitment, UnlockError, UnlockFailure, UnlockedKey};
 
 use crate::crypto::{CryptoError, DataKey};
 
@@ -136,6 +149,21 @@ pub enum KeyError {
     },
 }
 
+impl KeyError {
+    /// The failure class: a bad specification or key file is configuration; anything else a
+    /// key failure.
+    pub fn class(&self) -> crate::ErrorClass {
+        use crate::ErrorClass;
+        match self {
+            KeyError::InvalidSpec { .. }
+            | KeyError::UnknownProvider { .. }
+            | KeyError::ReadKeyFile { .. }
+            | KeyError::InvalidKeyFile { .. } => ErrorClass::Config,
+            _ => ErrorClass::Key,
+        }
+    }
+}
+
 /// Who a wrapped DEK is for: provider type and provider-specific key reference. Written into,
 /// and matched against, the keys file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -221,11 +249,17 @@ pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh, aws-kms";
 /// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`, or with feature
 /// `aws-kms` `aws-kms:alias/models`) into a provider.
 ///
-/// KBS specifications (see [`kbs::provider_from_spec`] and `docs/key-providers.md`):
-/// `kbs:<KBS URL>#<repo>/<type>/<tag>`, `cdh:<repo>/<type>/<tag>`,
-/// `kbs-resource:<KEK file>#<repo>/<type>/<tag>`; their other settings come from the
-/// environment ([`kbs::KbsSettings::from_env`]).
-pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>, KeyError> {
+/// KBS specifications (see `docs/key-providers.md`): `kbs:<KBS URL>#<repo>/<type>/<tag>`,
+/// `cdh:<repo>/<type>/<tag>`, `kbs-resource:<KEK file>#<repo>/<type>/<tag>`; their other
+/// settings come from `kbs` ([`KbsSettings`], built by the binaries' settings layer).
+///
+/// # Errors
+/// [`KeyError::InvalidSpec`], [`KeyError::UnknownProvider`] and the providers' configuration
+/// errors.
+pub fn provider_from_spec(
+    spec: &str,
+    kbs: &KbsSettings,
+) -> Result<std::sync::Arc<dyn KeyProvider>, KeyError> {
     let (scheme, arg) = spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
         spec: spec.into(),
         reason: "expected TYPE:ARGUMENT, for example local:/path/to/kek".into(),
@@ -240,9 +274,7 @@ pub fn provider_from_spec(spec: &str) -> Result<std::sync::Arc<dyn KeyProvider>,
             }
             Ok(std::sync::Arc::new(LocalKeyProvider::from_file(arg)?))
         }
-        "kbs" | "kbs-resource" | "cdh" => {
-            kbs::provider_from_spec(spec, scheme, arg, &kbs::KbsSettings::from_env())
-        }
+        "kbs" | "kbs-resource" | "cdh" => kbs_recipient::provider_from_spec(spec, scheme, arg, kbs),
         // `aws-kms:<key id | key ARN | alias/NAME | alias ARN>`; the client is created on
         // first use from the AWS environment.
         #[cfg(feature = "aws-kms")]

@@ -1,4 +1,6 @@
 //! The destination directory: memory-backed check, staging inside it, atomic publish, cleanup.
+//! Filesystem work here blocks; async callers go through [`Staging::prepare`] and
+//! [`Staging::file_sinks`], which run it on the blocking pool.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -17,8 +19,11 @@ fn rename_noreplace(from_dir: &File, to_dir: &File, name: &str) -> std::io::Resu
     .map_err(std::io::Error::from)
 }
 
+use super::sink::FileSink;
 use super::LoadError;
 use crate::crypto::random_fill;
+use crate::danger::Relaxations;
+use crate::verify::FileEntry;
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -69,6 +74,7 @@ fn io_err<'a>(
 #[derive(Debug)]
 pub struct Staging {
     dest: PathBuf,
+    kind: FsKind,
     root: PathBuf,
     top_level: BTreeSet<String>,
     published: bool,
@@ -131,13 +137,38 @@ impl Drop for CreatedDirs {
 }
 
 impl Staging {
-    /// Creates `dest` if needed, enforces the memory-backed policy, refuses paths that already
-    /// exist in `dest`, and creates a private staging directory inside it.
+    /// [`Staging::create`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Staging::create`].
+    pub async fn prepare(
+        dest: &Path,
+        paths: Vec<String>,
+        relax: Relaxations,
+    ) -> Result<Self, LoadError> {
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            Self::create(&dest, paths.iter().map(String::as_str), relax)
+        })
+        .await
+        .map_err(|_| LoadError::Internal {
+            what: "staging task panicked or was cancelled",
+        })?
+    }
+
+    /// Creates `dest` if needed, enforces the memory-backed policy (unless `relax` allows disk
+    /// plaintext), refuses paths that already exist in `dest`, and creates a private staging
+    /// directory inside it. Blocks on filesystem calls.
+    ///
+    /// # Errors
+    /// [`LoadError::NotMemoryBacked`], [`LoadError::DestinationConflict`],
+    /// [`LoadError::Destination`].
     pub fn create<'a>(
         dest: &Path,
         paths: impl IntoIterator<Item = &'a str>,
-        allow_disk: bool,
+        relax: Relaxations,
     ) -> Result<Self, LoadError> {
+        let allow_disk = relax.disk_plaintext();
         // Check the policy on the nearest existing ancestor first, so a refused destination
         // is not even created.
         if !allow_disk {
@@ -211,6 +242,7 @@ impl Staging {
         };
         Ok(Self {
             dest: dest.to_path_buf(),
+            kind,
             root,
             top_level,
             published: false,
@@ -219,8 +251,37 @@ impl Staging {
         })
     }
 
+    /// The filesystem kind of the destination.
+    pub fn fs_kind(&self) -> FsKind {
+        self.kind
+    }
+
+    /// One preallocated staging file per manifest file, created on the blocking pool.
+    pub(crate) async fn file_sinks(
+        self,
+        files: Vec<FileEntry>,
+    ) -> Result<(Self, Vec<FileSink>), LoadError> {
+        tokio::task::spawn_blocking(move || {
+            let sinks = files
+                .iter()
+                .map(|f| {
+                    self.create_file(f.path(), f.plaintext_size())
+                        .map(|file| FileSink::new(file, f.path()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((self, sinks))
+        })
+        .await
+        .map_err(|_| LoadError::Internal {
+            what: "staging task panicked or was cancelled",
+        })?
+    }
+
     /// Creates the staging file for relative path `rel` (validated by the manifest checks),
-    /// preallocated to `size` bytes.
+    /// preallocated to `size` bytes. Blocks on filesystem calls.
+    ///
+    /// # Errors
+    /// [`LoadError::Destination`].
     pub fn create_file(&self, rel: &str, size: u64) -> Result<File, LoadError> {
         let path = self.root.join(rel);
         if let Some(parent) = path.parent() {
@@ -244,13 +305,16 @@ impl Staging {
 
     /// Where relative path `rel` (already validated by the caller) lives inside the staging
     /// directory, for callers that stage files themselves (KServe JWE downloads).
-    pub(crate) fn path_of(&self, rel: &str) -> PathBuf {
+    pub fn path_of(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
 
     /// Moves every top-level entry into the destination (`renameat2(RENAME_NOREPLACE)`, so
     /// nothing existing is overwritten). On failure, entries already moved are moved back and
     /// everything staged is removed.
+    ///
+    /// # Errors
+    /// [`LoadError::Destination`] naming the entry that could not be moved.
     pub fn publish(mut self) -> Result<Vec<PathBuf>, LoadError> {
         let dir = File::open(&self.dest).map_err(io_err(&self.dest, "cannot open destination"))?;
         let stage =
@@ -312,12 +376,12 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         std::fs::write(stale.join("weights.bin"), b"partial plaintext").unwrap();
 
-        let live = Staging::create(&dest, ["a.bin"], false).unwrap();
+        let live = Staging::create(&dest, ["a.bin"], Relaxations::NONE).unwrap();
         assert!(!stale.exists(), "stale staging must be removed");
         assert!(live.root.exists());
 
         // A second loader in the same destination leaves the live one alone.
-        let second = Staging::create(&dest, ["b.bin"], false).unwrap();
+        let second = Staging::create(&dest, ["b.bin"], Relaxations::NONE).unwrap();
         assert!(
             live.root.exists(),
             "a staging directory in use must be kept"

@@ -6,30 +6,36 @@
 //! memory instead, for model servers that embed the library (no plaintext on any filesystem).
 
 mod destination;
-mod pipeline;
+mod driver;
+mod fetch;
+mod open;
 mod progress;
+mod pull_plan;
+mod ranges;
+mod sink;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
 use zeroize::Zeroizing;
 
-pub use destination::{filesystem_kind, FsKind, STAGING_PREFIX};
+pub use destination::{filesystem_kind, FsKind, Staging, STAGING_PREFIX};
 pub use progress::{LogProgress, Progress};
+pub use pull_plan::{PullPlan, StagedPlan};
 
 use crate::crypto::CryptoError;
-use crate::error::ErrorClass;
+use crate::danger::Relaxations;
 use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
-use crate::keys::{KeyProvider, WrapContext};
+use crate::keys::{unlock_dek, Commitment, KeyProvider, UnlockError};
 use crate::storage::{StorageBackend, StorageError};
 use crate::verify::{
     verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError,
 };
-pub(crate) use destination::Staging;
-use pipeline::Sink;
+use crate::ErrorClass;
+use driver::Driver;
+use sink::{MemorySink, PlaintextSink, VerifySink};
 
 /// Loader errors.
 #[derive(Debug, thiserror::Error)]
@@ -64,29 +70,9 @@ pub enum LoadError {
         /// Size in the store.
         actual: u64,
     },
-    /// The keys file belongs to another package.
-    #[error("keys file is for model {keys_file}, the manifest is for {manifest}")]
-    ModelIdMismatch {
-        /// model_id of the keys file.
-        keys_file: String,
-        /// model_id of the manifest.
-        manifest: String,
-    },
-    /// None of the configured key providers is a recipient of this package.
-    #[error("no configured key matches a recipient of this package (package recipients: [{available}]; configured: [{configured}])")]
-    NoMatchingRecipient {
-        /// Recipients in the keys file.
-        available: String,
-        /// Recipients configured.
-        configured: String,
-    },
-    /// Every matching recipient failed to produce the DEK; the last failure is the source.
-    #[error("no configured key could unlock this package")]
-    Unlock {
-        /// Last failure.
-        #[source]
-        source: Box<crate::Error>,
-    },
+    /// No configured key unlocked the package (or the keys file is not this package's).
+    #[error(transparent)]
+    Unlock(#[from] UnlockError),
     /// The destination is not memory-backed and disk plaintext was not allowed.
     #[error("destination {path} is not memory-backed (tmpfs/ramfs); refusing to write plaintext to disk (allow it explicitly to override)")]
     NotMemoryBacked {
@@ -109,12 +95,6 @@ pub enum LoadError {
         /// Cause.
         #[source]
         source: Option<std::io::Error>,
-    },
-    /// A tuning variable is not an integer in 1..=256.
-    #[error("{name} must be an integer from 1 to 256")]
-    InvalidTuning {
-        /// Variable name.
-        name: &'static str,
     },
     /// Storage failure.
     #[error(transparent)]
@@ -146,37 +126,31 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    pub(crate) fn class(&self) -> ErrorClass {
+    /// The failure class.
+    pub fn class(&self) -> ErrorClass {
         match self {
             LoadError::DecryptionFailed { .. }
             | LoadError::PlaintextDigestMismatch { .. }
             | LoadError::CiphertextDigestMismatch { .. }
-            | LoadError::CiphertextSizeMismatch { .. }
-            | LoadError::ModelIdMismatch { .. }
-            | LoadError::Format(_) => ErrorClass::Integrity,
-            LoadError::NoMatchingRecipient { .. } => ErrorClass::Key,
-            LoadError::Unlock { source } => match source.class() {
-                ErrorClass::Config => ErrorClass::Config,
-                _ => ErrorClass::Key,
-            },
+            | LoadError::CiphertextSizeMismatch { .. } => ErrorClass::Integrity,
+            LoadError::Format(e) => e.class(),
+            LoadError::Unlock(e) => e.class(),
             LoadError::NotMemoryBacked { .. }
             | LoadError::DestinationConflict { .. }
             | LoadError::Destination { .. }
             | LoadError::TooLargeForMemory { .. } => ErrorClass::Destination,
-            LoadError::Storage(e) => crate::error::storage_class(e),
-            LoadError::InvalidTuning { .. } => ErrorClass::Config,
-            LoadError::Verify(e) => crate::error::verify_class(e),
+            LoadError::Storage(e) => e.class(),
+            LoadError::Verify(e) => e.class(),
             LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
         }
     }
 }
 
-/// Tuning and policy of a load.
+/// Tuning and policy of a load. The secure defaults can only be relaxed through
+/// [`LoadOptions::with_relaxations`] and a [`crate::danger::Relaxations`] value.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LoadOptions {
-    /// Permit plaintext on a destination that is not tmpfs/ramfs (logged loudly).
-    pub allow_disk_plaintext: bool,
     /// Expected SHA-256 of the manifest object (anti-rollback pin).
     pub pinned_manifest_digest: Option<[u8; 32]>,
     /// AEAD segments per ranged GET (1 MiB each in packages we write). In-flight memory is
@@ -188,26 +162,31 @@ pub struct LoadOptions {
     pub file_concurrency: usize,
     /// Attempts per ranged GET on transient failures (after the client's own retries).
     pub range_attempts: u32,
+    relax: Relaxations,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
-            allow_disk_plaintext: false,
             pinned_manifest_digest: None,
             range_segments: 2,
             read_ahead: 4,
             file_concurrency: 2,
             range_attempts: 4,
+            relax: Relaxations::NONE,
         }
     }
 }
 
 impl LoadOptions {
-    /// Sets [`LoadOptions::allow_disk_plaintext`].
-    pub fn allow_disk_plaintext(mut self, yes: bool) -> Self {
-        self.allow_disk_plaintext = yes;
+    /// Applies `relax` (only its disk-plaintext relaxation concerns a load).
+    pub fn with_relaxations(mut self, relax: Relaxations) -> Self {
+        self.relax = relax;
         self
+    }
+    /// The relaxations in effect.
+    pub fn relaxations(&self) -> Relaxations {
+        self.relax
     }
     /// Sets the manifest digest pin.
     pub fn pin_manifest_digest(mut self, digest: [u8; 32]) -> Self {
@@ -219,46 +198,11 @@ impl LoadOptions {
         self.range_segments = n.max(1);
         self
     }
-    /// Applies the tuning variables `SECURE_MODEL_RANGE_MIB` (segments of 1 MiB per ranged
-    /// GET), `SECURE_MODEL_READ_AHEAD` (ranges in flight per file),
-    /// `SECURE_MODEL_FILE_CONCURRENCY` and `SECURE_MODEL_RANGE_ATTEMPTS`, looked up with
-    /// `lookup` (for example `|k| std::env::var(k).ok()`). Unset variables keep the current
-    /// value; values must be integers in 1..=256.
-    ///
-    /// # Errors
-    /// [`LoadError::InvalidTuning`] naming the variable.
-    pub fn with_env_tuning(
-        mut self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, LoadError> {
-        let get = |name: &'static str| -> Result<Option<u32>, LoadError> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(v) if v.trim().is_empty() => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .map(Some)
-                    .ok_or(LoadError::InvalidTuning { name }),
-            }
-        };
-        if let Some(n) = get("SECURE_MODEL_RANGE_MIB")? {
-            self.range_segments = n;
-        }
-        if let Some(n) = get("SECURE_MODEL_READ_AHEAD")? {
-            self.read_ahead = n as usize;
-        }
-        if let Some(n) = get("SECURE_MODEL_FILE_CONCURRENCY")? {
-            self.file_concurrency = n as usize;
-        }
-        if let Some(n) = get("SECURE_MODEL_RANGE_ATTEMPTS")? {
-            self.range_attempts = n;
-        }
-        Ok(self)
+    /// Sets the transient-failure attempts per ranged GET.
+    pub fn range_attempts(mut self, n: u32) -> Self {
+        self.range_attempts = n.max(1);
+        self
     }
-
     /// Sets the concurrency knobs.
     pub fn concurrency(mut self, files: usize, read_ahead: usize) -> Self {
         self.file_concurrency = files.max(1);
@@ -422,8 +366,24 @@ impl Loader {
         self.progress = Some(progress);
         self
     }
+    /// The options.
+    pub fn options(&self) -> &LoadOptions {
+        &self.options
+    }
+
+    fn driver(&self, store: &Arc<dyn StorageBackend>) -> Driver {
+        Driver {
+            store: Arc::clone(store),
+            opts: self.options.clone(),
+            progress: self.progress.clone(),
+        }
+    }
 
     /// Fetches (size-capped) and verifies the manifest.
+    ///
+    /// # Errors
+    /// Storage failures, and [`LoadError::Verify`] for an untrusted, pinned-away or malformed
+    /// manifest.
     pub async fn fetch_manifest(
         &self,
         store: &dyn StorageBackend,
@@ -449,7 +409,11 @@ impl Loader {
     }
 
     /// Reads the keys file and unlocks `manifest` with the first configured provider that is a
-    /// recipient and returns the DEK matching the signed commitment.
+    /// recipient and returns the DEK matching the signed commitment
+    /// ([`crate::keys::unlock_dek`]).
+    ///
+    /// # Errors
+    /// Storage failures and [`LoadError::Unlock`].
     pub async fn unlock(
         &self,
         store: &dyn StorageBackend,
@@ -458,70 +422,50 @@ impl Loader {
         let bytes = store
             .get(KEYS_OBJECT, self.limits.max_keys_file_bytes)
             .await?;
-        let kf = KeysFile::parse(&bytes, &self.limits)?;
-        if kf.model_id != manifest.model_id() {
-            return Err(LoadError::ModelIdMismatch {
-                keys_file: kf.model_id,
-                manifest: manifest.model_id().to_string(),
-            });
+        let keys = KeysFile::parse(&bytes, &self.limits)?;
+        let package = Commitment {
+            model_id: manifest.model_id(),
+            dek_commitment: manifest.dek_commitment(),
+        };
+        let key = unlock_dek(&keys, &self.providers, package, &self.limits).await?;
+        let unlocked = manifest.unlock(key.dek)?;
+        Ok((unlocked, key.recipient.to_string()))
+    }
+
+    /// Runs `work` between the progress receiver's `start(total)` and `finish()`.
+    async fn tracked<T>(
+        &self,
+        total: u64,
+        work: impl std::future::Future<Output = Result<T, LoadError>>,
+    ) -> Result<T, LoadError> {
+        if let Some(p) = &self.progress {
+            p.start(total);
         }
-        let ctx_id = manifest.model_id().to_string();
-        let ctx = WrapContext::new(&ctx_id);
-        let mut last: Option<crate::Error> = None;
-        for provider in &self.providers {
-            let Some(entry) = kf
-                .recipients
-                .iter()
-                .find(|e| provider.recipient().matches(e))
-            else {
-                continue;
-            };
-            let wrapped = entry.wrapped_bytes(&self.limits)?;
-            match provider.unwrap_dek(&wrapped, &ctx).await {
-                Ok(dek) => {
-                    let check = crate::crypto::check_dek_commitment(
-                        &dek,
-                        &ctx_id,
-                        manifest.dek_commitment(),
-                    );
-                    if check.is_ok() {
-                        let r = provider.recipient().to_string();
-                        tracing::info!(recipient = %r, "data key unwrapped and matches the signed commitment");
-                        let unlocked = manifest.unlock(dek).map_err(LoadError::Verify)?;
-                        return Ok((unlocked, r));
-                    }
-                    tracing::warn!(recipient = %provider.recipient(), "key provider returned a key that does not match the DEK commitment");
-                    last = Some(VerifyError::DekCommitmentMismatch.into());
-                }
-                Err(e) => {
-                    tracing::warn!(recipient = %provider.recipient(), error = %e, "unwrap failed");
-                    last = Some(e.into());
-                }
-            }
+        let result = work.await;
+        if let Some(p) = &self.progress {
+            p.finish();
         }
-        match last {
-            Some(source) => Err(LoadError::Unlock {
-                source: Box::new(source),
-            }),
-            None => Err(LoadError::NoMatchingRecipient {
-                available: kf
-                    .recipients
-                    .iter()
-                    .map(|e| format!("{}:{}", e.provider, e.key_ref))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                configured: self
-                    .providers
-                    .iter()
-                    .map(|p| p.recipient().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+        result
+    }
+
+    /// Decrypts every file of `unlocked` into `sinks`: the one skeleton of [`Loader::stage`],
+    /// [`Loader::load_in_memory`] and [`Loader::verify_package`].
+    async fn decrypt_into<S: PlaintextSink>(
+        &self,
+        store: &Arc<dyn StorageBackend>,
+        unlocked: UnlockedManifest,
+        sinks: Vec<S>,
+    ) -> Result<(Arc<UnlockedManifest>, Vec<S::Output>), LoadError> {
+        let unlocked = Arc::new(unlocked);
+        let outputs = self.driver(store).decrypt_all(&unlocked, sinks).await?;
+        Ok((unlocked, outputs))
     }
 
     /// Verifies, unlocks, decrypts and verifies every file into a staging directory inside
     /// `dest`. Nothing is visible in `dest` until [`StagedModel::publish`].
+    ///
+    /// # Errors
+    /// Any [`LoadError`]; the staging directory is removed.
     pub async fn stage(
         &self,
         store: Arc<dyn StorageBackend>,
@@ -530,42 +474,25 @@ impl Loader {
         let started = Instant::now();
         let manifest = self.fetch_manifest(store.as_ref()).await?;
         // Destination checks come before any key is requested: fail fast, release nothing.
-        let staging = Staging::create(
-            dest,
-            manifest.files().iter().map(|f| f.path()),
-            self.options.allow_disk_plaintext,
-        )?;
-        let fs = filesystem_kind(dest)?;
+        let paths = manifest
+            .files()
+            .iter()
+            .map(|f| f.path().to_string())
+            .collect();
+        let staging = Staging::prepare(dest, paths, self.options.relax).await?;
         let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-        let unlocked = Arc::new(unlocked);
+        let entries = unlocked
+            .manifest()
+            .files()
+            .iter()
+            .map(|f| (**f).clone())
+            .collect();
+        let (staging, sinks) = staging.file_sinks(entries).await?;
+        let total = unlocked.manifest().total_plaintext();
+        let (unlocked, _) = self
+            .tracked(total, self.decrypt_into(&store, unlocked, sinks))
+            .await?;
         let m = unlocked.manifest();
-        let total = m.total_plaintext();
-        if let Some(p) = &self.progress {
-            p.start(total);
-        }
-        let mut jobs = Vec::with_capacity(m.files().len());
-        for (i, f) in m.files().iter().enumerate() {
-            let file = staging.create_file(f.path(), f.plaintext_size())?;
-            jobs.push((i, file));
-        }
-        let result = futures::stream::iter(jobs)
-            .map(|(i, file)| {
-                pipeline::decrypt_file(
-                    Arc::clone(&store),
-                    Arc::clone(&unlocked),
-                    i,
-                    Sink::File(file),
-                    self.options.clone(),
-                    self.progress.clone(),
-                )
-            })
-            .buffer_unordered(self.options.file_concurrency.max(1))
-            .try_fold(0u64, |acc, d| async move { Ok(acc + d.bytes) })
-            .await;
-        if let Some(p) = &self.progress {
-            p.finish();
-        }
-        let plaintext_bytes = result?;
         let report = PullReport {
             model_id: m.model_id().to_string(),
             model_name: m.model_name().to_string(),
@@ -573,10 +500,10 @@ impl Loader {
             signer: m.signer().hint(),
             recipient,
             files: m.files().len(),
-            plaintext_bytes,
+            plaintext_bytes: m.total_plaintext(),
             ciphertext_bytes: m.total_ciphertext(),
             destination: dest.to_path_buf(),
-            destination_fs: fs,
+            destination_fs: staging.fs_kind(),
             seconds: started.elapsed().as_secs_f64(),
         };
         Ok(StagedModel { staging, report })
@@ -587,6 +514,10 @@ impl Loader {
     /// plaintext SHA-256) with no filesystem involved. `max_bytes` caps the total plaintext; a
     /// larger model is refused after the signature check and before any key is requested.
     /// Returns only when every file verified; on failure, whatever was decrypted is zeroed.
+    ///
+    /// # Errors
+    /// Any [`LoadError`]; [`LoadError::TooLargeForMemory`] over `max_bytes` or when the
+    /// allocator refuses.
     pub async fn load_in_memory(
         &self,
         store: Arc<dyn StorageBackend>,
@@ -601,46 +532,22 @@ impl Loader {
             });
         }
         let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-        let unlocked = Arc::new(unlocked);
+        let sinks = unlocked
+            .manifest()
+            .files()
+            .iter()
+            .map(|f| MemorySink::new(f.plaintext_size(), f.path()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (unlocked, buffers) = self
+            .tracked(total, self.decrypt_into(&store, unlocked, sinks))
+            .await?;
         let m = unlocked.manifest();
-        if let Some(p) = &self.progress {
-            p.start(total);
-        }
-        let result = futures::stream::iter(0..m.files().len())
-            .map(|i| {
-                let store = Arc::clone(&store);
-                let unlocked = Arc::clone(&unlocked);
-                async move {
-                    let d = pipeline::decrypt_file(
-                        store,
-                        Arc::clone(&unlocked),
-                        i,
-                        Sink::Memory,
-                        self.options.clone(),
-                        self.progress.clone(),
-                    )
-                    .await?;
-                    let path = unlocked
-                        .manifest()
-                        .files()
-                        .get(i)
-                        .map(|f| f.path().to_string())
-                        .ok_or(LoadError::Internal {
-                            what: "file index out of range",
-                        })?;
-                    let data = d.memory.ok_or(LoadError::Internal {
-                        what: "in-memory sink returned no buffer",
-                    })?;
-                    Ok::<_, LoadError>((path, data))
-                }
-            })
-            .buffer_unordered(self.options.file_concurrency.max(1))
-            .try_collect::<BTreeMap<String, Zeroizing<Vec<u8>>>>()
-            .await;
-        if let Some(p) = &self.progress {
-            p.finish();
-        }
-        let files = result?;
+        let files: BTreeMap<String, Zeroizing<Vec<u8>>> = m
+            .files()
+            .iter()
+            .map(|f| f.path().to_string())
+            .zip(buffers)
+            .collect();
         tracing::info!(
             model = m.model_name(),
             files = files.len(),
@@ -659,6 +566,9 @@ impl Loader {
     }
 
     /// [`Loader::stage`] then [`StagedModel::publish`].
+    ///
+    /// # Errors
+    /// As [`Loader::stage`] and [`StagedModel::publish`].
     pub async fn pull(
         &self,
         store: Arc<dyn StorageBackend>,
@@ -678,33 +588,15 @@ impl Loader {
 
     /// Verifies a package without writing anything: signature and structure, ciphertext sizes
     /// and SHA-256; with `decrypt`, also unlocks and checks every plaintext SHA-256.
+    ///
+    /// # Errors
+    /// Any [`LoadError`].
     pub async fn verify_package(
         &self,
         store: Arc<dyn StorageBackend>,
         decrypt: bool,
     ) -> Result<VerifyReport, LoadError> {
         let manifest = self.fetch_manifest(store.as_ref()).await?;
-        let total_ct = manifest.total_ciphertext();
-        if let Some(p) = &self.progress {
-            p.start(if decrypt {
-                total_ct + manifest.total_plaintext()
-            } else {
-                total_ct
-            });
-        }
-        let files = manifest.files().to_vec();
-        futures::stream::iter(files)
-            .map(|f| {
-                pipeline::check_ciphertext(
-                    Arc::clone(&store),
-                    f,
-                    self.options.clone(),
-                    self.progress.clone(),
-                )
-            })
-            .buffer_unordered(self.options.file_concurrency.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
         let mut report = VerifyReport {
             model_id: manifest.model_id().to_string(),
             model_name: manifest.model_name().to_string(),
@@ -715,29 +607,31 @@ impl Loader {
             decrypted_with: None,
             plaintext_bytes: manifest.total_plaintext(),
         };
-        if decrypt {
-            let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-            let unlocked = Arc::new(unlocked);
-            let n = unlocked.manifest().files().len();
-            futures::stream::iter(0..n)
-                .map(|i| {
-                    pipeline::decrypt_file(
-                        Arc::clone(&store),
-                        Arc::clone(&unlocked),
-                        i,
-                        Sink::Discard,
-                        self.options.clone(),
-                        self.progress.clone(),
-                    )
-                })
-                .buffer_unordered(self.options.file_concurrency.max(1))
-                .try_collect::<Vec<_>>()
-                .await?;
-            report.decrypted_with = Some(recipient);
-        }
-        if let Some(p) = &self.progress {
-            p.finish();
-        }
+        let total = manifest.total_ciphertext()
+            + if decrypt {
+                manifest.total_plaintext()
+            } else {
+                0
+            };
+        report.decrypted_with = self
+            .tracked(total, async {
+                self.driver(&store)
+                    .check_ciphertexts(manifest.files())
+                    .await?;
+                if !decrypt {
+                    return Ok(None);
+                }
+                let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+                let sinks = unlocked
+                    .manifest()
+                    .files()
+                    .iter()
+                    .map(|_| VerifySink)
+                    .collect();
+                self.decrypt_into(&store, unlocked, sinks).await?;
+                Ok(Some(recipient))
+            })
+            .await?;
         Ok(report)
     }
 }

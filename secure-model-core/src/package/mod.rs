@@ -11,9 +11,9 @@ pub use rotate::{rewrap, RewrapReport};
 use base64::Engine as _;
 
 use crate::crypto::DataKey;
-use crate::error::ErrorClass;
 use crate::format::{KeysFile, RecipientEntry};
 use crate::keys::{KeyProvider, WrapContext};
+use crate::ErrorClass;
 
 /// Wraps `dek` for `provider` and appends the entry to `keys`; refuses a recipient that is
 /// already present.
@@ -97,9 +97,6 @@ pub enum PackError {
     /// Format failure.
     #[error(transparent)]
     Format(#[from] crate::format::FormatError),
-    /// Loader failure (unlocking for rewrap).
-    #[error(transparent)]
-    Load(#[from] crate::loader::LoadError),
     /// A primitive failed.
     #[error("cryptographic failure")]
     Crypto(#[from] crate::crypto::CryptoError),
@@ -112,7 +109,8 @@ pub enum PackError {
 }
 
 impl PackError {
-    pub(crate) fn class(&self) -> ErrorClass {
+    /// The failure class.
+    pub fn class(&self) -> ErrorClass {
         match self {
             PackError::ModelDir { .. }
             | PackError::NoRecipients
@@ -121,10 +119,9 @@ impl PackError {
             | PackError::LastRecipient
             | PackError::PackageExists { .. } => ErrorClass::Config,
             PackError::ModelIdMismatch { .. } | PackError::Format(_) => ErrorClass::Integrity,
-            PackError::Storage(e) => crate::error::storage_class(e),
-            PackError::Key(e) => crate::error::key_class(e),
-            PackError::Verify(e) => crate::error::verify_class(e),
-            PackError::Load(e) => e.class(),
+            PackError::Storage(e) => e.class(),
+            PackError::Key(e) => e.class(),
+            PackError::Verify(e) => e.class(),
             PackError::Crypto(_) | PackError::Internal { .. } => ErrorClass::Internal,
         }
     }

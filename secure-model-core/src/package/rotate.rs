@@ -5,11 +5,35 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::PackError;
-use crate::crypto::check_dek_commitment;
 use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
-use crate::keys::{KeyProvider, Recipient, WrapContext};
+use crate::keys::{
+    unlock_dek, Commitment, KeyProvider, Recipient, UnlockError, UnlockFailure, WrapContext,
+};
 use crate::storage::StorageBackend;
 use crate::verify::{parse_unverified, verify_manifest, TrustedKeys};
+
+/// The shared unlock's refusals in `rewrap`'s terms: the current key must be a recipient.
+fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
+    match e {
+        UnlockError::ModelIdMismatch {
+            keys_file,
+            manifest,
+        } => PackError::ModelIdMismatch {
+            keys_file,
+            manifest,
+        },
+        UnlockError::NoMatchingRecipient { .. } => PackError::RecipientNotFound {
+            recipient: current.to_string(),
+        },
+        UnlockError::Format(e) => PackError::Format(e),
+        UnlockError::Failed {
+            source: UnlockFailure::Key(e),
+        } => PackError::Key(e),
+        UnlockError::Failed {
+            source: UnlockFailure::CommitmentMismatch,
+        } => PackError::Verify(crate::verify::VerifyError::DekCommitmentMismatch),
+    }
+}
 
 /// What `rewrap` changed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,7 +57,7 @@ pub struct RewrapReport {
 /// verified first.
 pub async fn rewrap(
     store: &dyn StorageBackend,
-    current: &dyn KeyProvider,
+    current: &Arc<dyn KeyProvider>,
     add: &[Arc<dyn KeyProvider>],
     remove: &[Recipient],
     trusted: Option<&TrustedKeys>,
@@ -55,25 +79,15 @@ pub async fn rewrap(
     };
     let kbytes = store.get(KEYS_OBJECT, limits.max_keys_file_bytes).await?;
     let mut keys = KeysFile::parse(&kbytes, &limits)?;
-    if keys.model_id != model_id {
-        return Err(PackError::ModelIdMismatch {
-            keys_file: keys.model_id,
-            manifest: model_id,
-        });
-    }
-    let entry = keys
-        .recipients
-        .iter()
-        .find(|e| current.recipient().matches(e))
-        .ok_or_else(|| PackError::RecipientNotFound {
-            recipient: current.recipient().to_string(),
-        })?;
+    let package = Commitment {
+        model_id: &model_id,
+        dek_commitment: &commitment,
+    };
+    let dek = unlock_dek(&keys, std::slice::from_ref(current), package, &limits)
+        .await
+        .map_err(|e| unlock_error(e, current.recipient()))?
+        .dek;
     let ctx = WrapContext::new(&model_id);
-    let dek = current
-        .unwrap_dek(&entry.wrapped_bytes(&limits)?, &ctx)
-        .await?;
-    check_dek_commitment(&dek, &model_id, &commitment)
-        .map_err(|_| PackError::Verify(crate::verify::VerifyError::DekCommitmentMismatch))?;
 
     let mut added = Vec::new();
     for r in add {

@@ -1,7 +1,7 @@
-//! The environment a storage backend is configured from: a snapshot of variables, with
-//! KServe's storage-config secret (`STORAGE_CONFIG` merged with `STORAGE_OVERRIDE_CONFIG`)
-//! applied the way KServe's own initializer applies it. A snapshot (rather than reading the
-//! process environment everywhere) keeps configuration testable and explicit.
+//! The credentials snapshot a storage backend is configured from: variables with the names
+//! KServe and the cloud SDKs use (`AWS_*`, `S3_*`, `GOOGLE_*`, `AZURE_*`...), captured by the
+//! binary's settings layer (which also applies KServe's storage-config secret) and passed in.
+//! The library never reads the process environment itself.
 
 use std::collections::BTreeMap;
 
@@ -22,46 +22,20 @@ impl std::fmt::Debug for StorageEnv {
     }
 }
 
-/// `STORAGE_CONFIG` keys of an `s3` entry and the variables they set (KServe's mapping). The
-/// spec's `bucket` is not read here: KServe's webhook writes it into the storage URI.
-const S3_STORAGE_SPEC: &[(&str, &str)] = &[
-    ("endpoint_url", "AWS_ENDPOINT_URL"),
-    ("access_key_id", "AWS_ACCESS_KEY_ID"),
-    ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-    ("region", "AWS_DEFAULT_REGION"),
-    ("ca_bundle", "AWS_CA_BUNDLE"),
-    ("verify_ssl", "S3_VERIFY_SSL"),
-    ("anonymous", "awsAnonymousCredential"),
-];
-
 impl StorageEnv {
-    /// The process environment, with KServe's storage spec applied.
-    ///
-    /// # Errors
-    /// [`StorageError::InvalidConfig`] when `STORAGE_CONFIG`/`STORAGE_OVERRIDE_CONFIG` is not a
-    /// JSON object (the message never contains the value: it holds credentials).
-    pub fn from_process() -> Result<Self, StorageError> {
-        Self::from_pairs(std::env::vars())
-    }
-
-    /// Variables from `pairs`, with KServe's storage spec applied.
-    ///
-    /// # Errors
-    /// As [`StorageEnv::from_process`].
-    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, StorageError>
+    /// A snapshot of `pairs`.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
-        let mut env = Self {
+        Self {
             vars: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-        };
-        env.apply_storage_spec()?;
-        Ok(env)
+        }
     }
 
     /// A variable, when set and not empty.
@@ -72,22 +46,22 @@ impl StorageEnv {
             .filter(|v| !v.is_empty())
     }
 
-    /// A boolean variable the way KServe reads them (`true`/`1`/`yes` vs `false`/`0`/`no`,
-    /// case-insensitive); `None` when unset.
+    /// A boolean variable, by the one rule of [`crate::config::parse_bool`]; `None` when
+    /// unset.
     ///
     /// # Errors
     /// [`StorageError::InvalidConfig`] naming the variable for any other value.
     pub fn flag(&self, name: &str) -> Result<Option<bool>, StorageError> {
-        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        match self.get(name) {
             None => Ok(None),
-            Some(v) => match v.as_str() {
-                "true" | "1" | "yes" | "on" => Ok(Some(true)),
-                "false" | "0" | "no" | "off" => Ok(Some(false)),
-                _ => Err(StorageError::InvalidConfig {
-                    name: name.into(),
-                    reason: "expected true/false/1/0".into(),
-                }),
-            },
+            Some(v) => {
+                crate::config::parse_bool(v)
+                    .map(Some)
+                    .ok_or_else(|| StorageError::InvalidConfig {
+                        name: name.into(),
+                        reason: crate::config::BOOL_EXPECTED.into(),
+                    })
+            }
         }
     }
 
@@ -102,48 +76,6 @@ impl StorageEnv {
             (upper.starts_with(prefix) && !v.is_empty()).then_some((k.as_str(), v.as_str()))
         })
     }
-
-    fn apply_storage_spec(&mut self) -> Result<(), StorageError> {
-        let parse = |name: &str,
-                     text: &str|
-         -> Result<serde_json::Map<String, serde_json::Value>, StorageError> {
-            match serde_json::from_str::<serde_json::Value>(text) {
-                Ok(serde_json::Value::Object(m)) => Ok(m),
-                _ => Err(StorageError::InvalidConfig {
-                    name: name.into(),
-                    reason: "not a JSON object".into(),
-                }),
-            }
-        };
-        let mut spec = match self.get("STORAGE_CONFIG") {
-            Some(t) => parse("STORAGE_CONFIG", t)?,
-            None => serde_json::Map::new(),
-        };
-        if let Some(t) = self.get("STORAGE_OVERRIDE_CONFIG") {
-            for (k, v) in parse("STORAGE_OVERRIDE_CONFIG", t)? {
-                spec.insert(k, v);
-            }
-        }
-        if spec.get("type").and_then(|t| t.as_str()) != Some("s3") {
-            return Ok(());
-        }
-        for (key, var) in S3_STORAGE_SPEC {
-            let Some(v) = spec.get(*key) else { continue };
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(StorageError::InvalidConfig {
-                        name: format!("STORAGE_CONFIG.{key}"),
-                        reason: "expected a string".into(),
-                    })
-                }
-            };
-            self.vars.insert((*var).to_string(), text);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -151,39 +83,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn storage_spec_sets_kserve_variables_and_override_wins() {
-        let env = StorageEnv::from_pairs([
-            (
-                "STORAGE_CONFIG",
-                r#"{"type":"s3","access_key_id":"AK","secret_access_key":"SK","endpoint_url":"http://minio:9000","region":"eu-west-1","verify_ssl":"0","anonymous":"False","bucket":"models"}"#,
-            ),
-            ("STORAGE_OVERRIDE_CONFIG", r#"{"region":"us-east-2"}"#),
-            ("AWS_DEFAULT_REGION", "ignored"),
-        ])
-        .unwrap();
-        assert_eq!(env.get("AWS_ACCESS_KEY_ID"), Some("AK"));
-        assert_eq!(env.get("AWS_SECRET_ACCESS_KEY"), Some("SK"));
-        assert_eq!(env.get("AWS_ENDPOINT_URL"), Some("http://minio:9000"));
-        assert_eq!(env.get("AWS_DEFAULT_REGION"), Some("us-east-2"));
-        assert_eq!(env.flag("S3_VERIFY_SSL").unwrap(), Some(false));
-        assert_eq!(env.flag("awsAnonymousCredential").unwrap(), Some(false));
-    }
-
-    #[test]
-    fn non_s3_spec_is_ignored_and_bad_json_is_named_without_its_value() {
-        let env = StorageEnv::from_pairs([("STORAGE_CONFIG", r#"{"type":"hdfs"}"#)]).unwrap();
-        assert_eq!(env.get("AWS_ACCESS_KEY_ID"), None);
-        let err = StorageEnv::from_pairs([("STORAGE_CONFIG", "{secret-ish")]).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("STORAGE_CONFIG"), "{msg}");
-        assert!(!msg.contains("secret-ish"), "{msg}");
-    }
-
-    #[test]
     fn flags_and_debug() {
         let env =
-            StorageEnv::from_pairs([("A", "TRUE"), ("B", "0"), ("C", "maybe"), ("K", "s3cr3t")])
-                .unwrap();
+            StorageEnv::from_pairs([("A", "TRUE"), ("B", "0"), ("C", "maybe"), ("K", "s3cr3t")]);
         assert_eq!(env.flag("A").unwrap(), Some(true));
         assert_eq!(env.flag("B").unwrap(), Some(false));
         assert_eq!(env.flag("Z").unwrap(), None);

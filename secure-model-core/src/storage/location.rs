@@ -1,6 +1,7 @@
-//! Package locations: URIs for every backend, the `secure+` schemes a KServe
-//! ClusterStorageContainer can claim, and opening a location with credentials from the
-//! environment (KServe's variables and storage-config secret).
+//! Package locations: URIs for every backend, and opening a location with the typed
+//! [`StorageSettings`] (credentials snapshot with KServe's variable names, timeouts, CA
+//! bundle, relaxations). KServe's own `secure+` URI schemes are mapped onto these by the
+//! KServe crate before they get here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,19 +13,8 @@ use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 
-use super::client::{client_options, retry_config, ALLOW_HTTP_VAR};
+use super::client::{client_options, retry_config, StorageSettings, ALLOW_HTTP_VAR};
 use super::{ObjectStoreBackend, StorageBackend, StorageEnv, StorageError};
-
-/// URI schemes for KServe: each maps to a plain store scheme. None contains `http`, so no
-/// entry of KServe's default ClusterStorageContainer (whose regex `https?://(.+)/(.+)` is
-/// matched anywhere in the string) can claim them.
-pub const SECURE_SCHEMES: &[(&str, &str)] = &[
-    ("secure+s3://", "s3://"),
-    ("secure+gs://", "gs://"),
-    ("secure+az://", "az://"),
-    ("secure+web://", "https://"),
-    ("secure+file://", "file://"),
-];
 
 /// A parsed package location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,25 +54,26 @@ pub enum PackageLocation {
 
 fn invalid(uri: &str, reason: impl Into<String>) -> StorageError {
     StorageError::InvalidLocation {
-        uri: redact(uri),
+        uri: redact_uri(uri),
         reason: reason.into(),
     }
 }
 
-/// `uri` with any `user:password@` removed, for messages.
-fn redact(uri: &str) -> String {
+/// `uri` with any `user:password@` removed and any query replaced, for messages.
+pub fn redact_uri(uri: &str) -> String {
     match url::Url::parse(uri) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
+        Ok(mut u) => {
+            if !u.username().is_empty() || u.password().is_some() {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+            }
+            if u.query().is_some() {
+                // Query strings may carry SAS tokens or signatures.
+                u.set_query(Some("REDACTED"));
+            }
             u.to_string()
         }
-        Ok(mut u) if u.query().is_some() => {
-            // Query strings may carry SAS tokens or signatures.
-            u.set_query(Some("REDACTED"));
-            u.to_string()
-        }
-        _ => uri.to_string(),
+        Err(_) => uri.to_string(),
     }
 }
 
@@ -115,36 +106,13 @@ impl PackageLocation {
     /// Parses a package URI: `file:///abs/path`, a plain path, `s3://bucket/prefix`,
     /// `gs://bucket/prefix`, `az://account/container/prefix`,
     /// `https://account.blob.core.windows.net/container/prefix`, `https://host/path`,
-    /// `http://host/path` (opened only with the plain-HTTP opt-in), and the KServe forms
-    /// `secure+s3://`, `secure+gs://`, `secure+az://`, `secure+web://` (HTTPS) and
-    /// `secure+file://`.
+    /// and `http://host/path` (opened only with the plain-HTTP relaxation).
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidLocation`] naming what is wrong (credentials redacted).
     pub fn parse(uri: &str) -> Result<Self, StorageError> {
         if uri.is_empty() {
             return Err(invalid(uri, "empty"));
-        }
-        if let Some(after) = uri.strip_prefix("secure+") {
-            let (secure, plain) = SECURE_SCHEMES
-                .iter()
-                .find(|(s, _)| uri.starts_with(s))
-                .ok_or_else(|| {
-                    invalid(
-                        uri,
-                        format!(
-                            "unknown secure+ scheme (known: {})",
-                            SECURE_SCHEMES
-                                .iter()
-                                .map(|(s, _)| *s)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-            let _ = after;
-            let rest = uri.get(secure.len()..).unwrap_or("");
-            return Self::parse(&format!("{plain}{rest}")).map_err(|e| match e {
-                StorageError::InvalidLocation { reason, .. } => invalid(uri, reason),
-                other => other,
-            });
         }
         if uri.starts_with("file://") {
             let url = url::Url::parse(uri).map_err(|_| invalid(uri, "not a valid file:// URL"))?;
@@ -210,7 +178,7 @@ impl PackageLocation {
             return Err(invalid(
                 uri,
                 format!(
-                    "unsupported scheme {scheme:?} (supported: file, s3, gs, az, https, http with opt-in, and secure+s3/gs/az/web/file)"
+                    "unsupported scheme {scheme:?} (supported: file, s3, gs, az, https, http with opt-in)"
                 ),
             ));
         }
@@ -231,27 +199,27 @@ fn store_prefix(uri: &str, prefix: &str) -> Result<StorePath, StorageError> {
 
 fn build_err(uri: &str, backend: &str, e: object_store::Error) -> StorageError {
     StorageError::InvalidLocation {
-        uri: redact(uri),
+        uri: redact_uri(uri),
         reason: format!("cannot configure the {backend} client: {e}"),
     }
 }
 
 /// Opens a package location for reading, or for writing when `create` is set (a local
-/// directory is created), with credentials from the process environment.
-pub fn open_location(uri: &str, create: bool) -> Result<Arc<dyn StorageBackend>, StorageError> {
-    open_location_with_env(uri, create, &StorageEnv::from_process()?)
-}
-
-/// [`open_location`] with an explicit environment snapshot.
-pub fn open_location_with_env(
+/// directory is created), configured by `settings`.
+///
+/// # Errors
+/// [`StorageError::InvalidLocation`] for a bad URI or client configuration,
+/// [`StorageError::InvalidConfig`] for a bad credential variable,
+/// [`StorageError::Unsupported`] for writing to an HTTP(S) location.
+pub fn open_location(
     uri: &str,
     create: bool,
-    env: &StorageEnv,
+    settings: &StorageSettings,
 ) -> Result<Arc<dyn StorageBackend>, StorageError> {
     match PackageLocation::parse(uri)? {
         PackageLocation::Local(path) => open_local(uri, &path, create),
         PackageLocation::S3 { bucket, prefix } => {
-            let store = s3_builder(env, &bucket)?
+            let store = s3_builder(settings, &bucket)?
                 .build()
                 .map_err(|e| build_err(uri, "S3", e))?;
             Ok(Arc::new(ObjectStoreBackend::new(
@@ -261,7 +229,7 @@ pub fn open_location_with_env(
             )))
         }
         PackageLocation::Gcs { bucket, prefix } => {
-            let store = gcs_builder(env, &bucket)?
+            let store = gcs_builder(settings, &bucket)?
                 .build()
                 .map_err(|e| build_err(uri, "GCS", e))?;
             Ok(Arc::new(ObjectStoreBackend::new(
@@ -275,7 +243,7 @@ pub fn open_location_with_env(
             container,
             prefix,
         } => {
-            let store = azure_builder(env, &account, &container)?
+            let store = azure_builder(settings, &account, &container)?
                 .build()
                 .map_err(|e| build_err(uri, "Azure Blob", e))?;
             Ok(Arc::new(ObjectStoreBackend::new(
@@ -285,7 +253,7 @@ pub fn open_location_with_env(
             )))
         }
         PackageLocation::Http { url } => {
-            let allow_http = env.flag(ALLOW_HTTP_VAR)?.unwrap_or(false);
+            let allow_http = settings.relax.plain_http_storage();
             if url.scheme() == "http" && !allow_http {
                 return Err(invalid(
                     uri,
@@ -298,11 +266,14 @@ pub fn open_location_with_env(
                     operation: "writing (HTTP(S) locations are read-only)",
                 });
             }
-            let opts = client_options(env, &[], None, allow_http)?;
+            if allow_http {
+                tracing::warn!(location = %url, "plain HTTP to the package mirror was explicitly allowed");
+            }
+            let opts = client_options(settings, &[], None, allow_http)?;
             let store = HttpBuilder::new()
                 .with_url(url.as_str())
                 .with_client_options(opts)
-                .with_retry(retry_config(env)?)
+                .with_retry(retry_config(settings))
                 .build()
                 .map_err(|e| build_err(uri, "HTTP", e))?;
             Ok(Arc::new(
@@ -358,7 +329,11 @@ fn s3_endpoint(env: &StorageEnv) -> Result<Option<String>, StorageError> {
 }
 
 /// An S3 client configured the way KServe's initializer configures boto3.
-pub(crate) fn s3_builder(env: &StorageEnv, bucket: &str) -> Result<AmazonS3Builder, StorageError> {
+pub(crate) fn s3_builder(
+    settings: &StorageSettings,
+    bucket: &str,
+) -> Result<AmazonS3Builder, StorageError> {
+    let env = &settings.env;
     let mut b = AmazonS3Builder::new();
     // Forward the standard AWS_* variables (web identity, container credentials, profile-less
     // IMDS settings...) the way `AmazonS3Builder::from_env` does, but from our snapshot.
@@ -403,11 +378,21 @@ pub(crate) fn s3_builder(env: &StorageEnv, bucket: &str) -> Result<AmazonS3Build
     if env.flag("awsAnonymousCredential")?.unwrap_or(false) {
         b = b.with_skip_signature(true);
     }
-    let opts = client_options(env, &["AWS_CA_BUNDLE"], Some("S3_VERIFY_SSL"), allow_http)?;
-    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
+    let opts = client_options(
+        settings,
+        &["AWS_CA_BUNDLE"],
+        Some("S3_VERIFY_SSL"),
+        allow_http,
+    )?;
+    Ok(b.with_client_options(opts)
+        .with_retry(retry_config(settings)))
 }
 
-fn gcs_builder(env: &StorageEnv, bucket: &str) -> Result<GoogleCloudStorageBuilder, StorageError> {
+fn gcs_builder(
+    settings: &StorageSettings,
+    bucket: &str,
+) -> Result<GoogleCloudStorageBuilder, StorageError> {
+    let env = &settings.env;
     let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket);
     for (k, v) in env.with_prefix("GOOGLE_") {
         if let Ok(key) = k.to_ascii_lowercase().parse() {
@@ -434,15 +419,17 @@ fn gcs_builder(env: &StorageEnv, bucket: &str) -> Result<GoogleCloudStorageBuild
     {
         b = b.with_skip_signature(true);
     }
-    let opts = client_options(env, &["GCS_CA_BUNDLE"], None, allow_http)?;
-    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
+    let opts = client_options(settings, &["GCS_CA_BUNDLE"], None, allow_http)?;
+    Ok(b.with_client_options(opts)
+        .with_retry(retry_config(settings)))
 }
 
 fn azure_builder(
-    env: &StorageEnv,
+    settings: &StorageSettings,
     account: &str,
     container: &str,
 ) -> Result<MicrosoftAzureBuilder, StorageError> {
+    let env = &settings.env;
     let mut b = MicrosoftAzureBuilder::new();
     for (k, v) in env.with_prefix("AZURE_") {
         // The emulator switch is handled below from our snapshot: object_store's own emulator
@@ -487,13 +474,15 @@ fn azure_builder(
         b = b.with_endpoint(format!("{base}/{account}"));
     }
     b = b.with_allow_http(allow_http);
-    let opts = client_options(env, &["AZURE_CA_BUNDLE"], None, allow_http)?;
-    Ok(b.with_client_options(opts).with_retry(retry_config(env)?))
+    let opts = client_options(settings, &["AZURE_CA_BUNDLE"], None, allow_http)?;
+    Ok(b.with_client_options(opts)
+        .with_retry(retry_config(settings)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::danger::Relaxations;
 
     #[test]
     fn parse_forms() {
@@ -526,10 +515,6 @@ mod tests {
         };
         assert_eq!(PackageLocation::parse("s3://b/models/m1/").unwrap(), s3);
         assert_eq!(
-            PackageLocation::parse("secure+s3://b/models/m1").unwrap(),
-            s3
-        );
-        assert_eq!(
             PackageLocation::parse("gs://g/p").unwrap(),
             PackageLocation::Gcs {
                 bucket: "g".into(),
@@ -543,26 +528,18 @@ mod tests {
         };
         assert_eq!(PackageLocation::parse("az://acct/c/p/q").unwrap(), az);
         assert_eq!(
-            PackageLocation::parse("secure+az://acct/c/p/q").unwrap(),
-            az
-        );
-        assert_eq!(
             PackageLocation::parse("https://acct.blob.core.windows.net/c/p/q").unwrap(),
             az
         );
         assert!(matches!(
-            PackageLocation::parse("secure+web://mirror.example:8443/m").unwrap(),
+            PackageLocation::parse("https://mirror.example:8443/m").unwrap(),
             PackageLocation::Http { url } if url.as_str() == "https://mirror.example:8443/m"
         ));
-        assert_eq!(
-            PackageLocation::parse("secure+file:///mnt/pvc/m").unwrap(),
-            PackageLocation::Local("/mnt/pvc/m".into())
-        );
         for bad in [
             "s3://",
             "s3:///p",
             "az://acct",
-            "secure+ftp://x/y",
+            "secure+s3://b/p",
             "s3://b/../x",
             "https://u:p@host/x",
             "https://host/x?sig=abc",
@@ -574,23 +551,23 @@ mod tests {
 
     #[test]
     fn http_needs_opt_in_and_is_read_only() {
-        let env = StorageEnv::from_pairs(Vec::<(String, String)>::new()).unwrap();
-        let e = open_location_with_env("http://127.0.0.1:1/m", false, &env).unwrap_err();
+        let strict = StorageSettings::default();
+        let e = open_location("http://127.0.0.1:1/m", false, &strict).unwrap_err();
         assert!(e.to_string().contains(ALLOW_HTTP_VAR), "{e}");
-        let env = StorageEnv::from_pairs([(ALLOW_HTTP_VAR, "true")]).unwrap();
-        open_location_with_env("http://127.0.0.1:1/m", false, &env).unwrap();
-        assert!(open_location_with_env("http://127.0.0.1:1/m", true, &env).is_err());
+        let relaxed = StorageSettings::default()
+            .with_relaxations(Relaxations::NONE.allow_plain_http_storage());
+        open_location("http://127.0.0.1:1/m", false, &relaxed).unwrap();
+        assert!(open_location("http://127.0.0.1:1/m", true, &relaxed).is_err());
     }
 
     #[test]
     fn s3_endpoint_from_kserve_variables() {
-        let env =
-            StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]).unwrap();
+        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]);
         assert_eq!(
             s3_endpoint(&env).unwrap().as_deref(),
             Some("http://minio:9000")
         );
-        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000")]).unwrap();
+        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000")]);
         assert_eq!(
             s3_endpoint(&env).unwrap().as_deref(),
             Some("https://minio:9000")
@@ -598,14 +575,15 @@ mod tests {
         let env = StorageEnv::from_pairs([
             ("S3_ENDPOINT", "minio:9000"),
             ("AWS_ENDPOINT_URL", "http://other:1/"),
-        ])
-        .unwrap();
+        ]);
         assert_eq!(
             s3_endpoint(&env).unwrap().as_deref(),
             Some("http://other:1")
         );
-        let env = StorageEnv::from_pairs([("AWS_CA_BUNDLE", "/nonexistent/ca.pem")]).unwrap();
-        let e = s3_builder(&env, "b").unwrap_err().to_string();
+        let env = StorageEnv::from_pairs([("AWS_CA_BUNDLE", "/nonexistent/ca.pem")]);
+        let e = s3_builder(&StorageSettings::new(env), "b")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/ca.pem"),
             "{e}"

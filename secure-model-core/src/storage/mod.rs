@@ -1,5 +1,6 @@
 //! Where package objects live. Owns the [`StorageBackend`] trait, its `object_store`
-//! implementation and package-location URIs. Knows nothing of the format or of keys.
+//! implementation, package-location URIs and the typed [`StorageSettings`] (credentials
+//! snapshot, timeouts, CA bundle). Knows nothing of the format, of keys or of KServe.
 
 mod client;
 mod env;
@@ -12,9 +13,9 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use client::{ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
+pub use client::{StorageSettings, ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
 pub use env::StorageEnv;
-pub use location::{open_location, open_location_with_env, PackageLocation, SECURE_SCHEMES};
+pub use location::{open_location, redact_uri, PackageLocation};
 pub use object::ObjectStoreBackend;
 
 /// Storage errors. Messages name the object and the location, never credentials.
@@ -110,6 +111,17 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// The failure class: a bad location is the operator's configuration, an over-size or
+    /// short object a sign of tampering, anything else a storage failure.
+    pub fn class(&self) -> crate::ErrorClass {
+        use crate::ErrorClass;
+        match self {
+            StorageError::InvalidLocation { .. } => ErrorClass::Config,
+            StorageError::TooLarge { .. } | StorageError::ShortRead { .. } => ErrorClass::Integrity,
+            _ => ErrorClass::Storage,
+        }
+    }
+
     /// Whether retrying the same request may succeed: a transport failure (connection reset,
     /// timeout, body cut short) after the client's own request retries. Not found, access
     /// denied, authentication, configuration and size errors are permanent.

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 
 use super::{SigningKey, TrustedKeys, VerifyError, VerifyingKey};
-use crate::crypto::streaming::{SegmentCipher, StreamParams};
+use crate::crypto::streaming::{SegmentOpener, StreamParams};
 use crate::crypto::{check_dek_commitment, sha256, streaming::Header, CryptoError, DataKey};
 use crate::format::{
     compare_paths, file_associated_data, parse_digest, validate_model_id, validate_object_key,
@@ -39,9 +39,10 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One file of a checked manifest.
+/// One file as a manifest describes it: path, object, sizes and signed digests. Read-only;
+/// decryption does not accept it (see [`VerifiedFile`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedFile {
+pub struct FileEntry {
     path: String,
     object: String,
     plaintext_size: u64,
@@ -51,7 +52,7 @@ pub struct VerifiedFile {
     segments: u64,
 }
 
-impl VerifiedFile {
+impl FileEntry {
     /// Relative POSIX path of the plaintext file.
     pub fn path(&self) -> &str {
         &self.path
@@ -82,10 +83,23 @@ impl VerifiedFile {
     }
 }
 
-/// A manifest whose structure was checked but whose signature was NOT verified. Good for
-/// `inspect`; cannot be used to decrypt.
+/// A file of a [`VerifiedManifest`]: only a verified manifest hands these out, and
+/// [`UnlockedManifest::file_opener`] accepts nothing else. Dereferences to its [`FileEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedFile(FileEntry);
+
+impl std::ops::Deref for VerifiedFile {
+    type Target = FileEntry;
+    fn deref(&self) -> &FileEntry {
+        &self.0
+    }
+}
+
+/// What a structurally checked manifest says, signed or not: model, package id, AEAD
+/// parameters, DEK commitment, digest and totals. Both [`UnverifiedManifest`] and
+/// [`VerifiedManifest`] dereference to it; only their `files()` differ.
 #[derive(Debug, Clone)]
-pub struct ParsedManifest {
+pub struct ManifestInfo {
     statement: Statement,
     payload: Vec<u8>,
     envelope: DsseEnvelope,
@@ -94,10 +108,11 @@ pub struct ParsedManifest {
     model_id: String,
     params: StreamParams,
     dek_commitment: [u8; 32],
-    files: Vec<VerifiedFile>,
+    total_plaintext: u64,
+    total_ciphertext: u64,
 }
 
-impl ParsedManifest {
+impl ManifestInfo {
     /// The signed statement.
     pub fn statement(&self) -> &Statement {
         &self.statement
@@ -105,6 +120,10 @@ impl ParsedManifest {
     /// The exact signed payload bytes.
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+    /// The DSSE envelope as read.
+    pub fn envelope(&self) -> &DsseEnvelope {
+        &self.envelope
     }
     /// The key hint the signer wrote (informational).
     pub fn signer_hint(&self) -> &str {
@@ -126,10 +145,6 @@ impl ParsedManifest {
     pub fn dek_commitment(&self) -> &[u8; 32] {
         &self.dek_commitment
     }
-    /// Files in manifest order.
-    pub fn files(&self) -> &[VerifiedFile] {
-        &self.files
-    }
     /// Model name from the subject.
     pub fn model_name(&self) -> &str {
         self.statement
@@ -140,11 +155,33 @@ impl ParsedManifest {
     }
     /// Total plaintext bytes.
     pub fn total_plaintext(&self) -> u64 {
-        self.files.iter().map(|f| f.plaintext_size).sum()
+        self.total_plaintext
     }
     /// Total ciphertext bytes.
     pub fn total_ciphertext(&self) -> u64 {
-        self.files.iter().map(|f| f.ciphertext_size).sum()
+        self.total_ciphertext
+    }
+}
+
+/// A manifest whose structure was checked but whose signature was NOT verified. Good for
+/// `inspect`; its files are plain [`FileEntry`]s, so nothing can be decrypted with it.
+#[derive(Debug, Clone)]
+pub struct UnverifiedManifest {
+    info: ManifestInfo,
+    files: Vec<FileEntry>,
+}
+
+impl std::ops::Deref for UnverifiedManifest {
+    type Target = ManifestInfo;
+    fn deref(&self) -> &ManifestInfo {
+        &self.info
+    }
+}
+
+impl UnverifiedManifest {
+    /// Files in manifest order (descriptions only).
+    pub fn files(&self) -> &[FileEntry] {
+        &self.files
     }
 }
 
@@ -152,14 +189,15 @@ impl ParsedManifest {
 /// holds. Only [`verify_manifest`] creates one; decryption requires it.
 #[derive(Debug, Clone)]
 pub struct VerifiedManifest {
-    inner: ParsedManifest,
+    info: ManifestInfo,
+    files: Vec<VerifiedFile>,
     signer: VerifyingKey,
 }
 
 impl std::ops::Deref for VerifiedManifest {
-    type Target = ParsedManifest;
-    fn deref(&self) -> &ParsedManifest {
-        &self.inner
+    type Target = ManifestInfo;
+    fn deref(&self) -> &ManifestInfo {
+        &self.info
     }
 }
 
@@ -169,13 +207,18 @@ impl VerifiedManifest {
         &self.signer
     }
 
+    /// Files in manifest order: the handles decryption accepts.
+    pub fn files(&self) -> &[VerifiedFile] {
+        &self.files
+    }
+
     /// Checks `dek` against the signed DEK commitment (constant time) and returns the unlocked
-    /// manifest that can build file ciphers.
+    /// manifest that can build segment openers.
     ///
     /// # Errors
     /// [`VerifyError::DekCommitmentMismatch`] when the key is not the package's DEK.
     pub fn unlock(self, dek: DataKey) -> Result<UnlockedManifest, VerifyError> {
-        check_dek_commitment(&dek, &self.inner.model_id, &self.inner.dek_commitment)
+        check_dek_commitment(&dek, &self.info.model_id, &self.info.dek_commitment)
             .map_err(|_| VerifyError::DekCommitmentMismatch)?;
         Ok(UnlockedManifest {
             manifest: self,
@@ -197,15 +240,18 @@ impl UnlockedManifest {
         &self.manifest
     }
 
-    /// The segment cipher of `file`, given the first 40 bytes of its ciphertext.
-    pub fn file_cipher(
+    /// The segment opener of `file`, given the first 40 bytes of its ciphertext.
+    ///
+    /// # Errors
+    /// [`CryptoError::Authentication`] for a malformed header.
+    pub fn file_opener(
         &self,
         file: &VerifiedFile,
         header: &[u8],
-    ) -> Result<SegmentCipher, CryptoError> {
+    ) -> Result<SegmentOpener, CryptoError> {
         let header = Header::parse(header)?;
-        let ad = file_associated_data(&self.manifest.inner.model_id, &file.path);
-        SegmentCipher::new(&self.dek, &header, &ad, self.manifest.inner.params)
+        let ad = file_associated_data(&self.manifest.info.model_id, &file.path);
+        SegmentOpener::new(&self.dek, &header, &ad, self.manifest.info.params)
     }
 }
 
@@ -331,7 +377,7 @@ fn check_statement(
     payload: Vec<u8>,
     digest: [u8; 32],
     limits: &Limits,
-) -> Result<ParsedManifest, VerifyError> {
+) -> Result<(ManifestInfo, Vec<FileEntry>), VerifyError> {
     let statement: Statement =
         serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
             document: "signed statement",
@@ -415,7 +461,7 @@ fn check_statement(
             DOC,
             "secure_model.files.ciphertext_sha256",
         )?;
-        files.push(VerifiedFile {
+        files.push(FileEntry {
             path,
             object: ef.object.clone(),
             plaintext_size: ef.plaintext_size,
@@ -426,7 +472,7 @@ fn check_statement(
         });
     }
     let model_id = enc.model_id.clone();
-    Ok(ParsedManifest {
+    let info = ManifestInfo {
         hint: bundle.verification_material.public_key.hint.clone(),
         envelope: bundle.dsse_envelope,
         statement,
@@ -435,8 +481,10 @@ fn check_statement(
         model_id,
         params,
         dek_commitment,
-        files,
-    })
+        total_plaintext: files.iter().map(|f| f.plaintext_size).sum(),
+        total_ciphertext: files.iter().map(|f| f.ciphertext_size).sum(),
+    };
+    Ok((info, files))
 }
 
 /// A plain OpenSSF model-signing v1.0 signature (no encryption section) verified under a
@@ -515,9 +563,10 @@ pub fn verify_model_signature(
 }
 
 /// Parses and structurally checks a manifest WITHOUT verifying its signature (for `inspect`).
-pub fn parse_unverified(bytes: &[u8], limits: &Limits) -> Result<ParsedManifest, VerifyError> {
+pub fn parse_unverified(bytes: &[u8], limits: &Limits) -> Result<UnverifiedManifest, VerifyError> {
     let (bundle, payload) = decode_bundle(bytes, limits)?;
-    check_statement(bundle, payload, sha256(bytes), limits)
+    let (info, files) = check_statement(bundle, payload, sha256(bytes), limits)?;
+    Ok(UnverifiedManifest { info, files })
 }
 
 /// Verifies a manifest: size cap, optional digest pin, DSSE signature by a trusted key over the
@@ -545,8 +594,12 @@ pub fn verify_manifest(
         }
     }
     let (bundle, payload, signer) = verify_signature(bytes, trusted, limits)?;
-    let inner = check_statement(bundle, payload, digest, limits)?;
-    Ok(VerifiedManifest { inner, signer })
+    let (info, files) = check_statement(bundle, payload, digest, limits)?;
+    Ok(VerifiedManifest {
+        info,
+        files: files.into_iter().map(VerifiedFile).collect(),
+        signer,
+    })
 }
 
 /// Serialises `statement` (2-space indented JSON, as `model_signing` writes it), signs its DSSE
@@ -582,11 +635,4 @@ pub fn sign_statement(statement: &Statement, key: &SigningKey) -> Result<Vec<u8>
         }
         .into()
     })
-}
-
-impl ParsedManifest {
-    /// The DSSE envelope as read.
-    pub fn envelope(&self) -> &DsseEnvelope {
-        &self.envelope
-    }
 }

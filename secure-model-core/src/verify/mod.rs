@@ -7,8 +7,9 @@ mod manifest;
 
 pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
 pub use manifest::{
-    parse_unverified, sign_statement, verify_manifest, verify_model_signature, ParsedManifest,
-    UnlockedManifest, VerifiedFile, VerifiedManifest, VerifiedModelSignature,
+    parse_unverified, sign_statement, verify_manifest, verify_model_signature, FileEntry,
+    ManifestInfo, UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest,
+    VerifiedModelSignature,
 };
 
 /// Signature and manifest verification errors.
@@ -47,4 +48,17 @@ pub enum VerifyError {
     /// The key a provider returned does not match the signed DEK commitment.
     #[error("data key does not match the manifest's DEK commitment")]
     DekCommitmentMismatch,
+}
+
+impl VerifyError {
+    /// The failure class: missing or unreadable trusted keys are configuration, a key that does
+    /// not match the commitment a key failure, anything else an integrity failure.
+    pub fn class(&self) -> crate::ErrorClass {
+        use crate::ErrorClass;
+        match self {
+            VerifyError::InvalidKey { .. } | VerifyError::NoTrustedKeys => ErrorClass::Config,
+            VerifyError::DekCommitmentMismatch => ErrorClass::Key,
+            _ => ErrorClass::Integrity,
+        }
+    }
 }

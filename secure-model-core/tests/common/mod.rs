@@ -1,5 +1,5 @@
 //! Shared helpers of the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,27 +8,14 @@ use secure_model_core::crypto::Kek;
 use secure_model_core::keys::{KeyProvider, LocalKeyProvider};
 use secure_model_core::loader::{LoadOptions, Loader};
 use secure_model_core::package::{pack, PackOptions, PackReport};
-use secure_model_core::storage::{open_location, StorageBackend};
+use secure_model_core::storage::{open_location, StorageBackend, StorageSettings};
 use secure_model_core::verify::{SigningKey, TrustedKeys};
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub use secure_model_testkit::{entries, example_model, python, repo, shm_dir, testdata};
 
-pub fn testdata(p: &str) -> PathBuf {
-    repo().join("testdata").join(p)
-}
-
-pub fn example_model() -> PathBuf {
-    repo().join("examples/tiny-model")
-}
-
-/// A memory-backed temporary directory (tmpfs at /dev/shm).
-pub fn shm_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("sm-test-")
-        .tempdir_in("/dev/shm")
-        .expect("/dev/shm must be a tmpfs for the loader tests")
+/// Opens a local package directory (created when `create`).
+pub fn local(dir: &Path, create: bool) -> Arc<dyn StorageBackend> {
+    open_location(dir.to_str().unwrap(), create, &StorageSettings::default()).unwrap()
 }
 
 pub struct Fixture {
@@ -68,7 +55,7 @@ pub fn kek_file(dir: &Path, name: &str) -> (PathBuf, Arc<dyn KeyProvider>) {
 pub async fn packed(model: &Path, opts: PackOptions) -> Fixture {
     let work = tempfile::tempdir().unwrap();
     let pkg_dir = work.path().join("pkg");
-    let store = open_location(pkg_dir.to_str().unwrap(), true).unwrap();
+    let store = local(&pkg_dir, true);
     let (signer, _) = SigningKey::generate().unwrap();
     let (kek_path, provider) = kek_file(work.path(), "kek.bin");
     let report = pack(
@@ -111,33 +98,4 @@ pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// Every entry left in `dir` (recursively), as relative paths.
-pub fn entries(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            out.push(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The Python of the interop venv (`SECURE_MODEL_PYTHON`), or `None` (test skipped) when
-/// `SECURE_MODEL_SKIP_INTEROP` is set. Panics otherwise: a missing reference implementation
-/// must not pass silently.
-pub fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live Python interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs the Python reference implementations), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::binding::{report_data, TeeKeyKind, TeeKeyPair};
-use super::{KbsError, ResourcePath, ServerErrorKind};
+use super::{KbsError, ServerErrorKind};
 use crate::attest::{Attester, TeeType};
+use crate::danger::Relaxations;
 use crate::jwe::{Jwe, JweError};
+use crate::keys::resource::ResourcePath;
 
 /// The protocol version this client speaks; the server requires an exact match.
 pub const RCAR_VERSION: &str = "0.4.0";
@@ -49,12 +51,12 @@ impl Passport {
     }
 }
 
-/// Builds a [`KbsClient`]. HTTPS only unless [`KbsClientBuilder::allow_http`].
+/// Builds a [`KbsClient`]. HTTPS only unless [`Relaxations::allow_plain_http_kbs`].
 #[derive(Debug)]
 pub struct KbsClientBuilder {
     url: String,
     ca_pem: Vec<Vec<u8>>,
-    allow_http: bool,
+    relax: Relaxations,
     attester: Option<Arc<dyn Attester>>,
     key_kind: TeeKeyKind,
     passport: Option<Passport>,
@@ -69,10 +71,11 @@ impl KbsClientBuilder {
         self
     }
 
-    /// Allows a plain `http://` KBS URL. Only for tests and loopback: resources are still JWE
-    /// encrypted to the TEE key, but the session is not authenticated.
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
+    /// Applies `relax`: with [`Relaxations::allow_plain_http_kbs`], a plain `http://` KBS URL
+    /// is accepted (tests and loopback only: resources are still JWE encrypted to the TEE key,
+    /// but the session is not authenticated).
+    pub fn with_relaxations(mut self, relax: Relaxations) -> Self {
+        self.relax = relax;
         self
     }
 
@@ -121,7 +124,7 @@ impl KbsClientBuilder {
             url::Url::parse(&self.url).map_err(|e| cfg(format!("KBS URL {:?}: {e}", self.url)))?;
         match url.scheme() {
             "https" => {}
-            "http" if self.allow_http => {
+            "http" if self.relax.plain_http_kbs() => {
                 tracing::warn!(kbs = %url, "plain HTTP to the KBS was explicitly allowed");
             }
             "http" => {
@@ -140,7 +143,7 @@ impl KbsClientBuilder {
         crate::crypto::install_rustls_provider();
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
-            .https_only(!self.allow_http)
+            .https_only(!self.relax.plain_http_kbs())
             .redirect(reqwest::redirect::Policy::none());
         if !self.ca_pem.is_empty() {
             let mut certs = Vec::new();
@@ -216,7 +219,7 @@ async fn read_capped(
 }
 
 /// Maps an error response (`{"type":".../<Kind>","detail":..}`) to a [`KbsError::Server`].
-pub fn server_error(stage: &'static str, status: u16, body: &[u8]) -> KbsError {
+pub(crate) fn server_error(stage: &'static str, status: u16, body: &[u8]) -> KbsError {
     let info: Option<kbs_types::ErrorInformation> = serde_json::from_slice(body).ok();
     let (kind, detail) = match info {
         Some(i) => {
@@ -256,7 +259,7 @@ impl KbsClient {
         KbsClientBuilder {
             url: url.into(),
             ca_pem: Vec::new(),
-            allow_http: false,
+            relax: Relaxations::NONE,
             attester: None,
             key_kind: TeeKeyKind::default(),
             passport: None,

@@ -149,7 +149,7 @@ impl KserveKey {
     /// [`KserveJweError::Rng`].
     pub fn generate() -> Result<Self, KserveJweError> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        crate::crypto::random_fill(key.as_mut()).map_err(|_| KserveJweError::Rng)?;
+        secure_model_core::crypto::random_fill(key.as_mut()).map_err(|_| KserveJweError::Rng)?;
         Ok(Self {
             key,
             form: KeyForm::Raw,

@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
+use secure_model_testkit::repo;
 use serde_json::{json, Value};
 
 /// KServe's default ClusterStorageContainer (`config/storagecontainers/default.yaml`,
@@ -51,10 +52,6 @@ const OUR_URI_FORMS: &[&str] = &[
 
 /// Key-provider types a `SECURE_MODEL_KEYS` spec may name.
 const KEY_PROVIDER_TYPES: &[&str] = &["local", "aws-kms", "kbs", "cdh"];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn kserve_ref() -> Option<PathBuf> {
     let p = std::env::var_os("SECURE_MODEL_KSERVE_REF")

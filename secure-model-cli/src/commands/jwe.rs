@@ -1,24 +1,20 @@
 //! `secure-model jwe`: KServe confidential-mode JWE files (keygen, encrypt, decrypt). Argument
-//! parsing and output only; the work is in `secure_model_core::kserve_jwe`.
+//! parsing and output only; the work is in `secure_model_kserve::jwe`.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use secure_model_core::kserve_jwe::{
+use secure_model_kserve::jwe::{
     decrypt_file, encrypt_file, encrypt_tree, KserveAlg, KserveJweError, KserveKey,
     DEFAULT_MAX_JWE_BYTES,
 };
 use zeroize::Zeroizing;
 
-use crate::{Failure, Output};
+use super::{write_new, Failure, Output};
 
-impl From<KserveJweError> for Failure {
-    fn from(e: KserveJweError) -> Self {
-        let mut f: Failure = secure_model_core::Error::from(e).into();
-        // The package hints do not apply to JWE files.
-        f.hint = None;
-        f
-    }
+/// The package hints do not apply to JWE files.
+fn jwe_failure(e: KserveJweError) -> Failure {
+    Failure::from(e).without_hint()
 }
 
 /// Arguments of `jwe`.
@@ -121,19 +117,21 @@ fn print(json: bool, value: &serde_json::Value, human: &str) -> Result<(), Failu
 pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
     match a.command {
         JweCommand::Keygen(k) => {
-            let key = KserveKey::generate()?;
-            crate::commands::write_new(&k.out, key.to_jwk_json().as_bytes(), 0o600)?;
+            let key = KserveKey::generate().map_err(jwe_failure)?;
+            write_new(&k.out, key.to_jwk_json().as_bytes(), 0o600)?;
             println!("wrote {} (oct JWK, 256 bits)", k.out.display());
             Ok(())
         }
         JweCommand::Encrypt(e) => {
             let key = read_key(&e.key)?;
-            let alg: KserveAlg = e.alg.parse()?;
+            let alg: KserveAlg = e.alg.parse().map_err(jwe_failure)?;
             let (files, skipped) = if e.input.is_dir() {
-                encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes, e.skip_empty)?
+                encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes, e.skip_empty)
+                    .map_err(jwe_failure)?
             } else {
                 (
-                    vec![encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)?],
+                    vec![encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)
+                        .map_err(jwe_failure)?],
                     Vec::new(),
                 )
             };
@@ -157,7 +155,7 @@ pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
         }
         JweCommand::Decrypt(d) => {
             let key = read_key(&d.key)?;
-            let n = decrypt_file(&d.input, &d.output, &key, d.max_bytes)?;
+            let n = decrypt_file(&d.input, &d.output, &key, d.max_bytes).map_err(jwe_failure)?;
             print(
                 d.out.json,
                 &serde_json::json!({"input": d.input, "output": d.output, "plaintext_bytes": n}),

@@ -15,15 +15,16 @@ use std::process::Command;
 
 use base64::Engine as _;
 use secure_model_core::keys::cdh::CdhClient;
-use secure_model_core::keys::kbs::ResourcePath;
-use secure_model_core::kserve_jwe::{
+use secure_model_core::keys::ResourcePath;
+use secure_model_core::storage::open_location;
+use secure_model_core::ErrorClass;
+use secure_model_kserve::jwe::{
     decrypt, encrypt, stage_download, JweDownloadOptions, KeyForm, KserveAlg, KserveJweError,
     KserveKey, ResourceKey,
 };
-use secure_model_core::storage::open_location;
-use secure_model_core::ErrorClass;
 
-mod common;
+use secure_model_testkit as common;
+use secure_model_testkit::python;
 
 const MAX: u64 = 64 << 20;
 
@@ -105,10 +106,7 @@ fn tampering_and_wrong_key_are_one_opaque_error() {
             matches!(e, KserveJweError::DecryptionFailed { .. }),
             "{e:?}"
         );
-        assert_eq!(
-            secure_model_core::Error::from(e).class(),
-            ErrorClass::Integrity
-        );
+        assert_eq!(e.class(), ErrorClass::Integrity);
     }
     // Our own output decrypts; the cap is checked before parsing.
     let c = encrypt(b"abc", &key, KserveAlg::Dir, MAX).unwrap();
@@ -124,20 +122,6 @@ fn tampering_and_wrong_key_are_one_opaque_error() {
             ..
         }
     ));
-}
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live jwcrypto interop");
-            None
-        }
-        None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs jwcrypto and kserve-storage), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
-        ),
-    }
 }
 
 fn jwcrypto_files(py: &Path, key: &[u8; 32], out: &Path) {
@@ -229,8 +213,13 @@ impl Download {
         dest: &Path,
         key: &ResourceKey,
         opts: &JweDownloadOptions,
-    ) -> Result<secure_model_core::kserve_jwe::StagedDownload, KserveJweError> {
-        let store = open_location(self.src.path().to_str().unwrap(), false).unwrap();
+    ) -> Result<secure_model_kserve::jwe::StagedDownload, KserveJweError> {
+        let store = open_location(
+            self.src.path().to_str().unwrap(),
+            false,
+            &Default::default(),
+        )
+        .unwrap();
         stage_download(store, dest, key, opts).await
     }
 }
@@ -485,9 +474,6 @@ async fn disk_destination_refused_before_download() {
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        secure_model_core::Error::from(e).class(),
-        ErrorClass::Destination
-    );
+    assert_eq!(e.class(), ErrorClass::Destination);
     assert!(!disk.path().join("m").exists());
 }

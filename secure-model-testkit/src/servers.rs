@@ -1,7 +1,6 @@
 //! Real servers for the backend tests, started on 127.0.0.1 on a free port and killed when
 //! the guard drops (also when a test fails). Installed by `scripts/setup-servers.sh` and
 //! `scripts/setup-python.sh`; `scripts/test.sh` exports their paths.
-#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// What runs here (for messages).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -1,14 +1,14 @@
 //! KServe's confidential-mode model files (KServe v0.20+): owns reading and writing them, the
 //! key forms KServe accepts ([`KserveKey`]), detection, strict decryption, size caps, and the
 //! staging of a plain KServe-style download ([`stage_download`]) with the mixed-content rule
-//! and the `VERIFICATION_DIGEST` pin. Uses [`crate::jwe`] for the JWE primitives,
-//! [`crate::storage`] to list and read objects and the loader's staging directory to publish
-//! atomically. Knows nothing of packages.
+//! and the `VERIFICATION_DIGEST` pin. Uses the core's JWE primitives
+//! ([`secure_model_core::jwe`]), its storage to list and read objects and its loader's
+//! staging directory to publish atomically. Knows nothing of packages.
 //!
 //! A KServe JWE file is one compact JWE (`header.key.iv.ciphertext.tag`) per model file,
 //! `alg` `A256KW` (the key wraps a random content key) or `dir` (the key is the content key),
 //! `enc` `A256GCM`, named `<file>.jwe` or recognised by content starting with `eyJ`. Only
-//! that is accepted: other `alg`/`enc` values (including ones the [`crate::jwe`] module
+//! that is accepted: other `alg`/`enc` values (including ones the core's JWE module
 //! supports for KBS responses), `zip`, `crit` and the JSON serializations are refused before
 //! any key is used.
 //!
@@ -19,8 +19,8 @@
 //! every file is decrypted whole in memory (compact JWE cannot be streamed).
 //!
 //! ```
-//! use secure_model_core::kserve_jwe::{decrypt, encrypt, KserveAlg, KserveKey};
-//! # fn main() -> Result<(), secure_model_core::kserve_jwe::KserveJweError> {
+//! use secure_model_kserve::jwe::{decrypt, encrypt, KserveAlg, KserveKey};
+//! # fn main() -> Result<(), secure_model_kserve::jwe::KserveJweError> {
 //! let key = KserveKey::generate()?;
 //! let compact = encrypt(b"weights", &key, KserveAlg::A256kw, 1 << 20)?;
 //! assert!(compact.starts_with("eyJ"));
@@ -41,7 +41,8 @@ pub use download::{
 pub use files::{decrypt_file, encrypt_file, encrypt_tree, EncryptedFile};
 pub use key::{KeyForm, KserveKey, KEY_LEN};
 
-use crate::jwe::{DecryptionKey, EncryptionKey, Jwe, JweError, KeyAlgorithm};
+use secure_model_core::jwe::{DecryptionKey, EncryptionKey, Jwe, JweError, KeyAlgorithm};
+use secure_model_core::ErrorClass;
 
 /// File-name suffix of KServe's encrypted files (compared case-insensitively, as KServe does).
 pub const JWE_SUFFIX: &str = ".jwe";
@@ -149,7 +150,7 @@ pub enum KserveJweError {
         key: String,
         /// Why.
         #[source]
-        source: crate::format::FormatError,
+        source: secure_model_core::format::FormatError,
     },
     /// The download lists no object, or more than the cap.
     #[error("{location}: {reason}")]
@@ -161,13 +162,13 @@ pub enum KserveJweError {
     },
     /// Storage failure.
     #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
+    Storage(#[from] secure_model_core::storage::StorageError),
     /// Staging or publishing failure (destination policy, conflicts, I/O).
     #[error(transparent)]
-    Load(#[from] crate::loader::LoadError),
+    Load(#[from] secure_model_core::loader::LoadError),
     /// Obtaining the key failed.
     #[error("obtaining the KServe JWE key")]
-    Key(#[from] crate::keys::KeyError),
+    Key(#[from] secure_model_core::keys::KeyError),
     /// A local file could not be read or written.
     #[error("{path}: {action}")]
     Io {
@@ -185,8 +186,8 @@ pub enum KserveJweError {
 }
 
 impl KserveJweError {
-    pub(crate) fn class(&self) -> crate::ErrorClass {
-        use crate::ErrorClass;
+    /// The failure class.
+    pub fn class(&self) -> ErrorClass {
         match self {
             Self::InvalidKey { .. } => ErrorClass::Key,
             Self::DecryptionFailed { .. }
@@ -200,9 +201,9 @@ impl KserveJweError {
             | Self::InvalidPath { .. } => ErrorClass::Integrity,
             Self::DigestNeedsSingleFile { .. } | Self::EmptyFile { .. } => ErrorClass::Config,
             Self::Listing { .. } => ErrorClass::Storage,
-            Self::Storage(e) => crate::error::storage_class(e),
+            Self::Storage(e) => e.class(),
             Self::Load(e) => e.class(),
-            Self::Key(e) => crate::error::key_class(e),
+            Self::Key(e) => e.class(),
             Self::Io { .. } | Self::Rng => ErrorClass::Internal,
         }
     }

@@ -19,12 +19,13 @@ use super::{
     decrypt, has_jwe_suffix, looks_like_jwe, output_path, KserveJweError, KserveKey,
     DEFAULT_MAX_JWE_BYTES, JWE_MAGIC,
 };
-use crate::format::{validate_path, Limits};
-use crate::keys::cdh::CdhClient;
-use crate::keys::kbs::{KbsClient, ResourcePath};
-use crate::keys::KeyError;
-use crate::loader::{filesystem_kind, FsKind, Staging};
-use crate::storage::StorageBackend;
+use secure_model_core::danger::Relaxations;
+use secure_model_core::format::{validate_path, Limits};
+use secure_model_core::keys::cdh::CdhClient;
+use secure_model_core::keys::kbs::KbsClient;
+use secure_model_core::keys::{BrokeredResource, ResourceBroker, ResourcePath};
+use secure_model_core::loader::{FsKind, Staging};
+use secure_model_core::storage::{ObjectInfo, StorageBackend};
 
 /// Policy and tuning of [`stage_download`].
 #[derive(Debug, Clone)]
@@ -37,8 +38,8 @@ pub struct JweDownloadOptions {
     /// `VERIFICATION_DIGEST`: SHA-256 of the single downloaded file (the ciphertext), checked
     /// before the key is requested.
     pub verification_digest: Option<[u8; 32]>,
-    /// Permit plaintext on a destination that is not tmpfs/ramfs.
-    pub allow_disk_plaintext: bool,
+    /// Relaxations (disk plaintext).
+    pub relax: Relaxations,
     /// Most objects in one download.
     pub max_files: u64,
     /// Bytes per ranged read.
@@ -53,7 +54,7 @@ impl Default for JweDownloadOptions {
             max_jwe_bytes: DEFAULT_MAX_JWE_BYTES,
             allow_mixed: false,
             verification_digest: None,
-            allow_disk_plaintext: false,
+            relax: Relaxations::NONE,
             max_files: Limits::default().max_files,
             chunk_bytes: 8 << 20,
             file_concurrency: 4,
@@ -77,61 +78,56 @@ impl JweDownloadOptions {
         self.verification_digest = digest;
         self
     }
-    /// Sets [`JweDownloadOptions::allow_disk_plaintext`].
-    pub fn allow_disk_plaintext(mut self, yes: bool) -> Self {
-        self.allow_disk_plaintext = yes;
+    /// Sets [`JweDownloadOptions::relax`].
+    pub fn with_relaxations(mut self, relax: Relaxations) -> Self {
+        self.relax = relax;
         self
     }
 }
 
-#[derive(Debug)]
-enum KeySource {
-    Cdh(CdhClient),
-    Kbs(Box<KbsClient>),
-    Fixed,
-}
-
-/// Where the KServe JWE key comes from: the resource `kbs:///<repo>/<type>/<tag>` through the
-/// Confidential Data Hub or directly from a KBS (after attestation), or a key already known.
-/// Fetched at most once per instance, only when there is something to decrypt.
+/// Where the KServe JWE key comes from: a broker's resource `kbs:///<repo>/<type>/<tag>`
+/// (through the Confidential Data Hub or directly from a KBS, after attestation; possibly
+/// shared with the `kbs` recipient of packages, so the pod attests once), or a key already
+/// known. Fetched at most once per instance, only when there is something to decrypt.
 #[derive(Debug)]
 pub struct ResourceKey {
-    resource: Option<ResourcePath>,
-    source: KeySource,
+    resource: Option<Arc<BrokeredResource>>,
     key: tokio::sync::OnceCell<KserveKey>,
 }
 
 impl ResourceKey {
-    /// Through the CoCo Confidential Data Hub (KServe's own `CDHSecretResolver` path).
-    pub fn via_cdh(cdh: CdhClient, resource: ResourcePath) -> Self {
+    /// The key in `resource`, which other users may share.
+    pub fn from_resource(resource: Arc<BrokeredResource>) -> Self {
         Self {
             resource: Some(resource),
-            source: KeySource::Cdh(cdh),
             key: tokio::sync::OnceCell::new(),
         }
     }
 
+    /// Through the CoCo Confidential Data Hub (KServe's own `CDHSecretResolver` path).
+    pub fn via_cdh(cdh: CdhClient, resource: ResourcePath) -> Self {
+        Self::from_resource(BrokeredResource::new(ResourceBroker::Cdh(cdh), resource))
+    }
+
     /// Directly from a Trustee KBS with `client` (attesting on first use).
     pub fn direct(client: KbsClient, resource: ResourcePath) -> Self {
-        Self {
-            resource: Some(resource),
-            source: KeySource::Kbs(Box::new(client)),
-            key: tokio::sync::OnceCell::new(),
-        }
+        Self::from_resource(BrokeredResource::new(
+            ResourceBroker::Kbs(Box::new(client)),
+            resource,
+        ))
     }
 
     /// A key already known (tests, tools).
     pub fn fixed(key: KserveKey) -> Self {
         Self {
             resource: None,
-            source: KeySource::Fixed,
             key: tokio::sync::OnceCell::new_with(Some(key)),
         }
     }
 
     /// The resource, when fetched from a broker.
     pub fn resource(&self) -> Option<&ResourcePath> {
-        self.resource.as_ref()
+        self.resource.as_deref().map(BrokeredResource::path)
     }
 
     /// The key, fetched and parsed ([`KserveKey::parse`]) on first use.
@@ -141,21 +137,11 @@ impl ResourceKey {
     pub async fn key(&self) -> Result<&KserveKey, KserveJweError> {
         self.key
             .get_or_try_init(|| async {
-                let bytes = match (&self.source, &self.resource) {
-                    (KeySource::Cdh(c), Some(r)) => {
-                        c.get_resource(r).await.map_err(KeyError::from)?
-                    }
-                    (KeySource::Kbs(c), Some(r)) => {
-                        c.get_resource(r).await.map_err(KeyError::from)?
-                    }
-                    _ => {
-                        return Err(KserveJweError::InvalidKey {
-                            reason: "internal: no key source",
-                        })
-                    }
-                };
-                let key = KserveKey::parse(&bytes)?;
-                tracing::info!(resource = %self.resource.as_ref().map(ResourcePath::uri).unwrap_or_default(), form = ?key.form(), "KServe JWE key obtained");
+                let resource = self.resource.as_ref().ok_or(KserveJweError::InvalidKey {
+                    reason: "internal: no key source",
+                })?;
+                let key = KserveKey::parse(resource.get().await?)?;
+                tracing::info!(resource = %resource.path().uri(), form = ?key.form(), "KServe JWE key obtained");
                 Ok(key)
             })
             .await
@@ -337,7 +323,7 @@ fn decrypt_staged(
 
 fn plan(
     location: &str,
-    objects: Vec<crate::storage::ObjectInfo>,
+    objects: Vec<ObjectInfo>,
     opts: &JweDownloadOptions,
 ) -> Result<Vec<Entry>, KserveJweError> {
     if objects.is_empty() {
@@ -434,14 +420,11 @@ pub async fn stage_download(
     let started = Instant::now();
     let location = store.location().to_string();
     let entries = plan(&location, store.list("").await?, opts)?;
-    let staging = Staging::create(
-        dest,
-        entries.iter().map(|e| e.output.as_str()),
-        opts.allow_disk_plaintext,
-    )?;
-    let fs = filesystem_kind(dest)?;
+    let outputs = entries.iter().map(|e| e.output.clone()).collect();
+    let staging = Staging::prepare(dest, outputs, opts.relax).await?;
+    let fs = staging.fs_kind();
     // The ciphertext goes to a second staging directory that is never published.
-    let downloads = Staging::create(dest, std::iter::empty(), opts.allow_disk_plaintext)?;
+    let downloads = Staging::prepare(dest, Vec::new(), opts.relax).await?;
     tracing::info!(source = %location, files = entries.len(), "downloading KServe confidential-mode files");
 
     let fetched: Vec<Fetched> = futures::stream::iter(entries.iter())

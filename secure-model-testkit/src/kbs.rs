@@ -2,7 +2,6 @@
 //! side is written independently of the client: it recomputes the canonical runtime data with
 //! its own key ordering and checks the evidence's report data against it (sample, and the
 //! binding fields of TDX, SNP and CCA evidence: see `evidence_binds`).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -1,0 +1,90 @@
+//! `pack`: encrypt and sign a model directory into a package.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use secure_model_core::crypto::streaming::StreamParams;
+use secure_model_core::loader::Progress;
+use secure_model_core::package::{self, PackOptions};
+use secure_model_core::verify::SigningKey;
+use secure_model_settings::registry::{flag_value, SIGNING_KEY};
+use secure_model_settings::Source;
+
+use super::{key_providers_of, open, print_json, Failure, Output, Res};
+use crate::progress::Bar;
+
+/// Arguments of `pack`.
+#[derive(Debug, Args)]
+pub(crate) struct PackArgs {
+    /// Model directory to encrypt (regular files only; `.git*` at the top level is skipped).
+    model_dir: PathBuf,
+    /// Package destination: a directory or `file://` URI.
+    dest: String,
+    /// PKCS#8 PEM ECDSA P-256 private key that signs the manifest (or SECURE_MODEL_SIGNING_KEY).
+    #[arg(long, value_parser = flag_value(&SIGNING_KEY))]
+    signing_key: Option<String>,
+    /// Recipient that can unwrap the data key, `TYPE:ARG` (e.g. `local:keys/kek.bin`).
+    /// Repeat for several.
+    #[arg(long = "recipient", required = true)]
+    recipients: Vec<String>,
+    /// Model name written in the manifest (default: the directory name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Ciphertext segment size in bytes (default 1048576, Tink AES256_GCM_HKDF_1MB).
+    #[arg(long, default_value_t = 1 << 20)]
+    segment_size: u32,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// Reads a PKCS#8 PEM signing key.
+pub(crate) fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Failure::config(format!("cannot read signing key {}: {e}", path.display()))
+    })?);
+    SigningKey::from_pem(&text)
+        .map_err(|e| Failure::config(format!("signing key {}: {e}", path.display())))
+}
+
+/// Runs `pack`.
+pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
+    let src = src.clone().flag(&SIGNING_KEY, a.signing_key.as_ref());
+    let key_path = src.path(&SIGNING_KEY)?.ok_or_else(|| {
+        Failure::config(
+            "no signing key: pass --signing-key KEY.pem (or set SECURE_MODEL_SIGNING_KEY)",
+        )
+    })?;
+    let signer = read_signing_key(&key_path)?;
+    let recipients = key_providers_of(&a.recipients, &src)?;
+    let params = StreamParams::new(a.segment_size)
+        .map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
+    let store = open(&a.dest, true, &src)?;
+    let bar: Arc<dyn Progress> = Arc::new(Bar::new("packing", a.output.json));
+    let mut opts = PackOptions::default()
+        .with_params(params)
+        .with_progress(bar);
+    if let Some(n) = a.name {
+        opts = opts.with_model_name(n);
+    }
+    let r = package::pack(&a.model_dir, store.as_ref(), &signer, &recipients, &opts).await?;
+    if a.output.json {
+        return print_json(&r);
+    }
+    println!(
+        "packed {} files ({} bytes) of model {:?} into {}",
+        r.files,
+        r.plaintext_bytes,
+        r.model_name,
+        store.location()
+    );
+    println!("model_id        {}", r.model_id);
+    println!(
+        "manifest sha256 {}  (pin it with --manifest-digest to refuse rollbacks)",
+        r.manifest_digest
+    );
+    for rc in &r.recipients {
+        println!("recipient       {rc}");
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `pull`: verify, decrypt and publish a package into a (memory-backed) directory.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use secure_model_core::loader::PullPlan;
+use secure_model_settings::registry::{
+    flag_value, ALLOW_DISK_PLAINTEXT, FILE_CONCURRENCY, KEYS, MANIFEST_DIGEST, RANGE_MIB,
+    READ_AHEAD, TRUSTED_KEYS,
+};
+use secure_model_settings::Source;
+
+use super::{key_providers, loader, open, print_json, Output, Res};
+use crate::progress::Bar;
+
+/// Arguments of `pull`.
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Package location (directory or `file://` URI).
+    pkg: String,
+    /// Destination directory (must be tmpfs/ramfs unless --allow-disk-plaintext).
+    dest: PathBuf,
+    /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
+    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
+    trusted_keys: Vec<String>,
+    /// Key to unlock with (`TYPE:ARG`, e.g. `local:kek.bin`). Repeat to try several (or
+    /// SECURE_MODEL_KEYS).
+    #[arg(long = "key", value_parser = flag_value(&KEYS))]
+    keys: Vec<String>,
+    /// Allow plaintext on a disk-backed destination (unsafe in Kata pods: shared with the host).
+    #[arg(long)]
+    allow_disk_plaintext: bool,
+    /// Require the manifest to have this SHA-256 (hex): refuses rollbacks.
+    #[arg(long, value_parser = flag_value(&MANIFEST_DIGEST))]
+    manifest_digest: Option<String>,
+    #[command(flatten)]
+    tuning: PullTuning,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// Pipeline knobs of `pull` (defaults and bounds: `secure-model settings`). In-flight memory
+/// is about `file-concurrency × read-ahead × range-segments` segments.
+#[derive(Debug, Args)]
+pub(crate) struct PullTuning {
+    /// Ciphertext segments per ranged GET (MiB with the default 1 MiB segment size).
+    #[arg(long, visible_alias = "range-mib", value_parser = flag_value(&RANGE_MIB))]
+    range_segments: Option<String>,
+    /// Ranged GETs in flight per file.
+    #[arg(long, value_parser = flag_value(&READ_AHEAD))]
+    read_ahead: Option<String>,
+    /// Files fetched and decrypted concurrently.
+    #[arg(long, value_parser = flag_value(&FILE_CONCURRENCY))]
+    file_concurrency: Option<String>,
+}
+
+/// Runs `pull`.
+pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
+    let src = src
+        .clone()
+        .flags(&TRUSTED_KEYS, &a.trusted_keys)
+        .flags(&KEYS, &a.keys)
+        .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref())
+        .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext)
+        .flag(&RANGE_MIB, a.tuning.range_segments.as_ref())
+        .flag(&READ_AHEAD, a.tuning.read_ahead.as_ref())
+        .flag(&FILE_CONCURRENCY, a.tuning.file_concurrency.as_ref());
+    let providers = key_providers(&src)?;
+    if providers.is_empty() {
+        return Err(super::Failure::config(
+            "no key: pass --key TYPE:ARG (or set SECURE_MODEL_KEYS)",
+        ));
+    }
+    let loader = loader(&src, providers, Bar::new("pulling", a.output.json))?;
+    let store = open(&a.pkg, false, &src)?;
+    let mut plan = PullPlan::new(loader);
+    plan.add(store, &a.dest, None);
+    let r = plan
+        .stage()
+        .await?
+        .publish()?
+        .into_iter()
+        .next()
+        .ok_or_else(|| super::Failure::internal("the pull published nothing"))?;
+    if a.output.json {
+        return print_json(&r);
+    }
+    println!(
+        "pulled {} files ({} bytes) of model {:?} into {} ({:?}) in {:.2}s via {}",
+        r.files,
+        r.plaintext_bytes,
+        r.model_name,
+        r.destination.display(),
+        r.destination_fs,
+        r.seconds,
+        r.recipient
+    );
+    Ok(())
+}

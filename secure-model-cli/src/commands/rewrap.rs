@@ -1,0 +1,90 @@
+//! `rewrap`: add or remove recipients by rewriting only the keys file.
+
+use clap::Args;
+use secure_model_core::keys::Recipient;
+use secure_model_core::package;
+use secure_model_settings::Source;
+
+use super::{key_providers_of, open, print_json, trusted_keys, Failure, Output, Res};
+
+/// Arguments of `rewrap`.
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// Package location (directory or `file://` URI).
+    pkg: String,
+    /// A current recipient's key (`TYPE:ARG`) used to unwrap the data key.
+    #[arg(long)]
+    key: String,
+    /// Recipient to add (`TYPE:ARG`). Repeatable.
+    #[arg(long = "add")]
+    add: Vec<String>,
+    /// Recipient to remove (`TYPE:ARG` key spec, or `provider:key_ref` as shown by inspect).
+    /// Repeatable.
+    #[arg(long = "remove")]
+    remove: Vec<String>,
+    /// Verify the manifest signature with this public key first (recommended).
+    #[arg(long = "trusted-key")]
+    trusted_keys: Vec<String>,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The recipients to remove: a key spec that resolves (local:FILE) names its recipient;
+/// otherwise the `provider:key_ref` printed by `inspect`.
+fn removals(specs: &[String], src: &Source) -> Result<Vec<Recipient>, Failure> {
+    specs
+        .iter()
+        .map(
+            |spec| match key_providers_of(std::slice::from_ref(spec), src) {
+                Ok(p) if p.len() == 1 => Ok(p.iter().map(|p| p.recipient().clone()).collect()),
+                _ => spec
+                    .split_once(':')
+                    .map(|(p, r)| vec![Recipient::new(p, r)])
+                    .ok_or_else(|| {
+                        Failure::config(format!(
+                            "--remove {spec:?}: expected TYPE:ARG or provider:key_ref"
+                        ))
+                    }),
+            },
+        )
+        .collect::<Result<Vec<Vec<_>>, _>>()
+        .map(|v| v.into_iter().flatten().collect())
+}
+
+/// Runs `rewrap`.
+pub(crate) async fn run(a: RewrapArgs, src: &Source) -> Res {
+    if a.add.is_empty() && a.remove.is_empty() {
+        return Err(Failure::config("nothing to do: give --add and/or --remove"));
+    }
+    let current = key_providers_of(std::slice::from_ref(&a.key), src)?
+        .pop()
+        .ok_or_else(|| Failure::internal("no provider for --key"))?;
+    let add = key_providers_of(&a.add, src)?;
+    let remove = removals(&a.remove, src)?;
+    // Only an explicit --trusted-key verifies here (SECURE_MODEL_TRUSTED_KEYS is not read).
+    let trusted = if a.trusted_keys.is_empty() {
+        None
+    } else {
+        let files = src.clone().flags(
+            &secure_model_settings::registry::TRUSTED_KEYS,
+            &a.trusted_keys,
+        );
+        Some(trusted_keys(&files)?)
+    };
+    let store = open(&a.pkg, false, src)?;
+    let r = package::rewrap(store.as_ref(), &current, &add, &remove, trusted.as_ref()).await?;
+    if a.output.json {
+        return print_json(&r);
+    }
+    for x in &r.added {
+        println!("added   {x}");
+    }
+    for x in &r.removed {
+        println!("removed {x}");
+    }
+    println!("recipients now: {}", r.recipients.join(", "));
+    if !r.manifest_verified {
+        println!("note: manifest signature not verified (pass --trusted-key)");
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Where decrypted plaintext goes: the [`PlaintextSink`] stage and its three sinks, a
+//! preallocated staging file (positional writes), a zeroizing buffer in memory, and nowhere
+//! (verification only). Sinks receive authenticated plaintext only; whether it matches the
+//! signed digest is decided after the last range, and a sink's output is used only then.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+
+use zeroize::Zeroizing;
+
+use super::LoadError;
+
+/// Receives the authenticated plaintext of one file, range by range, in any order.
+pub(crate) trait PlaintextSink: Send + Sync + 'static {
+    /// What the sink yields once every range was written and verified.
+    type Output: Send + 'static;
+
+    /// Writes `plaintext` at byte `offset` of the file. Called from the blocking pool,
+    /// concurrently for different ranges.
+    fn write_at(&self, offset: u64, plaintext: &[u8]) -> Result<(), LoadError>;
+
+    /// Ends the file after all of it was written and its digest matched.
+    fn finish(self) -> Result<Self::Output, LoadError>;
+}
+
+/// Positional writes into a staging file preallocated at the signed plaintext size.
+pub(crate) struct FileSink {
+    file: File,
+    path: String,
+}
+
+impl FileSink {
+    /// A sink writing `file` (model path `path`, for messages).
+    pub(crate) fn new(file: File, path: &str) -> Self {
+        Self {
+            file,
+            path: path.to_string(),
+        }
+    }
+}
+
+impl PlaintextSink for FileSink {
+    type Output = ();
+
+    fn write_at(&self, offset: u64, plaintext: &[u8]) -> Result<(), LoadError> {
+        self.file
+            .write_all_at(plaintext, offset)
+            .map_err(|e| LoadError::Destination {
+                path: self.path.clone(),
+                reason: "cannot write staging file",
+                source: Some(e),
+            })
+    }
+
+    fn finish(self) -> Result<(), LoadError> {
+        Ok(())
+    }
+}
+
+/// A zeroizing buffer in memory, reserved once at the signed plaintext size: writes never
+/// reallocate, so no unzeroized copy of the plaintext is left behind. `finish` checks the
+/// buffer was filled to exactly that size.
+pub(crate) struct MemorySink {
+    buf: Mutex<Zeroizing<Vec<u8>>>,
+    size: usize,
+    path: String,
+}
+
+impl MemorySink {
+    /// Allocates `size` bytes for model path `path`, failing (not aborting) when the
+    /// allocator refuses.
+    ///
+    /// # Errors
+    /// [`LoadError::TooLargeForMemory`].
+    pub(crate) fn new(size: u64, path: &str) -> Result<Self, LoadError> {
+        let too_large = || LoadError::TooLargeForMemory {
+            what: path.to_string(),
+            bytes: size,
+        };
+        let n = usize::try_from(size).map_err(|_| too_large())?;
+        let mut v = Zeroizing::new(Vec::new());
+        v.try_reserve_exact(n).map_err(|_| too_large())?;
+        Ok(Self {
+            buf: Mutex::new(v),
+            size: n,
+            path: path.to_string(),
+        })
+    }
+}
+
+impl PlaintextSink for MemorySink {
+    type Output = Zeroizing<Vec<u8>>;
+
+    fn write_at(&self, offset: u64, plaintext: &[u8]) -> Result<(), LoadError> {
+        // The range plan comes from the signed sizes: a write outside the buffer is a broken
+        // invariant, never a reallocation.
+        let broken = || LoadError::DecryptionFailed {
+            path: self.path.clone(),
+        };
+        let start = usize::try_from(offset).map_err(|_| broken())?;
+        let end = start.checked_add(plaintext.len()).ok_or_else(broken)?;
+        let mut buf = self.buf.lock().map_err(|_| LoadError::Internal {
+            what: "memory sink lock poisoned",
+        })?;
+        if end > self.size {
+            return Err(broken());
+        }
+        // Grow within the reserved capacity (no reallocation); ranges arrive roughly in
+        // order, so little is zero-filled ahead of its write.
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf.get_mut(start..end)
+            .ok_or_else(broken)?
+            .copy_from_slice(plaintext);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Zeroizing<Vec<u8>>, LoadError> {
+        let buf = self.buf.into_inner().map_err(|_| LoadError::Internal {
+            what: "memory sink lock poisoned",
+        })?;
+        if buf.len() != self.size {
+            return Err(LoadError::DecryptionFailed { path: self.path });
+        }
+        Ok(buf)
+    }
+}
+
+/// Discards the plaintext: decrypt and hash only (`verify --key`).
+pub(crate) struct VerifySink;
+
+impl PlaintextSink for VerifySink {
+    type Output = ();
+
+    fn write_at(&self, _offset: u64, _plaintext: &[u8]) -> Result<(), LoadError> {
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), LoadError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sink_writes_at_offsets_and_refuses_outside() {
+        let s = MemorySink::new(6, "f").unwrap();
+        s.write_at(3, b"def").unwrap();
+        s.write_at(0, b"abc").unwrap();
+        assert!(matches!(
+            s.write_at(4, b"xyz"),
+            Err(LoadError::DecryptionFailed { .. })
+        ));
+        assert_eq!(s.finish().unwrap().as_slice(), b"abcdef");
+    }
+
+    #[test]
+    fn memory_sink_refuses_impossible_sizes() {
+        assert!(matches!(
+            MemorySink::new(u64::MAX, "f"),
+            Err(LoadError::TooLargeForMemory { .. })
+        ));
+    }
+}

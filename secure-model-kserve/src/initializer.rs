@@ -1,0 +1,368 @@
+//! The KServe storage initializer as a library: `SRC DEST` pairs in, every package (and, in
+//! KServe's confidential mode, every JWE download) verified and decrypted into staging, then
+//! all published, or nothing. Normal and confidential mode are one plan: confidential mode
+//! adds the `kbs` recipient of `CONFIDENTIAL_RESOURCE_ID` and accepts KServe's JWE files.
+//! Key providers, the key resource and the trusted keys are built once per run, so a pod
+//! attests once however many pairs it loads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secure_model_core::config::{add_trusted_pem, load_key_providers, load_trusted_keys};
+use secure_model_core::format::MANIFEST_OBJECT;
+use secure_model_core::keys::{
+    BrokeredResource, KbsKeyProvider, KbsSettings, KeyProvider, ResourceBroker, ResourcePath,
+};
+use secure_model_core::loader::{LoadOptions, Loader, Progress, PullPlan, PullReport, StagedPlan};
+use secure_model_core::storage::{StorageBackend, StorageSettings};
+use secure_model_core::verify::TrustedKeys;
+use secure_model_core::ErrorClass;
+
+use crate::jwe::{stage_download, DownloadReport, JweDownloadOptions, ResourceKey, StagedDownload};
+use crate::uri;
+
+/// Where the init container's trusted signer keys come from.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TrustSources {
+    /// PEM files of public keys (`SECURE_MODEL_TRUSTED_KEYS`).
+    pub files: Vec<PathBuf>,
+    /// PEM text of public keys (`SECURE_MODEL_TRUSTED_KEYS_PEM`).
+    pub pem: Option<String>,
+}
+
+impl TrustSources {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.pem.as_deref().is_none_or(|p| p.trim().is_empty())
+    }
+
+    /// Loads every key of both sources.
+    ///
+    /// # Errors
+    /// [`InitError::Config`] when neither source is set or the PEM text holds no key; the
+    /// core's errors for unreadable files.
+    pub fn load(&self) -> Result<TrustedKeys, InitError> {
+        if self.is_empty() {
+            return Err(InitError::config(
+                "neither SECURE_MODEL_TRUSTED_KEYS (trusted signer public key files, comma-separated) nor SECURE_MODEL_TRUSTED_KEYS_PEM (PEM text) is set",
+            ));
+        }
+        let mut trusted = if self.files.is_empty() {
+            TrustedKeys::new()
+        } else {
+            load_trusted_keys(&self.files)?
+        };
+        if let Some(pem) = self.pem.as_deref().filter(|p| !p.trim().is_empty()) {
+            add_trusted_pem(&mut trusted, pem)
+                .map_err(|e| InitError::config(format!("SECURE_MODEL_TRUSTED_KEYS_PEM: {e}")))?;
+        }
+        Ok(trusted)
+    }
+}
+
+/// KServe's confidential mode (`CONFIDENTIAL_ENABLED=true`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConfidentialSettings {
+    /// `CONFIDENTIAL_RESOURCE_ID`: the key, a KBS resource.
+    pub resource: ResourcePath,
+    /// `SECURE_MODEL_KBS_URL`: fetch directly from this KBS instead of through the CDH.
+    pub kbs_url: Option<String>,
+    /// `SECURE_MODEL_ALLOW_MIXED_JWE`: unencrypted files may sit next to JWE files.
+    pub allow_mixed: bool,
+    /// `SECURE_MODEL_JWE_MAX_BYTES`: the largest JWE file decrypted in memory.
+    pub max_jwe_bytes: u64,
+    /// `VERIFICATION_DIGEST`: SHA-256 of the single downloaded file or package manifest.
+    pub verification_digest: Option<[u8; 32]>,
+}
+
+impl ConfidentialSettings {
+    /// The mode for `resource`, with the defaults of the other members.
+    pub fn new(resource: ResourcePath) -> Self {
+        Self {
+            resource,
+            kbs_url: None,
+            allow_mixed: false,
+            max_jwe_bytes: crate::jwe::DEFAULT_MAX_JWE_BYTES,
+            verification_digest: None,
+        }
+    }
+}
+
+/// Everything the storage initializer is configured with, as the settings layer builds it.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct InitializerSettings {
+    /// Trusted signer keys.
+    pub trust: TrustSources,
+    /// `SECURE_MODEL_KEYS`: key specifications.
+    pub key_specs: Vec<String>,
+    /// `SECURE_MODEL_MANIFEST_DIGEST`: one manifest pin per pair, or none.
+    pub manifest_digests: Vec<[u8; 32]>,
+    /// Transfer tuning and relaxations.
+    pub load: LoadOptions,
+    /// KBS and CDH access.
+    pub kbs: KbsSettings,
+    /// Storage credentials and client settings.
+    pub storage: StorageSettings,
+    /// KServe's confidential mode, when enabled.
+    pub confidential: Option<ConfidentialSettings>,
+}
+
+/// Why the storage initializer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The arguments or configuration do not fit together.
+    #[error("{reason}")]
+    Config {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A source holds no package, outside confidential mode.
+    #[error("{source_uri}: object {MANIFEST_OBJECT} not found: not a secure-model package. Plain downloads are not served; KServe JWE files are decrypted only in KServe's confidential mode (CONFIDENTIAL_ENABLED=true with CONFIDENTIAL_RESOURCE_ID)")]
+    NotAPackage {
+        /// The source URI.
+        source_uri: String,
+    },
+    /// The core failed (storage, verification, keys, destination...).
+    #[error(transparent)]
+    Core(#[from] secure_model_core::Error),
+    /// A KServe JWE download failed.
+    #[error(transparent)]
+    Jwe(#[from] crate::jwe::KserveJweError),
+}
+
+impl InitError {
+    fn config(reason: impl Into<String>) -> Self {
+        Self::Config {
+            reason: reason.into(),
+        }
+    }
+
+    /// The failure class.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Config { .. } => ErrorClass::Config,
+            Self::NotAPackage { .. } => ErrorClass::Storage,
+            Self::Core(e) => e.class(),
+            Self::Jwe(e) => e.class(),
+        }
+    }
+}
+
+macro_rules! from_core {
+    ($($t:ty),*) => {$(
+        impl From<$t> for InitError {
+            fn from(e: $t) -> Self {
+                Self::Core(e.into())
+            }
+        }
+    )*};
+}
+from_core!(
+    secure_model_core::storage::StorageError,
+    secure_model_core::loader::LoadError,
+    secure_model_core::keys::KeyError
+);
+
+/// One `SRC DEST` pair.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// Storage URI (a `secure+` form or a plain location).
+    pub source: String,
+    /// Destination directory.
+    pub dest: PathBuf,
+}
+
+/// What one run published.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Published {
+    /// A package.
+    Package(PullReport),
+    /// A KServe JWE download (confidential mode).
+    Download(DownloadReport),
+}
+
+/// Everything staged, not yet visible.
+#[derive(Debug)]
+pub struct Staged {
+    packages: StagedPlan,
+    downloads: Vec<StagedDownload>,
+}
+
+impl Staged {
+    /// Publishes every package, then every download.
+    ///
+    /// # Errors
+    /// The first publish failure.
+    pub fn publish(self) -> Result<Vec<Published>, InitError> {
+        let mut out: Vec<Published> = self
+            .packages
+            .publish()?
+            .into_iter()
+            .map(Published::Package)
+            .collect();
+        for d in self.downloads {
+            let r = d.publish()?;
+            tracing::info!(destination = %r.destination.display(), files = r.files, decrypted = r.decrypted, unencrypted = r.unencrypted.len(), bytes = r.output_bytes, "KServe JWE model published");
+            out.push(Published::Download(r));
+        }
+        Ok(out)
+    }
+}
+
+/// The run's key material, built once: the key providers of packages and, in confidential
+/// mode, the JWE key (sharing one resource fetch with the `kbs` recipient).
+struct Keys {
+    providers: Vec<Arc<dyn KeyProvider>>,
+    jwe_key: Option<ResourceKey>,
+}
+
+fn keys(settings: &InitializerSettings) -> Result<Keys, InitError> {
+    let mut providers: Vec<Arc<dyn KeyProvider>> = Vec::new();
+    let mut jwe_key = None;
+    if let Some(c) = &settings.confidential {
+        let broker = ResourceBroker::from_settings(c.kbs_url.as_deref(), &settings.kbs)?;
+        match &c.kbs_url {
+            Some(url) => {
+                tracing::info!(kbs = %url, resource = %c.resource, "confidential mode: key directly from the KBS")
+            }
+            None => {
+                tracing::info!(resource = %c.resource, "confidential mode: key through the Confidential Data Hub")
+            }
+        }
+        let resource = BrokeredResource::new(broker, c.resource.clone());
+        providers.push(Arc::new(KbsKeyProvider::from_resource(Arc::clone(
+            &resource,
+        ))));
+        jwe_key = Some(ResourceKey::from_resource(resource));
+    } else if settings.key_specs.is_empty() {
+        return Err(InitError::config(
+            "SECURE_MODEL_KEYS is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin",
+        ));
+    }
+    providers.extend(load_key_providers(&settings.key_specs, &settings.kbs)?);
+    Ok(Keys { providers, jwe_key })
+}
+
+/// The manifest pin of pair `i`: `SECURE_MODEL_MANIFEST_DIGEST`'s entry and, in confidential
+/// mode, `VERIFICATION_DIGEST`, which must agree.
+fn pin(settings: &InitializerSettings, i: usize) -> Result<Option<[u8; 32]>, InitError> {
+    let verification = settings
+        .confidential
+        .as_ref()
+        .and_then(|c| c.verification_digest);
+    match (settings.manifest_digests.get(i), verification) {
+        (Some(p), Some(v)) if *p != v => Err(InitError::config(
+            "SECURE_MODEL_MANIFEST_DIGEST and VERIFICATION_DIGEST pin different manifest digests",
+        )),
+        (Some(p), _) => Ok(Some(*p)),
+        (None, v) => Ok(v),
+    }
+}
+
+fn check_pairs(settings: &InitializerSettings, pairs: &[Pair]) -> Result<(), InitError> {
+    let confidential = settings.confidential.as_ref();
+    if confidential.is_some_and(|c| c.verification_digest.is_some()) && pairs.len() != 1 {
+        return Err(InitError::config(format!(
+            "VERIFICATION_DIGEST pins one download, but there are {} SRC DEST pairs (use SECURE_MODEL_MANIFEST_DIGEST for packages)",
+            pairs.len()
+        )));
+    }
+    let pins = settings.manifest_digests.len();
+    if pins != 0 && pins != pairs.len() {
+        return Err(InitError::config(format!(
+            "SECURE_MODEL_MANIFEST_DIGEST has {pins} digest(s) but there are {} SRC DEST pair(s): give one per pair, comma-separated",
+            pairs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `store` holds one of our packages (`manifest.sig`).
+async fn is_package(store: &dyn StorageBackend) -> Result<bool, InitError> {
+    Ok(secure_model_core::storage::exists(store, MANIFEST_OBJECT).await?)
+}
+
+/// Stages every pair: packages through one [`PullPlan`], KServe JWE downloads (confidential
+/// mode only) next to them. Nothing is published.
+///
+/// # Errors
+/// [`InitError`]: configuration that does not fit the pairs, a source that is neither a
+/// package nor (in confidential mode) a download, and every failure of the core.
+pub async fn stage(
+    settings: &InitializerSettings,
+    pairs: &[Pair],
+    progress: Arc<dyn Progress>,
+) -> Result<Staged, InitError> {
+    check_pairs(settings, pairs)?;
+    let confidential = settings.confidential.as_ref();
+    if confidential.is_none() {
+        // Fail fast on configuration before any storage access.
+        settings.trust.load()?;
+    }
+    let keys = keys(settings)?;
+    let mut packages: Vec<(usize, Arc<dyn StorageBackend>)> = Vec::new();
+    let mut downloads: Vec<(usize, Arc<dyn StorageBackend>)> = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        let store = uri::open(&pair.source, false, &settings.storage)?;
+        if is_package(store.as_ref()).await? {
+            packages.push((i, store));
+        } else if confidential.is_some() {
+            downloads.push((i, store));
+        } else {
+            return Err(InitError::NotAPackage {
+                source_uri: pair.source.clone(),
+            });
+        }
+    }
+    let mut plan = PullPlan::new(
+        Loader::new(
+            if packages.is_empty() {
+                TrustedKeys::new()
+            } else {
+                // Signatures are required in confidential mode too.
+                settings.trust.load()?
+            },
+            keys.providers,
+        )
+        .with_options(settings.load.clone())
+        .with_progress(Arc::clone(&progress)),
+    );
+    for (i, store) in packages {
+        let dest = pairs.get(i).map(|p| p.dest.clone()).unwrap_or_default();
+        plan.add(store, dest, pin(settings, i)?);
+    }
+    let packages = plan.stage().await?;
+    let mut staged_downloads = Vec::with_capacity(downloads.len());
+    if let (Some(c), Some(key)) = (confidential, &keys.jwe_key) {
+        let opts = JweDownloadOptions::default()
+            .max_jwe_bytes(c.max_jwe_bytes)
+            .allow_mixed(c.allow_mixed)
+            .verification_digest(c.verification_digest)
+            .with_relaxations(settings.load.relaxations());
+        for (i, store) in downloads {
+            let Some(pair) = pairs.get(i) else { continue };
+            tracing::info!(source = %pair.source, destination = %pair.dest.display(), "confidential mode: KServe JWE download");
+            staged_downloads.push(stage_download(store, &pair.dest, key, &opts).await?);
+        }
+    }
+    Ok(Staged {
+        packages,
+        downloads: staged_downloads,
+    })
+}
+
+/// [`stage`] then [`Staged::publish`].
+///
+/// # Errors
+/// As [`stage`] and [`Staged::publish`].
+pub async fn run(
+    settings: &InitializerSettings,
+    pairs: &[Pair],
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<Published>, InitError> {
+    stage(settings, pairs, progress).await?.publish()
+}

@@ -1,0 +1,131 @@
+//! # secure-model-testkit
+//!
+//! What the tests of every secure-model crate share, so none of it is written twice: the
+//! repository's paths, memory-backed scratch directories, the Python venv of reference
+//! implementations (`scripts/setup-python.sh`), real servers started on 127.0.0.1 and stopped
+//! by PID when their guard drops ([`servers`]), and the in-repo Trustee-KBS/CDH test peer
+//! ([`kbs`]). Test code: it panics on setup failures so a broken environment fails loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "test support: a failed setup step must fail the test"
+)]
+
+use std::path::{Path, PathBuf};
+
+pub mod kbs;
+pub mod servers;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the testkit lives in the repository root")
+        .to_path_buf()
+}
+
+/// A file or directory under `testdata/`.
+pub fn testdata(p: &str) -> PathBuf {
+    repo().join("testdata").join(p)
+}
+
+/// The example model directory.
+pub fn example_model() -> PathBuf {
+    repo().join("examples/tiny-model")
+}
+
+/// `../shared` next to the repository, when present (CI has it; a fresh clone may not).
+pub fn shared() -> Option<PathBuf> {
+    let p = repo().join("../shared");
+    p.is_dir().then_some(p)
+}
+
+/// A memory-backed temporary directory (tmpfs at /dev/shm).
+pub fn shm_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("sm-test-")
+        .tempdir_in("/dev/shm")
+        .expect("/dev/shm must be a tmpfs for the loader tests")
+}
+
+/// The Python of the interop venv (`SECURE_MODEL_PYTHON`), or `None` (test skipped) when
+/// `SECURE_MODEL_SKIP_INTEROP` is set. Panics otherwise: a missing reference implementation
+/// must not pass silently.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("SECURE_MODEL_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
+            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live Python interop");
+            None
+        }
+        None => panic!(
+            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs the Python reference implementations), \
+             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
+        ),
+    }
+}
+
+/// Every regular file under `dir`: (relative path with `/`, bytes), sorted.
+pub fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    servers::walk(dir)
+}
+
+/// The names of every entry directly in `dir` (hidden ones too), sorted; empty when `dir`
+/// does not exist.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The names of the entries directly in `dir` that a user sees (no hidden staging), sorted.
+pub fn visible(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Asserts that the crate-level docs of `lib_rs` have a "Module map" table naming every
+/// module the file declares (``[`name`]`` or `` `name` ``).
+pub fn assert_module_map_lists_every_module(lib_rs: &Path) {
+    let text = std::fs::read_to_string(lib_rs).unwrap();
+    let map: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ## Module map"))
+        .take_while(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !map.is_empty(),
+        "{}: no \"## Module map\" section",
+        lib_rs.display()
+    );
+    for line in text.lines() {
+        let decl = line.trim();
+        let decl = decl.strip_prefix("pub ").unwrap_or(decl);
+        let Some(name) = decl.strip_prefix("mod ").and_then(|d| d.strip_suffix(';')) else {
+            continue;
+        };
+        assert!(
+            map.contains(&format!("[`{name}`]")) || map.contains(&format!("`{name}`")),
+            "{}: module {name} is missing from the module map",
+            lib_rs.display()
+        );
+    }
+}
