@@ -286,6 +286,56 @@ async fn is_package(store: &dyn StorageBackend) -> Result<bool, InitError> {
     Ok(secure_model_core::storage::exists(store, MANIFEST_OBJECT).await?)
 }
 
+/// Sources by index: packages, and (confidential mode only) KServe JWE downloads.
+type Sources = Vec<(usize, Arc<dyn StorageBackend>)>;
+
+/// Opens every source and sorts it: a package (`manifest.sig` present), else, in confidential
+/// mode, a KServe JWE download; outside it, not a package is an error.
+async fn sort_sources(
+    settings: &InitializerSettings,
+    pairs: &[Pair],
+) -> Result<(Sources, Sources), InitError> {
+    let mut packages = Vec::new();
+    let mut downloads = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        let store = uri::open(&pair.source, false, &settings.storage)?;
+        if is_package(store.as_ref()).await? {
+            packages.push((i, store));
+        } else if settings.confidential.is_some() {
+            downloads.push((i, store));
+        } else {
+            return Err(InitError::NotAPackage {
+                source_uri: pair.source.clone(),
+            });
+        }
+    }
+    Ok((packages, downloads))
+}
+
+/// Stages the KServe JWE downloads of confidential mode.
+async fn stage_downloads(
+    settings: &InitializerSettings,
+    pairs: &[Pair],
+    downloads: Sources,
+    key: Option<ResourceKey>,
+) -> Result<Vec<StagedDownload>, InitError> {
+    let (Some(c), Some(key)) = (settings.confidential.as_ref(), key) else {
+        return Ok(Vec::new());
+    };
+    let opts = JweDownloadOptions::default()
+        .max_jwe_bytes(c.max_jwe_bytes)
+        .allow_mixed(c.allow_mixed)
+        .verification_digest(c.verification_digest)
+        .with_relaxations(settings.load.relaxations());
+    let mut staged = Vec::with_capacity(downloads.len());
+    for (i, store) in downloads {
+        let Some(pair) = pairs.get(i) else { continue };
+        tracing::info!(source = %pair.source, destination = %pair.dest.display(), "confidential mode: KServe JWE download");
+        staged.push(stage_download(store, &pair.dest, &key, &opts).await?);
+    }
+    Ok(staged)
+}
+
 /// Stages every pair: packages through one [`PullPlan`], KServe JWE downloads (confidential
 /// mode only) next to them. Nothing is published.
 ///
@@ -298,57 +348,31 @@ pub async fn stage(
     progress: Arc<dyn Progress>,
 ) -> Result<Staged, InitError> {
     check_pairs(settings, pairs)?;
-    let confidential = settings.confidential.as_ref();
-    if confidential.is_none() {
-        // Fail fast on configuration before any storage access.
-        settings.trust.load()?;
-    }
+    // Outside confidential mode every source must be a package: fail fast on the trusted keys,
+    // before any storage access.
+    let early = match settings.confidential {
+        None => Some(settings.trust.load()?),
+        Some(_) => None,
+    };
     let keys = keys(settings)?;
-    let mut packages: Vec<(usize, Arc<dyn StorageBackend>)> = Vec::new();
-    let mut downloads: Vec<(usize, Arc<dyn StorageBackend>)> = Vec::new();
-    for (i, pair) in pairs.iter().enumerate() {
-        let store = uri::open(&pair.source, false, &settings.storage)?;
-        if is_package(store.as_ref()).await? {
-            packages.push((i, store));
-        } else if confidential.is_some() {
-            downloads.push((i, store));
-        } else {
-            return Err(InitError::NotAPackage {
-                source_uri: pair.source.clone(),
-            });
-        }
-    }
+    let (packages, downloads) = sort_sources(settings, pairs).await?;
+    let trusted = match early {
+        Some(t) => t,
+        None if packages.is_empty() => TrustedKeys::new(),
+        // Signatures are required in confidential mode too.
+        None => settings.trust.load()?,
+    };
     let mut plan = PullPlan::new(
-        Loader::new(
-            if packages.is_empty() {
-                TrustedKeys::new()
-            } else {
-                // Signatures are required in confidential mode too.
-                settings.trust.load()?
-            },
-            keys.providers,
-        )
-        .with_options(settings.load.clone())
-        .with_progress(Arc::clone(&progress)),
+        Loader::new(trusted, keys.providers)
+            .with_options(settings.load.clone())
+            .with_progress(Arc::clone(&progress)),
     );
     for (i, store) in packages {
         let dest = pairs.get(i).map(|p| p.dest.clone()).unwrap_or_default();
         plan.add(store, dest, pin(settings, i)?);
     }
     let packages = plan.stage().await?;
-    let mut staged_downloads = Vec::with_capacity(downloads.len());
-    if let (Some(c), Some(key)) = (confidential, &keys.jwe_key) {
-        let opts = JweDownloadOptions::default()
-            .max_jwe_bytes(c.max_jwe_bytes)
-            .allow_mixed(c.allow_mixed)
-            .verification_digest(c.verification_digest)
-            .with_relaxations(settings.load.relaxations());
-        for (i, store) in downloads {
-            let Some(pair) = pairs.get(i) else { continue };
-            tracing::info!(source = %pair.source, destination = %pair.dest.display(), "confidential mode: KServe JWE download");
-            staged_downloads.push(stage_download(store, &pair.dest, key, &opts).await?);
-        }
-    }
+    let staged_downloads = stage_downloads(settings, pairs, downloads, keys.jwe_key).await?;
     Ok(Staged {
         packages,
         downloads: staged_downloads,

@@ -136,6 +136,86 @@ impl Drop for CreatedDirs {
     }
 }
 
+fn not_memory_backed(dest: &Path) -> LoadError {
+    LoadError::NotMemoryBacked {
+        path: dest.display().to_string(),
+    }
+}
+
+/// Refuses `dest` when `existing` (it or its nearest existing ancestor) is not memory-backed.
+fn refuse_disk(existing: &Path, dest: &Path) -> Result<(), LoadError> {
+    if filesystem_kind(existing)? == FsKind::Other {
+        return Err(not_memory_backed(dest));
+    }
+    Ok(())
+}
+
+/// Creates `dest` and its missing ancestors; the returned guard removes them again (while
+/// empty) unless disarmed.
+fn create_destination(dest: &Path) -> Result<CreatedDirs, LoadError> {
+    let created: Vec<PathBuf> = dest
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dest)
+        .map_err(io_err(dest, "cannot create destination directory"))?;
+    Ok(CreatedDirs(created))
+}
+
+/// The top-level names `paths` would create in `dest`; refuses any that already exists.
+fn free_top_level<'a>(
+    dest: &Path,
+    paths: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeSet<String>, LoadError> {
+    let mut top_level = BTreeSet::new();
+    for p in paths {
+        let top = p.split('/').next().unwrap_or(p);
+        top_level.insert(top.to_string());
+    }
+    for top in &top_level {
+        let target = dest.join(top);
+        if target.symlink_metadata().is_ok() {
+            return Err(LoadError::DestinationConflict {
+                path: target.display().to_string(),
+            });
+        }
+    }
+    Ok(top_level)
+}
+
+/// A new private (0700) staging directory in `dest`, exclusively locked while we live.
+fn locked_staging_root(dest: &Path) -> Result<(PathBuf, nix::fcntl::Flock<File>), LoadError> {
+    let mut rnd = [0u8; 8];
+    random_fill(&mut rnd).map_err(LoadError::Crypto)?;
+    let root = dest.join(format!("{STAGING_PREFIX}{}", hex::encode(rnd)));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&root)
+        .map_err(io_err(&root, "cannot create staging directory"))?;
+    let lock = File::open(&root)
+        .map_err(io_err(&root, "cannot open staging directory"))
+        .and_then(|d| {
+            nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+                |(_, errno)| LoadError::Destination {
+                    path: root.display().to_string(),
+                    reason: "cannot lock staging directory",
+                    source: Some(std::io::Error::from(errno)),
+                },
+            )
+        });
+    match lock {
+        Ok(l) => Ok((root, l)),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&root);
+            Err(e)
+        }
+    }
+}
+
 impl Staging {
     /// [`Staging::create`] on the blocking pool.
     ///
@@ -173,73 +253,20 @@ impl Staging {
         // is not even created.
         if !allow_disk {
             if let Some(existing) = dest.ancestors().find(|p| p.exists()) {
-                if filesystem_kind(existing)? == FsKind::Other {
-                    return Err(LoadError::NotMemoryBacked {
-                        path: dest.display().to_string(),
-                    });
-                }
+                refuse_disk(existing, dest)?;
             }
         }
-        let created: Vec<PathBuf> = dest
-            .ancestors()
-            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dest)
-            .map_err(io_err(dest, "cannot create destination directory"))?;
-        let cleanup = CreatedDirs(created);
+        let cleanup = create_destination(dest)?;
         remove_stale_staging(dest);
         let kind = filesystem_kind(dest)?;
         if kind == FsKind::Other {
             if !allow_disk {
-                return Err(LoadError::NotMemoryBacked {
-                    path: dest.display().to_string(),
-                });
+                return Err(not_memory_backed(dest));
             }
             tracing::warn!(destination = %dest.display(), "writing plaintext to a destination that is not memory-backed (explicitly allowed)");
         }
-        let mut top_level = BTreeSet::new();
-        for p in paths {
-            let top = p.split('/').next().unwrap_or(p);
-            top_level.insert(top.to_string());
-        }
-        for top in &top_level {
-            let target = dest.join(top);
-            if target.symlink_metadata().is_ok() {
-                drop(cleanup);
-                return Err(LoadError::DestinationConflict {
-                    path: target.display().to_string(),
-                });
-            }
-        }
-        let mut rnd = [0u8; 8];
-        random_fill(&mut rnd).map_err(LoadError::Crypto)?;
-        let root = dest.join(format!("{STAGING_PREFIX}{}", hex::encode(rnd)));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&root)
-            .map_err(io_err(&root, "cannot create staging directory"))?;
-        let lock = File::open(&root)
-            .map_err(io_err(&root, "cannot open staging directory"))
-            .and_then(|d| {
-                nix::fcntl::Flock::lock(d, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
-                    |(_, errno)| LoadError::Destination {
-                        path: root.display().to_string(),
-                        reason: "cannot lock staging directory",
-                        source: Some(std::io::Error::from(errno)),
-                    },
-                )
-            });
-        let lock = match lock {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_dir(&root);
-                return Err(e);
-            }
-        };
+        let top_level = free_top_level(dest, paths)?;
+        let (root, lock) = locked_staging_root(dest)?;
         Ok(Self {
             dest: dest.to_path_buf(),
             kind,

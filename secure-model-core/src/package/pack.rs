@@ -193,6 +193,53 @@ struct Encrypted {
     ct_len: u64,
 }
 
+/// Reads `src`, encrypts it into chunks sent on `tx`, and hashes plaintext and ciphertext.
+/// Blocking: runs on the blocking pool.
+fn encrypt_blocking(
+    src: &Path,
+    dek: &DataKey,
+    ad: &[u8],
+    params: StreamParams,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<Encrypted, PackError> {
+    let mut f = std::fs::File::open(src).map_err(|e| dir_err(src, "cannot read", Some(e)))?;
+    let w = ChannelWriter {
+        tx,
+        buf: Vec::with_capacity(UPLOAD_CHUNK),
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    let mut enc = StreamEncryptor::new(dek, ad, params, w)?;
+    let mut pt_hash = Sha256::new();
+    let mut pt_len = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| dir_err(src, "cannot read", Some(e)))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).ok_or(PackError::Internal {
+            what: "read length",
+        })?;
+        pt_hash.update(chunk);
+        enc.update(chunk)?;
+        pt_len += n as u64;
+        if let Some(p) = &progress {
+            p.advance(n as u64);
+        }
+    }
+    let w = enc.finish()?;
+    Ok(Encrypted {
+        pt_sha: pt_hash.finish(),
+        pt_len,
+        ct_sha: w.hasher.finish(),
+        ct_len: w.len,
+    })
+}
+
 // The arguments are the independent inputs of one file's encryption; bundling them in a struct
 // used once would only move the list.
 #[allow(clippy::too_many_arguments)]
@@ -209,69 +256,43 @@ async fn encrypt_file(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
     let ad = file_associated_data(model_id, rel);
     let src = src.to_path_buf();
-    let task = tokio::task::spawn_blocking(move || -> Result<Encrypted, PackError> {
-        let mut f = std::fs::File::open(&src).map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
-        let w = ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(UPLOAD_CHUNK),
-            hasher: Sha256::new(),
-            len: 0,
-        };
-        let mut enc = StreamEncryptor::new(&dek, &ad, params, w)?;
-        let mut pt_hash = Sha256::new();
-        let mut pt_len = 0u64;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| dir_err(&src, "cannot read", Some(e)))?;
-            if n == 0 {
-                break;
-            }
-            let chunk = buf.get(..n).ok_or(PackError::Internal {
-                what: "read length",
-            })?;
-            pt_hash.update(chunk);
-            enc.update(chunk)?;
-            pt_len += n as u64;
-            if let Some(p) = &progress {
-                p.advance(n as u64);
-            }
-        }
-        let w = enc.finish()?;
-        Ok(Encrypted {
-            pt_sha: pt_hash.finish(),
-            pt_len,
-            ct_sha: w.hasher.finish(),
-            ct_len: w.len,
-        })
+    let task = tokio::task::spawn_blocking(move || {
+        encrypt_blocking(&src, &dek, &ad, params, tx, progress)
     });
-    let mut upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
-    let mut upload_err = None;
-    while let Some(chunk) = rx.recv().await {
-        if let Err(e) = upload.write(chunk).await {
-            upload_err = Some(e);
-            break;
-        }
-    }
+    let upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
+    let uploaded = upload_chunks(upload, &mut rx).await;
     drop(rx);
     let res = task.await.map_err(|_| PackError::Internal {
         what: "encryption task panicked",
     });
-    match (upload_err, res) {
-        (None, Ok(Ok(enc))) => {
+    match (uploaded, res) {
+        (Ok(upload), Ok(Ok(enc))) => {
             upload.finish().await?;
             Ok(enc)
         }
-        (Some(e), _) => {
+        (Err((upload, e)), _) => {
             let _ = upload.abort().await;
             Err(e.into())
         }
-        (None, Ok(Err(e))) | (None, Err(e)) => {
+        (Ok(upload), Ok(Err(e)) | Err(e)) => {
             let _ = upload.abort().await;
             Err(e)
         }
     }
+}
+
+/// Writes every chunk the encryptor sends into `upload`; on a storage error, returns it with
+/// the writer (to abort) and stops reading, which stops the encryptor.
+async fn upload_chunks(
+    mut upload: Box<dyn ObjectWriter>,
+    rx: &mut tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<Box<dyn ObjectWriter>, (Box<dyn ObjectWriter>, crate::storage::StorageError)> {
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = upload.write(chunk).await {
+            return Err((upload, e));
+        }
+    }
+    Ok(upload)
 }
 
 /// Packs `model_dir` into `store`: encrypts every file under a fresh DEK (Tink streaming AEAD,
@@ -313,8 +334,7 @@ pub async fn pack(
         Err(e) => {
             // Leave the destination as it was: remove whatever this run uploaded (best
             // effort; the manifest is written last, so a partial package never verifies).
-            let mut objects: Vec<String> =
-                (0..files.len()).map(|i| format!("data/{i:06}")).collect();
+            let mut objects: Vec<String> = (0..files.len()).map(data_object).collect();
             objects.push(KEYS_OBJECT.into());
             objects.push(MANIFEST_OBJECT.into());
             for o in objects {
@@ -327,40 +347,31 @@ pub async fn pack(
     }
 }
 
-async fn pack_objects(
-    model_dir: &Path,
-    files: &[(String, std::path::PathBuf)],
-    store: &dyn StorageBackend,
-    signer: &SigningKey,
-    recipients: &[Arc<dyn KeyProvider>],
-    opts: &PackOptions,
-) -> Result<PackReport, PackError> {
-    let model_name = match &opts.model_name {
+/// The model name: the option, else the directory's name.
+fn model_name(model_dir: &Path, opts: &PackOptions) -> String {
+    match &opts.model_name {
         Some(n) => n.clone(),
         None => std::path::absolute(model_dir)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "model".into()),
-    };
-    let mut id = [0u8; 16];
-    random_fill(&mut id)?;
-    let model_id = hex::encode(id);
-    let dek = Arc::new(DataKey::generate()?);
-    if let Some(p) = &opts.progress {
-        let total = files
-            .iter()
-            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        p.start(total);
     }
+}
 
-    let results: Vec<(usize, Encrypted)> = futures::stream::iter(files.iter().enumerate())
+/// Encrypts every file (`file_concurrency` at a time) into `data/NNNNNN` and returns the
+/// results in file order.
+async fn encrypt_files(
+    files: &[(String, PathBuf)],
+    store: &dyn StorageBackend,
+    dek: &Arc<DataKey>,
+    model_id: &str,
+    opts: &PackOptions,
+) -> Result<Vec<Encrypted>, PackError> {
+    let mut done: Vec<(usize, Encrypted)> = futures::stream::iter(files.iter().enumerate())
         .map(|(i, (rel, src))| {
-            let dek = Arc::clone(&dek);
-            let model_id = model_id.as_str();
-            let progress = opts.progress.clone();
+            let (dek, progress) = (Arc::clone(dek), opts.progress.clone());
             async move {
-                let object = format!("data/{i:06}");
+                let object = data_object(i);
                 let e = encrypt_file(
                     store,
                     dek,
@@ -378,35 +389,50 @@ async fn pack_objects(
         .buffer_unordered(opts.file_concurrency.max(1))
         .try_collect()
         .await?;
-    let mut results: Vec<Option<Encrypted>> = {
-        let mut v: Vec<Option<Encrypted>> = (0..files.len()).map(|_| None).collect();
-        for (i, e) in results {
-            if let Some(slot) = v.get_mut(i) {
-                *slot = Some(e);
-            }
-        }
-        v
-    };
+    done.sort_by_key(|(i, _)| *i);
+    if done.len() != files.len() {
+        return Err(PackError::Internal {
+            what: "missing file result",
+        });
+    }
+    Ok(done.into_iter().map(|(_, e)| e).collect())
+}
 
+/// Object key of file `i`.
+fn data_object(i: usize) -> String {
+    format!("data/{i:06}")
+}
+
+/// `model_signing`'s `files` serialization with SHA-256, as upstream writes it by default.
+fn files_serialization() -> Serialization {
+    Serialization {
+        hash_type: "sha256".into(),
+        ignore_paths: DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect(),
+        method: "files".into(),
+        allow_symlinks: false,
+    }
+}
+
+/// The signed statement of the encrypted files: OpenSSF model-signing resources plus our
+/// encryption section.
+fn statement(
+    name: &str,
+    files: &[(String, PathBuf)],
+    results: &[Encrypted],
+    model_id: &str,
+    dek: &DataKey,
+    params: StreamParams,
+) -> Result<Statement, PackError> {
     let mut resources = Vec::with_capacity(files.len());
     let mut enc_files = Vec::with_capacity(files.len());
     let mut subject = Sha256::new();
-    let (mut pt_total, mut ct_total) = (0u64, 0u64);
-    for (i, (rel, _)) in files.iter().enumerate() {
-        let e = results
-            .get_mut(i)
-            .and_then(Option::take)
-            .ok_or(PackError::Internal {
-                what: "missing file result",
-            })?;
-        if opts.params.ciphertext_len(e.pt_len) != Some(e.ct_len) {
+    for (i, ((rel, _), e)) in files.iter().zip(results).enumerate() {
+        if params.ciphertext_len(e.pt_len) != Some(e.ct_len) {
             return Err(PackError::Internal {
                 what: "ciphertext length mismatch",
             });
         }
         subject.update(&e.pt_sha);
-        pt_total += e.pt_len;
-        ct_total += e.ct_len;
         resources.push(Resource {
             name: rel.clone(),
             digest: hex::encode(e.pt_sha),
@@ -414,16 +440,16 @@ async fn pack_objects(
         });
         enc_files.push(EncryptedFile {
             path: rel.clone(),
-            object: format!("data/{i:06}"),
+            object: data_object(i),
             plaintext_size: e.pt_len,
             ciphertext_size: e.ct_len,
             ciphertext_sha256: hex::encode(e.ct_sha),
         });
     }
-    let statement = Statement {
+    Ok(Statement {
         type_: IN_TOTO_STATEMENT_TYPE.into(),
         subject: vec![Subject {
-            name: model_name.clone(),
+            name: name.to_string(),
             digest: SubjectDigest {
                 sha256: hex::encode(subject.finish()),
             },
@@ -431,46 +457,79 @@ async fn pack_objects(
         predicate_type: MODEL_SIGNING_PREDICATE_TYPE.into(),
         predicate: Predicate {
             resources,
-            serialization: Serialization {
-                hash_type: "sha256".into(),
-                ignore_paths: DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect(),
-                method: "files".into(),
-                allow_symlinks: false,
-            },
+            serialization: files_serialization(),
             encryption: Some(EncryptionSection {
                 format: ENCRYPTION_FORMAT.into(),
-                model_id: model_id.clone(),
+                model_id: model_id.to_string(),
                 aead: Aead {
                     scheme: Aead::SCHEME.into(),
                     hkdf_hash: "SHA256".into(),
                     derived_key_size: 32,
-                    ciphertext_segment_size: opts.params.segment_size(),
+                    ciphertext_segment_size: params.segment_size(),
                 },
-                dek_commitment: hex::encode(dek_commitment(&dek, &model_id)),
+                dek_commitment: hex::encode(dek_commitment(dek, model_id)),
                 files: enc_files,
             }),
         },
-    };
-    let manifest = sign_statement(&statement, signer)?;
+    })
+}
 
-    let mut keys = KeysFile::new(&model_id);
-    let ctx = WrapContext::new(&model_id);
+/// Wraps the DEK for every recipient and writes `keys.json`, then the signed manifest last (a
+/// package without a manifest is incomplete). Returns the manifest's hex SHA-256.
+async fn write_documents(
+    store: &dyn StorageBackend,
+    statement: &Statement,
+    signer: &SigningKey,
+    recipients: &[Arc<dyn KeyProvider>],
+    dek: &DataKey,
+    model_id: &str,
+) -> Result<String, PackError> {
+    let manifest = sign_statement(statement, signer)?;
+    let mut keys = KeysFile::new(model_id);
+    let ctx = WrapContext::new(model_id);
     for r in recipients {
-        super::add_recipient(&mut keys, r.as_ref(), &dek, &ctx).await?;
+        super::add_recipient(&mut keys, r.as_ref(), dek, &ctx).await?;
     }
     store.put(KEYS_OBJECT, Bytes::from(keys.to_bytes())).await?;
     let digest = hex::encode(crate::crypto::sha256(&manifest));
     store.put(MANIFEST_OBJECT, Bytes::from(manifest)).await?;
+    Ok(digest)
+}
+
+async fn pack_objects(
+    model_dir: &Path,
+    files: &[(String, PathBuf)],
+    store: &dyn StorageBackend,
+    signer: &SigningKey,
+    recipients: &[Arc<dyn KeyProvider>],
+    opts: &PackOptions,
+) -> Result<PackReport, PackError> {
+    let model_name = model_name(model_dir, opts);
+    let mut id = [0u8; 16];
+    random_fill(&mut id)?;
+    let model_id = hex::encode(id);
+    let dek = Arc::new(DataKey::generate()?);
+    if let Some(p) = &opts.progress {
+        let total = files
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        p.start(total);
+    }
+    let results = encrypt_files(files, store, &dek, &model_id, opts).await?;
+    let statement = statement(&model_name, files, &results, &model_id, &dek, opts.params)?;
+    let digest = write_documents(store, &statement, signer, recipients, &dek, &model_id).await?;
     if let Some(p) = &opts.progress {
         p.finish();
     }
+    let pt_total = results.iter().map(|e| e.pt_len).sum();
     tracing::info!(model_id = %model_id, files = files.len(), bytes = pt_total, manifest_sha256 = %digest, "package written");
     Ok(PackReport {
         model_id,
         model_name,
         files: files.len(),
         plaintext_bytes: pt_total,
-        ciphertext_bytes: ct_total,
+        ciphertext_bytes: results.iter().map(|e| e.ct_len).sum(),
         manifest_digest: digest,
         recipients: recipients
             .iter()

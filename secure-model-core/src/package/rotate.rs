@@ -35,6 +35,45 @@ fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
     }
 }
 
+/// The manifest's `model_id` and DEK commitment, and whether its signature was verified
+/// (only with `trusted`).
+async fn read_manifest(
+    store: &dyn StorageBackend,
+    trusted: Option<&TrustedKeys>,
+    limits: &Limits,
+) -> Result<(String, [u8; 32], bool), PackError> {
+    let bytes = store
+        .get(MANIFEST_OBJECT, limits.max_manifest_bytes)
+        .await?;
+    Ok(match trusted {
+        Some(t) => {
+            let m = verify_manifest(&bytes, t, limits, None)?;
+            (m.model_id().to_string(), *m.dek_commitment(), true)
+        }
+        None => {
+            tracing::warn!("rewrap without a trusted key: the manifest signature is not checked");
+            let m = parse_unverified(&bytes, limits)?;
+            (m.model_id().to_string(), *m.dek_commitment(), false)
+        }
+    })
+}
+
+/// Drops each of `remove` from `keys`; each must be present.
+fn remove_recipients(keys: &mut KeysFile, remove: &[Recipient]) -> Result<Vec<String>, PackError> {
+    let mut removed = Vec::new();
+    for r in remove {
+        let before = keys.recipients.len();
+        keys.recipients.retain(|e| !r.matches(e));
+        if keys.recipients.len() == before {
+            return Err(PackError::RecipientNotFound {
+                recipient: r.to_string(),
+            });
+        }
+        removed.push(r.to_string());
+    }
+    Ok(removed)
+}
+
 /// What `rewrap` changed.
 #[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
@@ -63,20 +102,7 @@ pub async fn rewrap(
     trusted: Option<&TrustedKeys>,
 ) -> Result<RewrapReport, PackError> {
     let limits = Limits::default();
-    let bytes = store
-        .get(MANIFEST_OBJECT, limits.max_manifest_bytes)
-        .await?;
-    let (model_id, commitment, verified) = match trusted {
-        Some(t) => {
-            let m = verify_manifest(&bytes, t, &limits, None)?;
-            (m.model_id().to_string(), *m.dek_commitment(), true)
-        }
-        None => {
-            tracing::warn!("rewrap without a trusted key: the manifest signature is not checked");
-            let m = parse_unverified(&bytes, &limits)?;
-            (m.model_id().to_string(), *m.dek_commitment(), false)
-        }
-    };
+    let (model_id, commitment, verified) = read_manifest(store, trusted, &limits).await?;
     let kbytes = store.get(KEYS_OBJECT, limits.max_keys_file_bytes).await?;
     let mut keys = KeysFile::parse(&kbytes, &limits)?;
     let package = Commitment {
@@ -94,17 +120,7 @@ pub async fn rewrap(
         super::add_recipient(&mut keys, r.as_ref(), &dek, &ctx).await?;
         added.push(r.recipient().to_string());
     }
-    let mut removed = Vec::new();
-    for r in remove {
-        let before = keys.recipients.len();
-        keys.recipients.retain(|e| !r.matches(e));
-        if keys.recipients.len() == before {
-            return Err(PackError::RecipientNotFound {
-                recipient: r.to_string(),
-            });
-        }
-        removed.push(r.to_string());
-    }
+    let removed = remove_recipients(&mut keys, remove)?;
     if keys.recipients.is_empty() {
         return Err(PackError::LastRecipient);
     }

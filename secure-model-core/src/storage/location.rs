@@ -102,6 +102,52 @@ fn clean_prefix(uri: &str, prefix: &str) -> Result<String, StorageError> {
     Ok(p.to_string())
 }
 
+/// `file:///abs/path` (or `file://localhost/...`).
+fn parse_file_url(uri: &str) -> Result<PackageLocation, StorageError> {
+    let url = url::Url::parse(uri).map_err(|_| invalid(uri, "not a valid file:// URL"))?;
+    if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
+        return Err(invalid(uri, "file:// URLs must not name a remote host"));
+    }
+    let p = url
+        .to_file_path()
+        .map_err(|_| invalid(uri, "file:// URL is not an absolute local path"))?;
+    Ok(PackageLocation::Local(p))
+}
+
+/// `https://` (Azure Blob's own host form, or a mirror) and `http://`: no credentials, query
+/// or fragment.
+fn parse_http_url(uri: &str) -> Result<PackageLocation, StorageError> {
+    let url = url::Url::parse(uri).map_err(|e| invalid(uri, format!("not a valid URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            uri,
+            "credentials in the URL are not allowed (they would end up in logs)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(uri, "query strings and fragments are not allowed"));
+    }
+    let host = url.host_str().ok_or_else(|| invalid(uri, "missing host"))?;
+    if url.scheme() == "https" {
+        if let Some(account) = host.strip_suffix(".blob.core.windows.net") {
+            let path = url.path().trim_start_matches('/');
+            let (container, prefix) = split_bucket(uri, path).map_err(|_| {
+                invalid(
+                    uri,
+                    "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX",
+                )
+            })?;
+            return Ok(PackageLocation::Azure {
+                account: account.to_string(),
+                container,
+                prefix,
+            });
+        }
+    }
+    clean_prefix(uri, url.path())?;
+    Ok(PackageLocation::Http { url })
+}
+
 impl PackageLocation {
     /// Parses a package URI: `file:///abs/path`, a plain path, `s3://bucket/prefix`,
     /// `gs://bucket/prefix`, `az://account/container/prefix`,
@@ -115,14 +161,7 @@ impl PackageLocation {
             return Err(invalid(uri, "empty"));
         }
         if uri.starts_with("file://") {
-            let url = url::Url::parse(uri).map_err(|_| invalid(uri, "not a valid file:// URL"))?;
-            if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
-                return Err(invalid(uri, "file:// URLs must not name a remote host"));
-            }
-            let p = url
-                .to_file_path()
-                .map_err(|_| invalid(uri, "file:// URL is not an absolute local path"))?;
-            return Ok(Self::Local(p));
+            return parse_file_url(uri);
         }
         if let Some(rest) = uri.strip_prefix("s3://") {
             let (bucket, prefix) = split_bucket(uri, rest)?;
@@ -143,36 +182,7 @@ impl PackageLocation {
             });
         }
         if uri.starts_with("https://") || uri.starts_with("http://") {
-            let url =
-                url::Url::parse(uri).map_err(|e| invalid(uri, format!("not a valid URL: {e}")))?;
-            if !url.username().is_empty() || url.password().is_some() {
-                return Err(invalid(
-                    uri,
-                    "credentials in the URL are not allowed (they would end up in logs)",
-                ));
-            }
-            if url.query().is_some() || url.fragment().is_some() {
-                return Err(invalid(uri, "query strings and fragments are not allowed"));
-            }
-            let host = url.host_str().ok_or_else(|| invalid(uri, "missing host"))?;
-            if url.scheme() == "https" {
-                if let Some(account) = host.strip_suffix(".blob.core.windows.net") {
-                    let path = url.path().trim_start_matches('/');
-                    let (container, prefix) = split_bucket(uri, path).map_err(|_| {
-                        invalid(
-                            uri,
-                            "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX",
-                        )
-                    })?;
-                    return Ok(Self::Azure {
-                        account: account.to_string(),
-                        container,
-                        prefix,
-                    });
-                }
-            }
-            clean_prefix(uri, url.path())?;
-            return Ok(Self::Http { url });
+            return parse_http_url(uri);
         }
         if let Some((scheme, _)) = uri.split_once("://") {
             return Err(invalid(
@@ -222,21 +232,23 @@ pub fn open_location(
             let store = s3_builder(settings, &bucket)?
                 .build()
                 .map_err(|e| build_err(uri, "S3", e))?;
-            Ok(Arc::new(ObjectStoreBackend::new(
+            prefixed(
+                uri,
                 Arc::new(store),
-                store_prefix(uri, &prefix)?,
+                &prefix,
                 format!("s3://{bucket}/{prefix}"),
-            )))
+            )
         }
         PackageLocation::Gcs { bucket, prefix } => {
             let store = gcs_builder(settings, &bucket)?
                 .build()
                 .map_err(|e| build_err(uri, "GCS", e))?;
-            Ok(Arc::new(ObjectStoreBackend::new(
+            prefixed(
+                uri,
                 Arc::new(store),
-                store_prefix(uri, &prefix)?,
+                &prefix,
                 format!("gs://{bucket}/{prefix}"),
-            )))
+            )
         }
         PackageLocation::Azure {
             account,
@@ -246,42 +258,60 @@ pub fn open_location(
             let store = azure_builder(settings, &account, &container)?
                 .build()
                 .map_err(|e| build_err(uri, "Azure Blob", e))?;
-            Ok(Arc::new(ObjectStoreBackend::new(
-                Arc::new(store),
-                store_prefix(uri, &prefix)?,
-                format!("az://{account}/{container}/{prefix}"),
-            )))
+            let shown = format!("az://{account}/{container}/{prefix}");
+            prefixed(uri, Arc::new(store), &prefix, shown)
         }
-        PackageLocation::Http { url } => {
-            let allow_http = settings.relax.plain_http_storage();
-            if url.scheme() == "http" && !allow_http {
-                return Err(invalid(
-                    uri,
-                    format!("plain http:// is refused; use https:// or set {ALLOW_HTTP_VAR}=true for a test or air-gapped mirror"),
-                ));
-            }
-            if create {
-                return Err(StorageError::Unsupported {
-                    location: url.to_string(),
-                    operation: "writing (HTTP(S) locations are read-only)",
-                });
-            }
-            if allow_http {
-                tracing::warn!(location = %url, "plain HTTP to the package mirror was explicitly allowed");
-            }
-            let opts = client_options(settings, &[], None, allow_http)?;
-            let store = HttpBuilder::new()
-                .with_url(url.as_str())
-                .with_client_options(opts)
-                .with_retry(retry_config(settings))
-                .build()
-                .map_err(|e| build_err(uri, "HTTP", e))?;
-            Ok(Arc::new(
-                ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string())
-                    .read_only(),
-            ))
-        }
+        PackageLocation::Http { url } => open_http(uri, url, create, settings),
     }
+}
+
+/// A backend over `store` at object prefix `prefix`, shown as `shown`.
+fn prefixed(
+    uri: &str,
+    store: Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+    shown: String,
+) -> Result<Arc<dyn StorageBackend>, StorageError> {
+    Ok(Arc::new(ObjectStoreBackend::new(
+        store,
+        store_prefix(uri, prefix)?,
+        shown,
+    )))
+}
+
+/// A read-only HTTP(S) mirror; plain `http://` only with the relaxation.
+fn open_http(
+    uri: &str,
+    url: url::Url,
+    create: bool,
+    settings: &StorageSettings,
+) -> Result<Arc<dyn StorageBackend>, StorageError> {
+    let allow_http = settings.relax.plain_http_storage();
+    if url.scheme() == "http" && !allow_http {
+        return Err(invalid(
+            uri,
+            format!("plain http:// is refused; use https:// or set {ALLOW_HTTP_VAR}=true for a test or air-gapped mirror"),
+        ));
+    }
+    if create {
+        return Err(StorageError::Unsupported {
+            location: url.to_string(),
+            operation: "writing (HTTP(S) locations are read-only)",
+        });
+    }
+    if allow_http {
+        tracing::warn!(location = %url, "plain HTTP to the package mirror was explicitly allowed");
+    }
+    let opts = client_options(settings, &[], None, allow_http)?;
+    let store = HttpBuilder::new()
+        .with_url(url.as_str())
+        .with_client_options(opts)
+        .with_retry(retry_config(settings))
+        .build()
+        .map_err(|e| build_err(uri, "HTTP", e))?;
+    Ok(Arc::new(
+        ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string()).read_only(),
+    ))
 }
 
 fn open_local(

@@ -321,6 +321,23 @@ fn decrypt_staged(
     Ok(plain.len() as u64)
 }
 
+/// A file and a directory of the same name (`a` and `a/b`) cannot both be published.
+fn refuse_file_and_directory(outputs: &BTreeMap<String, String>) -> Result<(), KserveJweError> {
+    for (out, src) in outputs {
+        let dir = format!("{out}/");
+        if let Some((other, osrc)) = outputs.range(dir.clone()..).next() {
+            if other.starts_with(&dir) {
+                return Err(KserveJweError::NameCollision {
+                    first: src.clone(),
+                    second: osrc.clone(),
+                    output: out.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn plan(
     location: &str,
     objects: Vec<ObjectInfo>,
@@ -371,25 +388,115 @@ fn plan(
             output,
         });
     }
-    // A file and a directory of the same name ("a" and "a/b") cannot both be published.
-    for (out, src) in &outputs {
-        let dir = format!("{out}/");
-        if let Some((other, osrc)) = outputs.range(dir.clone()..).next() {
-            if other.starts_with(&dir) {
-                return Err(KserveJweError::NameCollision {
-                    first: src.clone(),
-                    second: osrc.clone(),
-                    output: out.clone(),
-                });
-            }
-        }
-    }
+    refuse_file_and_directory(&outputs)?;
     if opts.verification_digest.is_some() && entries.len() != 1 {
         return Err(KserveJweError::DigestNeedsSingleFile {
             files: entries.len(),
         });
     }
     Ok(entries)
+}
+
+/// Which downloaded files are encrypted (`.jwe` suffix or content starting with `eyJ`, as KServe
+/// decides), and the unencrypted ones: none encrypted is refused, and unencrypted files next to
+/// encrypted ones unless allowed.
+fn classify(
+    entries: &[Entry],
+    fetched: &[Fetched],
+    opts: &JweDownloadOptions,
+) -> Result<(Vec<bool>, Vec<String>), KserveJweError> {
+    let encrypted: Vec<bool> = entries
+        .iter()
+        .zip(fetched)
+        .map(|(e, f)| has_jwe_suffix(&e.key) || f.magic)
+        .collect();
+    let n_enc = encrypted.iter().filter(|x| **x).count();
+    let plain: Vec<String> = entries
+        .iter()
+        .zip(&encrypted)
+        .filter(|(_, enc)| !**enc)
+        .map(|(e, _)| e.key.clone())
+        .collect();
+    if n_enc == 0 {
+        return Err(KserveJweError::NothingEncrypted {
+            files: entries.len(),
+        });
+    }
+    if !plain.is_empty() {
+        if !opts.allow_mixed {
+            return Err(KserveJweError::MixedContent {
+                encrypted: n_enc,
+                plain: plain.len(),
+                examples: plain.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        tracing::warn!(unencrypted = ?plain, "passing unencrypted files through next to JWE files (SECURE_MODEL_ALLOW_MIXED_JWE)");
+    }
+    Ok((encrypted, plain))
+}
+
+/// Checks `VERIFICATION_DIGEST` (when set) against the single downloaded file; returns the
+/// digest checked.
+fn check_verification_digest(
+    entries: &[Entry],
+    fetched: &[Fetched],
+    opts: &JweDownloadOptions,
+) -> Result<Option<String>, KserveJweError> {
+    let Some(expected) = opts.verification_digest else {
+        return Ok(None);
+    };
+    // plan() guarantees exactly one entry.
+    let actual = fetched.first().map(|f| f.sha256).unwrap_or_default();
+    let path = entries.first().map(|e| e.key.clone()).unwrap_or_default();
+    if actual != expected {
+        return Err(KserveJweError::DigestMismatch {
+            path,
+            expected: hex::encode(expected),
+            actual: hex::encode(actual),
+        });
+    }
+    tracing::info!(file = %path, sha256 = %hex::encode(actual), "VERIFICATION_DIGEST matches the downloaded ciphertext");
+    Ok(Some(hex::encode(actual)))
+}
+
+/// Decrypts each JWE file (one at a time, off the async reactor) into the output staging
+/// directory and moves the allowed unencrypted files there; returns the bytes staged.
+async fn publishable(
+    entries: &[Entry],
+    encrypted: &[bool],
+    downloads: &Staging,
+    staging: &Staging,
+    key: &KserveKey,
+    opts: &JweDownloadOptions,
+) -> Result<u64, KserveJweError> {
+    let mut output_bytes = 0u64;
+    for (e, enc) in entries.iter().zip(encrypted) {
+        let from = downloads.path_of(&e.key);
+        let to = staging.path_of(&e.output);
+        if !*enc {
+            if let Some(parent) = to.parent() {
+                mkdirs(parent, 0o755)?;
+            }
+            std::fs::rename(&from, &to).map_err(|source| KserveJweError::Io {
+                path: e.key.clone(),
+                action: "cannot move staged file",
+                source,
+            })?;
+            output_bytes += e.size;
+            continue;
+        }
+        let (k, name, max) = (key.duplicate(), e.key.clone(), opts.max_jwe_bytes);
+        let n = tokio::task::spawn_blocking(move || decrypt_staged(&name, &from, &to, &k, max))
+            .await
+            .map_err(|_| KserveJweError::Io {
+                path: e.key.clone(),
+                action: "decryption task failed",
+                source: std::io::Error::other("task panicked or was cancelled"),
+            })??;
+        tracing::info!(file = %e.key, output = %e.output, bytes = n, "decrypted");
+        output_bytes += n;
+    }
+    Ok(output_bytes)
 }
 
 /// Stages a plain KServe-style download of every object under `store` into `dest`, in
@@ -441,85 +548,17 @@ pub async fn stage_download(
         .await?;
     let downloaded_bytes = entries.iter().map(|e| e.size).sum();
 
-    let encrypted: Vec<bool> = entries
-        .iter()
-        .zip(&fetched)
-        .map(|(e, f)| has_jwe_suffix(&e.key) || f.magic)
-        .collect();
-    let n_enc = encrypted.iter().filter(|x| **x).count();
-    let plain: Vec<String> = entries
-        .iter()
-        .zip(&encrypted)
-        .filter(|(_, enc)| !**enc)
-        .map(|(e, _)| e.key.clone())
-        .collect();
-    if n_enc == 0 {
-        return Err(KserveJweError::NothingEncrypted {
-            files: entries.len(),
-        });
-    }
-    if !plain.is_empty() {
-        if !opts.allow_mixed {
-            return Err(KserveJweError::MixedContent {
-                encrypted: n_enc,
-                plain: plain.len(),
-                examples: plain.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
-            });
-        }
-        tracing::warn!(unencrypted = ?plain, "passing unencrypted files through next to JWE files (SECURE_MODEL_ALLOW_MIXED_JWE)");
-    }
-
-    let mut verified_digest = None;
-    if let Some(expected) = opts.verification_digest {
-        // plan() guarantees exactly one entry.
-        let actual = fetched.first().map(|f| f.sha256).unwrap_or_default();
-        let path = entries.first().map(|e| e.key.clone()).unwrap_or_default();
-        if actual != expected {
-            return Err(KserveJweError::DigestMismatch {
-                path,
-                expected: hex::encode(expected),
-                actual: hex::encode(actual),
-            });
-        }
-        tracing::info!(file = %path, sha256 = %hex::encode(actual), "VERIFICATION_DIGEST matches the downloaded ciphertext");
-        verified_digest = Some(hex::encode(actual));
-    }
-
+    let (encrypted, plain) = classify(&entries, &fetched, opts)?;
+    let verified_digest = check_verification_digest(&entries, &fetched, opts)?;
     let key = key.key().await?;
-    let mut output_bytes = 0u64;
-    for (e, enc) in entries.iter().zip(&encrypted) {
-        let from = downloads.path_of(&e.key);
-        let to = staging.path_of(&e.output);
-        if *enc {
-            let (k, name, max) = (key.duplicate(), e.key.clone(), opts.max_jwe_bytes);
-            let n = tokio::task::spawn_blocking(move || decrypt_staged(&name, &from, &to, &k, max))
-                .await
-                .map_err(|_| KserveJweError::Io {
-                    path: e.key.clone(),
-                    action: "decryption task failed",
-                    source: std::io::Error::other("task panicked or was cancelled"),
-                })??;
-            tracing::info!(file = %e.key, output = %e.output, bytes = n, "decrypted");
-            output_bytes += n;
-        } else {
-            if let Some(parent) = to.parent() {
-                mkdirs(parent, 0o755)?;
-            }
-            std::fs::rename(&from, &to).map_err(|source| KserveJweError::Io {
-                path: e.key.clone(),
-                action: "cannot move staged file",
-                source,
-            })?;
-            output_bytes += e.size;
-        }
-    }
+    let output_bytes = publishable(&entries, &encrypted, &downloads, &staging, key, opts).await?;
     drop(downloads);
     let report = DownloadReport {
         source: location,
         destination: dest.to_path_buf(),
         destination_fs: fs,
         files: entries.len(),
-        decrypted: n_enc,
+        decrypted: encrypted.iter().filter(|e| **e).count(),
         unencrypted: plain,
         downloaded_bytes,
         output_bytes,
