@@ -24,34 +24,10 @@ use regex::Regex;
 use secure_model_testkit::repo;
 use serde_json::{json, Value};
 
-/// KServe's default ClusterStorageContainer (`config/storagecontainers/default.yaml`,
-/// KServe 0.20): its URI formats, in order.
-const DEFAULT_CSC_PREFIXES: &[&str] = &[
-    "gs://",
-    "s3://",
-    "hdfs://",
-    "hf://",
-    "modelscope://",
-    "webhdfs://",
-];
-const DEFAULT_CSC_REGEXES: &[&str] = &[
-    "https://(.+?).blob.core.windows.net/(.+)",
-    "https://(.+?).file.core.windows.net/(.+)",
-    "https?://(.+)/(.+)",
-];
-
-/// Every URI form our storage initializer documents (docs/kserve.md), one example each.
-const OUR_URI_FORMS: &[&str] = &[
-    "secure+s3://bucket/prefix",
-    "secure+gs://bucket/prefix",
-    "secure+az://account/container/prefix",
-    "secure+web://models.example.com/packages/m1",
-    "secure+web://models.example.com:8443/packages/m1",
-    "secure+file:///mnt/pvc/packages/m1",
-];
-
-/// Key-provider types a `SECURE_MODEL_KEYS` spec may name.
-const KEY_PROVIDER_TYPES: &[&str] = &["local", "aws-kms", "kbs", "cdh"];
+use secure_model_kserve::csc::{
+    DEFAULT_CSC_PREFIXES, DEFAULT_CSC_REGEXES, KEY_PROVIDER_TYPES, OUR_URI_FORMS,
+    STORAGE_INITIALIZER_CONTAINER,
+};
 
 fn kserve_ref() -> Option<PathBuf> {
     let p = std::env::var_os("SECURE_MODEL_KSERVE_REF")
@@ -338,7 +314,7 @@ fn cluster_storage_containers_follow_the_kserve_rules() {
         );
         let spec = &csc["spec"];
         let c = &spec["container"];
-        assert_eq!(c["name"], "storage-initializer", "{file}");
+        assert_eq!(c["name"], STORAGE_INITIALIZER_CONTAINER, "{file}");
         assert!(
             c.get("args").is_none(),
             "{file}: args would replace KServe's SRC DEST pairs"
