@@ -7,26 +7,45 @@ cd "$(dirname "$0")/.."
 # disk is small) and time on a cold run. Override by exporting CARGO_INCREMENTAL=1.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-echo "== python interop environment" >&2
+# Every step says how long it took (stderr), so CI's time budget can be kept per step.
+STEP_START=$SECONDS
+step() {
+  echo "== [$((SECONDS - STEP_START)) s] $*" >&2
+}
+
+step "python interop environment"
 SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
 export SECURE_MODEL_PYTHON
 SECURE_MODEL_PYENV_BIN="$(dirname "$SECURE_MODEL_PYTHON")"
 export SECURE_MODEL_PYENV_BIN
 
-echo "== object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)" >&2
+step "object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)"
 eval "$(scripts/setup-servers.sh)"
 
-echo "== cargo fmt --check" >&2
+step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
-echo "== cargo clippy" >&2
+step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
+scripts/supply-chain.sh >/dev/null
+
+step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-echo "== cargo doc" >&2
+step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
-echo "== cargo test" >&2
+step "cargo test"
 cargo test --workspace --all-features
 
-echo "== static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)" >&2
+step "static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)"
 cargo test -p secure-model-initc --test static_binary -- --ignored
+
+step "container image: built with umoci, run under runc (read-only, UID 65532, no capabilities, seccomp)"
+scripts/setup-image-tools.sh
+cargo test -p secure-model-initc --test image -- --ignored
+
+step "fuzz: every target for ${FUZZ_SECONDS:-20} s (cargo-fuzz, libFuzzer; corpora are replayed by cargo test)"
+scripts/fuzz.sh --ci
+
+step "done"
