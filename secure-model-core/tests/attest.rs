@@ -28,13 +28,13 @@ use base64::Engine as _;
 use ciborium::Value as CborValue;
 use secure_model_core::attest::{
     cca_realm_challenge, parse_cert_table, snp_evidence, tdx_quote_report_data, AttestError,
-    Attester, AttesterChoice, SevGuestAttester, TeeType, TsmAttester, SNP_REPORT_LEN,
+    Attester, AttesterChoice, SevGuestAttester, TeeType, TsmAttester,
 };
 use secure_model_core::keys::kbs::{KbsClient, KbsClientBuilder, TeeKeyKind};
 use secure_model_core::keys::ResourcePath;
 use secure_model_core::test_support::TsmEmulation;
 use sev::firmware::guest::AttestationReport;
-use sev::firmware::host::{CertTableEntry, CertType, TcbVersion};
+use sev::firmware::host::{CertTableEntry, CertType};
 use sev::parser::ByteParser as _;
 
 // ---------------------------------------------------------------- configfs-tsm emulation

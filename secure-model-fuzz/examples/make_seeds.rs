@@ -45,8 +45,8 @@ fn read(p: &str) -> Vec<u8> {
 /// (manifest.sig, keys.json, the signed statement).
 fn package() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let work = tempfile::tempdir().unwrap();
-    let pem = std::fs::read_to_string(testdata("model-signing/keys/ec-p256-private.pkcs8.pem"))
-        .unwrap();
+    let pem =
+        std::fs::read_to_string(testdata("model-signing/keys/ec-p256-private.pkcs8.pem")).unwrap();
     let signer = SigningKey::from_pem(&pem).unwrap();
     let providers: Vec<Arc<dyn KeyProvider>> = [[7u8; 32], [9u8; 32]]
         .iter()
@@ -78,22 +78,37 @@ fn package() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 fn documents() {
     let (manifest, keys, statement) = package();
     write("bundle", "package", &manifest);
-    write("bundle", "model-signing", &read("model-signing/tiny-model.sig"));
-    write("bundle", "model-signing-shards", &read("model-signing/tiny-model.shards-1MiB.sig"));
+    write(
+        "bundle",
+        "model-signing",
+        &read("model-signing/tiny-model.sig"),
+    );
+    write(
+        "bundle",
+        "model-signing-shards",
+        &read("model-signing/tiny-model.shards-1MiB.sig"),
+    );
     write("manifest", "package", &statement);
-    write("manifest", "model-signing", &read("model-signing/decoded/payload.json"));
+    write(
+        "manifest",
+        "model-signing",
+        &read("model-signing/decoded/payload.json"),
+    );
     write("keys_file", "two-recipients", &keys);
 }
 
 fn stream() {
-    let vectors: serde_json::Value =
-        serde_json::from_slice(&read("tink/vectors.json")).unwrap();
+    let vectors: serde_json::Value = serde_json::from_slice(&read("tink/vectors.json")).unwrap();
     for (ad, v) in vectors["vectors"].as_array().unwrap().iter().enumerate() {
         let ct = read(&format!("tink/{}", v["ciphertext_file"].as_str().unwrap()));
         let segments = v["segment_ciphertext_lens"].as_array().unwrap().len() as u8;
         let selector = (ad as u8) << 2;
         let name = v["name"].as_str().unwrap();
-        write("stream_decrypt", name, &[&[selector, 0, segments][..], &ct].concat());
+        write(
+            "stream_decrypt",
+            name,
+            &[&[selector, 0, segments][..], &ct].concat(),
+        );
         if segments > 1 {
             let tail = [&[selector, 1, segments - 1][..], &ct].concat();
             write("stream_decrypt", &format!("{name}-tail"), &tail);
@@ -102,11 +117,26 @@ fn stream() {
     let params = StreamParams::new(1024).unwrap();
     let pt: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let ct = encrypt_all(&fixtures::tink_key(), b"", params, &pt).unwrap();
-    write("stream_decrypt", "1k-segments", &[&[1, 0, 3][..], &ct].concat());
-    for (op, len) in [(0u8, 0usize), (1, 100), (2, 3000), (3, 1500), (4, 5000), (5, 2100)] {
+    write(
+        "stream_decrypt",
+        "1k-segments",
+        &[&[1, 0, 3][..], &ct].concat(),
+    );
+    for (op, len) in [
+        (0u8, 0usize),
+        (1, 100),
+        (2, 3000),
+        (3, 1500),
+        (4, 5000),
+        (5, 2100),
+    ] {
         let header = [1, op, 0x34, 0x12, 0x02, 0x00];
         let body: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
-        write("stream_tamper", &format!("op{op}"), &[&header[..], &body].concat());
+        write(
+            "stream_tamper",
+            &format!("op{op}"),
+            &[&header[..], &body].concat(),
+        );
     }
 }
 
@@ -119,17 +149,33 @@ fn jwes() {
     }
     for (i, alg) in ["ecdh", "rsa", "a256kw", "dir"].iter().enumerate() {
         let jwe = Jwe::encrypt(b"0123456789abcdef", &f.jwe_encrypt[i]).unwrap();
-        write("jwe", &format!("{alg}-compact"), &with(0, jwe.to_compact().as_bytes()));
-        write("jwe", &format!("{alg}-flattened"), &with(1, jwe.to_flattened_json().as_bytes()));
+        write(
+            "jwe",
+            &format!("{alg}-compact"),
+            &with(0, jwe.to_compact().as_bytes()),
+        );
+        write(
+            "jwe",
+            &format!("{alg}-flattened"),
+            &with(1, jwe.to_flattened_json().as_bytes()),
+        );
     }
     let key = read("kserve-jwe/key.raw.bin");
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key);
     let std = base64::engine::general_purpose::STANDARD.encode(&key);
     write("kserve_jwe", "key-raw", &with(1, &key));
-    write("kserve_jwe", "key-jwk", &with(1, &read("kserve-jwe/key.jwk.json")));
+    write(
+        "kserve_jwe",
+        "key-jwk",
+        &with(1, &read("kserve-jwe/key.jwk.json")),
+    );
     write("kserve_jwe", "key-b64url", &with(1, b64.as_bytes()));
-    write("kserve_jwe", "key-b64-padded", &with(1, format!("{std}\n").as_bytes()));
+    write(
+        "kserve_jwe",
+        "key-b64-padded",
+        &with(1, format!("{std}\n").as_bytes()),
+    );
 }
 
 fn brokers() {
@@ -137,15 +183,27 @@ fn brokers() {
         let x: serde_json::Value =
             serde_json::from_slice(&read(&format!("kbs/rcar-sample-{tee}.json"))).unwrap();
         let challenge = serde_json::to_vec(&x["challenge"]).unwrap();
-        write("kbs_response", &format!("challenge-{tee}"), &with(0, &challenge));
+        write(
+            "kbs_response",
+            &format!("challenge-{tee}"),
+            &with(0, &challenge),
+        );
         let jwe = serde_json::to_vec(&x["resource_response_jwe"]).unwrap();
         write("kbs_response", &format!("resource-{tee}"), &with(3, &jwe));
     }
-    write("kbs_response", "token", &with(1, br#"{"token":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}"#));
+    write(
+        "kbs_response",
+        "token",
+        &with(1, br#"{"token":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln"}"#),
+    );
     let errors: serde_json::Value =
         serde_json::from_slice(&read("kbs/error-responses.json")).unwrap();
     for (name, e) in errors.as_object().unwrap() {
-        write("kbs_response", name, &with(2, e["body"].as_str().unwrap().as_bytes()));
+        write(
+            "kbs_response",
+            name,
+            &with(2, e["body"].as_str().unwrap().as_bytes()),
+        );
     }
     let cookies = b"kbs-session-id=3f2a9c; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nother=1";
     write("kbs_response", "cookie", &with(4, cookies));
@@ -154,13 +212,22 @@ fn brokers() {
     let forms: [(&str, Vec<u8>); 4] = [
         ("raw", key.clone()),
         ("hex", format!("{}\n", hex::encode(&key)).into_bytes()),
-        ("base64", base64::engine::general_purpose::STANDARD.encode(&key).into_bytes()),
+        (
+            "base64",
+            base64::engine::general_purpose::STANDARD
+                .encode(&key)
+                .into_bytes(),
+        ),
         ("jwk", read("kserve-jwe/key.jwk.json")),
     ];
     for (name, body) in forms {
         write("cdh_response", name, &[&[0, 200][..], &body].concat());
     }
-    write("cdh_response", "not-found", &[&[1, 148][..], b"resource not found"].concat());
+    write(
+        "cdh_response",
+        "not-found",
+        &[&[1, 148][..], b"resource not found"].concat(),
+    );
 }
 
 fn attestation() {
@@ -168,8 +235,19 @@ fn attestation() {
     write("snp_cert_table", "table", &with(0, &table));
     write("snp_cert_table", "empty-table", &with(0, &[0u8; 24]));
     let report = evidence::snp_report(&[0x42; 64], 0);
-    write("snp_cert_table", "report-and-table", &with(1, &[report.clone(), table].concat()));
-    write("snp_cert_table", "report-no-vcek", &with(1, &[report, evidence::sev_cert_table(&[CertType::ASK])].concat()));
+    write(
+        "snp_cert_table",
+        "report-and-table",
+        &with(1, &[report.clone(), table].concat()),
+    );
+    write(
+        "snp_cert_table",
+        "report-no-vcek",
+        &with(
+            1,
+            &[report, evidence::sev_cert_table(&[CertType::ASK])].concat(),
+        ),
+    );
     write("cca_token", "token", &evidence::cca_token(&[0x24; 64]));
     write("tdx_quote", "v4", &evidence::tdx_quote(&[0x17; 64]));
     write("tdx_quote", "v5", &evidence::tdx_quote_v5(&[0x18; 64]));

@@ -30,7 +30,10 @@ pub fn no_secret(text: &str, secret: &[u8]) {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
     ];
     for f in forms {
-        assert!(!text.contains(&f), "key bytes in text shown to people: {text:?}");
+        assert!(
+            !text.contains(&f),
+            "key bytes in text shown to people: {text:?}"
+        );
     }
 }
 

@@ -62,7 +62,10 @@ fn peak<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 fn assert_small(what: &str, bytes: u64, bound: u64) {
     eprintln!("{what}: peak heap {bytes} bytes");
-    assert!(bytes < bound, "{what}: peak heap {bytes} bytes, bound {bound}");
+    assert!(
+        bytes < bound,
+        "{what}: peak heap {bytes} bytes, bound {bound}"
+    );
 }
 
 /// The seed package's signed statement with `edit` applied, signed again by the test key.
@@ -111,7 +114,10 @@ fn manifest_sizes_and_segment_size() {
     let over = vec![b' '; (limits.max_manifest_bytes + 1) as usize];
     let (r, bytes) = peak(|| verify_manifest(&over, &f.trusted, &limits, None));
     assert!(
-        matches!(r, Err(VerifyError::Format(FormatError::LimitExceeded { .. }))),
+        matches!(
+            r,
+            Err(VerifyError::Format(FormatError::LimitExceeded { .. }))
+        ),
         "{r:?}"
     );
     assert_small("manifest over the document cap", bytes, 4096);
@@ -169,10 +175,18 @@ fn keys_file_size_recipients_and_wrapped_key() {
             rs.join(",")
         )
     };
-    let many = doc((0..=limits.max_recipients as usize).map(|i| recipient(i, "AAAA")).collect());
+    let many = doc((0..=limits.max_recipients as usize)
+        .map(|i| recipient(i, "AAAA"))
+        .collect());
     let (r, _) = peak(|| KeysFile::parse(many.as_bytes(), &limits));
     assert!(
-        matches!(r, Err(FormatError::LimitExceeded { what: "recipient count", .. })),
+        matches!(
+            r,
+            Err(FormatError::LimitExceeded {
+                what: "recipient count",
+                ..
+            })
+        ),
         "{r:?}"
     );
     // A wrapped key whose base64 is over the cap is refused before it is decoded.
@@ -186,11 +200,16 @@ fn keys_file_size_recipients_and_wrapped_key() {
 fn stream_segment_counts_and_indexes() {
     let _s = serial();
     let params = StreamParams::PACKAGE;
-    assert_eq!(params.ciphertext_len(TWO_63), None, "2^63 bytes need > 2^32 segments");
+    assert_eq!(
+        params.ciphertext_len(TWO_63),
+        None,
+        "2^63 bytes need > 2^32 segments"
+    );
     assert!(StreamParams::new(u32::MAX).is_err());
     let key = fixtures::tink_key();
-    let header = Header::parse(&std::fs::read(repo().join("testdata/tink/v2_100B.ct.bin")).unwrap())
-        .unwrap();
+    let header =
+        Header::parse(&std::fs::read(repo().join("testdata/tink/v2_100B.ct.bin")).unwrap())
+            .unwrap();
     let opener = SegmentOpener::new(&key, &header, b"", params).unwrap();
     let mut buf = vec![0u8; 64];
     let (r, bytes) = peak(|| opener.open_segments(TWO_63, TWO_63 + 1, &mut buf));
@@ -204,9 +223,8 @@ fn jwe_members_over_their_caps() {
     let f = fixtures::get();
     // KServe file over its cap: refused before decoding.
     let file = format!("eyJ{}", "A".repeat(2 << 20));
-    let (r, bytes) = peak(|| {
-        secure_model_kserve::jwe::decrypt("big.jwe", file.as_bytes(), &f.kserve, 1 << 20)
-    });
+    let (r, bytes) =
+        peak(|| secure_model_kserve::jwe::decrypt("big.jwe", file.as_bytes(), &f.kserve, 1 << 20));
     assert!(matches!(r, Err(KserveJweError::TooLarge { .. })), "{r:?}");
     assert_small("KServe JWE over its cap", bytes, 4096);
     // A protected header, an encrypted key, a ciphertext over their caps.
@@ -271,10 +289,13 @@ fn kbs_responses_declaring_2_63_bytes() {
     let _s = serial();
     let rt = runtime();
     let path = ResourcePath::parse("default/key/model").unwrap();
-    let relax = Relaxations::NONE.allow_plain_http_kbs().allow_sample_attester();
+    let relax = Relaxations::NONE
+        .allow_plain_http_kbs()
+        .allow_sample_attester();
     // `auth` (attester mode): a challenge body of 2^63 bytes.
     let url = declaring_server(Box::leak(
-        format!("HTTP/1.1 200 OK\r\nSet-Cookie: kbs-session-id=abc\r\n{HUGE_BODY}").into_boxed_str(),
+        format!("HTTP/1.1 200 OK\r\nSet-Cookie: kbs-session-id=abc\r\n{HUGE_BODY}")
+            .into_boxed_str(),
     ));
     let client = KbsClient::builder(url)
         .with_relaxations(relax)
@@ -282,12 +303,18 @@ fn kbs_responses_declaring_2_63_bytes() {
         .build()
         .unwrap();
     let (r, bytes) = peak(|| rt.block_on(client.get_resource(&path)));
-    assert!(matches!(r, Err(KbsError::TooLarge { stage: "auth", .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(KbsError::TooLarge { stage: "auth", .. })),
+        "{r:?}"
+    );
     assert_small("KBS auth response of 2^63 bytes", bytes, SMALL);
     // `resource` (passport mode) and an error body: the same refusal.
     for (head, stage) in [
         (format!("HTTP/1.1 200 OK\r\n{HUGE_BODY}"), "resource"),
-        (format!("HTTP/1.1 401 Unauthorized\r\n{HUGE_BODY}"), "resource"),
+        (
+            format!("HTTP/1.1 401 Unauthorized\r\n{HUGE_BODY}"),
+            "resource",
+        ),
     ] {
         let url = declaring_server(Box::leak(head.into_boxed_str()));
         let key = TeeKeyPair::generate(TeeKeyKind::EcP256).unwrap();
@@ -297,7 +324,10 @@ fn kbs_responses_declaring_2_63_bytes() {
             .build()
             .unwrap();
         let (r, bytes) = peak(|| rt.block_on(client.get_resource(&path)));
-        assert!(matches!(r, Err(KbsError::TooLarge { stage: s, .. }) if s == stage), "{r:?}");
+        assert!(
+            matches!(r, Err(KbsError::TooLarge { stage: s, .. }) if s == stage),
+            "{r:?}"
+        );
         assert_small("KBS resource response of 2^63 bytes", bytes, SMALL);
     }
 }
@@ -306,7 +336,9 @@ fn kbs_responses_declaring_2_63_bytes() {
 fn cdh_response_declaring_2_63_bytes() {
     let _s = serial();
     let rt = runtime();
-    let url = declaring_server(Box::leak(format!("HTTP/1.1 200 OK\r\n{HUGE_BODY}").into_boxed_str()));
+    let url = declaring_server(Box::leak(
+        format!("HTTP/1.1 200 OK\r\n{HUGE_BODY}").into_boxed_str(),
+    ));
     let client = CdhClient::new(Some(&url)).unwrap();
     let path = ResourcePath::parse("default/key/model").unwrap();
     let (r, bytes) = peak(|| rt.block_on(client.get_resource(&path)));
@@ -352,7 +384,9 @@ fn cca_token_declaring_2_63_items_or_bytes() {
     }
     let realm = [&[0x5b][..], &len].concat();
     let token = [
-        &[0xd9, 0x01, 0x8f, 0xa2, 0x19, 0xac, 0xca, 0x41, 0x00, 0x19, 0xac, 0xd1][..],
+        &[
+            0xd9, 0x01, 0x8f, 0xa2, 0x19, 0xac, 0xca, 0x41, 0x00, 0x19, 0xac, 0xd1,
+        ][..],
         &realm,
     ]
     .concat();
@@ -383,7 +417,10 @@ fn locations_with_huge_numbers() {
     ] {
         let plain = secure_model_kserve::uri::to_location(uri).unwrap();
         let (r, bytes) = peak(|| secure_model_core::storage::PackageLocation::parse(&plain));
-        assert!(matches!(r, Err(StorageError::InvalidLocation { .. })), "{uri}: {r:?}");
+        assert!(
+            matches!(r, Err(StorageError::InvalidLocation { .. })),
+            "{uri}: {r:?}"
+        );
         assert_small("URI with a 2^63 port", bytes, 4096);
     }
 }

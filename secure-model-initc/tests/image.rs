@@ -89,7 +89,12 @@ fn the_dockerfile_describes_the_image_the_script_builds() {
 fn build_image(bin: &Path, layout: &Path) -> String {
     let out = Command::new("bash")
         .arg(repo().join("scripts/build-image.sh"))
-        .args(["--binary", bin.to_str().unwrap(), layout.to_str().unwrap(), "0.1.0"])
+        .args([
+            "--binary",
+            bin.to_str().unwrap(),
+            layout.to_str().unwrap(),
+            "0.1.0",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -118,9 +123,15 @@ fn check_config(config: &Value) {
     let s = script_settings();
     let c = &config["config"];
     assert_eq!(c["User"], s["IMAGE_USER"].as_str(), "numeric non-root user");
-    assert!(!c["User"].as_str().unwrap().starts_with("0"), "runs as root");
+    assert!(
+        !c["User"].as_str().unwrap().starts_with("0"),
+        "runs as root"
+    );
     assert_eq!(c["Entrypoint"], json!([ENTRYPOINT]), "exec form, no shell");
-    assert!(c["Cmd"].is_null(), "no CMD: KServe passes SRC DEST pairs as args");
+    assert!(
+        c["Cmd"].is_null(),
+        "no CMD: KServe passes SRC DEST pairs as args"
+    );
     assert_eq!(c["WorkingDir"], s["WORKDIR"].as_str());
     assert_eq!(c["Env"], json!([s["IMAGE_ENV"]]));
     assert_eq!(config["os"], "linux");
@@ -197,7 +208,11 @@ fn check_files(rootfs: &Path, bin: &Path) {
             assert_eq!(mode & 0o022, 0, "{p} is writable by others ({mode:o})");
         }
         let executable = m.is_file() && mode & 0o111 != 0;
-        assert_eq!(executable, p == ENTRYPOINT, "{p}: only the entrypoint executes");
+        assert_eq!(
+            executable,
+            p == ENTRYPOINT,
+            "{p}: only the entrypoint executes"
+        );
     }
     assert_eq!(
         std::fs::read(rootfs.join(&ENTRYPOINT[1..])).unwrap(),
@@ -213,7 +228,9 @@ fn check_files(rootfs: &Path, bin: &Path) {
 // ------------------------------------------------------------------ running it with runc
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn have(tool: &str) -> bool {
@@ -240,7 +257,9 @@ fn default_seccomp() -> Option<Value> {
             inc["caps"].is_null()
                 && inc["minKernel"].is_null()
                 && arch_ok(&inc["arches"])
-                && !exc["arches"].as_array().is_some_and(|a| a.iter().any(|x| x == "amd64"))
+                && !exc["arches"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "amd64"))
         })
         .map(|s| {
             let mut r = json!({"names": s["names"], "action": s["action"]});
@@ -447,12 +466,20 @@ fn image_runs_under_runc_read_only_as_65532_without_capabilities() {
         return;
     }
     let bundle = work.path().join("bundle");
-    umoci(&["unpack", "--image", &format!("{}:0.1.0", layout.display()), bundle.to_str().unwrap()]);
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{}:0.1.0", layout.display()),
+        bundle.to_str().unwrap(),
+    ]);
     let rootfs = bundle.join("rootfs");
     check_files(&rootfs, &bin);
     let base: Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
-    assert_eq!(base["process"]["user"]["uid"], UID, "umoci maps the image's USER");
+    assert_eq!(
+        base["process"]["user"]["uid"], UID,
+        "umoci maps the image's USER"
+    );
     run_the_image(work.path(), &bundle, &base, &rootfs);
 }
 
@@ -489,8 +516,14 @@ fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
         secrets: &secrets,
     };
     let mut env = kserve_env.clone();
-    env.push(("SECURE_MODEL_TRUSTED_KEYS".into(), "/etc/secure-model/signer.pub.pem".into()));
-    env.push(("SECURE_MODEL_KEYS".into(), "local:/etc/secure-model/kek.bin".into()));
+    env.push((
+        "SECURE_MODEL_TRUSTED_KEYS".into(),
+        "/etc/secure-model/signer.pub.pem".into(),
+    ));
+    env.push((
+        "SECURE_MODEL_KEYS".into(),
+        "local:/etc/secure-model/kek.bin".into(),
+    ));
     let before: Vec<String> = tree(rootfs).into_iter().map(|(p, _)| p).collect();
     let id = |what: &str| format!("sm-image-{}-{what}", std::process::id());
 
@@ -499,22 +532,40 @@ fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
     let mut stalled = env.clone();
     stalled.retain(|(k, _)| k != "S3_ENDPOINT");
     stalled.push(("S3_ENDPOINT".into(), format!("127.0.0.1:{port}")));
-    run.configure(base, &["secure+s3://models/tiny", "/mnt/models/m0"], &stalled);
+    run.configure(
+        base,
+        &["secure+s3://models/tiny", "/mnt/models/m0"],
+        &stalled,
+    );
     let (status, mounts) = running_process_facts(&run, &id("facts"));
     drop(silent);
     check_process(&status, &mounts);
 
     // Success: the model lands in the tmpfs, owned by 65532.
-    run.configure(base, &["secure+s3://models/tiny", "/mnt/models/model"], &env);
+    run.configure(
+        base,
+        &["secure+s3://models/tiny", "/mnt/models/model"],
+        &env,
+    );
     let (out, term) = run.run(&id("pull"));
-    assert!(out.status.success(), "{}\n{term}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{term}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (rel, data) in servers::walk(&secure_model_testkit::example_model()) {
         let p = models.join("model").join(&rel);
         assert_eq!(std::fs::read(&p).unwrap(), data, "{rel}");
         assert_eq!(std::fs::metadata(&p).unwrap().uid(), UID, "{rel}");
     }
-    assert!(term.contains("\"outcome\""), "summary as termination message: {term}");
-    eprintln!("pulled into the tmpfs; termination message: {}", term.trim());
+    assert!(
+        term.contains("\"outcome\""),
+        "summary as termination message: {term}"
+    );
+    eprintln!(
+        "pulled into the tmpfs; termination message: {}",
+        term.trim()
+    );
 
     // A write anywhere else fails: the kernel refuses it (the memory-backed rule is relaxed so
     // that it is the read-only root filesystem that says no).
@@ -530,7 +581,11 @@ fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
 
     // The failure path: a tampered ciphertext is an integrity failure, one line, nothing
     // published.
-    run.configure(base, &["secure+s3://models/tampered", "/mnt/models/bad"], &env);
+    run.configure(
+        base,
+        &["secure+s3://models/tampered", "/mnt/models/bad"],
+        &env,
+    );
     let (out, term) = run.run(&id("tampered"));
     assert_eq!(out.status.code(), Some(4), "{term}");
     assert_eq!(term.trim_end().lines().count(), 1, "{term}");
@@ -567,10 +622,13 @@ fn check_process(status: &BTreeMap<String, String>, mounts: &str) {
     let root = mounts
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() > 5 && f[4] == "/")
-        .last()
+        .rfind(|f| f.len() > 5 && f[4] == "/")
         .expect("a mount at /");
-    assert!(root[5].split(',').any(|o| o == "ro"), "root mounted {}", root[5]);
+    assert!(
+        root[5].split(',').any(|o| o == "ro"),
+        "root mounted {}",
+        root[5]
+    );
     let models = mounts
         .lines()
         .find(|l| l.split_whitespace().nth(4) == Some("/mnt/models"))

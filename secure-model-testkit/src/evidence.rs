@@ -4,9 +4,9 @@
 //! `ciborium`). Shared by the attestation tests and the fuzz seed generator.
 
 use ciborium::Value as CborValue;
+use secure_model_core::attest::SNP_REPORT_LEN;
 use sev::firmware::guest::AttestationReport;
 use sev::firmware::host::{CertTableEntry, CertType, TcbVersion};
-use secure_model_core::attest::SNP_REPORT_LEN;
 use sev::parser::ByteParser as _;
 
 /// A TDX quote v4 shape: 48-byte header, 584-byte TD report body whose REPORTDATA is at body

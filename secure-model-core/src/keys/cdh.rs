@@ -132,7 +132,10 @@ impl CdhClient {
             })?;
         let status = resp.status();
         // A declared length over the cap is refused before anything is read or allocated.
-        if resp.content_length().is_some_and(|l| l > MAX_RESOURCE as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_RESOURCE as u64)
+        {
             return Err(CdhError::TooLarge { resource });
         }
         let mut body = Zeroizing::new(Vec::new());

@@ -27,7 +27,10 @@ pub fn bundle(data: &[u8]) {
             assert_eq!(uf, vf, "verified and unverified readings differ");
             assert_eq!(u.model_id(), v.model_id());
             assert_eq!(u.digest(), v.digest());
-            assert!(plain.is_ok(), "a verified package is not a valid model signature");
+            assert!(
+                plain.is_ok(),
+                "a verified package is not a valid model signature"
+            );
         }
         _ => {}
     }
@@ -136,7 +139,9 @@ pub fn keys_file(data: &[u8]) {
     };
     assert!(kf.recipients.len() as u64 <= limits.max_recipients);
     for r in &kf.recipients {
-        let wrapped = r.wrapped_bytes(&limits).expect("a parsed recipient's wrapped DEK");
+        let wrapped = r
+            .wrapped_bytes(&limits)
+            .expect("a parsed recipient's wrapped DEK");
         assert!(wrapped.len() as u64 <= limits.max_wrapped_dek_bytes);
     }
     let bytes = kf.to_bytes();

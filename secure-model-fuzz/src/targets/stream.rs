@@ -56,11 +56,17 @@ pub fn stream_decrypt(data: &[u8]) {
     let key = fixtures::tink_key();
     let sequential = match decrypt_all(&key, ad, params, ct) {
         Ok(pt) => {
-            assert_eq!(params.ciphertext_len(pt.len() as u64), Some(ct.len() as u64));
+            assert_eq!(
+                params.ciphertext_len(pt.len() as u64),
+                Some(ct.len() as u64)
+            );
             Some(pt)
         }
         Err(e) => {
-            assert!(matches!(e, CryptoError::Authentication), "not opaque: {e:?}");
+            assert!(
+                matches!(e, CryptoError::Authentication),
+                "not opaque: {e:?}"
+            );
             None
         }
     };
@@ -83,7 +89,10 @@ pub fn stream_decrypt(data: &[u8]) {
         // Random access reads only its range: bytes after a full last segment are the
         // loader's business (it compares the object size with the signed size first).
         (Ok(_), None) => {}
-        (Err(e), _) => assert!(matches!(e, CryptoError::Authentication), "not opaque: {e:?}"),
+        (Err(e), _) => assert!(
+            matches!(e, CryptoError::Authentication),
+            "not opaque: {e:?}"
+        ),
     }
 }
 
@@ -150,8 +159,14 @@ pub fn stream_tamper(data: &[u8]) {
             assert_eq!(out, pt);
         }
         Err(e) => {
-            assert_ne!(changed, ct, "the untouched ciphertext did not decrypt: {e:?}");
-            assert!(matches!(e, CryptoError::Authentication), "not opaque: {e:?}");
+            assert_ne!(
+                changed, ct,
+                "the untouched ciphertext did not decrypt: {e:?}"
+            );
+            assert!(
+                matches!(e, CryptoError::Authentication),
+                "not opaque: {e:?}"
+            );
         }
     }
 }
