@@ -15,7 +15,8 @@
 # corpus size, crashes.
 #
 # Environment: CARGO_TARGET_DIR (the fuzz build goes to $CARGO_TARGET_DIR/fuzz), FUZZ_SECONDS,
-# FUZZ_JOBS (parallel libFuzzer workers per target, default 1), FUZZ_CODEGEN_UNITS (16).
+# FUZZ_JOBS (parallel libFuzzer workers per target, default 1), FUZZ_CODEGEN_UNITS (16),
+# FUZZ_LOG_DIR (keep each target's libFuzzer output there, for coverage-plateau reports).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -67,6 +68,7 @@ for t in "${targets[@]}"; do
   "${FUZZ[@]}" run "${BUILD[@]}" "$t" \
     "corpus-run/$t" "corpus/$t" -- "${args[@]}" >"$out" 2>&1 || status=$?
   secs=$(($(date +%s) - t0))
+  if [[ -n "${FUZZ_LOG_DIR:-}" ]]; then mkdir -p "$FUZZ_LOG_DIR" && cp "$out" "$FUZZ_LOG_DIR/$t.log"; fi
   done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$out" | tail -n 1 || true)"
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out" | tail -n 1)"
