@@ -49,7 +49,7 @@ enum Command {
 struct ProfilesArg {
     /// The profiles file (or SECURE_MODEL_WEBHOOK_PROFILES).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_PROFILES))]
-    profiles: Option<PathBuf>,
+    profiles: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,10 +59,10 @@ struct ServeArgs {
     listen: Option<String>,
     /// PEM certificate chain (or SECURE_MODEL_WEBHOOK_TLS_CERT).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_TLS_CERT))]
-    tls_cert: Option<PathBuf>,
+    tls_cert: Option<String>,
     /// PEM private key (or SECURE_MODEL_WEBHOOK_TLS_KEY).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_TLS_KEY))]
-    tls_key: Option<PathBuf>,
+    tls_key: Option<String>,
     #[command(flatten)]
     profiles: ProfilesArg,
 }
@@ -133,18 +133,9 @@ async fn terminated() {
 async fn serve(args: ServeArgs, src: Source) -> Result<(), Failure> {
     let src = src
         .flag(&r::WEBHOOK_LISTEN, args.listen.as_ref())
-        .flag(
-            &r::WEBHOOK_TLS_CERT,
-            args.tls_cert.as_ref().map(|p| p.display()),
-        )
-        .flag(
-            &r::WEBHOOK_TLS_KEY,
-            args.tls_key.as_ref().map(|p| p.display()),
-        )
-        .flag(
-            &r::WEBHOOK_PROFILES,
-            args.profiles.profiles.as_ref().map(|p| p.display()),
-        );
+        .flag(&r::WEBHOOK_TLS_CERT, args.tls_cert.as_ref())
+        .flag(&r::WEBHOOK_TLS_KEY, args.tls_key.as_ref())
+        .flag(&r::WEBHOOK_PROFILES, args.profiles.profiles.as_ref());
     let opts = server_options(&src)?;
     let webhook = Webhook::bind(opts)
         .await
@@ -170,10 +161,7 @@ fn read_input(file: &PathBuf) -> Result<String, Failure> {
 }
 
 fn inject(args: InjectArgs, src: Source) -> Result<(), Failure> {
-    let src = src.flag(
-        &r::WEBHOOK_PROFILES,
-        args.profiles.profiles.as_ref().map(|p| p.display()),
-    );
+    let src = src.flag(&r::WEBHOOK_PROFILES, args.profiles.profiles.as_ref());
     let profiles = load_profiles(&src)?;
     let text = read_input(&args.file)?;
     let (out, reports) = workload::inject_yaml(&text, &profiles)
@@ -193,10 +181,7 @@ fn inject(args: InjectArgs, src: Source) -> Result<(), Failure> {
 }
 
 fn check(args: ProfilesArg, src: Source) -> Result<(), Failure> {
-    let src = src.flag(
-        &r::WEBHOOK_PROFILES,
-        args.profiles.as_ref().map(|p| p.display()),
-    );
+    let src = src.flag(&r::WEBHOOK_PROFILES, args.profiles.as_ref());
     let profiles = load_profiles(&src)?;
     println!("ok: {}", profiles.names().join(", "));
     Ok(())
@@ -256,6 +241,11 @@ mod tests {
         for sub in cmd.get_subcommands() {
             long_flags(sub, out);
         }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 
     /// Every flag the settings registry documents for the webhook exists on its command line.
