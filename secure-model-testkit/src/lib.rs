@@ -2,7 +2,7 @@
 //!
 //! What the tests of every secure-model crate share, so none of it is written twice: the
 //! repository's paths, memory-backed scratch directories, the Python venv of reference
-//! implementations (`scripts/setup-python.sh`), real servers started on 127.0.0.1 and stopped
+//! implementations (`scripts/setup-python.sh`), Kubernetes and KServe schemas ([`k8s`]), real servers started on 127.0.0.1 and stopped
 //! by PID when their guard drops ([`servers`]), and the in-repo Trustee-KBS/CDH test peer
 //! ([`kbs`]). Test code: it panics on setup failures so a broken environment fails loudly.
 #![allow(
@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod k8s;
 pub mod kbs;
 pub mod servers;
 

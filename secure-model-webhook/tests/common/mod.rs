@@ -1,0 +1,127 @@
+//! What the webhook's test files share: the profiles of deploy/webhook/profiles.yaml (the
+//! shipped ConfigMap), pods built from real specs, and patch application.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test; each test file uses a part"
+)]
+
+use secure_model_testkit::k8s::{load_yaml, yaml_docs};
+use secure_model_testkit::repo;
+use secure_model_webhook::profile::Profiles;
+use serde_json::{json, Value};
+
+/// The `profiles.yaml` key of the shipped ConfigMap.
+pub fn deploy_profiles_text() -> String {
+    let cm = load_yaml(&repo().join("deploy/webhook/profiles.yaml"));
+    cm["data"]["profiles.yaml"].as_str().unwrap().to_string()
+}
+
+/// The shipped profiles.
+pub fn profiles() -> Profiles {
+    Profiles::parse(&deploy_profiles_text()).unwrap()
+}
+
+/// Every document of a file under deploy/.
+pub fn deploy_docs(rel: &str) -> Vec<Value> {
+    yaml_docs(&std::fs::read_to_string(repo().join("deploy").join(rel)).unwrap())
+}
+
+/// A vLLM pod that asks for injection with `annotations` added to the source.
+pub fn vllm_pod(extra: Value) -> Value {
+    let mut annotations = json!({"secure-model.io/source": "secure+s3://models/llama/v1"});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        annotations[k] = v;
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "vllm",
+            "namespace": "models",
+            "labels": {"app": "vllm", "secure-model.io/inject": "true"},
+            "annotations": annotations
+        },
+        "spec": {
+            "containers": [{
+                "name": "vllm",
+                "image": "vllm/vllm-openai:v0.11.0",
+                "args": ["--model=/mnt/models"],
+                "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]
+            }],
+            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+        }
+    })
+}
+
+/// A KServe predictor pod as KServe's pod mutator leaves it for our ClusterStorageContainer
+/// (the `storage-initializer` added by KServe, `kserve-provision-location` memory-backed).
+pub fn kserve_predictor_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "sklearn-secure-predictor-00001-deployment-abc",
+            "namespace": "models",
+            "labels": {"serving.kserve.io/inferenceservice": "sklearn-secure", "secure-model.io/inject": "true"},
+            "annotations": {"secure-model.io/source": "secure+s3://models/sklearn/v1"}
+        },
+        "spec": {
+            "initContainers": [{
+                "name": "storage-initializer",
+                "image": "ghcr.io/example/secure-model-initc:0.1.0",
+                "args": ["secure+s3://models/sklearn/v1", "/mnt/models"],
+                "volumeMounts": [{"name": "kserve-provision-location", "mountPath": "/mnt/models"}]
+            }],
+            "containers": [{
+                "name": "kserve-container",
+                "image": "kserve/sklearnserver:v0.15.0",
+                "volumeMounts": [{"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": true}]
+            }],
+            "volumes": [{"name": "kserve-provision-location", "emptyDir": {"medium": "Memory"}}]
+        }
+    })
+}
+
+/// The upstream LLMInferenceService sample (`../shared/kserve`), or the same object encoded
+/// here when the reference files are absent.
+pub fn llmisvc_sample() -> Value {
+    if let Some(r) = secure_model_testkit::k8s::kserve_ref() {
+        let p = r.join("llmisvc-sample-single-gpu.yaml");
+        if p.is_file() {
+            return load_yaml(&p);
+        }
+    }
+    json!({
+        "apiVersion": "serving.kserve.io/v1alpha2",
+        "kind": "LLMInferenceService",
+        "metadata": {"name": "qwen3-coder-tool-calling"},
+        "spec": {
+            "model": {"uri": "hf://Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8", "name": "Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8"},
+            "replicas": 1,
+            "router": {"route": {}, "scheduler": {}},
+            "template": {"containers": [{
+                "name": "main",
+                "image": "ghcr.io/llm-d/llm-d-cuda:v0.9.0",
+                "env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "HF_TOKEN"}}}],
+                "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}}
+            }]}
+        }
+    })
+}
+
+/// `doc` with `ops` applied.
+pub fn apply(doc: &Value, ops: &[json_patch::PatchOperation]) -> Value {
+    let mut out = doc.clone();
+    json_patch::patch(&mut out, ops).unwrap();
+    out
+}
+
+/// The pod template (or pod spec) of an object.
+pub fn init_container<'a>(spec: &'a Value) -> &'a Value {
+    let ic = spec["initContainers"].as_array().unwrap();
+    &ic[0]
+}
