@@ -12,7 +12,10 @@
 
 mod common;
 
-use common::{apply, init_container, kserve_predictor_pod, llmisvc_sample, profiles, vllm_pod};
+use common::{
+    apply, assert_guarantees, init_container, kserve_predictor_pod, llmisvc_sample, profiles,
+    vllm_pod,
+};
 use proptest::prelude::*;
 use secure_model_testkit::k8s::{errors, K8sSchemas};
 use secure_model_webhook::admission::patch_for;
@@ -21,50 +24,6 @@ use secure_model_webhook::request::Scope;
 use secure_model_webhook::workload::{inject_yaml, Outcome};
 use secure_model_webhook::Refusal;
 use serde_json::{json, Value};
-
-/// The loader's guarantees on an injected pod spec: our init container first, hardened, the
-/// model in a memory-backed emptyDir at `dest`, mounted read-only by every other container.
-fn assert_guarantees(spec: &Value, dest: &str) {
-    let ic = init_container(spec);
-    assert_eq!(ic["name"], "storage-initializer", "{spec:#}");
-    assert_eq!(ic["args"][1], dest);
-    let sc = &ic["securityContext"];
-    assert_eq!(sc["runAsNonRoot"], true);
-    assert_eq!(sc["readOnlyRootFilesystem"], true);
-    assert_eq!(sc["allowPrivilegeEscalation"], false);
-    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
-    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
-    let volume = ic["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["mountPath"] == dest)
-        .expect("the init container mounts the destination")["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = spec["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == volume.as_str())
-        .unwrap();
-    assert_eq!(v["emptyDir"]["medium"], "Memory", "{v}");
-    let others = spec["initContainers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .skip(1)
-        .chain(spec["containers"].as_array().unwrap());
-    for c in others {
-        for m in c["volumeMounts"].as_array().into_iter().flatten() {
-            if m["name"] == volume.as_str() || m["mountPath"] == dest {
-                assert_eq!(m["readOnly"], true, "{}: {m}", c["name"]);
-                assert_eq!(m["name"], volume.as_str(), "{}: {m}", c["name"]);
-            }
-        }
-    }
-}
 
 fn inject_pod(pod: &Value) -> Result<Option<Value>, secure_model_webhook::mutation::InjectError> {
     Ok(patch_for(pod, &profiles(), Scope::Pod)?.map(|(ops, _)| apply(pod, &ops)))

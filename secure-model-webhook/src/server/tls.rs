@@ -145,7 +145,9 @@ impl ResolvesServerCert for ReloadingCert {
 }
 
 /// A server configuration (TLS 1.2 and 1.3, `ring`, HTTP/1.1 by ALPN) resolving its
-/// certificate through `resolver`.
+/// certificate through `resolver`. Sessions are not resumed: every new connection is
+/// authenticated with the certificate in use then, so a rotation (or a revocation) takes effect
+/// for every new connection at once; the API server keeps its connections alive anyway.
 ///
 /// # Errors
 /// [`TlsError::Config`].
@@ -156,5 +158,7 @@ pub fn server_config(resolver: Arc<ReloadingCert>) -> Result<Arc<ServerConfig>, 
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }

@@ -125,3 +125,113 @@ pub fn init_container<'a>(spec: &'a Value) -> &'a Value {
     let ic = spec["initContainers"].as_array().unwrap();
     &ic[0]
 }
+
+/// The loader's guarantees on an injected pod spec: our init container first, hardened, the
+/// model in a memory-backed emptyDir at `dest`, mounted read-only by every other container.
+pub fn assert_guarantees(spec: &Value, dest: &str) {
+    let ic = init_container(spec);
+    assert_eq!(ic["name"], "storage-initializer", "{spec:#}");
+    assert_eq!(ic["args"][1], dest);
+    let sc = &ic["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    let volume = ic["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == dest)
+        .expect("the init container mounts the destination")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume.as_str())
+        .unwrap();
+    assert_eq!(v["emptyDir"]["medium"], "Memory", "{v}");
+    let others = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .chain(spec["containers"].as_array().unwrap());
+    for c in others {
+        for m in c["volumeMounts"].as_array().into_iter().flatten() {
+            if m["name"] == volume.as_str() || m["mountPath"] == dest {
+                assert_eq!(m["readOnly"], true, "{}: {m}", c["name"]);
+                assert_eq!(m["name"], volume.as_str(), "{}: {m}", c["name"]);
+            }
+        }
+    }
+}
+
+/// An `admission.k8s.io/v1` AdmissionReview of a pod CREATE, as the API server sends it.
+pub fn pod_review(uid: &str, pod: &Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": pod["metadata"]["namespace"].as_str().unwrap_or("models"),
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["system:serviceaccounts"]},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        }
+    })
+}
+
+/// The pod a workload's controller creates from its template (`template` = metadata + spec).
+pub fn pod_from_template(name: &str, namespace: &str, template: &Value) -> Value {
+    let mut meta = template["metadata"].clone();
+    if meta.is_null() {
+        meta = json!({});
+    }
+    meta["generateName"] = json!(format!("{name}-"));
+    meta["namespace"] = json!(namespace);
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
+}
+
+/// The pod KServe's controller makes of an LLMInferenceService: its `spec.template` merged
+/// over the default template's `main` container (image, command, mounts), with
+/// `spec.labels` and `spec.annotations` on the pod (as `PropagateMap` does).
+pub fn pod_from_llmisvc(isvc: &Value) -> Value {
+    let mut spec = isvc["spec"]["template"].clone();
+    let main = &mut spec["containers"][0];
+    main["command"] = json!([
+        "/bin/bash",
+        "-c",
+        "exec vllm serve /mnt/models --port 8000",
+        "--"
+    ]);
+    main["volumeMounts"] = json!([{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "model-cache", "mountPath": "/models"}]);
+    spec["volumes"] = json!([
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        {"name": "model-cache", "emptyDir": {}}
+    ]);
+    let mut labels = json!({"app.kubernetes.io/name": isvc["metadata"]["name"]});
+    for (k, v) in isvc["spec"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        labels[k] = v;
+    }
+    let template = json!({"metadata": {"labels": labels, "annotations": isvc["spec"]["annotations"]}, "spec": spec});
+    pod_from_template(
+        &format!("{}-kserve", isvc["metadata"]["name"].as_str().unwrap()),
+        "models",
+        &template,
+    )
+}
