@@ -130,3 +130,23 @@ pub fn assert_module_map_lists_every_module(lib_rs: &Path) {
         );
     }
 }
+
+/// The path of the workspace binary `name` (built for tests into the same target directory),
+/// building it with cargo when a test of another package runs alone.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test> → <target>/<profile>/<name>
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --bin {name}");
+    }
+    assert!(bin.is_file(), "{} not built", bin.display());
+    bin
+}
