@@ -5,7 +5,7 @@
 #
 #   cache:  ${SECURE_MODEL_KUBE_DIR:-<repo>/target/kube}/kube-apiserver-<version>
 #   stdout: shell `export` lines (eval "$(scripts/setup-kube-apiserver.sh)"):
-#           SECURE_MODEL_KUBE_APISERVER, SECURE_MODEL_ETCD
+#           SECURE_MODEL_KUBE_APISERVER, SECURE_MODEL_ETCD (kubectl is installed when missing)
 # Everything else goes to stderr. A cold run takes 8-12 minutes on 2 cores (the Go build);
 # a warm one is instant. The build tree (~2 GB) and Go cache (~1 GB) are deleted afterwards.
 set -euo pipefail
@@ -30,6 +30,11 @@ apt_install() {
 if ! command -v etcd >/dev/null 2>&1; then
   log "apt-get install etcd-server"
   apt_install etcd-server
+fi
+# The test talks to the API server with kubectl (the image's, or Debian's kubernetes-client).
+if ! command -v kubectl >/dev/null 2>&1; then
+  log "apt-get install kubernetes-client"
+  apt_install kubernetes-client
 fi
 
 if [[ ! -x "$BIN" ]]; then

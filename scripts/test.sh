@@ -30,3 +30,8 @@ cargo test --workspace --all-features
 
 echo "== static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)" >&2
 cargo test -p secure-model-initc --test static_binary -- --ignored
+
+echo "== real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)" >&2
+eval "$(scripts/setup-kube-apiserver.sh)"
+export SECURE_MODEL_KUBE_APISERVER SECURE_MODEL_ETCD
+cargo test -p secure-model-webhook --test apiserver -- --ignored
