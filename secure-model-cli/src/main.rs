@@ -92,13 +92,7 @@ fn main() -> ExitCode {
     };
     match rt.block_on(dispatch(cli.command, &src)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(h) = f.hint {
-                eprintln!("hint: {h}");
-            }
-            ExitCode::from(f.exit_code())
-        }
+        Err(f) => f.report(),
     }
 }
 

@@ -18,7 +18,7 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use regex::Regex;
 use secure_model_testkit::k8s::{crd_identity, errors, kserve_ref, load_yaml, strict, yaml_docs};

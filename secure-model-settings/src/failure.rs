@@ -52,6 +52,16 @@ impl Failure {
         self.class.exit_code()
     }
 
+    /// Prints `error: MESSAGE` (and `hint: HINT`) on stderr and returns the exit code: how a
+    /// command-line binary ends on this failure.
+    pub fn report(&self) -> std::process::ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(h) = self.hint {
+            eprintln!("hint: {h}");
+        }
+        std::process::ExitCode::from(self.exit_code())
+    }
+
     /// The message on one line, at most `max` characters (for termination logs).
     pub fn one_line(&self, max: usize) -> String {
         self.message

@@ -217,13 +217,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(h) = f.hint {
-                eprintln!("hint: {h}");
-            }
-            ExitCode::from(f.exit_code())
-        }
+        Err(f) => f.report(),
     }
 }
 

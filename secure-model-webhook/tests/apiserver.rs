@@ -285,16 +285,8 @@ fn scenario(cluster: &Cluster, cfg: &Value) {
     assert!(created["spec"].get("initContainers").is_none());
 
     // A refusal reaches the user with what to change.
-    let mut pod = vllm_pod(json!({}));
+    let mut pod = common::pod_with_disk_at_destination();
     pod["metadata"]["name"] = json!("disk");
-    pod["spec"]["volumes"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": "models"}}));
-    pod["spec"]["containers"][0]["volumeMounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "cache", "mountPath": "/mnt/models", "readOnly": true}));
     let err = cluster.create(&pod).unwrap_err();
     assert!(
         err.contains("denied the request") && err.contains("not a memory-backed emptyDir"),

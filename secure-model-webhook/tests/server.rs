@@ -184,15 +184,7 @@ async fn real_pods_are_injected_over_https() {
     assert_guarantees(&patched["spec"], "/mnt/models");
 
     // A refusal: a disk-backed volume at the destination.
-    let mut pod = vllm_pod(json!({}));
-    pod["spec"]["volumes"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": "models"}}));
-    pod["spec"]["containers"][0]["volumeMounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "cache", "mountPath": "/mnt/models", "readOnly": true}));
+    let pod = common::pod_with_disk_at_destination();
     let (resp, _) = review(&s, "/mutate", "uid-refused", &pod).await;
     assert_eq!(resp["allowed"], false);
     assert_eq!(resp["status"]["code"], 403);

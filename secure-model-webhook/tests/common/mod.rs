@@ -57,6 +57,20 @@ pub fn vllm_pod(extra: Value) -> Value {
     })
 }
 
+/// The vLLM pod with a PersistentVolumeClaim mounted at the destination (must be refused).
+pub fn pod_with_disk_at_destination() -> Value {
+    let mut pod = vllm_pod(json!({}));
+    pod["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "cache", "persistentVolumeClaim": {"claimName": "models"}}));
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "cache", "mountPath": "/mnt/models", "readOnly": true}));
+    pod
+}
+
 /// A KServe predictor pod as KServe's pod mutator leaves it for our ClusterStorageContainer
 /// (the `storage-initializer` added by KServe, `kserve-provision-location` memory-backed).
 pub fn kserve_predictor_pod() -> Value {
@@ -121,7 +135,7 @@ pub fn apply(doc: &Value, ops: &[json_patch::PatchOperation]) -> Value {
 }
 
 /// The pod template (or pod spec) of an object.
-pub fn init_container<'a>(spec: &'a Value) -> &'a Value {
+pub fn init_container(spec: &Value) -> &Value {
     let ic = spec["initContainers"].as_array().unwrap();
     &ic[0]
 }
