@@ -158,28 +158,28 @@ fn llmisvc_annotations(doc: &Value) -> Map<String, Value> {
     all
 }
 
+/// The `secure+` source an LLMInferenceService names (annotation, else `spec.model.uri`);
+/// `None` when it names none or opts out.
+fn llmisvc_source<'a>(doc: &'a Value, annotations: &'a Map<String, Value>) -> Option<&'a str> {
+    let uri = doc.pointer("/spec/model/uri").and_then(Value::as_str);
+    let source = annotations.get(SOURCE).and_then(Value::as_str).or(uri)?;
+    let label = doc
+        .pointer("/spec/labels")
+        .and_then(|l| l.get(INJECT))
+        .and_then(Value::as_str);
+    let opted_out =
+        annotations.get(INJECT).and_then(Value::as_str) == Some("false") || label == Some("false");
+    (!opted_out && source.starts_with("secure+")).then_some(source)
+}
+
 fn plan_llmisvc(
     doc: &Value,
     profiles: &Profiles,
 ) -> Result<(Vec<json_patch::PatchOperation>, Outcome), InjectError> {
     let annotations = llmisvc_annotations(doc);
-    let uri = doc
-        .pointer("/spec/model/uri")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let source = annotations
-        .get(SOURCE)
-        .and_then(Value::as_str)
-        .unwrap_or(uri);
-    let opted_out = annotations.get(INJECT).and_then(Value::as_str) == Some("false")
-        || doc
-            .pointer("/spec/labels")
-            .and_then(|l| l.get(INJECT))
-            .and_then(Value::as_str)
-            == Some("false");
-    if opted_out || !source.starts_with("secure+") {
+    let Some(source) = llmisvc_source(doc, &annotations) else {
         return Ok((Vec::new(), Outcome::NotAsked));
-    }
+    };
     let ask = request::ask_for(source, Some(&annotations))?;
     let profile = profiles.get(ask.profile.as_deref())?;
     if doc.pointer("/spec/template").is_none_or(Value::is_null) {
@@ -188,25 +188,8 @@ fn plan_llmisvc(
         )
         .into());
     }
-    let mut ops = Vec::new();
-    let mut already = false;
-    for spec_at in LLMISVC_POD_SPECS {
-        let Some(spec) = doc.pointer(spec_at).filter(|s| !s.is_null()) else {
-            continue;
-        };
-        let mut ask = ask.clone();
-        if !annotations.contains_key(CONTAINERS) {
-            let has_main = spec["containers"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["name"] == LLMISVC_MAIN_CONTAINER));
-            ask.containers = has_main.then(|| vec![LLMISVC_MAIN_CONTAINER.to_string()]);
-        }
-        match mutation::inject(doc, &PodAt::bare(spec_at), &ask, profile)? {
-            Decision::AlreadyInjected => already = true,
-            Decision::Patch(p) => ops.extend(p),
-        }
-    }
-    if ops.is_empty() && already {
+    let mut ops = inject_llmisvc_specs(doc, &ask, profile, annotations.contains_key(CONTAINERS))?;
+    if ops.is_empty() {
         return Ok((Vec::new(), Outcome::AlreadyInjected));
     }
     ops.push(disable_kserve_initializer(doc));
@@ -216,6 +199,33 @@ fn plan_llmisvc(
             profile: profile.name.clone(),
         },
     ))
+}
+
+/// The operations for every pod spec of an LLMInferenceService that is not yet injected;
+/// without a containers annotation the target is `main` where a spec has one.
+fn inject_llmisvc_specs(
+    doc: &Value,
+    ask: &request::Ask,
+    profile: &crate::profile::Profile,
+    containers_named: bool,
+) -> Result<Vec<json_patch::PatchOperation>, InjectError> {
+    let mut ops = Vec::new();
+    for spec_at in LLMISVC_POD_SPECS {
+        let Some(spec) = doc.pointer(spec_at).filter(|s| !s.is_null()) else {
+            continue;
+        };
+        let mut ask = ask.clone();
+        if !containers_named {
+            let has_main = spec["containers"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["name"] == LLMISVC_MAIN_CONTAINER));
+            ask.containers = has_main.then(|| vec![LLMISVC_MAIN_CONTAINER.to_string()]);
+        }
+        if let Decision::Patch(p) = mutation::inject(doc, &PodAt::bare(spec_at), &ask, profile)? {
+            ops.extend(p);
+        }
+    }
+    Ok(ops)
 }
 
 /// `spec.storageInitializer.enabled: false`: KServe's own initializer would not accept a
