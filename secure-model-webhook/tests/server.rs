@@ -149,9 +149,12 @@ async fn real_pods_are_injected_over_https() {
     assert!(resp.get("patch").is_none());
     assert_eq!(again, patched);
 
-    // The upstream LLMInferenceService sample in the webhook form, rendered into its pod.
-    let isvc = &deploy_docs("kserve/llmisvc-webhook.yaml")[0];
-    let pod = pod_from_llmisvc(isvc);
+    // The upstream LLMInferenceService sample in the webhook form, rendered into its pod over
+    // KServe's default template (and the same for our deploy/kserve example).
+    let pod = pod_from_llmisvc(&common::llmisvc_sample_webhook_form());
+    let example = pod_from_llmisvc(&deploy_docs("kserve/llmisvc-webhook.yaml")[0]);
+    let (resp, _) = review(&s, "/mutate", "uid-llm-example", &example).await;
+    assert!(resp["patch"].is_string(), "{resp}");
     let (resp, patched) = review(&s, "/mutate", "uid-llm", &pod).await;
     assert_eq!(resp["allowed"], true, "{resp}");
     let spec = &patched["spec"];
@@ -163,6 +166,10 @@ async fn real_pods_are_injected_over_https() {
         .unwrap()
         .iter()
         .any(|m| m["mountPath"] == "/mnt/models" && m["readOnly"] == true));
+    assert!(main["command"]
+        .to_string()
+        .contains("vllm serve /mnt/models"));
+    assert_eq!(main["image"], "ghcr.io/llm-d/llm-d-cuda:v0.9.0");
 
     // A KServe predictor pod that already has our ClusterStorageContainer's initializer.
     let pod = kserve_predictor_pod();

@@ -217,23 +217,51 @@ pub fn pod_from_template(name: &str, namespace: &str, template: &Value) -> Value
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
 }
 
+/// KServe's default LLMInferenceServiceConfig template's pod spec (`../shared/kserve`), or the
+/// parts of it the tests need, encoded here (container `main` serving /mnt/models, its
+/// volumes), when the reference files are absent.
+pub fn llmisvc_default_template() -> Value {
+    if let Some(r) = secure_model_testkit::k8s::kserve_ref() {
+        let p = r.join("llmisvc-config-llm-template.yaml");
+        if p.is_file() {
+            return load_yaml(&p)["spec"]["template"].clone();
+        }
+    }
+    json!({
+        "containers": [{
+            "name": "main",
+            "image": "ghcr.io/llm-d/llm-d-cuda:v0.9.0",
+            "command": ["/bin/bash", "-c", "exec vllm serve /mnt/models --port 8000", "--"],
+            "volumeMounts": [
+                {"mountPath": "/home", "name": "home"},
+                {"mountPath": "/dev/shm", "name": "dshm"},
+                {"mountPath": "/models", "name": "model-cache"}
+            ]
+        }],
+        "volumes": [
+            {"name": "home", "emptyDir": {}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+            {"name": "model-cache", "emptyDir": {}}
+        ]
+    })
+}
+
 /// The pod KServe's controller makes of an LLMInferenceService: its `spec.template` merged
-/// over the default template's `main` container (image, command, mounts), with
-/// `spec.labels` and `spec.annotations` on the pod (as `PropagateMap` does).
+/// over the default template (containers by name, field by field; the template's volumes),
+/// with `spec.labels` and `spec.annotations` on the pod (as the controller's `PropagateMap`).
 pub fn pod_from_llmisvc(isvc: &Value) -> Value {
-    let mut spec = isvc["spec"]["template"].clone();
-    let main = &mut spec["containers"][0];
-    main["command"] = json!([
-        "/bin/bash",
-        "-c",
-        "exec vllm serve /mnt/models --port 8000",
-        "--"
-    ]);
-    main["volumeMounts"] = json!([{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "model-cache", "mountPath": "/models"}]);
-    spec["volumes"] = json!([
-        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
-        {"name": "model-cache", "emptyDir": {}}
-    ]);
+    let mut spec = llmisvc_default_template();
+    for c in isvc["spec"]["template"]["containers"].as_array().unwrap() {
+        let containers = spec["containers"].as_array_mut().unwrap();
+        match containers.iter_mut().find(|b| b["name"] == c["name"]) {
+            Some(base) => {
+                for (k, v) in c.as_object().unwrap() {
+                    base[k] = v.clone();
+                }
+            }
+            None => containers.push(c.clone()),
+        }
+    }
     let mut labels = json!({"app.kubernetes.io/name": isvc["metadata"]["name"]});
     for (k, v) in isvc["spec"]["labels"]
         .as_object()
@@ -248,4 +276,17 @@ pub fn pod_from_llmisvc(isvc: &Value) -> Value {
         "models",
         &template,
     )
+}
+
+/// The upstream LLMInferenceService sample in the webhook form: KServe's initializer off, the
+/// opt-in label, the source and the target container in `spec.labels` / `spec.annotations`.
+pub fn llmisvc_sample_webhook_form() -> Value {
+    let mut isvc = llmisvc_sample();
+    let uri = "secure+s3://models/qwen3-coder/v1";
+    isvc["spec"]["model"]["uri"] = json!(uri);
+    isvc["spec"]["storageInitializer"] = json!({"enabled": false});
+    isvc["spec"]["labels"] = json!({"secure-model.io/inject": "true"});
+    isvc["spec"]["annotations"] =
+        json!({"secure-model.io/source": uri, "secure-model.io/containers": "main"});
+    isvc
 }
