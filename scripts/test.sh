@@ -37,4 +37,5 @@ cargo test -p secure-model-initc --test static_binary -- --ignored
 step "real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)"
 eval "$(scripts/setup-kube-apiserver.sh)"
 export SECURE_MODEL_KUBE_APISERVER SECURE_MODEL_ETCD
-cargo test -p secure-model-webhook --test apiserver -- --ignored
+# --workspace --all-features: the same feature set as `cargo test` above, so nothing is rebuilt.
+cargo test --workspace --all-features --test apiserver -- --ignored
