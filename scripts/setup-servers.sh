@@ -30,10 +30,21 @@ if [[ -z "$NGINX" ]]; then
   log "apt-get install nginx-light"
   SUDO=""
   if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx-light >&2 \
-    || { $SUDO apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx-light >&2; }
-  # The package starts a system nginx on port 80; tests run their own instances.
-  $SUDO systemctl stop nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || $SUDO pkill -x nginx >/dev/null 2>&1 || true
+  # The package would start a system nginx on port 80; tests run their own instances. A
+  # policy-rc.d that answers 101 ("action forbidden") keeps the install from starting any
+  # service, so there is nothing to stop afterwards (and no process is ever killed by name).
+  # It is ours only if it did not exist before; we remove only what we created.
+  POLICY=/usr/sbin/policy-rc.d
+  OWN_POLICY=""
+  if [[ ! -e "$POLICY" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 0755 "$POLICY"
+    OWN_POLICY=1
+  fi
+  install_nginx() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nginx-light >&2; }
+  install_nginx || { $SUDO apt-get update -q >&2 && install_nginx; } || STATUS=$?
+  if [[ -n "$OWN_POLICY" ]]; then $SUDO rm -f "$POLICY"; fi
+  if [[ -n "${STATUS:-}" ]]; then exit "$STATUS"; fi
   NGINX=/usr/sbin/nginx
 fi
 

@@ -34,7 +34,8 @@ enum Command {
     /// Generate a local KEK (`kek.bin`) and an ECDSA P-256 signing key pair
     /// (`signing-key.pem` PKCS#8, `signing-key.pub.pem` SPKI). Private files get mode 0600.
     Keygen(commands::keygen::KeygenArgs),
-    /// Encrypt and sign MODEL_DIR into a package at DEST (directory or file:// URI).
+    /// Encrypt and sign MODEL_DIR into a package at DEST (s3://, gs://, az://, a directory or
+    /// file:// URI).
     Pack(commands::pack::PackArgs),
     /// Verify a package: signature, structure, ciphertext sizes and SHA-256; with --key also
     /// decrypt and check every plaintext SHA-256 without writing anything.
@@ -57,6 +58,29 @@ enum Command {
     Jwe(commands::jwe::JweArgs),
     /// Every setting: environment variable, flag, accepted values, default, meaning.
     Settings(commands::settings::SettingsArgs),
+    /// Why will (or did) a pull fail? Checks the TEE, the destination, storage, the signature,
+    /// the keys and the network as the init container would run (same variables), printing
+    /// ok / warn / FAIL with advice and no secret; exits 0 when a pull can succeed.
+    Doctor(commands::doctor::DoctorArgs),
+}
+
+impl Command {
+    /// Whether the command prints its result as JSON (then a failure is printed as a JSON
+    /// object on stdout too).
+    fn json(&self) -> bool {
+        match self {
+            Command::Keygen(a) => a.output.json,
+            Command::Pack(a) => a.output.json,
+            Command::Verify(a) => a.output.json,
+            Command::Inspect(a) => a.output.json,
+            Command::Pull(a) => a.output.json,
+            Command::Rewrap(a) => a.output.json,
+            Command::Attest(_) => true,
+            Command::Jwe(a) => a.json(),
+            Command::Doctor(a) => a.output.json,
+            Command::Demo(_) | Command::Settings(_) => false,
+        }
+    }
 }
 
 async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
@@ -71,6 +95,7 @@ async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
         Command::Attest(a) => commands::attest::run(a, src).await,
         Command::Jwe(a) => commands::jwe::run(a),
         Command::Settings(a) => commands::settings::run(a),
+        Command::Doctor(a) => commands::doctor::run(a, src).await,
     }
 }
 
@@ -78,7 +103,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let src = Source::new(Environment::capture()).flag(&LOG, cli.log.as_ref());
     let filter = src.text(&LOG).ok().flatten();
-    logging::init(filter.as_deref().unwrap_or("warn"), "warn", LogFormat::Text);
+    logging::init(
+        filter.as_deref().unwrap_or("warn"),
+        "warn",
+        LogFormat::Text,
+        logging::colour(&src),
+    );
     secure_model_settings::warn_unknown_variables(src.environment());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,9 +120,15 @@ fn main() -> ExitCode {
             return ExitCode::from(secure_model_core::ErrorClass::Internal.exit_code());
         }
     };
+    let json = cli.command.json();
     match rt.block_on(dispatch(cli.command, &src)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => f.report(),
+        Err(f) => {
+            if json {
+                println!("{}", f.to_json());
+            }
+            f.report()
+        }
     }
 }
 

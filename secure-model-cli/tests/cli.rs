@@ -169,6 +169,152 @@ fn pack_inspect_verify_pull_roundtrip_with_json() {
     assert_eq!(v["files"], 8);
     assert_eq!(v["destination_fs"], "tmpfs");
     assert_eq!(tree_bytes(&out), tree_bytes(&model()));
+    // Every phase is reported, in seconds.
+    for phase in [
+        "manifest_fetch",
+        "verification",
+        "key_release",
+        "download",
+        "download_busy",
+        "decrypt_hash",
+        "publish",
+    ] {
+        assert!(
+            v["phases"][phase].as_f64().is_some_and(|s| s >= 0.0),
+            "{phase}: {v}"
+        );
+    }
+}
+
+/// With `--json`, a failure is a JSON object on stdout too (class, exit code, message, hint),
+/// and the human line stays on stderr.
+#[test]
+fn json_failures_are_json_objects() {
+    let e = Env::new();
+    let pkg = e.pack();
+    let dest = shm();
+    let o = run(&[
+        "pull",
+        &pkg,
+        dest.path().join("m").to_str().unwrap(),
+        "--trusted-key",
+        &e.p("keys2/signing-key.pub.pem"),
+        "--key",
+        &format!("local:{}", e.p("keys/kek.bin")),
+        "--json",
+    ]);
+    assert_eq!(code(&o), 4);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["class"], "integrity", "{v}");
+    assert_eq!(v["error"]["exit_code"], 4);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not valid under any trusted key"));
+    assert!(v["error"]["hint"].is_string());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error: "));
+    // Without --json, stdout stays empty on failure.
+    let o = run(&["inspect", "/nonexistent/pkg"]);
+    assert_eq!(code(&o), 3);
+    assert!(o.stdout.is_empty());
+}
+
+/// The commands that take a package location say which locations work.
+#[test]
+fn help_names_every_location_form() {
+    for cmd in ["pack", "pull", "verify", "inspect", "rewrap"] {
+        let help = ok(&[cmd, "--help"]);
+        for form in ["s3://", "gs://", "az://", "file://"] {
+            assert!(help.contains(form), "{cmd} --help lacks {form}:\n{help}");
+        }
+    }
+}
+
+/// Colour only on a terminal: logs in a pipe have no escape codes; on a terminal they do,
+/// unless NO_COLOR is set.
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let warn_args = ["--log", "info", "inspect", "/nonexistent/pkg"];
+    let piped = bin()
+        .args(warn_args)
+        .env("SECURE_MODEL_NOT_A_SETTING", "1")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&piped.stderr).contains("SECURE_MODEL_NOT_A_SETTING"),
+        "{:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(
+        !piped.stderr.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    // util-linux `script` gives the command a pseudo-terminal.
+    let pty = |no_color: bool| {
+        let cmd = format!(
+            "{} --log info keygen --out {}",
+            env!("CARGO_BIN_EXE_secure-model"),
+            tempfile::tempdir().unwrap().keep().join("k").display()
+        );
+        let mut c = Command::new("script");
+        // An unknown variable of ours is logged as a warning: a line to colour.
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("SECURE_MODEL_NOT_A_SETTING", "1");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        c.output().unwrap()
+    };
+    let coloured = pty(false);
+    assert!(coloured.status.success());
+    assert!(
+        coloured.stdout.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(&coloured.stdout)
+    );
+    let plain = pty(true);
+    assert!(plain.status.success());
+    assert!(
+        !plain.stdout.contains(&0x1b),
+        "{:?}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}
+
+/// `pack` leaves out the top-level git paths `model_signing` leaves out, and says so.
+#[test]
+fn pack_names_the_git_paths_it_leaves_out() {
+    let e = Env::new();
+    let model = e.dir.path().join("model");
+    std::fs::create_dir_all(model.join(".git/objects")).unwrap();
+    std::fs::write(model.join(".git/HEAD"), "ref: refs/heads/main").unwrap();
+    std::fs::write(model.join(".gitattributes"), "*.bin filter=lfs").unwrap();
+    std::fs::write(model.join("weights.bin"), [7u8; 100]).unwrap();
+    let pkg = e.p("gitpkg");
+    let args = [
+        "pack",
+        model.to_str().unwrap(),
+        &pkg,
+        "--signing-key",
+        &e.p("keys/signing-key.pem"),
+        "--recipient",
+        &format!("local:{}", e.p("keys/kek.bin")),
+    ];
+    let out = ok(&args);
+    assert!(
+        out.contains("left out") && out.contains(".git") && out.contains(".gitattributes"),
+        "{out}"
+    );
+    let mut json_args = args.to_vec();
+    let pkg2 = e.p("gitpkg2");
+    json_args[2] = &pkg2;
+    json_args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(&ok(&json_args)).unwrap();
+    assert_eq!(v["ignored"], serde_json::json!([".gitattributes", ".git"]));
+    assert_eq!(v["files"], 1);
 }
 
 #[test]
@@ -460,7 +606,14 @@ fn attest_prints_evidence_or_names_what_is_missing() {
         let o = run(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");
-        assert!(o.stdout.is_empty(), "{args:?}");
+        // attest prints JSON: a failure is a JSON error object on stdout.
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(out["error"]["class"], "config", "{args:?}: {out}");
+        assert_eq!(out["error"]["exit_code"], 3, "{args:?}: {out}");
+        assert!(
+            out["error"]["message"].as_str().unwrap().contains(needle),
+            "{args:?}: {out}"
+        );
         assert_eq!(code(&o), 3, "{args:?}: {err}");
     }
     // On a machine without a TEE (this one), auto names both interfaces it probed.

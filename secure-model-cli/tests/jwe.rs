@@ -207,3 +207,42 @@ fn vectors_wrong_key_overwrite_and_bad_key() {
     assert_eq!(o.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&o.stderr).contains("over the 1000-byte limit"));
 }
+
+/// `jwe encrypt` leaves out the top-level git paths `model_signing` and `pack` leave out, and
+/// lists them; nested files named like them are kept.
+#[test]
+fn encrypt_leaves_out_git_paths_like_pack() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.jwk");
+    ok(&["keygen", "--out", key.to_str().unwrap()]);
+    let model = work.path().join("model");
+    std::fs::create_dir_all(model.join(".git")).unwrap();
+    std::fs::write(model.join(".git/HEAD"), "ref: refs/heads/main").unwrap();
+    std::fs::write(model.join(".gitignore"), "*.tmp").unwrap();
+    std::fs::create_dir_all(model.join("sub")).unwrap();
+    std::fs::write(model.join("sub/.gitignore"), "kept").unwrap();
+    std::fs::write(model.join("weights.bin"), [1u8; 64]).unwrap();
+    let out = work.path().join("out");
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "encrypt",
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(v["ignored"], serde_json::json!([".gitignore", ".git"]));
+    assert_eq!(files(&out), ["sub/.gitignore.jwe", "weights.bin.jwe"]);
+    let human = ok(&[
+        "encrypt",
+        "--key",
+        key.to_str().unwrap(),
+        model.to_str().unwrap(),
+        work.path().join("out2").to_str().unwrap(),
+    ]);
+    assert!(
+        human.contains("left out git paths") && human.contains(".git"),
+        "{human}"
+    );
+}

@@ -20,6 +20,19 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// The class's name in reports (`config`, `integrity`, `key`, `storage`, `destination`,
+    /// `internal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Config => "config",
+            ErrorClass::Integrity => "integrity",
+            ErrorClass::Key => "key",
+            ErrorClass::Storage => "storage",
+            ErrorClass::Destination => "destination",
+            ErrorClass::Internal => "internal",
+        }
+    }
+
     /// Exit code used by the `secure-model` and `secure-model-initc` binaries.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -34,12 +47,14 @@ impl ErrorClass {
 }
 
 /// One line: `e` and its causes joined with `": "`. A cause whose message the line already
-/// ends with (a `transparent` wrapper repeating its inner error) is not repeated.
+/// ends with (a `transparent` wrapper repeating its inner error) is not repeated. Every
+/// layer is made one line (see [`one_line`]): a store's XML error document shrinks to its
+/// `Code: Message`, line breaks become spaces.
 pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
+    let mut s = one_line(&e.to_string());
     let mut cur = e.source();
     while let Some(e) = cur {
-        let m = e.to_string();
+        let m = one_line(&e.to_string());
         if !s.ends_with(&m) {
             s.push_str(": ");
             s.push_str(&m);
@@ -47,4 +62,59 @@ pub fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
         cur = e.source();
     }
     s
+}
+
+/// The text between `<tag>` and `</tag>` in `xml`, if any.
+fn xml_element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let len = xml.get(start..)?.find(&close)?;
+    xml.get(start..start + len)
+}
+
+/// `text` on one line: an embedded XML error document (S3, Azure: `<Error><Code>…</Code>
+/// <Message>…</Message>…</Error>`) is replaced by `Code: Message`, any other XML body is
+/// dropped, and runs of whitespace (line breaks included) become one space.
+pub fn one_line(text: &str) -> String {
+    let xml_start = text.find("<?xml").or_else(|| text.find("<Error>"));
+    let condensed = match xml_start {
+        Some(i) => {
+            let (head, xml) = text.split_at(i);
+            let code = xml_element(xml, "Code");
+            let message = xml_element(xml, "Message");
+            let summary = match (code, message) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                (None, Some(m)) => m.to_string(),
+                (None, None) => "(XML error body)".to_string(),
+            };
+            let tail = xml
+                .find("</Error>")
+                .and_then(|end| xml.get(end + "</Error>".len()..))
+                .unwrap_or("");
+            format!("{head}{summary}{tail}")
+        }
+        None => text.to_string(),
+    };
+    condensed.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_error_documents_become_one_line() {
+        let raw = "Error performing GET http://127.0.0.1:9/b/manifest.sig in 2ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>InvalidAccessKeyId</Code>\n  <Message>The AWS Access Key Id you provided does not exist in our records.</Message>\n  <RequestId>42</RequestId>\n</Error>";
+        assert_eq!(
+            one_line(raw),
+            "Error performing GET http://127.0.0.1:9/b/manifest.sig in 2ms - Server returned non-2xx status code: 403 Forbidden: InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records."
+        );
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        assert_eq!(
+            one_line("x: <?xml version=\"1.0\"?><Nope/>"),
+            "x: (XML error body)"
+        );
+    }
 }

@@ -85,5 +85,5 @@ pub mod storage;
 pub mod test_support;
 pub mod verify;
 
-pub use class::{chain_message, ErrorClass};
+pub use class::{chain_message, one_line, ErrorClass};
 pub use error::{Error, Result};

@@ -187,6 +187,18 @@ async fn s3rver_round_trip_with_kserve_variables_and_storage_config() {
         e.chain_message()
     );
     assert!(!e.chain_message().contains("not-the-secret"));
+    // One line: the store's XML error document shrinks to its code and message.
+    let msg = e.chain_message();
+    assert!(
+        !msg.contains('\n') && !msg.contains("<?xml") && !msg.contains("<Error>"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("InvalidAccessKeyId")
+            || msg.contains("AccessDenied")
+            || msg.contains("SignatureDoesNotMatch"),
+        "{msg}"
+    );
 
     // A missing package names the object and the location.
     let e = p.pull_err("s3://models/nothing-here", &env1).await;

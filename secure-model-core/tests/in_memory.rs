@@ -193,7 +193,7 @@ async fn an_untrusted_signer_is_refused_before_any_key_is_requested() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid { .. })),
         "{e:?}"
     );
     assert_eq!(counting.unwraps.load(Ordering::SeqCst), 0);

@@ -73,7 +73,7 @@ fn upstream_signature_refused_under_other_key_or_when_modified() {
         &Limits::default(),
     )
     .unwrap_err();
-    assert!(matches!(e, VerifyError::SignatureInvalid), "{e:?}");
+    assert!(matches!(e, VerifyError::SignatureInvalid { .. }), "{e:?}");
     let e = verify_model_signature(&sig, &TrustedKeys::new(), &Limits::default()).unwrap_err();
     assert!(matches!(e, VerifyError::NoTrustedKeys));
     // Change one character of the base64 payload.
@@ -88,7 +88,7 @@ fn upstream_signature_refused_under_other_key_or_when_modified() {
         &Limits::default(),
     )
     .unwrap_err();
-    assert!(matches!(e, VerifyError::SignatureInvalid), "{e:?}");
+    assert!(matches!(e, VerifyError::SignatureInvalid { .. }), "{e:?}");
     // A plain model signature is not an encrypted package.
     assert!(verify_manifest(&sig, &upstream_key(), &Limits::default(), None).is_err());
 }

@@ -135,7 +135,7 @@ async fn manifest_payload_and_signature_flips() {
     });
     let e = pull_default_err(&f).await;
     assert!(
-        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid { .. })),
         "{e:?}"
     );
 
@@ -147,7 +147,7 @@ async fn manifest_payload_and_signature_flips() {
     });
     let e = pull_default_err(&f).await;
     assert!(
-        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid { .. })),
         "{e:?}"
     );
 }
@@ -263,8 +263,15 @@ async fn untrusted_signer() {
     );
     let e = pull_err(&f, &loader).await;
     assert!(
-        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid)),
+        matches!(e, LoadError::Verify(VerifyError::SignatureInvalid { .. })),
         "{e:?}"
+    );
+    // The message names the key the bundle claims and the keys that are trusted.
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&f.signer.verifying_key().hint())
+            && msg.contains(&other.verifying_key().hint()),
+        "{msg}"
     );
     let loader = Loader::new(TrustedKeys::new(), vec![f.provider.clone()]);
     let e = pull_err(&f, &loader).await;

@@ -1,75 +1,130 @@
 //! `secure-model-initc SRC DEST [SRC DEST ...]`: the KServe storage initializer for
 //! secure-model packages (and, in KServe's confidential mode, KServe's JWE files). Reads its
 //! settings once (`secure_model_settings`), runs `secure_model_kserve::initializer`, and
-//! reports: JSON log lines on stderr, a one-line reason in the termination log on failure,
-//! the failure class as exit code.
+//! reports: JSON log lines on stderr ending with a summary (outcome, bytes, files, seconds
+//! per phase), written to the termination-message file too; on failure a one-line reason
+//! there, and the failure class as exit code.
+//!
+//! `secure-model-initc --doctor [--json] SRC DEST ...` runs `secure-model-doctor`'s checks
+//! with the same settings instead of pulling: from a debug pod with the init container's
+//! environment, it says why a pull will (or did) fail.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secure_model_core::loader::LogProgress;
-use secure_model_kserve::initializer::{self, Pair};
+use secure_model_kserve::initializer::{self, Pair, Summary};
 use secure_model_settings::logging::{self, LogFormat};
 use secure_model_settings::{build, registry, Environment, Failure, Source};
 
 const USAGE: &str = "usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]";
 
 fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
-    if args.is_empty() || args.len() % 2 != 0 {
-        return Err(Failure::config(format!(
+    Pair::from_args(args).ok_or_else(|| {
+        Failure::config(format!(
             "expected SRC DEST pairs, got {} argument(s); {USAGE}",
             args.len()
-        )));
-    }
-    Ok(args
-        .chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some(Pair {
-                source: s.clone(),
-                dest: PathBuf::from(d),
-            }),
-            _ => None,
-        })
-        .collect())
+        ))
+    })
 }
 
-async fn run(src: &Source, args: &[String]) -> Result<(), Failure> {
+async fn run(src: &Source, args: &[String]) -> Result<Summary, Failure> {
+    let started = Instant::now();
     let pairs = pairs(args)?;
     let settings = build::initializer(src)?;
     let progress = Arc::new(LogProgress::new(Duration::from_secs(2)));
-    initializer::run(&settings, &pairs, progress).await?;
-    Ok(())
+    let published = initializer::run(&settings, &pairs, progress).await?;
+    Ok(Summary::of(&published, started.elapsed().as_secs_f64()))
 }
 
-/// Logs the failure and writes its one line to the termination log (when that file exists:
-/// KServe shows it in the InferenceService status).
-fn report(src: &Source, f: &Failure) -> ExitCode {
-    tracing::error!(class = ?f.class, "{}", f.message);
-    let path = src
-        .path(&registry::TERMINATION_LOG)
-        .ok()
-        .flatten()
+/// Writes `text` to the termination-message file (KServe and `kubectl describe` show it),
+/// creating it when it does not exist. Kubernetes creates `/dev/termination-log`; a failure
+/// to write the default path outside Kubernetes is not worth a warning, a custom one is.
+fn termination_message(src: &Source, text: &str) {
+    let custom = src.path(&registry::TERMINATION_LOG).ok().flatten();
+    let path = custom
+        .clone()
         .unwrap_or_else(|| PathBuf::from(registry::TERMINATION_LOG.default));
-    if path.exists() {
-        let line = format!("secure-model-initc: {}\n", f.one_line(4000));
-        if let Err(e) = std::fs::write(&path, line) {
-            eprintln!(
-                "secure-model-initc: cannot write termination log {}: {e}",
-                path.display()
-            );
+    // Kubernetes reads at most 4096 bytes of it.
+    let text: String = text.chars().take(4000).collect();
+    if let Err(e) = std::fs::write(&path, format!("{text}\n")) {
+        if custom.is_some() {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
         }
     }
+}
+
+/// The final line of a successful run: the summary, logged and written as the termination
+/// message.
+fn succeed(src: &Source, s: &Summary) -> ExitCode {
+    let p = &s.phases;
+    tracing::info!(
+        outcome = s.outcome,
+        packages = s.packages,
+        downloads = s.downloads,
+        files = s.files,
+        bytes = s.bytes,
+        seconds = s.seconds,
+        manifest_fetch_s = p.manifest_fetch,
+        verification_s = p.verification,
+        key_release_s = p.key_release,
+        download_s = p.download,
+        download_busy_s = p.download_busy,
+        decrypt_hash_s = p.decrypt_hash,
+        publish_s = p.publish,
+        "summary"
+    );
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "{\"outcome\":\"success\"}".into());
+    termination_message(src, &json);
+    ExitCode::SUCCESS
+}
+
+/// The final line of a failed run: one line naming the class, written as the termination
+/// message too.
+fn fail(src: &Source, f: &Failure) -> ExitCode {
+    tracing::error!(
+        outcome = "failure",
+        class = f.class.as_str(),
+        exit_code = f.exit_code(),
+        "{}",
+        f.message
+    );
+    termination_message(src, &format!("secure-model-initc: {}", f.one_line(4000)));
     ExitCode::from(f.exit_code())
+}
+
+/// `--doctor [--json] SRC DEST ...`: the diagnosis instead of a pull.
+async fn doctor(src: &Source, args: &[String]) -> ExitCode {
+    let (json, rest) = match args.first().map(String::as_str) {
+        Some("--json") => (true, args.get(1..).unwrap_or_default()),
+        _ => (false, args),
+    };
+    let pairs = match pairs(rest) {
+        Ok(p) => p,
+        Err(f) => return fail(src, &f),
+    };
+    let report = secure_model_doctor::run(src, &pairs).await;
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_text());
+    }
+    ExitCode::from(report.exit_code)
 }
 
 fn main() -> ExitCode {
     let src = Source::new(Environment::capture());
     let filter = src.text(&registry::LOG).ok().flatten();
-    logging::init(filter.as_deref().unwrap_or("info"), "info", LogFormat::Json);
+    logging::init(
+        filter.as_deref().unwrap_or("info"),
+        "info",
+        LogFormat::Json,
+        logging::colour(&src),
+    );
     secure_model_settings::warn_unknown_variables(src.environment());
     if let Err(e) = secure_model_core::config::disable_core_dumps() {
         tracing::warn!(error = %e, "could not disable core dumps");
@@ -85,8 +140,11 @@ fn main() -> ExitCode {
             return ExitCode::from(secure_model_core::ErrorClass::Internal.exit_code());
         }
     };
+    if args.first().map(String::as_str) == Some("--doctor") {
+        return rt.block_on(doctor(&src, args.get(1..).unwrap_or_default()));
+    }
     match rt.block_on(run(&src, &args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => report(&src, &f),
+        Ok(summary) => succeed(&src, &summary),
+        Err(f) => fail(&src, &f),
     }
 }

@@ -103,7 +103,37 @@ fn two_pairs_succeed_with_json_logs() {
         assert!(v["level"].is_string());
     }
     assert!(logs.contains("model published"));
-    assert_eq!(std::fs::read_to_string(&term).unwrap(), "");
+    // The final line is the summary, with every phase; the termination message holds it too.
+    let last: serde_json::Value = serde_json::from_str(logs.lines().last().unwrap()).unwrap();
+    let f = &last["fields"];
+    assert_eq!(f["message"], "summary", "{last}");
+    assert_eq!(
+        (f["outcome"].as_str(), f["packages"].as_u64()),
+        (Some("success"), Some(2))
+    );
+    for phase in [
+        "manifest_fetch_s",
+        "verification_s",
+        "key_release_s",
+        "download_s",
+        "download_busy_s",
+        "decrypt_hash_s",
+        "publish_s",
+    ] {
+        assert!(
+            f[phase].as_f64().is_some_and(|s| s >= 0.0),
+            "{phase}: {last}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&term).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "success");
+    assert_eq!(summary["packages"], 2);
+    assert_eq!(summary["files"], f["files"]);
+    assert!(
+        summary["phases"]["download"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
 }
 
 #[test]
@@ -112,8 +142,9 @@ fn failure_in_second_pair_publishes_nothing_and_writes_the_termination_log() {
     std::fs::remove_file(pkg.dir.path().join("b/manifest.sig")).unwrap();
     let dest = tempfile::tempdir_in("/dev/shm").unwrap();
     let (d1, d2) = (dest.path().join("m1"), dest.path().join("m2"));
+    // A custom termination-log path that does not exist yet: it is created.
     let term = pkg.dir.path().join("term");
-    std::fs::write(&term, "").unwrap();
+    assert!(!term.exists());
     let o = pkg.run(
         &[
             &pkg.p("a"),

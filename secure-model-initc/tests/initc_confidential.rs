@@ -263,6 +263,20 @@ fn refusals_before_the_key_mixed_then_allowed_and_verification_digest() {
         b"print('injected')"
     );
     assert_eq!(cdh.hits(), 1);
+    // Every published file has the same documented mode, decrypted or passed through, so a
+    // model server running as another UID reads them all.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |f: &str| {
+            std::fs::metadata(dest.join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("model.bin"), secure_model_kserve::jwe::PUBLISHED_MODE);
+        assert_eq!(mode("extra.py"), secure_model_kserve::jwe::PUBLISHED_MODE);
+    }
 
     // VERIFICATION_DIGEST (KServe's format: sha256:<hex>, any case) on the ciphertext.
     std::fs::remove_file(src.join("extra.py")).unwrap();

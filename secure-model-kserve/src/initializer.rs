@@ -13,7 +13,9 @@ use secure_model_core::format::MANIFEST_OBJECT;
 use secure_model_core::keys::{
     BrokeredResource, KbsKeyProvider, KbsSettings, KeyProvider, ResourceBroker, ResourcePath,
 };
-use secure_model_core::loader::{LoadOptions, Loader, Progress, PullPlan, PullReport, StagedPlan};
+use secure_model_core::loader::{
+    LoadOptions, Loader, PhaseTimings, Progress, PullPlan, PullReport, StagedPlan,
+};
 use secure_model_core::storage::{StorageBackend, StorageSettings};
 use secure_model_core::verify::TrustedKeys;
 use secure_model_core::ErrorClass;
@@ -175,6 +177,27 @@ pub struct Pair {
     pub dest: PathBuf,
 }
 
+impl Pair {
+    /// The pairs of a `SRC DEST [SRC DEST ...]` command line; `None` when `args` is empty or
+    /// odd.
+    pub fn from_args(args: &[String]) -> Option<Vec<Pair>> {
+        if args.is_empty() || args.len() % 2 != 0 {
+            return None;
+        }
+        Some(
+            args.chunks_exact(2)
+                .filter_map(|c| match c {
+                    [s, d] => Some(Pair {
+                        source: s.clone(),
+                        dest: PathBuf::from(d),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
 /// What one run published.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -183,6 +206,57 @@ pub enum Published {
     Package(PullReport),
     /// A KServe JWE download (confidential mode).
     Download(DownloadReport),
+}
+
+/// What a whole run did, for the final log line and the termination message.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct Summary {
+    /// `success`.
+    pub outcome: &'static str,
+    /// Packages published.
+    pub packages: usize,
+    /// KServe JWE downloads published.
+    pub downloads: usize,
+    /// Files published.
+    pub files: usize,
+    /// Plaintext bytes published.
+    pub bytes: u64,
+    /// Wall seconds of the run.
+    pub seconds: f64,
+    /// Seconds per phase, summed over the packages (see [`PhaseTimings`]).
+    pub phases: PhaseTimings,
+}
+
+impl Summary {
+    /// The summary of `published`, which took `seconds`.
+    pub fn of(published: &[Published], seconds: f64) -> Self {
+        let mut s = Summary {
+            outcome: "success",
+            packages: 0,
+            downloads: 0,
+            files: 0,
+            bytes: 0,
+            seconds,
+            phases: PhaseTimings::default(),
+        };
+        for p in published {
+            match p {
+                Published::Package(r) => {
+                    s.packages += 1;
+                    s.files += r.files;
+                    s.bytes += r.plaintext_bytes;
+                    s.phases = s.phases.add(&r.phases);
+                }
+                Published::Download(d) => {
+                    s.downloads += 1;
+                    s.files += d.files;
+                    s.bytes += d.output_bytes;
+                }
+            }
+        }
+        s
+    }
 }
 
 /// Everything staged, not yet visible.

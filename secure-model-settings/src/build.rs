@@ -136,6 +136,7 @@ pub fn storage_settings(src: &Source) -> Result<StorageSettings> {
         )
         .with_relaxations(relaxations(src)?);
     s.connect_timeout = secs(src, &r::STORAGE_CONNECT_TIMEOUT, d.connect_timeout)?;
+    s.first_byte_timeout = secs(src, &r::STORAGE_FIRST_BYTE_TIMEOUT, d.first_byte_timeout)?;
     if let Some(ca) = src.path(&r::CA_BUNDLE)? {
         s = s.with_ca_bundle(ca);
     }

@@ -1,7 +1,10 @@
 //! The binaries' failure: a class (the exit code), one line of message and an optional hint.
 //! Both binaries report through it, so an error means the same exit code everywhere.
 
+use secure_model_core::loader::LoadError;
 use secure_model_core::ErrorClass;
+use secure_model_kserve::initializer::InitError;
+use secure_model_kserve::jwe::KserveJweError;
 
 /// A failure with its class (exit code) and one-line message.
 #[derive(Debug)]
@@ -41,6 +44,29 @@ impl Failure {
         Self::new(ErrorClass::Internal, message)
     }
 
+    /// A failure already reported in full on stdout (the `doctor` report): only its exit
+    /// code remains to be returned.
+    pub fn reported(exit_code: u8) -> Self {
+        let class = [
+            ErrorClass::Config,
+            ErrorClass::Integrity,
+            ErrorClass::Key,
+            ErrorClass::Storage,
+            ErrorClass::Destination,
+        ]
+        .into_iter()
+        .find(|c| c.exit_code() == exit_code)
+        .unwrap_or(ErrorClass::Internal);
+        let mut f = Self::new(class, "");
+        f.hint = None;
+        f
+    }
+
+    /// Whether this failure was already reported (see [`Failure::reported`]).
+    pub fn is_reported(&self) -> bool {
+        self.message.is_empty()
+    }
+
     /// The same failure without a hint (where the class's hint does not apply).
     pub fn without_hint(mut self) -> Self {
         self.hint = None;
@@ -62,6 +88,19 @@ impl Failure {
         std::process::ExitCode::from(self.exit_code())
     }
 
+    /// The failure as one JSON object (`--json` output on failure):
+    /// `{"error":{"class","exit_code","message","hint"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "class": self.class.as_str(),
+                "exit_code": self.exit_code(),
+                "message": self.message,
+                "hint": self.hint,
+            }
+        })
+    }
+
     /// The message on one line, at most `max` characters (for termination logs).
     pub fn one_line(&self, max: usize) -> String {
         self.message
@@ -72,9 +111,46 @@ impl Failure {
     }
 }
 
+/// Advice for a destination failure that fits its cause (the class's generic hint would
+/// suggest allowing disk plaintext even when the destination is memory-backed but full).
+fn destination_hint(e: &LoadError) -> Option<&'static str> {
+    match e {
+        LoadError::NotMemoryBacked { .. } => Some(
+            "use an emptyDir with medium: Memory (or /dev/shm); only if plaintext on this disk is acceptable, pass --allow-disk-plaintext (SECURE_MODEL_ALLOW_DISK_PLAINTEXT=true)",
+        ),
+        LoadError::DestinationConflict { .. } => Some(
+            "choose an empty destination directory, or remove what is in the way: nothing is ever overwritten",
+        ),
+        LoadError::Destination {
+            source: Some(io), ..
+        } if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull => Some(
+            "the destination is full: raise the emptyDir sizeLimit and the pod's memory limit (tmpfs pages count against it) to the model's size plus headroom",
+        ),
+        LoadError::TooLargeForMemory { .. } => Some(
+            "the model does not fit the in-memory cap or the memory available: raise the cap, or the memory limit",
+        ),
+        LoadError::Destination { .. } => {
+            Some("check that the destination directory is writable by this user and has room")
+        }
+        _ => None,
+    }
+}
+
+/// The load error inside a crate error, if any.
+fn load_error(e: &secure_model_core::Error) -> Option<&LoadError> {
+    match e {
+        secure_model_core::Error::Load(l) => Some(l),
+        _ => None,
+    }
+}
+
 impl From<secure_model_core::Error> for Failure {
     fn from(e: secure_model_core::Error) -> Self {
-        Self::new(e.class(), e.chain_message())
+        let mut f = Self::new(e.class(), e.chain_message());
+        if let Some(h) = load_error(&e).and_then(destination_hint) {
+            f.hint = Some(h);
+        }
+        f
     }
 }
 
@@ -88,7 +164,7 @@ macro_rules! via_core {
     )*};
 }
 via_core!(
-    secure_model_core::loader::LoadError,
+    LoadError,
     secure_model_core::package::PackError,
     secure_model_core::storage::StorageError,
     secure_model_core::keys::KeyError,
@@ -99,20 +175,31 @@ via_core!(
     secure_model_core::attest::AttestError
 );
 
-macro_rules! own_class {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Failure {
-            fn from(e: $t) -> Self {
-                Self::new(e.class(), secure_model_core::chain_message(&e))
-            }
+impl From<KserveJweError> for Failure {
+    fn from(e: KserveJweError) -> Self {
+        let mut f = Self::new(e.class(), secure_model_core::chain_message(&e));
+        if let KserveJweError::Load(l) = &e {
+            f.hint = destination_hint(l).or(f.hint);
         }
-    )*};
+        f
+    }
 }
-own_class!(
-    secure_model_kserve::jwe::KserveJweError,
-    secure_model_kserve::initializer::InitError,
-    crate::build::SettingsError
-);
+
+impl From<InitError> for Failure {
+    fn from(e: InitError) -> Self {
+        match e {
+            InitError::Core(c) => c.into(),
+            InitError::Jwe(j) => j.into(),
+            other => Self::new(other.class(), secure_model_core::chain_message(&other)),
+        }
+    }
+}
+
+impl From<crate::build::SettingsError> for Failure {
+    fn from(e: crate::build::SettingsError) -> Self {
+        Self::new(e.class(), secure_model_core::chain_message(&e))
+    }
+}
 
 impl From<crate::source::SettingError> for Failure {
     fn from(e: crate::source::SettingError) -> Self {
@@ -125,8 +212,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn destination_advice_fits_the_cause() {
+        let full = LoadError::Destination {
+            path: "/mnt/models/x".into(),
+            reason: "cannot write staging file",
+            source: Some(std::io::Error::from_raw_os_error(28)),
+        };
+        let f: Failure = full.into();
+        assert!(f.hint.unwrap().contains("sizeLimit"), "{:?}", f.hint);
+        let conflict: Failure = LoadError::DestinationConflict {
+            path: "/m/a".into(),
+        }
+        .into();
+        assert!(conflict.hint.unwrap().contains("empty destination"));
+        let disk: Failure = LoadError::NotMemoryBacked { path: "/m".into() }.into();
+        assert!(disk.hint.unwrap().contains("--allow-disk-plaintext"));
+        for f in [full_failure(), conflict_failure()] {
+            assert!(!f.hint.unwrap_or("").contains("--allow-disk-plaintext"));
+        }
+    }
+
+    fn full_failure() -> Failure {
+        LoadError::Destination {
+            path: "/m".into(),
+            reason: "cannot write staging file",
+            source: Some(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+        }
+        .into()
+    }
+
+    fn conflict_failure() -> Failure {
+        LoadError::DestinationConflict {
+            path: "/m/a".into(),
+        }
+        .into()
+    }
+
+    #[test]
     fn classes_keep_their_exit_codes_and_hints() {
-        let f: Failure = secure_model_core::verify::VerifyError::SignatureInvalid.into();
+        let f: Failure = secure_model_core::verify::VerifyError::SignatureInvalid {
+            signer_hint: "a".into(),
+            trusted: "b".into(),
+        }
+        .into();
         assert_eq!(f.exit_code(), 4);
         assert!(f.hint.is_some());
         assert_eq!(Failure::config("x").exit_code(), 3);

@@ -155,6 +155,8 @@ pub enum Group {
     StorageCredentials,
     /// The injection webhook's server and its profiles file.
     Webhook,
+    /// Proxies, read by the HTTP clients themselves.
+    Network,
 }
 
 impl Group {
@@ -172,6 +174,7 @@ impl Group {
             Group::Publish => "Publishing",
             Group::StorageCredentials => "Storage credentials (KServe's and the SDKs' variables)",
             Group::Webhook => "Injection webhook (secure-model-webhook)",
+            Group::Network => "Network (read by the HTTP clients)",
         }
     }
 }
@@ -253,6 +256,14 @@ const fn secret(env: &'static str, doc: &'static str) -> Setting {
 const fn pass(env: &'static str, doc: &'static str) -> Setting {
     Setting {
         sensitive: false,
+        ..secret(env, doc)
+    }
+}
+
+const fn net(env: &'static str, doc: &'static str) -> Setting {
+    Setting {
+        group: Group::Network,
+        sensitive: true,
         ..secret(env, doc)
     }
 }
@@ -406,17 +417,27 @@ pub const STORAGE_TIMEOUT: Setting = s(
     "60",
     Group::Storage,
     BOTH,
-    "per-request timeout of the storage clients",
+    "total timeout of one storage request, body included (a ranged GET is a few MiB)",
 );
 /// `SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS`.
 pub const STORAGE_CONNECT_TIMEOUT: Setting = s(
     "SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS",
     None,
     Kind::Seconds { min: 1, max: 3_600 },
-    "10",
+    "5",
     Group::Storage,
     BOTH,
     "connect timeout of the storage clients",
+);
+/// `SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS`.
+pub const STORAGE_FIRST_BYTE_TIMEOUT: Setting = s(
+    "SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
+    None,
+    Kind::Seconds { min: 1, max: 3_600 },
+    "10",
+    Group::Storage,
+    BOTH,
+    "longest wait for a storage response to start (retries included): a store that accepts connections but never answers fails in seconds; progress is logged every 5 s while waiting",
 );
 /// `SECURE_MODEL_STORAGE_MAX_RETRIES`.
 pub const STORAGE_MAX_RETRIES: Setting = s(
@@ -560,6 +581,9 @@ pub const TERMINATION_LOG: Setting = s(
     INITC,
     "where the one-line failure reason is written (KServe shows it)",
 );
+/// `NO_COLOR`.
+pub const NO_COLOR: Setting = s("NO_COLOR", None, Kind::Text, "", Group::Output, BOTH,
+    "any non-empty value turns colour off in logs (colour is used only on a terminal anyway); see no-color.org");
 /// `SECURE_MODEL_SIGNING_KEY`.
 pub const SIGNING_KEY: Setting = s(
     "SECURE_MODEL_SIGNING_KEY",
@@ -673,6 +697,7 @@ pub const SETTINGS: &[Setting] = &[
     RANGE_ATTEMPTS,
     STORAGE_TIMEOUT,
     STORAGE_CONNECT_TIMEOUT,
+    STORAGE_FIRST_BYTE_TIMEOUT,
     STORAGE_MAX_RETRIES,
     STORAGE_RETRY_TIMEOUT,
     CA_BUNDLE,
@@ -688,6 +713,7 @@ pub const SETTINGS: &[Setting] = &[
     VERIFICATION_DIGEST,
     LOG,
     TERMINATION_LOG,
+    NO_COLOR,
     SIGNING_KEY,
     WEBHOOK_LISTEN,
     WEBHOOK_TLS_CERT,
@@ -758,6 +784,18 @@ pub const SETTINGS: &[Setting] = &[
     ),
     pass("AZURE_STORAGE_ENDPOINT", "Azure Blob endpoint URL"),
     pass("AZURE_CA_BUNDLE", "PEM bundle of CAs for Azure Blob"),
+    net(
+        "HTTPS_PROXY",
+        "proxy for HTTPS requests (also https_proxy); may carry credentials",
+    ),
+    net(
+        "HTTP_PROXY",
+        "proxy for plain HTTP requests (also http_proxy)",
+    ),
+    net(
+        "NO_PROXY",
+        "hosts that bypass the proxy (also no_proxy); list the CDH's 127.0.0.1",
+    ),
 ];
 
 /// The setting of `env`, if any.

@@ -86,6 +86,15 @@ impl Environment {
         }
     }
 
+    /// A variable, when set and not empty (for diagnostics; typed reads go through
+    /// [`Source`]).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
     /// Every variable (for the storage credentials snapshot).
     pub(crate) fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars

@@ -199,16 +199,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let filter = src.text(&r::LOG).ok().flatten();
     match cli.command {
         Command::Serve(a) => {
-            logging::init(filter.as_deref().unwrap_or("info"), "info", LogFormat::Json);
+            logging::init(
+                filter.as_deref().unwrap_or("info"),
+                "info",
+                LogFormat::Json,
+                false,
+            );
             secure_model_settings::warn_unknown_variables(src.environment());
             runtime()?.block_on(serve(a, src))
         }
         Command::Inject(a) => {
-            logging::init(filter.as_deref().unwrap_or("warn"), "warn", LogFormat::Text);
+            logging::init(
+                filter.as_deref().unwrap_or("warn"),
+                "warn",
+                LogFormat::Text,
+                logging::colour(&src),
+            );
             inject(a, src)
         }
         Command::Check(a) => {
-            logging::init(filter.as_deref().unwrap_or("warn"), "warn", LogFormat::Text);
+            logging::init(
+                filter.as_deref().unwrap_or("warn"),
+                "warn",
+                LogFormat::Text,
+                logging::colour(&src),
+            );
             check(a, src)
         }
     }

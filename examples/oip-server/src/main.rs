@@ -296,6 +296,7 @@ fn main() -> ExitCode {
         filter.as_deref().unwrap_or("info"),
         "info",
         secure_model_settings::logging::LogFormat::Json,
+        secure_model_settings::logging::colour(&src),
     );
     if let Err(e) = secure_model_core::config::disable_core_dumps() {
         tracing::warn!(error = %e, "could not disable core dumps");

@@ -10,10 +10,12 @@ use super::{open, print_json, Output, Res};
 /// Arguments of `inspect`.
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
-    /// Package location (directory or `file://` URI).
+    /// Package location: `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://ACCOUNT/CONTAINER/PREFIX`,
+    /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
+    /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 #[derive(serde::Serialize)]

@@ -54,7 +54,8 @@ struct EncryptArgs {
     /// content key).
     #[arg(long, default_value = "A256KW", value_parser = ["A256KW", "dir"])]
     alg: String,
-    /// Largest plaintext file accepted, in bytes (memory is about 2.4 times it).
+    /// Largest plaintext file accepted, in bytes (each file is read whole: memory is about the
+    /// largest file's size, encrypted in place and encoded as it is written).
     #[arg(long, default_value_t = DEFAULT_MAX_JWE_BYTES)]
     max_bytes: u64,
     /// Leave empty files out of a directory (KServe's decryptor cannot decrypt an empty JWE
@@ -113,6 +114,17 @@ fn print(json: bool, value: &serde_json::Value, human: &str) -> Result<(), Failu
     Ok(())
 }
 
+impl JweArgs {
+    /// Whether the subcommand prints JSON.
+    pub(crate) fn json(&self) -> bool {
+        match &self.command {
+            JweCommand::Keygen(_) => false,
+            JweCommand::Encrypt(e) => e.out.json,
+            JweCommand::Decrypt(d) => d.out.json,
+        }
+    }
+}
+
 /// Runs `jwe`.
 pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
     match a.command {
@@ -125,31 +137,35 @@ pub(crate) fn run(a: JweArgs) -> Result<(), Failure> {
         JweCommand::Encrypt(e) => {
             let key = read_key(&e.key)?;
             let alg: KserveAlg = e.alg.parse().map_err(jwe_failure)?;
-            let (files, skipped) = if e.input.is_dir() {
-                encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes, e.skip_empty)
-                    .map_err(jwe_failure)?
+            let (files, skipped, ignored) = if e.input.is_dir() {
+                let t = encrypt_tree(&e.input, &e.output, &key, alg, e.max_bytes, e.skip_empty)
+                    .map_err(jwe_failure)?;
+                (t.files, t.skipped_empty, t.ignored)
             } else {
-                (
-                    vec![encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)
-                        .map_err(jwe_failure)?],
-                    Vec::new(),
-                )
+                let f = encrypt_file(&e.input, &e.output, &key, alg, e.max_bytes)
+                    .map_err(jwe_failure)?;
+                (vec![f], Vec::new(), Vec::new())
             };
             let total: u64 = files.iter().map(|f| f.plaintext_bytes).sum();
             let jwe: u64 = files.iter().map(|f| f.jwe_bytes).sum();
+            let mut notes = String::new();
+            if !skipped.is_empty() {
+                notes.push_str(&format!("; left out empty file(s): {}", skipped.join(", ")));
+            }
+            if !ignored.is_empty() {
+                notes.push_str(&format!(
+                    "; left out git paths (as model_signing and pack do): {}",
+                    ignored.join(", ")
+                ));
+            }
             print(
                 e.out.json,
-                &serde_json::json!({"alg": alg.as_str(), "enc": "A256GCM", "files": files, "skipped_empty": skipped, "plaintext_bytes": total, "jwe_bytes": jwe}),
+                &serde_json::json!({"alg": alg.as_str(), "enc": "A256GCM", "files": files, "skipped_empty": skipped, "ignored": ignored, "plaintext_bytes": total, "jwe_bytes": jwe}),
                 &format!(
-                    "encrypted {} file(s), {total} bytes -> {jwe} bytes of JWE ({} + A256GCM) in {}{}",
+                    "encrypted {} file(s), {total} bytes -> {jwe} bytes of JWE ({} + A256GCM) in {}{notes}",
                     files.len(),
                     alg.as_str(),
                     e.output.display(),
-                    if skipped.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; left out empty file(s): {}", skipped.join(", "))
-                    }
                 ),
             )
         }

@@ -17,7 +17,7 @@ pub(crate) struct KeygenArgs {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// What `keygen` wrote.

@@ -3,6 +3,7 @@
 
 pub(crate) mod attest;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod inspect;
 pub(crate) mod jwe;
 pub(crate) mod keygen;

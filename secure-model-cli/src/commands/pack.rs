@@ -17,9 +17,13 @@ use crate::progress::Bar;
 /// Arguments of `pack`.
 #[derive(Debug, Args)]
 pub(crate) struct PackArgs {
-    /// Model directory to encrypt (regular files only; `.git*` at the top level is skipped).
+    /// Model directory to encrypt (regular files only; the top-level git paths `.git`,
+    /// `.gitattributes`, `.github` and `.gitignore` are left out, as model_signing does, and
+    /// listed).
     model_dir: PathBuf,
-    /// Package destination: a directory or `file://` URI.
+    /// Package destination: `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`,
+    /// `az://ACCOUNT/CONTAINER/PREFIX`, a directory or `file://` URI (HTTPS mirrors are
+    /// read-only). Credentials: `secure-model settings` and docs/storage.md.
     dest: String,
     /// PKCS#8 PEM ECDSA P-256 private key that signs the manifest (or SECURE_MODEL_SIGNING_KEY).
     #[arg(long, value_parser = flag_value(&SIGNING_KEY))]
@@ -35,7 +39,7 @@ pub(crate) struct PackArgs {
     #[arg(long, default_value_t = 1 << 20)]
     segment_size: u32,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// Reads a PKCS#8 PEM signing key.
@@ -85,6 +89,12 @@ pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     );
     for rc in &r.recipients {
         println!("recipient       {rc}");
+    }
+    if !r.ignored.is_empty() {
+        println!(
+            "left out        {} (git paths, as model_signing leaves them out)",
+            r.ignored.join(", ")
+        );
     }
     Ok(())
 }

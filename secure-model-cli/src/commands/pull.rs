@@ -16,7 +16,9 @@ use crate::progress::Bar;
 /// Arguments of `pull`.
 #[derive(Debug, Args)]
 pub(crate) struct PullArgs {
-    /// Package location (directory or `file://` URI).
+    /// Package location: `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://ACCOUNT/CONTAINER/PREFIX`,
+    /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
+    /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
     /// Destination directory (must be tmpfs/ramfs unless --allow-disk-plaintext).
     dest: PathBuf,
@@ -36,7 +38,7 @@ pub(crate) struct PullArgs {
     #[command(flatten)]
     tuning: PullTuning,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// Pipeline knobs of `pull` (defaults and bounds: `secure-model settings`). In-flight memory

@@ -10,7 +10,9 @@ use super::{key_providers_of, open, print_json, trusted_keys, Failure, Output, R
 /// Arguments of `rewrap`.
 #[derive(Debug, Args)]
 pub(crate) struct RewrapArgs {
-    /// Package location (directory or `file://` URI).
+    /// Package location: `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://ACCOUNT/CONTAINER/PREFIX`,
+    /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
+    /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
     /// A current recipient's key (`TYPE:ARG`) used to unwrap the data key.
     #[arg(long)]
@@ -26,7 +28,7 @@ pub(crate) struct RewrapArgs {
     #[arg(long = "trusted-key")]
     trusted_keys: Vec<String>,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// The recipients to remove: a key spec that resolves (local:FILE) names its recipient;

@@ -10,7 +10,9 @@ use crate::progress::Bar;
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// Package location (directory or `file://` URI).
+    /// Package location: `s3://BUCKET/PREFIX`, `gs://BUCKET/PREFIX`, `az://ACCOUNT/CONTAINER/PREFIX`,
+    /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
+    /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
     /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
     #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
@@ -23,7 +25,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_parser = flag_value(&MANIFEST_DIGEST))]
     manifest_digest: Option<String>,
     #[command(flatten)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// Runs `verify`.

@@ -159,6 +159,13 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
     /// The TEE type, sent in the KBS `auth` request before evidence is produced.
     fn tee(&self) -> TeeType;
 
+    /// Which kernel interface produces the evidence, for diagnostics (`doctor`): for example
+    /// `configfs-tsm at /sys/kernel/config/tsm/report` or `/dev/sev-guest`. Defaults to the
+    /// TEE type's name.
+    fn interface(&self) -> String {
+        self.tee().to_string()
+    }
+
     /// Evidence binding `report_data` (at most 64 bytes; TDX/SNP zero-pad it to 64), as the
     /// JSON value the Trustee verifier for [`Attester::tee`] expects as `primary_evidence`.
     ///

@@ -39,6 +39,10 @@ impl Attester for SampleAttester {
         TeeType::Sample
     }
 
+    fn interface(&self) -> String {
+        "the sample attester (no TEE)".into()
+    }
+
     async fn evidence(&self, report_data: &[u8]) -> Result<serde_json::Value, AttestError> {
         if report_data.len() > MAX_REPORT_DATA {
             return Err(AttestError::ReportDataTooLong {

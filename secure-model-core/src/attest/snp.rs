@@ -175,6 +175,10 @@ impl Attester for SevGuestAttester {
         TeeType::Snp
     }
 
+    fn interface(&self) -> String {
+        format!("{} (SNP_GET_EXT_REPORT)", self.device.display())
+    }
+
     async fn evidence(&self, report_data: &[u8]) -> Result<serde_json::Value, AttestError> {
         let data = pad64(report_data)?;
         let device = self.device.clone();

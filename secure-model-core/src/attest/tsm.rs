@@ -274,6 +274,10 @@ impl Attester for TsmAttester {
         self.tee
     }
 
+    fn interface(&self) -> String {
+        format!("configfs-tsm at {}", self.root.display())
+    }
+
     async fn evidence(&self, report_data: &[u8]) -> Result<serde_json::Value, AttestError> {
         // TDX, SNP and CCA all take 64 bytes: shorter report data is zero-padded, as the
         // Trustee verifiers pad the expected value (CCA's driver wants 32..=64 bytes).

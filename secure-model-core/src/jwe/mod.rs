@@ -28,6 +28,8 @@ mod keys;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use std::io::Write as _;
+
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -272,6 +274,37 @@ fn b64_field(s: &str, what: &'static str, max: usize) -> Result<Vec<u8>, JweErro
     })
 }
 
+/// [`b64_field`] decoded into a vector with `room` spare bytes of capacity (the tag appended
+/// when opening in place, without reallocating).
+fn b64_field_with_room(
+    s: &str,
+    what: &'static str,
+    max: usize,
+    room: usize,
+) -> Result<Vec<u8>, JweError> {
+    let max_chars = max.div_ceil(3).saturating_mul(4);
+    if s.len() > max_chars {
+        return Err(JweError::TooLarge {
+            what,
+            len: s.len() / 4 * 3,
+            max,
+        });
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(s.len() / 4 * 3 + 3 + room)
+        .map_err(|_| JweError::TooLarge {
+            what,
+            len: s.len() / 4 * 3,
+            max,
+        })?;
+    URL_SAFE_NO_PAD
+        .decode_vec(s, &mut out)
+        .map_err(|_| JweError::Malformed {
+            reason: "a member is not unpadded base64url",
+        })?;
+    Ok(out)
+}
+
 impl Jwe {
     /// Parses the compact serialization `BASE64URL(header).key.iv.ciphertext.tag`.
     ///
@@ -361,7 +394,7 @@ impl Jwe {
                 .map_err(|_| JweError::Malformed {
                     reason: "tag must be 128 bits",
                 })?;
-        let ciphertext = b64_field(ct, "ciphertext", max_len)?;
+        let ciphertext = b64_field_with_room(ct, "ciphertext", max_len, TAG_LEN)?;
         Ok(Self {
             protected_b64: h.to_owned(),
             header,
@@ -383,12 +416,34 @@ impl Jwe {
     /// [`JweError::KeyMismatch`] when the key is for another algorithm;
     /// [`JweError::DecryptionFailed`] for any authentication or unwrap failure.
     pub fn decrypt(&self, key: &DecryptionKey) -> Result<Zeroizing<Vec<u8>>, JweError> {
+        let mut buf = Zeroizing::new(Vec::with_capacity(self.ciphertext.len() + TAG_LEN));
+        buf.extend_from_slice(&self.ciphertext);
+        self.open(key, buf)
+    }
+
+    /// [`Jwe::decrypt`], consuming the object: the ciphertext is opened in place, so no second
+    /// copy of it (or of the plaintext) is made. For bulk data.
+    ///
+    /// # Errors
+    /// As [`Jwe::decrypt`].
+    pub fn decrypt_owned(mut self, key: &DecryptionKey) -> Result<Zeroizing<Vec<u8>>, JweError> {
+        // The decoded ciphertext has room for the tag: no reallocation, so no plaintext copy
+        // is left behind unzeroized.
+        let buf = Zeroizing::new(std::mem::take(&mut self.ciphertext));
+        self.open(key, buf)
+    }
+
+    /// Unwraps the CEK and opens `ciphertext || tag` in place in `buf` (which holds the
+    /// ciphertext).
+    fn open(
+        &self,
+        key: &DecryptionKey,
+        mut buf: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>, JweError> {
         let cek = alg::unwrap_cek(&self.header, &self.encrypted_key, key)?;
         let unbound = UnboundKey::new(&AES_256_GCM, cek.as_slice())
             .map_err(|_| JweError::DecryptionFailed)?;
         let aead = LessSafeKey::new(unbound);
-        let mut buf = Zeroizing::new(Vec::with_capacity(self.ciphertext.len() + TAG_LEN));
-        buf.extend_from_slice(&self.ciphertext);
         buf.extend_from_slice(&self.tag);
         let plain_len = aead
             .open_in_place(
@@ -422,6 +477,20 @@ impl Jwe {
         max_len: usize,
     ) -> Result<Self, JweError> {
         check_len(plaintext.len(), max_len)?;
+        Self::encrypt_owned(Zeroizing::new(plaintext.to_vec()), key, max_len)
+    }
+
+    /// [`Jwe::encrypt_with_limit`], encrypting `plaintext` in place (no second copy). For bulk
+    /// data.
+    ///
+    /// # Errors
+    /// As [`Jwe::encrypt_with_limit`].
+    pub fn encrypt_owned(
+        mut plaintext: Zeroizing<Vec<u8>>,
+        key: &EncryptionKey,
+        max_len: usize,
+    ) -> Result<Self, JweError> {
+        check_len(plaintext.len(), max_len)?;
         let (header_json, cek, encrypted_key) = alg::wrap_new_cek(key)?;
         let protected_b64 = URL_SAFE_NO_PAD.encode(header_json.as_bytes());
         let header = ProtectedHeader::parse(header_json.as_bytes())?;
@@ -432,17 +501,18 @@ impl Jwe {
                 reason: "content encryption key must be 256 bits",
             })?;
         let aead = LessSafeKey::new(unbound);
-        let mut ciphertext = plaintext.to_vec();
         let tag = aead
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(iv),
                 Aad::from(protected_b64.as_bytes()),
-                &mut ciphertext,
+                plaintext.as_mut_slice(),
             )
             .map_err(|_| JweError::Rng)?;
         let tag: [u8; TAG_LEN] = tag.as_ref().try_into().map_err(|_| JweError::Malformed {
             reason: "AES-GCM tag must be 128 bits",
         })?;
+        // Sealed in place: the buffer now holds ciphertext only.
+        let ciphertext = std::mem::take(&mut *plaintext);
         Ok(Self {
             protected_b64,
             header,
@@ -451,6 +521,29 @@ impl Jwe {
             ciphertext,
             tag,
         })
+    }
+
+    /// Writes the compact serialization to `w`, base64url-encoding the ciphertext as it goes
+    /// (no copy of the whole serialization in memory); returns the bytes written.
+    ///
+    /// # Errors
+    /// The writer's I/O errors.
+    pub fn write_compact(&self, w: &mut impl std::io::Write) -> std::io::Result<u64> {
+        let mut count = CountingWriter { inner: w, n: 0 };
+        write!(
+            count,
+            "{}.{}.{}.",
+            self.protected_b64,
+            URL_SAFE_NO_PAD.encode(&self.encrypted_key),
+            URL_SAFE_NO_PAD.encode(self.iv)
+        )?;
+        {
+            let mut enc = base64::write::EncoderWriter::new(&mut count, &URL_SAFE_NO_PAD);
+            enc.write_all(&self.ciphertext)?;
+            enc.finish()?;
+        }
+        write!(count, ".{}", URL_SAFE_NO_PAD.encode(self.tag))?;
+        Ok(count.n)
     }
 
     /// The compact serialization.
@@ -475,6 +568,23 @@ impl Jwe {
             "tag": URL_SAFE_NO_PAD.encode(self.tag),
         })
         .to_string()
+    }
+}
+
+/// Counts the bytes written through it.
+struct CountingWriter<'a, W: std::io::Write> {
+    inner: &'a mut W,
+    n: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

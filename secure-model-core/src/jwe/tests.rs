@@ -35,6 +35,46 @@ fn roundtrip_every_alg_both_serializations() {
 
 /// Flipping one character of any part fails with the opaque error (or a parse error for the
 /// header, whose JSON breaks), never with a wrong plaintext.
+/// The bulk paths (in-place encryption, streamed serialization, in-place decryption) produce
+/// and accept exactly what the copying paths do.
+#[test]
+fn bulk_paths_agree_with_the_copying_paths() {
+    for (dk, ek) in keys() {
+        for msg in [&b"x"[..], &[0x5a; 70_001][..]] {
+            let jwe = Jwe::encrypt_owned(Zeroizing::new(msg.to_vec()), &ek, 1 << 20).unwrap();
+            let mut streamed = Vec::new();
+            let n = jwe.write_compact(&mut streamed).unwrap();
+            assert_eq!(n as usize, streamed.len());
+            assert_eq!(streamed, jwe.to_compact().into_bytes());
+            let parsed = Jwe::parse_compact(std::str::from_utf8(&streamed).unwrap()).unwrap();
+            assert_eq!(parsed.decrypt(&dk).unwrap().as_slice(), msg);
+            let owned = Jwe::parse_compact(std::str::from_utf8(&streamed).unwrap()).unwrap();
+            assert_eq!(owned.decrypt_owned(&dk).unwrap().as_slice(), msg);
+        }
+        let mut bad = Jwe::encrypt(b"secret", &ek)
+            .unwrap()
+            .to_compact()
+            .into_bytes();
+        let last = bad.len() - 30;
+        bad[last] ^= 1;
+        let parsed = Jwe::parse_compact(std::str::from_utf8(&bad).unwrap());
+        if let Ok(p) = parsed {
+            assert!(matches!(
+                p.decrypt_owned(&dk),
+                Err(JweError::DecryptionFailed)
+            ));
+        }
+    }
+    assert!(matches!(
+        Jwe::encrypt_owned(
+            Zeroizing::new(vec![0; 11]),
+            &EncryptionKey::dir(&[4; 32]).unwrap(),
+            10
+        ),
+        Err(JweError::TooLarge { .. })
+    ));
+}
+
 #[test]
 fn tamper_every_part() {
     for (dk, ek) in keys() {

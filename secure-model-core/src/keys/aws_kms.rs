@@ -125,7 +125,7 @@ impl AwsKmsKeyProvider {
 
 /// Accepts the four identifier forms KMS accepts for `Encrypt`/`Decrypt` and nothing else, so a
 /// typo fails before any network call. No normalisation: the string is the recipient reference.
-fn validate_key_ref(key_id: &str) -> Result<(), KeyError> {
+pub(crate) fn validate_key_ref(key_id: &str) -> Result<(), KeyError> {
     let bad = |reason: &str| KeyError::InvalidSpec {
         spec: format!("{AWS_KMS}:{key_id}"),
         reason: reason.into(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::cdh::CdhClient;
-use super::kbs::{KbsClient, KbsError, Passport, TeeKeyKind, TeeKeyPair};
+use super::kbs::{AuthProbe, KbsClient, KbsError, Passport, TeeKeyKind, TeeKeyPair};
 use super::resource::ResourcePath;
 use super::KeyError;
 use crate::attest::AttesterChoice;
@@ -100,6 +100,23 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
         }
     }
     Ok(b.build()?)
+}
+
+/// Asks the KBS at `url` for an attestation challenge with the TLS settings of `settings`:
+/// is it reachable, does it speak RCAR, what time does it say it is. No attester is built, no
+/// evidence produced, no resource requested (`doctor`).
+///
+/// # Errors
+/// Configuration errors (URL, CA bundle), and the `auth` step's transport, server and
+/// protocol errors.
+pub async fn probe_kbs(url: &str, settings: &KbsSettings) -> Result<AuthProbe, KeyError> {
+    let mut b = KbsClient::builder(url)
+        .with_relaxations(settings.relax)
+        .with_timeout(std::time::Duration::from_secs(10));
+    if let Some(ca) = &settings.ca_file {
+        b = b.with_ca_pem(read(ca, 1024 * 1024)?.to_vec());
+    }
+    Ok(b.probe().await?)
 }
 
 /// Who releases resources to this pod.

@@ -86,6 +86,34 @@ impl CdhClient {
         })
     }
 
+    /// Whether the CDH answers at all (any HTTP status counts), and the `Date` it sends: a
+    /// reachability check that requests no resource (`doctor`).
+    ///
+    /// # Errors
+    /// [`CdhError::Http`] when nothing answers.
+    pub async fn probe(&self) -> Result<Option<String>, CdhError> {
+        let resp = self
+            .http
+            .get(format!("{}/", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|source| CdhError::Http {
+                resource: "(reachability check)".into(),
+                source,
+            })?;
+        Ok(resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned))
+    }
+
+    /// The base URL.
+    pub fn address(&self) -> &str {
+        &self.base
+    }
+
     /// Fetches the plaintext resource.
     ///
     /// # Errors

@@ -154,6 +154,19 @@ fn split_resource<'a>(spec: &str, arg: &'a str) -> Result<(&'a str, ResourcePath
     Ok((head, res))
 }
 
+/// The resource a `kbs:`, `kbs-resource:` or `cdh:` specification names (no file read, no
+/// client built).
+pub(crate) fn resource_of_spec(
+    spec: &str,
+    scheme: &str,
+    arg: &str,
+) -> Result<ResourcePath, KeyError> {
+    match scheme {
+        "cdh" => ResourcePath::parse(arg).map_err(|e| invalid(spec, e.to_string())),
+        _ => split_resource(spec, arg).map(|(_, res)| res),
+    }
+}
+
 /// Builds the provider of a `kbs:`, `kbs-resource:` or `cdh:` specification (the `scheme`
 /// already split off):
 ///

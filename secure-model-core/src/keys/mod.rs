@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 #[cfg(feature = "aws-kms")]
 pub use aws_kms::AwsKmsKeyProvider;
-pub use broker::{BrokeredResource, KbsSettings, ResourceBroker};
+pub use broker::{probe_kbs, BrokeredResource, KbsSettings, ResourceBroker};
 pub use kbs_recipient::{KbsKeyProvider, KBS};
 pub use local::LocalKeyProvider;
 pub use resource::ResourcePath;
@@ -246,6 +246,39 @@ pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh";
 #[cfg(feature = "aws-kms")]
 pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh, aws-kms";
 
+fn split_spec(spec: &str) -> Result<(&str, &str), KeyError> {
+    spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
+        spec: spec.into(),
+        reason: "expected TYPE:ARGUMENT, for example local:/path/to/kek".into(),
+    })
+}
+
+/// The recipient a key specification stands for, without building its provider: no client,
+/// no attester, no network (a `local:` key file is read for its fingerprint). For matching a
+/// configuration against a keys file (`doctor`).
+///
+/// # Errors
+/// As [`provider_from_spec`] for the specification's syntax and key files.
+pub fn recipient_of_spec(spec: &str) -> Result<Recipient, KeyError> {
+    let (scheme, arg) = split_spec(spec)?;
+    match scheme {
+        "local" => Ok(LocalKeyProvider::from_file(arg)?.recipient().clone()),
+        "kbs" | "kbs-resource" | "cdh" => {
+            let res = kbs_recipient::resource_of_spec(spec, scheme, arg)?;
+            Ok(Recipient::new(KBS, res.uri()))
+        }
+        #[cfg(feature = "aws-kms")]
+        "aws-kms" => {
+            aws_kms::validate_key_ref(arg)?;
+            Ok(Recipient::new(aws_kms::AWS_KMS, arg))
+        }
+        other => Err(KeyError::UnknownProvider {
+            scheme: other.into(),
+            known: KNOWN_PROVIDERS,
+        }),
+    }
+}
+
 /// Parses a key specification `TYPE:ARG` (for example `local:/keys/kek.bin`, or with feature
 /// `aws-kms` `aws-kms:alias/models`) into a provider.
 ///
@@ -260,10 +293,7 @@ pub fn provider_from_spec(
     spec: &str,
     kbs: &KbsSettings,
 ) -> Result<std::sync::Arc<dyn KeyProvider>, KeyError> {
-    let (scheme, arg) = spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
-        spec: spec.into(),
-        reason: "expected TYPE:ARGUMENT, for example local:/path/to/kek".into(),
-    })?;
+    let (scheme, arg) = split_spec(spec)?;
     match scheme {
         "local" => {
             if arg.is_empty() {

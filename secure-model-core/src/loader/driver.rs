@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::fetch::{check_object_size, get_range_retrying};
 use super::open::{open_range, FileOpener};
+use super::phases::StageClock;
 use super::ranges::{chunks, plan, SegmentRange};
 use super::sink::PlaintextSink;
 use super::{LoadError, LoadOptions, Progress};
@@ -42,12 +43,14 @@ impl<T> std::future::Future for AbortOnDrop<T> {
     }
 }
 
-/// One package's pull: where it is read from, its unlocked manifest, tuning and progress.
+/// One package's pull: where it is read from, its unlocked manifest, tuning, progress and the
+/// stages' clock.
 #[derive(Clone)]
 pub(crate) struct Driver {
     pub(crate) store: Arc<dyn StorageBackend>,
     pub(crate) opts: LoadOptions,
     pub(crate) progress: Option<Arc<dyn Progress>>,
+    pub(crate) clock: Arc<StageClock>,
 }
 
 impl Driver {
@@ -118,6 +121,7 @@ impl Driver {
             segments: file.segments(),
             sink,
             path: file.path().to_string(),
+            clock: Arc::clone(&self.clock),
         });
         let plaintext = self.open_ranges(&shared, first, head, ranges, file.object());
         self.hash_in_order(file, plaintext).await?;
@@ -128,13 +132,16 @@ impl Driver {
     }
 
     async fn fetch(&self, key: &str, range: &SegmentRange) -> Result<Bytes, LoadError> {
-        get_range_retrying(
+        let started = std::time::Instant::now();
+        let got = get_range_retrying(
             self.store.as_ref(),
             key,
             range.ciphertext.clone(),
             self.opts.range_attempts,
         )
-        .await
+        .await;
+        self.clock.add_get(started);
+        got
     }
 
     /// The plaintext of every range, in order: each range is fetched and opened in its own
@@ -174,7 +181,7 @@ impl Driver {
         let mut written = 0u64;
         while let Some(pt) = plaintext.try_next().await? {
             let n = pt.len() as u64;
-            hasher = hash_blocking(hasher, pt).await?;
+            hasher = hash_blocking(hasher, pt, &self.clock).await?;
             written += n;
             self.advance(n);
         }
@@ -217,7 +224,7 @@ impl Driver {
         let mut hasher = Sha256::new();
         while let Some(b) = bodies.try_next().await? {
             let n = b.len() as u64;
-            hasher = hash_blocking(hasher, b).await?;
+            hasher = hash_blocking(hasher, b, &self.clock).await?;
             self.advance(n);
         }
         if hasher.finish() != *file.ciphertext_sha256() {
@@ -230,9 +237,16 @@ impl Driver {
 }
 
 /// Absorbs `data` into `hasher` on the blocking pool.
-async fn hash_blocking(mut hasher: Sha256, data: Bytes) -> Result<Sha256, LoadError> {
+async fn hash_blocking(
+    mut hasher: Sha256,
+    data: Bytes,
+    clock: &Arc<StageClock>,
+) -> Result<Sha256, LoadError> {
+    let clock = Arc::clone(clock);
     tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         hasher.update(&data);
+        clock.add_cpu(started);
         hasher
     })
     .await

@@ -9,6 +9,7 @@ mod destination;
 mod driver;
 mod fetch;
 mod open;
+mod phases;
 mod progress;
 mod pull_plan;
 mod ranges;
@@ -22,6 +23,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 pub use destination::{filesystem_kind, FsKind, Staging, STAGING_PREFIX};
+pub use phases::PhaseTimings;
 pub use progress::{LogProgress, Progress};
 pub use pull_plan::{PullPlan, StagedPlan};
 
@@ -35,6 +37,7 @@ use crate::verify::{
 };
 use crate::ErrorClass;
 use driver::Driver;
+use phases::StageClock;
 use sink::{MemorySink, PlaintextSink, VerifySink};
 
 /// Loader errors.
@@ -235,8 +238,10 @@ pub struct PullReport {
     pub destination: PathBuf,
     /// Filesystem kind of the destination.
     pub destination_fs: FsKind,
-    /// Wall time in seconds.
+    /// Wall time in seconds (staging and publishing).
     pub seconds: f64,
+    /// Seconds per phase.
+    pub phases: PhaseTimings,
 }
 
 /// What a verification checked.
@@ -275,8 +280,15 @@ impl StagedModel {
         &self.report
     }
     /// Moves the staged files into the destination.
-    pub fn publish(self) -> Result<PullReport, LoadError> {
+    ///
+    /// # Errors
+    /// [`LoadError::Destination`] naming what could not be moved (nothing stays published).
+    pub fn publish(mut self) -> Result<PullReport, LoadError> {
+        let started = Instant::now();
         self.staging.publish()?;
+        let publish = started.elapsed().as_secs_f64();
+        self.report.phases.publish = publish;
+        self.report.seconds += publish;
         Ok(self.report)
     }
 }
@@ -371,11 +383,12 @@ impl Loader {
         &self.options
     }
 
-    fn driver(&self, store: &Arc<dyn StorageBackend>) -> Driver {
+    fn driver(&self, store: &Arc<dyn StorageBackend>, clock: &Arc<StageClock>) -> Driver {
         Driver {
             store: Arc::clone(store),
             opts: self.options.clone(),
             progress: self.progress.clone(),
+            clock: Arc::clone(clock),
         }
     }
 
@@ -388,15 +401,29 @@ impl Loader {
         &self,
         store: &dyn StorageBackend,
     ) -> Result<VerifiedManifest, LoadError> {
+        self.fetch_manifest_timed(store, &mut PhaseTimings::default())
+            .await
+    }
+
+    /// [`Loader::fetch_manifest`], recording the fetch and verification times in `phases`.
+    async fn fetch_manifest_timed(
+        &self,
+        store: &dyn StorageBackend,
+        phases: &mut PhaseTimings,
+    ) -> Result<VerifiedManifest, LoadError> {
+        let started = Instant::now();
         let bytes = store
             .get(MANIFEST_OBJECT, self.limits.max_manifest_bytes)
             .await?;
+        phases.manifest_fetch = started.elapsed().as_secs_f64();
+        let started = Instant::now();
         let vm = verify_manifest(
             &bytes,
             &self.trusted,
             &self.limits,
             self.options.pinned_manifest_digest.as_ref(),
         )?;
+        phases.verification = started.elapsed().as_secs_f64();
         tracing::info!(
             model_id = vm.model_id(),
             model = vm.model_name(),
@@ -455,10 +482,31 @@ impl Loader {
         store: &Arc<dyn StorageBackend>,
         unlocked: UnlockedManifest,
         sinks: Vec<S>,
+        phases: &mut PhaseTimings,
     ) -> Result<(Arc<UnlockedManifest>, Vec<S::Output>), LoadError> {
         let unlocked = Arc::new(unlocked);
-        let outputs = self.driver(store).decrypt_all(&unlocked, sinks).await?;
+        let clock = Arc::new(StageClock::default());
+        let started = Instant::now();
+        let outputs = self
+            .driver(store, &clock)
+            .decrypt_all(&unlocked, sinks)
+            .await?;
+        phases.download = started.elapsed().as_secs_f64();
+        (phases.download_busy, phases.decrypt_hash) = clock.seconds();
         Ok((unlocked, outputs))
+    }
+
+    /// [`Loader::unlock`], recording the key release time in `phases`.
+    async fn unlock_timed(
+        &self,
+        store: &dyn StorageBackend,
+        manifest: VerifiedManifest,
+        phases: &mut PhaseTimings,
+    ) -> Result<(UnlockedManifest, String), LoadError> {
+        let started = Instant::now();
+        let unlocked = self.unlock(store, manifest).await?;
+        phases.key_release = started.elapsed().as_secs_f64();
+        Ok(unlocked)
     }
 
     /// Verifies, unlocks, decrypts and verifies every file into a staging directory inside
@@ -472,7 +520,10 @@ impl Loader {
         dest: &Path,
     ) -> Result<StagedModel, LoadError> {
         let started = Instant::now();
-        let manifest = self.fetch_manifest(store.as_ref()).await?;
+        let mut phases = PhaseTimings::default();
+        let manifest = self
+            .fetch_manifest_timed(store.as_ref(), &mut phases)
+            .await?;
         // Destination checks come before any key is requested: fail fast, release nothing.
         let paths = manifest
             .files()
@@ -480,7 +531,9 @@ impl Loader {
             .map(|f| f.path().to_string())
             .collect();
         let staging = Staging::prepare(dest, paths, self.options.relax).await?;
-        let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+        let (unlocked, recipient) = self
+            .unlock_timed(store.as_ref(), manifest, &mut phases)
+            .await?;
         let entries = unlocked
             .manifest()
             .files()
@@ -490,7 +543,10 @@ impl Loader {
         let (staging, sinks) = staging.file_sinks(entries).await?;
         let total = unlocked.manifest().total_plaintext();
         let (unlocked, _) = self
-            .tracked(total, self.decrypt_into(&store, unlocked, sinks))
+            .tracked(
+                total,
+                self.decrypt_into(&store, unlocked, sinks, &mut phases),
+            )
             .await?;
         let m = unlocked.manifest();
         let report = PullReport {
@@ -505,6 +561,7 @@ impl Loader {
             destination: dest.to_path_buf(),
             destination_fs: staging.fs_kind(),
             seconds: started.elapsed().as_secs_f64(),
+            phases,
         };
         Ok(StagedModel { staging, report })
     }
@@ -538,8 +595,12 @@ impl Loader {
             .iter()
             .map(|f| MemorySink::new(f.plaintext_size(), f.path()))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut phases = PhaseTimings::default();
         let (unlocked, buffers) = self
-            .tracked(total, self.decrypt_into(&store, unlocked, sinks))
+            .tracked(
+                total,
+                self.decrypt_into(&store, unlocked, sinks, &mut phases),
+            )
             .await?;
         let m = unlocked.manifest();
         let files: BTreeMap<String, Zeroizing<Vec<u8>>> = m
@@ -615,7 +676,8 @@ impl Loader {
             };
         report.decrypted_with = self
             .tracked(total, async {
-                self.driver(&store)
+                let clock = Arc::new(StageClock::default());
+                self.driver(&store, &clock)
                     .check_ciphertexts(manifest.files())
                     .await?;
                 if !decrypt {
@@ -628,7 +690,9 @@ impl Loader {
                     .iter()
                     .map(|_| VerifySink)
                     .collect();
-                self.decrypt_into(&store, unlocked, sinks).await?;
+                let mut phases = PhaseTimings::default();
+                self.decrypt_into(&store, unlocked, sinks, &mut phases)
+                    .await?;
                 Ok(Some(recipient))
             })
             .await?;

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
+use super::phases::StageClock;
 use super::ranges::SegmentRange;
 use super::sink::PlaintextSink;
 use super::LoadError;
@@ -40,6 +41,8 @@ pub(crate) struct FileOpener<S> {
     pub(crate) sink: S,
     /// Model path, for messages.
     pub(crate) path: String,
+    /// Where the busy time goes.
+    pub(crate) clock: Arc<StageClock>,
 }
 
 /// Opens `ciphertext` (the segments of `range`) in place and writes the plaintext to the sink;
@@ -54,6 +57,7 @@ pub(crate) async fn open_range<S: PlaintextSink>(
 ) -> Result<Bytes, LoadError> {
     let _permit = cpu_permits().acquire_owned().await.ok();
     tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
         let mut buf = into_mut(ciphertext);
         let n = file
             .opener
@@ -63,6 +67,7 @@ pub(crate) async fn open_range<S: PlaintextSink>(
             })?;
         buf.truncate(n);
         file.sink.write_at(range.plaintext_offset, &buf)?;
+        file.clock.add_cpu(started);
         Ok(buf.freeze())
     })
     .await

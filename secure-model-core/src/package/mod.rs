@@ -5,7 +5,7 @@
 mod pack;
 mod rotate;
 
-pub use pack::{pack, scan_model_dir, PackOptions, PackReport};
+pub use pack::{ignored_paths, pack, scan_model_dir, PackOptions, PackReport};
 pub use rotate::{rewrap, RewrapReport};
 
 use base64::Engine as _;

@@ -84,6 +84,18 @@ pub struct PackReport {
     pub recipients: Vec<String>,
     /// Signer key hint.
     pub signer: String,
+    /// Top-level git paths of the model directory that were left out, as `model_signing`
+    /// leaves them out by default (`.git`, `.gitattributes`, `.github`, `.gitignore`).
+    pub ignored: Vec<String>,
+}
+
+/// The top-level git paths present in `model_dir` that packing leaves out.
+pub fn ignored_paths(model_dir: &Path) -> Vec<String> {
+    DEFAULT_IGNORE_PATHS
+        .iter()
+        .filter(|p| model_dir.join(p).symlink_metadata().is_ok())
+        .map(|p| p.to_string())
+        .collect()
 }
 
 fn dir_err(path: &Path, reason: impl Into<String>, source: Option<std::io::Error>) -> PackError {
@@ -536,5 +548,6 @@ async fn pack_objects(
             .map(|r| r.recipient().to_string())
             .collect(),
         signer: signer.verifying_key().hint(),
+        ignored: ignored_paths(model_dir),
     })
 }

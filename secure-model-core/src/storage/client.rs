@@ -17,6 +17,9 @@ pub const CA_BUNDLE_VAR: &str = "SECURE_MODEL_CA_BUNDLE";
 /// the settings layer turns it into [`Relaxations::allow_plain_http_storage`]).
 pub const ALLOW_HTTP_VAR: &str = "SECURE_MODEL_ALLOW_HTTP";
 
+/// Default of [`StorageSettings::first_byte_timeout`].
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How storage clients are configured: the credentials snapshot (KServe's variables and each
 /// backend's own), timeouts, retries, an extra CA bundle and relaxations. The default has no
 /// credentials, the documented timeouts and no relaxation.
@@ -25,10 +28,13 @@ pub const ALLOW_HTTP_VAR: &str = "SECURE_MODEL_ALLOW_HTTP";
 pub struct StorageSettings {
     /// Credentials and backend variables (`AWS_*`, `S3_*`, `GOOGLE_*`, `AZURE_*`...).
     pub env: StorageEnv,
-    /// Per-request timeout (default 60 s).
+    /// Per-request timeout, body included (default 60 s; a ranged GET is a few MiB).
     pub timeout: Duration,
-    /// Connect timeout (default 10 s).
+    /// Connect timeout (default 5 s).
     pub connect_timeout: Duration,
+    /// Longest wait for a response to start, retries included (default 10 s): a store that
+    /// accepts connections but never answers fails in seconds, not after the total timeout.
+    pub first_byte_timeout: Duration,
     /// Retries of one request on transient failures (default 6).
     pub max_retries: usize,
     /// Longest time spent retrying one request (default 120 s).
@@ -51,7 +57,8 @@ impl StorageSettings {
         Self {
             env,
             timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
             max_retries: 6,
             retry_timeout: Duration::from_secs(120),
             ca_bundle: None,

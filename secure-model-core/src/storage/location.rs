@@ -233,6 +233,7 @@ pub fn open_location(
                 .build()
                 .map_err(|e| build_err(uri, "S3", e))?;
             prefixed(
+                settings,
                 uri,
                 Arc::new(store),
                 &prefix,
@@ -244,6 +245,7 @@ pub fn open_location(
                 .build()
                 .map_err(|e| build_err(uri, "GCS", e))?;
             prefixed(
+                settings,
                 uri,
                 Arc::new(store),
                 &prefix,
@@ -259,7 +261,7 @@ pub fn open_location(
                 .build()
                 .map_err(|e| build_err(uri, "Azure Blob", e))?;
             let shown = format!("az://{account}/{container}/{prefix}");
-            prefixed(uri, Arc::new(store), &prefix, shown)
+            prefixed(settings, uri, Arc::new(store), &prefix, shown)
         }
         PackageLocation::Http { url } => open_http(uri, url, create, settings),
     }
@@ -267,16 +269,16 @@ pub fn open_location(
 
 /// A backend over `store` at object prefix `prefix`, shown as `shown`.
 fn prefixed(
+    settings: &StorageSettings,
     uri: &str,
     store: Arc<dyn object_store::ObjectStore>,
     prefix: &str,
     shown: String,
 ) -> Result<Arc<dyn StorageBackend>, StorageError> {
-    Ok(Arc::new(ObjectStoreBackend::new(
-        store,
-        store_prefix(uri, prefix)?,
-        shown,
-    )))
+    Ok(Arc::new(
+        ObjectStoreBackend::new(store, store_prefix(uri, prefix)?, shown)
+            .with_first_byte_timeout(settings.first_byte_timeout),
+    ))
 }
 
 /// A read-only HTTP(S) mirror; plain `http://` only with the relaxation.
@@ -310,7 +312,9 @@ fn open_http(
         .build()
         .map_err(|e| build_err(uri, "HTTP", e))?;
     Ok(Arc::new(
-        ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string()).read_only(),
+        ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string())
+            .read_only()
+            .with_first_byte_timeout(settings.first_byte_timeout),
     ))
 }
 

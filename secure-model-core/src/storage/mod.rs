@@ -13,7 +13,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use client::{StorageSettings, ALLOW_HTTP_VAR, CA_BUNDLE_VAR};
+pub use client::{StorageSettings, ALLOW_HTTP_VAR, CA_BUNDLE_VAR, DEFAULT_FIRST_BYTE_TIMEOUT};
 pub use env::StorageEnv;
 pub use location::{open_location, redact_uri, PackageLocation};
 pub use object::ObjectStoreBackend;
@@ -83,6 +83,19 @@ pub enum StorageError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The store did not start answering within the first-byte timeout (it accepted the
+    /// connection, or not, but sent no response).
+    #[error("no response from {location} to {operation} {key} within {seconds} s (SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS)")]
+    NoResponse {
+        /// What was attempted.
+        operation: &'static str,
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// The timeout.
+        seconds: u64,
+    },
     /// A location URI could not be understood.
     #[error("invalid package location {uri:?}: {reason}")]
     InvalidLocation {
@@ -127,7 +140,7 @@ impl StorageError {
     /// denied, authentication, configuration and size errors are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::ShortRead { .. } => true,
+            Self::ShortRead { .. } | Self::NoResponse { .. } => true,
             Self::Backend { source, .. } => {
                 let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
                 while let Some(e) = cur {

@@ -1,13 +1,15 @@
 //! [`StorageBackend`] over any `object_store::ObjectStore`.
 
+use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use super::{ObjectInfo, ObjectWriter, StorageBackend, StorageError};
 
@@ -18,7 +20,11 @@ pub struct ObjectStoreBackend {
     prefix: StorePath,
     location: String,
     read_only: bool,
+    first_byte: Duration,
 }
+
+/// How often a request still waiting for its first byte is logged.
+const WAITING_LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl ObjectStoreBackend {
     /// A backend for `prefix` in `store`; `location` is what messages show (no credentials).
@@ -32,6 +38,50 @@ impl ObjectStoreBackend {
             prefix,
             location: location.into(),
             read_only: false,
+            first_byte: super::client::DEFAULT_FIRST_BYTE_TIMEOUT,
+        }
+    }
+
+    /// Fails a read whose response (status and headers) has not arrived within `timeout`,
+    /// however many times the client retried inside it (default
+    /// [`super::client::DEFAULT_FIRST_BYTE_TIMEOUT`]); the body then has the client's total
+    /// request timeout.
+    pub fn with_first_byte_timeout(mut self, timeout: Duration) -> Self {
+        self.first_byte = timeout;
+        self
+    }
+
+    /// Awaits `request` until its response starts, logging while it waits and failing with
+    /// [`StorageError::NoResponse`] after the first-byte timeout.
+    async fn first_byte<T>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        request: impl Future<Output = Result<T, object_store::Error>>,
+    ) -> Result<T, StorageError> {
+        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::sleep(self.first_byte);
+        let mut ticks = tokio::time::interval_at(started + WAITING_LOG_EVERY, WAITING_LOG_EVERY);
+        tokio::pin!(request, deadline);
+        loop {
+            tokio::select! {
+                r = &mut request => return r.map_err(|e| self.map_err(operation, key, e)),
+                () = &mut deadline => {
+                    return Err(StorageError::NoResponse {
+                        operation,
+                        key: key.to_string(),
+                        location: self.location.clone(),
+                        seconds: self.first_byte.as_secs(),
+                    })
+                }
+                _ = ticks.tick() => tracing::info!(
+                    location = %self.location,
+                    object = key,
+                    operation,
+                    waited_s = started.elapsed().as_secs(),
+                    "still waiting for the storage's first byte"
+                ),
+            }
         }
     }
 
@@ -100,21 +150,13 @@ impl StorageBackend for ObjectStoreBackend {
 
     async fn head(&self, key: &str) -> Result<u64, StorageError> {
         let p = self.path(key)?;
-        let meta = self
-            .store
-            .head(&p)
-            .await
-            .map_err(|e| self.map_err("head", key, e))?;
+        let meta = self.first_byte("head", key, self.store.head(&p)).await?;
         Ok(meta.size)
     }
 
     async fn get(&self, key: &str, max_len: u64) -> Result<Bytes, StorageError> {
         let p = self.path(key)?;
-        let res = self
-            .store
-            .get(&p)
-            .await
-            .map_err(|e| self.map_err("get", key, e))?;
+        let res = self.first_byte("get", key, self.store.get(&p)).await?;
         let size = res.meta.size;
         let too_large = |size| StorageError::TooLarge {
             key: key.to_string(),
@@ -146,9 +188,12 @@ impl StorageBackend for ObjectStoreBackend {
         if want == 0 {
             return Ok(Bytes::new());
         }
-        let b = self
-            .store
-            .get_range(&p, range.clone())
+        let options = GetOptions::new().with_range(Some(range.clone()));
+        let res = self
+            .first_byte("get range of", key, self.store.get_opts(&p, options))
+            .await?;
+        let b = res
+            .bytes()
             .await
             .map_err(|e| self.map_err("get range of", key, e))?;
         if b.len() as u64 != want {

@@ -159,10 +159,13 @@ impl VerifyingKey {
     }
 
     /// Verifies a DER ECDSA P-256/SHA-256 signature.
-    pub fn verify(&self, msg: &[u8], sig_der: &[u8]) -> Result<(), VerifyError> {
+    ///
+    /// # Errors
+    /// [`crate::crypto::CryptoError::Authentication`] (opaque) when it does not verify.
+    pub fn verify(&self, msg: &[u8], sig_der: &[u8]) -> Result<(), crate::crypto::CryptoError> {
         UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &self.point[..])
             .verify(msg, sig_der)
-            .map_err(|_| VerifyError::SignatureInvalid)
+            .map_err(|_| crate::crypto::CryptoError::Authentication)
     }
 }
 

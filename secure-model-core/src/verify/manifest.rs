@@ -532,7 +532,32 @@ fn verify_signature(
             }
         }
     }
-    Err(VerifyError::SignatureInvalid)
+    Err(VerifyError::SignatureInvalid {
+        signer_hint: shown_hint(&bundle.verification_material.public_key.hint),
+        trusted: trusted
+            .keys()
+            .iter()
+            .map(VerifyingKey::hint)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The bundle's key hint for messages: attacker-controlled text, so control characters are
+/// replaced and it is cut at 80 characters.
+fn shown_hint(hint: &str) -> String {
+    if hint.is_empty() {
+        return "(none)".into();
+    }
+    let mut out: String = hint
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if hint.chars().count() > 80 {
+        out.push('…');
+    }
+    out
 }
 
 /// Verifies a plain OpenSSF model-signing v1.0 bundle (as written by `model_signing sign key`):

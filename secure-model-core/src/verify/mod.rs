@@ -17,9 +17,15 @@ pub use manifest::{
 #[non_exhaustive]
 pub enum VerifyError {
     /// No signature on the manifest verifies under any trusted key (or the signature is
-    /// malformed). Deliberately does not say which check failed.
-    #[error("manifest signature is not valid under any trusted key")]
-    SignatureInvalid,
+    /// malformed). Deliberately does not say which check failed; it names the key hint the
+    /// bundle claims and the hints of the trusted keys, so an operator sees a key mix-up.
+    #[error("manifest signature is not valid under any trusted key (the bundle names signer {signer_hint}; trusted: {trusted})")]
+    SignatureInvalid {
+        /// The key hint the bundle claims (untrusted text, sanitized; `(none)` when absent).
+        signer_hint: String,
+        /// The trusted keys' hints, comma-separated.
+        trusted: String,
+    },
     /// No trusted key was configured: verification fails closed.
     #[error("no trusted public key configured")]
     NoTrustedKeys,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +16,7 @@ use ring::digest;
 use tokio::io::AsyncWriteExt as _;
 
 use super::{
-    decrypt, has_jwe_suffix, looks_like_jwe, output_path, KserveJweError, KserveKey,
+    decrypt_vec, has_jwe_suffix, looks_like_jwe, output_path, KserveJweError, KserveKey,
     DEFAULT_MAX_JWE_BYTES, JWE_MAGIC,
 };
 use secure_model_core::danger::Relaxations;
@@ -26,6 +26,9 @@ use secure_model_core::keys::kbs::KbsClient;
 use secure_model_core::keys::{BrokeredResource, ResourceBroker, ResourcePath};
 use secure_model_core::loader::{FsKind, Staging};
 use secure_model_core::storage::{ObjectInfo, StorageBackend};
+
+/// Mode of every published file, decrypted or passed through (directories are 0755).
+pub const PUBLISHED_MODE: u32 = 0o644;
 
 /// Policy and tuning of [`stage_download`].
 #[derive(Debug, Clone)]
@@ -304,15 +307,14 @@ fn decrypt_staged(
     }
     let text = std::fs::read(from).map_err(io(from, "cannot read staging file"))?;
     std::fs::remove_file(from).map_err(io(from, "cannot remove staging file"))?;
-    let plain = decrypt(name, &text, key, max)?;
-    drop(text);
+    let plain = decrypt_vec(name, text, key, max)?;
     if let Some(parent) = to.parent() {
         mkdirs(parent, 0o755)?;
     }
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        .mode(PUBLISHED_MODE)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(to)
         .map_err(io(to, "cannot create staging file"))?;
@@ -477,6 +479,14 @@ async fn publishable(
             if let Some(parent) = to.parent() {
                 mkdirs(parent, 0o755)?;
             }
+            // Downloads are staged private (0600); published files are 0644 like the
+            // decrypted ones, so a model server running as another UID can read every file.
+            std::fs::set_permissions(&from, std::fs::Permissions::from_mode(PUBLISHED_MODE))
+                .map_err(|source| KserveJweError::Io {
+                    path: e.key.clone(),
+                    action: "cannot set the mode of a staged file",
+                    source,
+                })?;
             std::fs::rename(&from, &to).map_err(|source| KserveJweError::Io {
                 path: e.key.clone(),
                 action: "cannot move staged file",

@@ -6,7 +6,10 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use super::{decrypt, encrypt, KserveAlg, KserveJweError, KserveKey, JWE_SUFFIX};
+use secure_model_core::format::DEFAULT_IGNORE_PATHS;
+use zeroize::Zeroizing;
+
+use super::{decrypt_vec, encrypt_to, KserveAlg, KserveJweError, KserveKey, JWE_SUFFIX};
 
 /// One file written by [`encrypt_file`] or [`encrypt_tree`].
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,21 +55,36 @@ fn read_capped(path: &Path, max_len: u64) -> Result<Vec<u8>, KserveJweError> {
     std::fs::read(path).map_err(io(path, "cannot read"))
 }
 
-fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), KserveJweError> {
-    let mut f = OpenOptions::new()
+/// Creates `path` (never overwriting) with `mode`, lets `write` fill it, syncs it; on any
+/// failure the partial file is removed.
+fn write_new<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> Result<T, KserveJweError>,
+) -> Result<T, KserveJweError> {
+    let f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
         .map_err(io(path, "cannot create (it must not exist)"))?;
-    if let Err(e) = f.write_all(data).and_then(|()| f.sync_all()) {
+    let result = (|| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &f);
+        let t = write(&mut w)?;
+        w.flush().map_err(io(path, "cannot write"))?;
+        drop(w);
+        f.sync_all().map_err(io(path, "cannot write"))?;
+        Ok(t)
+    })();
+    if result.is_err() {
         let _ = std::fs::remove_file(path);
-        return Err(io(path, "cannot write")(e));
     }
-    Ok(())
+    result
 }
 
-/// Encrypts file `input` into a new KServe JWE file `output` (mode 0644).
+/// Encrypts file `input` into a new KServe JWE file `output` (mode 0644). The file is read
+/// whole, encrypted in place and base64url-encoded as it is written: memory is about the
+/// file's size.
 ///
 /// # Errors
 /// [`KserveJweError::TooLarge`] when `input` exceeds `max_len`; [`KserveJweError::EmptyFile`]
@@ -80,19 +98,22 @@ pub fn encrypt_file(
     alg: KserveAlg,
     max_len: u64,
 ) -> Result<EncryptedFile, KserveJweError> {
-    let plain = zeroize::Zeroizing::new(read_capped(input, max_len)?);
+    let plain = Zeroizing::new(read_capped(input, max_len)?);
     if plain.is_empty() {
         return Err(KserveJweError::EmptyFile {
             path: input.display().to_string(),
         });
     }
-    let compact = encrypt(&plain, key, alg, max_len)?;
-    write_new(output, compact.as_bytes(), 0o644)?;
+    let plaintext_bytes = plain.len() as u64;
+    let shown = output.display().to_string();
+    let jwe_bytes = write_new(output, 0o644, |w| {
+        encrypt_to(plain, key, alg, max_len, w, &shown)
+    })?;
     Ok(EncryptedFile {
         source: input.display().to_string(),
         output: output.display().to_string(),
-        plaintext_bytes: plain.len() as u64,
-        jwe_bytes: compact.len() as u64,
+        plaintext_bytes,
+        jwe_bytes,
     })
 }
 
@@ -100,7 +121,7 @@ pub fn encrypt_file(
 /// plaintext size.
 ///
 /// # Errors
-/// As [`decrypt`]; I/O errors (an existing `output` is never overwritten).
+/// As [`decrypt`](super::decrypt); I/O errors (an existing `output` is never overwritten).
 pub fn decrypt_file(
     input: &Path,
     output: &Path,
@@ -108,10 +129,24 @@ pub fn decrypt_file(
     max_len: u64,
 ) -> Result<u64, KserveJweError> {
     let text = read_capped(input, max_len)?;
-    let plain = decrypt(&input.display().to_string(), &text, key, max_len)?;
-    drop(text);
-    write_new(output, &plain, 0o600)?;
+    let plain = decrypt_vec(&input.display().to_string(), text, key, max_len)?;
+    write_new(output, 0o600, |w| {
+        w.write_all(&plain).map_err(io(output, "cannot write"))
+    })?;
     Ok(plain.len() as u64)
+}
+
+/// What [`encrypt_tree`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct TreeReport {
+    /// Files encrypted.
+    pub files: Vec<EncryptedFile>,
+    /// Empty files left out (`skip_empty`).
+    pub skipped_empty: Vec<String>,
+    /// Top-level git paths left out, as `model_signing` ignores them by default (`.git`,
+    /// `.gitattributes`, `.github`, `.gitignore`).
+    pub ignored: Vec<String>,
 }
 
 fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), KserveJweError> {
@@ -132,6 +167,9 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), KserveJweEr
             action: "file name is not UTF-8",
             source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })?;
+        if rel.is_empty() && DEFAULT_IGNORE_PATHS.contains(&name) {
+            continue;
+        }
         let child = if rel.is_empty() {
             name.to_string()
         } else {
@@ -155,9 +193,10 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), KserveJweEr
 
 /// Encrypts every regular file under `model_dir` into `out_dir/<relative path>.jwe`, the
 /// layout KServe's confidential mode downloads and decrypts. `out_dir` is created; it must
-/// not already contain the outputs. Symlinks are refused. Empty files are refused, or with
-/// `skip_empty` left out and returned in the second list (see [`encrypt_file`]). Files are
-/// processed one at a time, so memory is bounded by the largest file (about 2.4 times it).
+/// not already contain the outputs. Symlinks are refused. Top-level git paths are left out,
+/// as `model_signing` and `secure-model pack` leave them out, and listed. Empty files are
+/// refused, or with `skip_empty` left out and listed (see [`encrypt_file`]). Files are
+/// processed one at a time, so memory is bounded by the largest file (about its size).
 ///
 /// # Errors
 /// As [`encrypt_file`]; a failure leaves the files written so far (the publisher re-runs
@@ -169,9 +208,14 @@ pub fn encrypt_tree(
     alg: KserveAlg,
     max_len: u64,
     skip_empty: bool,
-) -> Result<(Vec<EncryptedFile>, Vec<String>), KserveJweError> {
+) -> Result<TreeReport, KserveJweError> {
     let mut files = Vec::new();
     walk(model_dir, "", &mut files)?;
+    let ignored: Vec<String> = DEFAULT_IGNORE_PATHS
+        .iter()
+        .filter(|p| model_dir.join(p).symlink_metadata().is_ok())
+        .map(|p| p.to_string())
+        .collect();
     // Empty files are found before anything is written.
     let mut skipped = Vec::new();
     let mut kept = Vec::with_capacity(files.len());
@@ -200,5 +244,9 @@ pub fn encrypt_tree(
         f.source = rel;
         done.push(f);
     }
-    Ok((done, skipped))
+    Ok(TreeReport {
+        files: done,
+        skipped_empty: skipped,
+        ignored,
+    })
 }

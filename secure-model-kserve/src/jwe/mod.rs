@@ -36,9 +36,9 @@ mod key;
 use zeroize::Zeroizing;
 
 pub use download::{
-    stage_download, DownloadReport, JweDownloadOptions, ResourceKey, StagedDownload,
+    stage_download, DownloadReport, JweDownloadOptions, ResourceKey, StagedDownload, PUBLISHED_MODE,
 };
-pub use files::{decrypt_file, encrypt_file, encrypt_tree, EncryptedFile};
+pub use files::{decrypt_file, encrypt_file, encrypt_tree, EncryptedFile, TreeReport};
 pub use key::{KeyForm, KserveKey, KEY_LEN};
 
 use secure_model_core::jwe::{DecryptionKey, EncryptionKey, Jwe, JweError, KeyAlgorithm};
@@ -283,22 +283,7 @@ fn cap(max_len: u64) -> usize {
     usize::try_from(max_len).unwrap_or(usize::MAX)
 }
 
-/// Decrypts one KServe JWE file (`path` is only used in messages): compact serialization,
-/// `alg` `A256KW` or `dir`, `enc` `A256GCM`, no `zip`, no `crit`; a trailing newline is
-/// tolerated. The whole file and its plaintext are in memory: `serialized` must not exceed
-/// `max_len` bytes.
-///
-/// # Errors
-/// [`KserveJweError::TooLarge`], [`KserveJweError::Jwe`] (malformed or refused member),
-/// [`KserveJweError::UnsupportedAlgorithm`], and the opaque
-/// [`KserveJweError::DecryptionFailed`].
-pub fn decrypt(
-    path: &str,
-    serialized: &[u8],
-    key: &KserveKey,
-    max_len: u64,
-) -> Result<Zeroizing<Vec<u8>>, KserveJweError> {
-    let size = serialized.len() as u64;
+fn too_large(path: &str, size: u64, max_len: u64) -> Result<(), KserveJweError> {
     if size > max_len {
         return Err(KserveJweError::TooLarge {
             path: path.into(),
@@ -306,6 +291,17 @@ pub fn decrypt(
             max: max_len,
         });
     }
+    Ok(())
+}
+
+/// Parses one KServe JWE file and picks the decryption key its `alg` needs.
+fn parse_file(
+    path: &str,
+    serialized: &[u8],
+    key: &KserveKey,
+    max_len: u64,
+) -> Result<(Jwe, DecryptionKey), KserveJweError> {
+    too_large(path, serialized.len() as u64, max_len)?;
     let text = std::str::from_utf8(serialized).map_err(|_| KserveJweError::Jwe {
         path: path.into(),
         source: JweError::Malformed {
@@ -324,13 +320,70 @@ pub fn decrypt(
         }
     }
     .map_err(|e| jwe_err(path, e))?;
-    jwe.decrypt(&dk).map_err(|e| jwe_err(path, e))
+    Ok((jwe, dk))
+}
+
+/// Decrypts one KServe JWE file (`path` is only used in messages): compact serialization,
+/// `alg` `A256KW` or `dir`, `enc` `A256GCM`, no `zip`, no `crit`; a trailing newline is
+/// tolerated. The whole file and its plaintext are in memory: `serialized` must not exceed
+/// `max_len` bytes.
+///
+/// # Errors
+/// [`KserveJweError::TooLarge`], [`KserveJweError::Jwe`] (malformed or refused member),
+/// [`KserveJweError::UnsupportedAlgorithm`], and the opaque
+/// [`KserveJweError::DecryptionFailed`].
+pub fn decrypt(
+    path: &str,
+    serialized: &[u8],
+    key: &KserveKey,
+    max_len: u64,
+) -> Result<Zeroizing<Vec<u8>>, KserveJweError> {
+    let (jwe, dk) = parse_file(path, serialized, key, max_len)?;
+    jwe.decrypt_owned(&dk).map_err(|e| jwe_err(path, e))
+}
+
+/// [`decrypt`] taking the serialization by value: it is freed as soon as it is parsed, and
+/// the ciphertext is opened in place, so memory peaks at about 2.4 times the file (the
+/// base64 text and its decoded ciphertext), not more.
+///
+/// # Errors
+/// As [`decrypt`].
+pub fn decrypt_vec(
+    path: &str,
+    serialized: Vec<u8>,
+    key: &KserveKey,
+    max_len: u64,
+) -> Result<Zeroizing<Vec<u8>>, KserveJweError> {
+    let (jwe, dk) = parse_file(path, &serialized, key, max_len)?;
+    drop(serialized);
+    jwe.decrypt_owned(&dk).map_err(|e| jwe_err(path, e))
+}
+
+fn encryption_key(key: &KserveKey, alg: KserveAlg) -> Result<EncryptionKey, KserveJweError> {
+    match alg {
+        KserveAlg::A256kw => EncryptionKey::a256kw(key.expose_secret()),
+        KserveAlg::Dir => EncryptionKey::dir(key.expose_secret()),
+    }
+    .map_err(|e| jwe_err("(key)", e))
+}
+
+fn seal(
+    plaintext: Zeroizing<Vec<u8>>,
+    key: &KserveKey,
+    alg: KserveAlg,
+    max_len: u64,
+) -> Result<Jwe, KserveJweError> {
+    too_large("(plaintext)", plaintext.len() as u64, max_len)?;
+    Jwe::encrypt_owned(plaintext, &encryption_key(key, alg)?, cap(max_len)).map_err(|e| match e {
+        JweError::Rng => KserveJweError::Rng,
+        other => jwe_err("(plaintext)", other),
+    })
 }
 
 /// Encrypts `plaintext` into a KServe JWE file (compact serialization, `enc` `A256GCM`, fresh
 /// random IV, and for `A256KW` a fresh random content key) that KServe's `JWEDecryptor`
-/// decrypts. The plaintext must not exceed `max_len` bytes (memory: about 2.4 times the
-/// plaintext while encrypting).
+/// decrypts. The plaintext must not exceed `max_len` bytes. Returns the serialization in
+/// memory; [`encrypt_to`] streams it instead.
 ///
 /// # Errors
 /// [`KserveJweError::TooLarge`], [`KserveJweError::Rng`].
@@ -340,24 +393,29 @@ pub fn encrypt(
     alg: KserveAlg,
     max_len: u64,
 ) -> Result<String, KserveJweError> {
-    let size = plaintext.len() as u64;
-    if size > max_len {
-        return Err(KserveJweError::TooLarge {
-            path: "(plaintext)".into(),
-            size,
-            max: max_len,
-        });
-    }
-    let ek = match alg {
-        KserveAlg::A256kw => EncryptionKey::a256kw(key.expose_secret()),
-        KserveAlg::Dir => EncryptionKey::dir(key.expose_secret()),
-    }
-    .map_err(|e| jwe_err("(key)", e))?;
-    let jwe = Jwe::encrypt_with_limit(plaintext, &ek, cap(max_len)).map_err(|e| match e {
-        JweError::Rng => KserveJweError::Rng,
-        other => jwe_err("(plaintext)", other),
-    })?;
-    Ok(jwe.to_compact())
+    too_large("(plaintext)", plaintext.len() as u64, max_len)?;
+    Ok(seal(Zeroizing::new(plaintext.to_vec()), key, alg, max_len)?.to_compact())
+}
+
+/// [`encrypt`] of a buffer the caller gives up, encrypted in place and written to `out` as it
+/// is base64url-encoded: memory stays at about the plaintext size. Returns the bytes written.
+///
+/// # Errors
+/// As [`encrypt`]; [`KserveJweError::Io`] naming `out_name` when writing fails.
+pub fn encrypt_to(
+    plaintext: Zeroizing<Vec<u8>>,
+    key: &KserveKey,
+    alg: KserveAlg,
+    max_len: u64,
+    out: &mut impl std::io::Write,
+    out_name: &str,
+) -> Result<u64, KserveJweError> {
+    let jwe = seal(plaintext, key, alg, max_len)?;
+    jwe.write_compact(out).map_err(|source| KserveJweError::Io {
+        path: out_name.into(),
+        action: "cannot write",
+        source,
+    })
 }
 
 #[cfg(test)]

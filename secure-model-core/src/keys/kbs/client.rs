@@ -119,6 +119,45 @@ impl KbsClientBuilder {
     /// [`KbsError::Config`] for a bad URL, `http://` without opt-in, an invalid CA bundle,
     /// or neither an attester nor a passport.
     pub fn build(self) -> Result<KbsClient, KbsError> {
+        let url = self.checked_url()?;
+        if self.attester.is_none() && self.passport.is_none() {
+            return Err(KbsError::Config {
+                reason: "KBS client needs an attester or a passport".into(),
+            });
+        }
+        let http = self.http_client()?;
+        Ok(KbsClient {
+            http,
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            attester: self.attester,
+            key_kind: self.key_kind,
+            passport: self.passport,
+            init_data: self.init_data,
+        })
+    }
+
+    /// Asks the KBS for an attestation challenge (`POST /kbs/v0/auth`, as TEE `sample`: the
+    /// challenge step is the same for every TEE) and returns what it answered: whether the
+    /// KBS is reachable and speaks the protocol, and its clock. No evidence is produced, no
+    /// resource requested; needs neither an attester nor a passport.
+    ///
+    /// # Errors
+    /// As [`KbsClientBuilder::build`] for the configuration; transport, server and protocol
+    /// errors of the `auth` step.
+    pub async fn probe(self) -> Result<AuthProbe, KbsError> {
+        let url = self.checked_url()?;
+        let client = KbsClient {
+            http: self.http_client()?,
+            base: url.as_str().trim_end_matches('/').to_owned(),
+            attester: None,
+            key_kind: self.key_kind,
+            passport: None,
+            init_data: None,
+        };
+        client.auth_probe().await
+    }
+
+    fn checked_url(&self) -> Result<url::Url, KbsError> {
         let cfg = |reason: String| KbsError::Config { reason };
         let url =
             url::Url::parse(&self.url).map_err(|e| cfg(format!("KBS URL {:?}: {e}", self.url)))?;
@@ -137,9 +176,11 @@ impl KbsClientBuilder {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(cfg("KBS URL must not have a query or fragment".into()));
         }
-        if self.attester.is_none() && self.passport.is_none() {
-            return Err(cfg("KBS client needs an attester or a passport".into()));
-        }
+        Ok(url)
+    }
+
+    fn http_client(&self) -> Result<reqwest::Client, KbsError> {
+        let cfg = |reason: String| KbsError::Config { reason };
         crate::crypto::install_rustls_provider();
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
@@ -158,16 +199,16 @@ impl KbsClientBuilder {
             }
             http = http.tls_certs_only(certs);
         }
-        let http = http.build().map_err(|e| cfg(format!("HTTP client: {e}")))?;
-        Ok(KbsClient {
-            http,
-            base: url.as_str().trim_end_matches('/').to_owned(),
-            attester: self.attester,
-            key_kind: self.key_kind,
-            passport: self.passport,
-            init_data: self.init_data,
-        })
+        http.build().map_err(|e| cfg(format!("HTTP client: {e}")))
     }
+}
+
+/// What a KBS answered to [`KbsClientBuilder::probe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthProbe {
+    /// The server's `Date` header, as sent (for a clock-skew check).
+    pub server_date: Option<String>,
 }
 
 /// A KBS client. One [`KbsClient::get_resource`] call = one attestation (or one passport
@@ -284,6 +325,29 @@ impl KbsClient {
         }
         let body = read_capped(resp, stage, MAX_SMALL_BODY.min(max)).await?;
         Err(server_error(stage, status.as_u16(), &body))
+    }
+
+    /// The `auth` step alone, for [`KbsClientBuilder::probe`].
+    async fn auth_probe(&self) -> Result<AuthProbe, KbsError> {
+        let body = kbs_types::Request {
+            version: RCAR_VERSION.into(),
+            tee: tee_wire(TeeType::Sample),
+            extra_params: serde_json::Value::String(String::new()),
+        };
+        let url = format!("{}/kbs/v0/auth", self.base);
+        let (resp, _) = self
+            .send("auth", self.http.post(url).json(&body), MAX_SMALL_BODY)
+            .await?;
+        let server_date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = read_capped(resp, "auth", MAX_SMALL_BODY).await?;
+        serde_json::from_slice::<kbs_types::Challenge>(&bytes).map_err(|_| KbsError::Protocol {
+            reason: "auth response is not a challenge {nonce, extra-params}".into(),
+        })?;
+        Ok(AuthProbe { server_date })
     }
 
     /// `POST /kbs/v0/auth`: returns the nonce and the session cookie.

@@ -9,7 +9,7 @@ mod client;
 pub use binding::{canonical_json, report_data, runtime_data_json, TeeKeyKind, TeeKeyPair};
 #[cfg(feature = "test-support")]
 pub(crate) use client::server_error;
-pub use client::{KbsClient, KbsClientBuilder, Passport, RCAR_VERSION, SESSION_COOKIE};
+pub use client::{AuthProbe, KbsClient, KbsClientBuilder, Passport, RCAR_VERSION, SESSION_COOKIE};
 
 use super::resource::{sanitize, InvalidResourcePath};
 use crate::attest::AttestError;

@@ -1,0 +1,320 @@
+//! The package: the location parses, where the credentials come from, the manifest is
+//! reachable and its signature verifies under the trust configuration, and each configured key
+//! is a recipient.
+
+use std::sync::Arc;
+
+use secure_model_core::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
+use secure_model_core::storage::{PackageLocation, StorageBackend, StorageEnv};
+use secure_model_core::verify::{parse_unverified, verify_manifest};
+use secure_model_core::ErrorClass;
+use secure_model_kserve::initializer::InitializerSettings;
+
+use crate::Check;
+
+/// What the package checks learned.
+pub(crate) struct Found {
+    /// Total plaintext size the manifest signs.
+    pub(crate) plaintext_bytes: u64,
+}
+
+/// Where the credentials of `location` come from, in words (never their values).
+fn credential_source(location: &PackageLocation, env: &StorageEnv) -> (bool, String) {
+    let has = |v: &str| env.get(v).is_some();
+    match location {
+        PackageLocation::Local(_) => (true, "a local directory: no credentials".into()),
+        PackageLocation::S3 { .. } => {
+            if env.flag("awsAnonymousCredential").ok().flatten() == Some(true) {
+                (true, "anonymous (awsAnonymousCredential)".into())
+            } else if has("STORAGE_CONFIG") {
+                (
+                    true,
+                    "KServe's storage-config secret (STORAGE_CONFIG)".into(),
+                )
+            } else if has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY") {
+                (
+                    true,
+                    "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into(),
+                )
+            } else if has("AWS_WEB_IDENTITY_TOKEN_FILE") && has("AWS_ROLE_ARN") {
+                (
+                    true,
+                    "web identity / IRSA (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)".into(),
+                )
+            } else {
+                (false, "none in the environment: only instance or container metadata could supply them".into())
+            }
+        }
+        PackageLocation::Gcs { .. } => {
+            if has("GOOGLE_APPLICATION_CREDENTIALS") {
+                (
+                    true,
+                    "service-account file (GOOGLE_APPLICATION_CREDENTIALS)".into(),
+                )
+            } else if has("STORAGE_EMULATOR_HOST") || has("GCS_ANONYMOUS") {
+                (true, "anonymous (emulator or GCS_ANONYMOUS)".into())
+            } else {
+                (false, "none in the environment: only workload identity (metadata server) could supply them".into())
+            }
+        }
+        PackageLocation::Azure { .. } => {
+            if has("AZURE_STORAGE_ACCESS_KEY") {
+                (true, "shared key (AZURE_STORAGE_ACCESS_KEY)".into())
+            } else if has("AZURE_STORAGE_SAS_TOKEN") {
+                (true, "SAS token (AZURE_STORAGE_SAS_TOKEN)".into())
+            } else if has("AZURE_CLIENT_SECRET") || has("AZ_CLIENT_SECRET") {
+                (
+                    true,
+                    "client secret (AZURE_CLIENT_ID / AZURE_CLIENT_SECRET / AZURE_TENANT_ID)"
+                        .into(),
+                )
+            } else if env.flag("AZURE_STORAGE_USE_EMULATOR").ok().flatten() == Some(true) {
+                (true, "the Azurite emulator".into())
+            } else {
+                (
+                    false,
+                    "none in the environment: only workload identity could supply them".into(),
+                )
+            }
+        }
+        PackageLocation::Http { .. } => (true, "HTTP(S) mirror: no credentials".into()),
+        other => (true, format!("{other:?}")),
+    }
+}
+
+fn storage_fail(check: &str, e: &(dyn std::error::Error + 'static), advice: &str) -> Check {
+    Check::fail(
+        check,
+        ErrorClass::Storage,
+        secure_model_core::chain_message(e),
+        advice,
+    )
+}
+
+/// Parses and opens `source`; the location and credentials checks.
+fn open(
+    settings: &InitializerSettings,
+    source: &str,
+    checks: &mut Vec<Check>,
+) -> Option<Arc<dyn StorageBackend>> {
+    let name = format!("storage {source}");
+    let location =
+        secure_model_kserve::uri::to_location(source).and_then(|l| PackageLocation::parse(&l));
+    let location = match location {
+        Ok(l) => l,
+        Err(e) => {
+            checks.push(Check::fail(
+                &name,
+                ErrorClass::Config,
+                secure_model_core::chain_message(&e),
+                "use secure+s3://, secure+gs://, secure+az://, secure+web:// or secure+file:// (or the plain forms)",
+            ));
+            return None;
+        }
+    };
+    let (found, how) = credential_source(&location, &settings.storage.env);
+    checks.push(if found {
+        Check::ok(format!("credentials {source}"), how)
+    } else {
+        Check::warn(
+            format!("credentials {source}"),
+            how,
+            "set the storage credentials (docs/storage.md), or check the pod's service account",
+        )
+    });
+    match secure_model_kserve::uri::open(source, false, &settings.storage) {
+        Ok(store) => Some(store),
+        Err(e) => {
+            checks.push(storage_fail(
+                &name,
+                &e,
+                "fix the storage URI or its settings",
+            ));
+            None
+        }
+    }
+}
+
+/// The storage, signature and recipient checks of `source`.
+pub(crate) async fn checks(
+    settings: &InitializerSettings,
+    source: &str,
+) -> (Vec<Check>, Option<Found>) {
+    let mut checks = Vec::new();
+    let Some(store) = open(settings, source, &mut checks) else {
+        return (checks, None);
+    };
+    let limits = Limits::default();
+    let name = format!("manifest {source}");
+    let bytes = match store.get(MANIFEST_OBJECT, limits.max_manifest_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            checks.push(storage_fail(
+                &name,
+                &e,
+                "check the URI, the credentials and that the store is reachable from this pod (NetworkPolicy, proxy)",
+            ));
+            return (checks, None);
+        }
+    };
+    checks.push(Check::ok(
+        &name,
+        format!("{MANIFEST_OBJECT} read ({} bytes)", bytes.len()),
+    ));
+    let found = signature(settings, source, &bytes, &limits, &mut checks);
+    recipients(
+        settings,
+        source,
+        store.as_ref(),
+        &bytes,
+        &limits,
+        &mut checks,
+    )
+    .await;
+    (checks, found)
+}
+
+/// The signature check; the signed plaintext size when the structure parses.
+fn signature(
+    settings: &InitializerSettings,
+    source: &str,
+    bytes: &[u8],
+    limits: &Limits,
+    checks: &mut Vec<Check>,
+) -> Option<Found> {
+    let name = format!("signature {source}");
+    let claimed = parse_unverified(bytes, limits).ok();
+    let trusted = match settings.trust.load() {
+        Ok(t) => t,
+        Err(e) => {
+            checks.push(Check::fail(
+                &name,
+                e.class(),
+                secure_model_core::chain_message(&e),
+                "configure the trusted signer keys (SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM)",
+            ));
+            return claimed.map(|m| Found {
+                plaintext_bytes: m.total_plaintext(),
+            });
+        }
+    };
+    let pin = settings.manifest_digests.first();
+    match verify_manifest(bytes, &trusted, limits, pin) {
+        Ok(m) => checks.push(Check::ok(
+            &name,
+            format!(
+                "signed by trusted key {}; model {:?}, {} files, {} bytes",
+                m.signer().hint(),
+                m.model_name(),
+                m.files().len(),
+                m.total_plaintext()
+            ),
+        )),
+        Err(e) => checks.push(Check::fail(
+            &name,
+            e.class(),
+            secure_model_core::chain_message(&e),
+            "trust the publisher's public key, or check that this is the package you meant (a pinned digest refuses older manifests)",
+        )),
+    }
+    claimed.map(|m| Found {
+        plaintext_bytes: m.total_plaintext(),
+    })
+}
+
+/// Whether each configured key is a recipient of the package.
+async fn recipients(
+    settings: &InitializerSettings,
+    source: &str,
+    store: &dyn StorageBackend,
+    manifest: &[u8],
+    limits: &Limits,
+    checks: &mut Vec<Check>,
+) {
+    let name = format!("keys {source}");
+    let keys = match store.get(KEYS_OBJECT, limits.max_keys_file_bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            checks.push(storage_fail(
+                &name,
+                &e,
+                "the package is incomplete: re-upload keys.json",
+            ));
+            return;
+        }
+    };
+    let kf = match KeysFile::parse(&keys, limits) {
+        Ok(k) => k,
+        Err(e) => {
+            checks.push(Check::fail(
+                &name,
+                e.class(),
+                secure_model_core::chain_message(&e),
+                "the keys file is malformed: re-run `secure-model rewrap` or re-pack",
+            ));
+            return;
+        }
+    };
+    if let Ok(m) = parse_unverified(manifest, limits) {
+        if m.model_id() != kf.model_id {
+            checks.push(Check::fail(
+                &name,
+                ErrorClass::Integrity,
+                "keys.json belongs to another package",
+                "upload the keys file packed with this manifest",
+            ));
+            return;
+        }
+    }
+    let available: Vec<String> = kf
+        .recipients
+        .iter()
+        .map(|e| format!("{}:{}", e.provider, e.key_ref))
+        .collect();
+    let mut specs: Vec<String> = settings.key_specs.clone();
+    if let Some(c) = &settings.confidential {
+        specs.insert(0, format!("kbs resource {}", c.resource));
+    }
+    if specs.is_empty() {
+        checks.push(Check::fail(
+            &name,
+            ErrorClass::Config,
+            "no key configured",
+            "set SECURE_MODEL_KEYS (e.g. local:/var/run/secrets/kek/kek.bin)",
+        ));
+        return;
+    }
+    let matched = match_specs(settings, &kf);
+    match matched {
+        Ok(hits) if !hits.is_empty() => checks.push(Check::ok(&name, format!("recipient(s) configured: {}", hits.join(", ")))),
+        Ok(_) => checks.push(Check::fail(
+            &name,
+            ErrorClass::Key,
+            format!("no configured key is a recipient (package: [{}]; configured: [{}])", available.join(", "), specs.join(", ")),
+            "add the right --key / SECURE_MODEL_KEYS, or rewrap the package for this key (`secure-model rewrap --add`)",
+        )),
+        Err(e) => checks.push(Check::fail(&name, e.class(), secure_model_core::chain_message(&e), "fix the key specification named")),
+    }
+}
+
+/// The configured recipients present in `kf` (`provider:key_ref`).
+fn match_specs(
+    settings: &InitializerSettings,
+    kf: &KeysFile,
+) -> Result<Vec<String>, secure_model_core::Error> {
+    let mut recipients: Vec<secure_model_core::keys::Recipient> = Vec::new();
+    if let Some(c) = &settings.confidential {
+        recipients.push(secure_model_core::keys::Recipient::new(
+            secure_model_core::keys::KBS,
+            c.resource.uri(),
+        ));
+    }
+    for spec in &settings.key_specs {
+        recipients.push(secure_model_core::keys::recipient_of_spec(spec)?);
+    }
+    Ok(recipients
+        .iter()
+        .filter(|r| kf.recipients.iter().any(|e| r.matches(e)))
+        .map(ToString::to_string)
+        .collect())
+}
