@@ -41,6 +41,12 @@ cargo test --workspace --all-features
 step "static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)"
 cargo test -p secure-model-initc --test static_binary -- --ignored
 
+step "real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)"
+eval "$(scripts/setup-kube-apiserver.sh)"
+export SECURE_MODEL_KUBE_APISERVER SECURE_MODEL_ETCD
+# --workspace --all-features: the same feature set as `cargo test` above, so nothing is rebuilt.
+cargo test --workspace --all-features --test apiserver -- --ignored
+
 step "container image: built with umoci, run under runc (read-only, UID 65532, no capabilities, seccomp)"
 scripts/setup-image-tools.sh
 cargo test -p secure-model-initc --test image -- --ignored

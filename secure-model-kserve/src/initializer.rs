@@ -177,6 +177,27 @@ pub struct Pair {
     pub dest: PathBuf,
 }
 
+impl Pair {
+    /// The pairs of a `SRC DEST [SRC DEST ...]` command line; `None` when `args` is empty or
+    /// odd.
+    pub fn from_args(args: &[String]) -> Option<Vec<Pair>> {
+        if args.is_empty() || args.len() % 2 != 0 {
+            return None;
+        }
+        Some(
+            args.chunks_exact(2)
+                .filter_map(|c| match c {
+                    [s, d] => Some(Pair {
+                        source: s.clone(),
+                        dest: PathBuf::from(d),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+}
+
 /// What one run published.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -1,8 +1,6 @@
 //! `doctor`: why will (or did) a pull fail? The checks of `secure-model-doctor`, with this
 //! command's flags over the environment.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use secure_model_kserve::initializer::Pair;
 use secure_model_settings::registry::{
@@ -38,22 +36,12 @@ pub(crate) struct DoctorArgs {
 
 /// The `SRC DEST` pairs of `args`.
 pub(crate) fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
-    if args.len() % 2 != 0 {
-        return Err(Failure::config(format!(
+    Pair::from_args(args).ok_or_else(|| {
+        Failure::config(format!(
             "expected SRC DEST pairs, got {} argument(s)",
             args.len()
-        )));
-    }
-    Ok(args
-        .chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some(Pair {
-                source: s.clone(),
-                dest: PathBuf::from(d),
-            }),
-            _ => None,
-        })
-        .collect())
+        ))
+    })
 }
 
 /// Runs `doctor`; the exit code is the report's (0 when a pull can succeed).

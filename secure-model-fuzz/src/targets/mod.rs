@@ -1,8 +1,9 @@
 //! The harnesses, one per parser of untrusted bytes, grouped by where the bytes come from:
 //! package documents, the stream cipher, JWE objects and key material, key-broker responses,
-//! TEE evidence and package locations. Several harnesses read a first selector byte that
+//! TEE evidence, package locations and the webhook's admission requests. Several harnesses read a first selector byte that
 //! chooses a variant (a serialization, a key, a segment size), so one corpus covers them all.
 
+mod admission;
 mod attest;
 mod brokers;
 mod format;
@@ -10,6 +11,7 @@ mod jwe;
 mod location;
 mod stream;
 
+pub use admission::admission;
 pub use attest::{cca_token, snp_cert_table, tdx_quote};
 pub use brokers::{cdh_response, kbs_response};
 pub use format::{bundle, keys_file, manifest, signed_bundle};
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("cca_token", cca_token),
     ("tdx_quote", tdx_quote),
     ("location_uri", location_uri),
+    ("admission", admission),
 ];
 
 /// The selector byte and the rest; `None` for empty input.
