@@ -160,7 +160,8 @@ impl Roots {
         let mut names = Vec::with_capacity(ders.len());
         for der in ders {
             let cert = parse(der)?;
-            let anchor = webpki::anchor_from_trusted_cert(&CertificateDer::from(der.as_slice()))
+            let cert_der = CertificateDer::from(der.as_slice());
+            let anchor = webpki::anchor_from_trusted_cert(&cert_der)
                 .map_err(|e| malformed(format!("trusted root: {e}")))?;
             anchors.push(anchor.to_owned());
             let subject = &cert.tbs_certificate.subject;
@@ -226,8 +227,9 @@ pub(crate) fn verify_chain(
     check_validity(&leaf, &subject, now)?;
     check_usage(&leaf, &subject)?;
     let key = leaf_key(&leaf, &subject)?;
-    let ee = webpki::EndEntityCert::try_from(&CertificateDer::from(leaf_der.as_slice()))
-        .map_err(|e| malformed(e.to_string()))?;
+    let leaf_cert_der = CertificateDer::from(leaf_der.as_slice());
+    let ee =
+        webpki::EndEntityCert::try_from(&leaf_cert_der).map_err(|e| malformed(e.to_string()))?;
     let intermediates: Vec<CertificateDer<'_>> = rest
         .iter()
         .map(|c| CertificateDer::from(c.as_slice()))
@@ -348,10 +350,21 @@ fn sans(leaf: &Certificate) -> Vec<String> {
 
 /// Turns webpki's error into a [`ChainError`]; an unknown issuer is explained by following
 /// issuer names from the leaf through the bundle's certificates.
+#[allow(
+    deprecated,
+    reason = "webpki 0.103 still defines the context-free variants; match them too"
+)]
 fn classify(e: webpki::Error, leaf: &Certificate, rest: &[Vec<u8>], roots: &Roots) -> ChainError {
     use webpki::Error as W;
     match e {
         W::UnknownIssuer => explain_unknown_issuer(leaf, rest, roots),
+        // A root of the right name but another key (or a bad signature below it).
+        W::InvalidSignatureForPublicKey => match explain_unknown_issuer(leaf, rest, roots) {
+            e @ ChainError::RootKeyMismatch { .. } => e,
+            _ => ChainError::Invalid {
+                reason: "a certificate is not signed by its issuer's key".into(),
+            },
+        },
         W::UnsupportedSignatureAlgorithm
         | W::UnsupportedSignatureAlgorithmContext(_)
         | W::UnsupportedSignatureAlgorithmForPublicKey
