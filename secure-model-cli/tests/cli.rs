@@ -632,7 +632,15 @@ fn attest_prints_evidence_or_names_what_is_missing() {
 #[test]
 fn help_on_every_command() {
     for c in [
-        "keygen", "pack", "verify", "inspect", "pull", "rewrap", "demo", "attest",
+        "keygen",
+        "pack",
+        "verify",
+        "verify-signature",
+        "inspect",
+        "pull",
+        "rewrap",
+        "demo",
+        "attest",
     ] {
         let o = ok(&[c, "--help"]);
         assert!(o.contains("Usage"), "{c}");
