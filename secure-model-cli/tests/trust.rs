@@ -96,7 +96,11 @@ fn verify_signature_checks_upstream_key_signatures_and_files() {
     // No signer at all: configuration (exit 3), naming the variables.
     let o = run(&["verify-signature", s(&model), "--signature", s(&sig)]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("SECURE_MODEL_TRUSTED_CERT_ROOTS"), "{}", text(&o));
+    assert!(
+        text(&o).contains("SECURE_MODEL_TRUSTED_CERT_ROOTS"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -153,7 +153,11 @@ fn add_entry(policy: &mut TrustPolicy, entry: PolicyEntry, base: &Path) -> Resul
             identity_regex,
         } => {
             let id = identity_match(identity.as_deref(), identity_regex.as_deref())?;
-            policy.push(load_certificate_roots(&base.join(roots), subject.as_deref(), id)?);
+            policy.push(load_certificate_roots(
+                &base.join(roots),
+                subject.as_deref(),
+                id,
+            )?);
         }
         PolicyEntry::Sigstore {
             identity,

@@ -44,7 +44,9 @@ fn fulcio_root_pem() -> String {
     let b64 = root["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"]
         .as_str()
         .unwrap();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     pem::encode(&pem::Pem::new("CERTIFICATE", der))
 }
 
@@ -111,11 +113,28 @@ fn oversized_inputs_are_refused_before_decoding() {
     let p = policy();
     let big = vec![b' '; 17 << 20];
     let e = verify_model_signature(&big, &p, &Limits::default()).unwrap_err();
-    assert!(matches!(e, VerifyError::Format(FormatError::LimitExceeded { .. })), "{e:?}");
-    let e = verify_model_signature(&cert_bundle(&vec![vec![0u8; 8]; 11]), &p, &Limits::default())
-        .unwrap_err();
-    assert!(matches!(e, VerifyError::Format(FormatError::InvalidField { .. })), "{e:?}");
-    let e = verify_model_signature(&cert_bundle(&[vec![0u8; 70 * 1024]]), &p, &Limits::default())
-        .unwrap_err();
-    assert!(matches!(e, VerifyError::Format(FormatError::InvalidField { .. })), "{e:?}");
+    assert!(
+        matches!(e, VerifyError::Format(FormatError::LimitExceeded { .. })),
+        "{e:?}"
+    );
+    let e = verify_model_signature(
+        &cert_bundle(&vec![vec![0u8; 8]; 11]),
+        &p,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Format(FormatError::InvalidField { .. })),
+        "{e:?}"
+    );
+    let e = verify_model_signature(
+        &cert_bundle(&[vec![0u8; 70 * 1024]]),
+        &p,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::Format(FormatError::InvalidField { .. })),
+        "{e:?}"
+    );
 }

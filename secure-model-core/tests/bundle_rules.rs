@@ -36,8 +36,12 @@ fn policy() -> TrustPolicy {
 }
 
 fn ours(b: &Value) -> Result<(), VerifyError> {
-    verify_model_signature(&serde_json::to_vec(b).unwrap(), &policy(), &Limits::default())
-        .map(|_| ())
+    verify_model_signature(
+        &serde_json::to_vec(b).unwrap(),
+        &policy(),
+        &Limits::default(),
+    )
+    .map(|_| ())
 }
 
 /// Upstream's verdict, or `None` when interop is skipped.
@@ -63,6 +67,9 @@ fn variant(f: impl FnOnce(&mut Value)) -> Value {
     f(&mut b);
     b
 }
+
+/// Which error a case expects.
+type Expected = fn(&VerifyError) -> bool;
 
 fn malformed(e: &VerifyError) -> bool {
     matches!(e, VerifyError::Format(FormatError::Malformed { .. }))
@@ -122,13 +129,16 @@ fn a_wrong_hint_is_ignored() {
     let b = variant(|b| b["verificationMaterial"]["publicKey"]["hint"] = json!("00"));
     ours(&b).unwrap();
     if let Some(up) = upstream(&b) {
-        assert!(!up, "upstream now ignores the hint too: update FORMAT.md §4.2");
+        assert!(
+            !up,
+            "upstream now ignores the hint too: update FORMAT.md §4.2"
+        );
     }
 }
 
 #[test]
 fn wrong_json_types_and_missing_required_members_are_refused() {
-    let cases: [(&str, Value, fn(&VerifyError) -> bool); 5] = [
+    let cases: [(&str, Value, Expected); 5] = [
         (
             "numeric hint",
             variant(|b| b["verificationMaterial"]["publicKey"]["hint"] = json!(5)),
@@ -181,8 +191,17 @@ fn media_types_signature_counts_and_certificate_caps() {
     ] {
         ours(&variant(|b| b["mediaType"] = json!(mt))).unwrap();
     }
-    let e = ours(&variant(|b| b["mediaType"] = json!("application/vnd.dev.sigstore.bundle.v9.9+json"))).unwrap_err();
-    assert!(matches!(e, VerifyError::Format(FormatError::UnsupportedVersion { .. })), "{e:?}");
+    let e = ours(&variant(|b| {
+        b["mediaType"] = json!("application/vnd.dev.sigstore.bundle.v9.9+json")
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::Format(FormatError::UnsupportedVersion { .. })
+        ),
+        "{e:?}"
+    );
     // A signature that does not decode is skipped; the next one verifies.
     let b = variant(|b| {
         let good = b["dsseEnvelope"]["signatures"][0].clone();

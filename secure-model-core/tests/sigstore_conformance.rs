@@ -116,5 +116,8 @@ fn every_bundle_verify_case_passes_or_fails_as_named() {
         cases.len()
     );
     assert!(cases.len() >= 60, "only {} cases found", cases.len());
-    assert!(failed.is_empty(), "cases that did not behave as named: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "cases that did not behave as named: {failed:?}"
+    );
 }

@@ -68,7 +68,11 @@ fn policy(pki: &Path, root: &str) -> TrustPolicy {
 }
 
 fn model_signing() -> PathBuf {
-    common::python().unwrap().parent().unwrap().join("model_signing")
+    common::python()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("model_signing")
 }
 
 /// `model_signing sign certificate` with `leaf` and the chain file `chain`.
@@ -171,7 +175,11 @@ async fn our_certificate_package_verifies_here_and_upstream() {
     for leaf in ["leaf-p256", "leaf-p384"] {
         let (bytes, path) = our_package(pki, work.path(), leaf, &["inter.pem"]).await;
         let v = verify_manifest(&bytes, &policy(pki, "root"), &Limits::default(), None).unwrap();
-        assert!(v.signer().to_string().starts_with("x509:"), "{}", v.signer());
+        assert!(
+            v.signer().to_string().starts_with("x509:"),
+            "{}",
+            v.signer()
+        );
         assert!(
             upstream_verifies(pki, &model(work.path()), &path, "root"),
             "upstream refused our {leaf} package"
@@ -196,7 +204,10 @@ async fn each_chain_fault_is_refused_with_its_own_error() {
     };
     let (b, _) = our_package(pki, work.path(), "leaf-expired", &["inter.pem"]).await;
     assert!(
-        matches!(check(&b, "root"), RefusalReason::Chain(ChainError::Expired { .. })),
+        matches!(
+            check(&b, "root"),
+            RefusalReason::Chain(ChainError::Expired { .. })
+        ),
         "{}",
         check(&b, "root")
     );
@@ -250,12 +261,22 @@ fn upstream_agrees_on_the_usage_rule_except_serverauth() {
     let m = model(work.path());
     let nosign = upstream_sign(pki, &m, "leaf-nosign", "inter.pem");
     std::fs::write(work.path().join("n.sig"), &nosign).unwrap();
-    assert!(!upstream_verifies(pki, &m, &work.path().join("n.sig"), "root"));
+    assert!(!upstream_verifies(
+        pki,
+        &m,
+        &work.path().join("n.sig"),
+        "root"
+    ));
     // Upstream accepts KU digitalSignature + EKU serverAuth; we refuse a TLS server
     // certificate as a model signer (docs/signing.md).
     let sa = upstream_sign(pki, &m, "leaf-serverauth", "inter.pem");
     std::fs::write(work.path().join("s.sig"), &sa).unwrap();
-    assert!(upstream_verifies(pki, &m, &work.path().join("s.sig"), "root"));
+    assert!(upstream_verifies(
+        pki,
+        &m,
+        &work.path().join("s.sig"),
+        "root"
+    ));
     let e = verify_model_signature(&sa, &policy(pki, "root"), &Limits::default()).unwrap_err();
     assert!(matches!(
         refusal(e),

@@ -14,7 +14,7 @@
 use std::process::Command;
 
 use base64::Engine as _;
-use secure_model_core::config::{load_trust_policy, load_sigstore_root};
+use secure_model_core::config::{load_sigstore_root, load_trust_policy};
 use secure_model_core::format::Limits;
 use secure_model_core::verify::{
     verify_model_signature, IdentityMatch, KeylessError, RefusalReason, SigstoreRoot,
@@ -57,9 +57,17 @@ fn trusted_roots_load_from_every_form() {
         "signingConfig": {}
     });
     SigstoreRoot::from_json("ctc", &ctc.to_string()).unwrap();
-    for bad in ["", "{}", "[1]", r#"{"mediaType":"application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"}"#] {
+    for bad in [
+        "",
+        "{}",
+        "[1]",
+        r#"{"mediaType":"application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"}"#,
+    ] {
         let e = SigstoreRoot::from_json("bad", bad).unwrap_err();
-        assert!(matches!(e, VerifyError::InvalidPolicy { .. }), "{bad}: {e:?}");
+        assert!(
+            matches!(e, VerifyError::InvalidPolicy { .. }),
+            "{bad}: {e:?}"
+        );
         assert!(e.to_string().contains("trusted root bad"), "{e}");
     }
     // The default of the settings layer is the embedded root.
@@ -112,8 +120,7 @@ fn a_keyless_signer_refuses_an_unlogged_certificate_signature() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let root_json =
-        trusted_root_of(&std::fs::read_to_string(dir.path().join("root.pem")).unwrap());
+    let root_json = trusted_root_of(&std::fs::read_to_string(dir.path().join("root.pem")).unwrap());
     let root = SigstoreRoot::from_json("test-root", &root_json).unwrap();
     let policy = TrustPolicy::new().with_signer(SigstoreSigner::new(
         IdentityMatch::exact("model-signer@example.com"),
@@ -180,14 +187,31 @@ fn policy_files_hold_every_kind_and_refuse_mistakes() {
     assert_eq!(kinds, ["key", "certificate", "sigstore"]);
     for (bad, needle) in [
         (json!({"signers": []}), "0 signers"),
-        (json!({"signers": [{"kind": "sigstore", "issuer": "https://x"}]}), "identity"),
-        (json!({"signers": [{"kind": "sigstore", "identity": "a", "identity_regex": "b", "issuer": "https://x"}]}), "not both"),
-        (json!({"signers": [{"kind": "key", "path": "k.pem", "extra": 1}]}), "unknown field"),
-        (json!({"signers": [{"kind": "certificate", "roots": "k.pem"}]}), "CERTIFICATE"),
+        (
+            json!({"signers": [{"kind": "sigstore", "issuer": "https://x"}]}),
+            "identity",
+        ),
+        (
+            json!({"signers": [{"kind": "sigstore", "identity": "a", "identity_regex": "b", "issuer": "https://x"}]}),
+            "not both",
+        ),
+        (
+            json!({"signers": [{"kind": "key", "path": "k.pem", "extra": 1}]}),
+            "unknown field",
+        ),
+        (
+            json!({"signers": [{"kind": "certificate", "roots": "k.pem"}]}),
+            "CERTIFICATE",
+        ),
         (json!({"signers": [{"kind": "pgp"}]}), "unknown variant"),
     ] {
-        let e = load_trust_policy(&write(bad.clone())).unwrap_err().to_string();
-        assert!(e.contains(needle) && e.contains("policy.json"), "{bad}: {e}");
+        let e = load_trust_policy(&write(bad.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(needle) && e.contains("policy.json"),
+            "{bad}: {e}"
+        );
     }
 }
 
@@ -240,10 +264,14 @@ fn a_test_made_keyless_bundle_verifies_here_and_upstream() {
         v.signer().to_string(),
         "sigstore:ml@example.com (https://issuer.example)"
     );
-    let c = secure_model_core::package::check_model_dir(&common::example_model(), &v, None)
-        .unwrap();
+    let c =
+        secure_model_core::package::check_model_dir(&common::example_model(), &v, None).unwrap();
     assert_eq!(c.files, 8);
-    let re = keyless_policy(f.path(), IdentityMatch::regex(r"[a-z]+@example\.com").unwrap(), ISSUER);
+    let re = keyless_policy(
+        f.path(),
+        IdentityMatch::regex(r"[a-z]+@example\.com").unwrap(),
+        ISSUER,
+    );
     verify_model_signature(&bundle, &re, &limits).unwrap();
     // Upstream model_signing verifies the same bundle with the same instance.
     let ms = py.parent().unwrap().join("model_signing");
@@ -278,9 +306,16 @@ fn a_keyless_bundle_is_refused_for_each_mismatch() {
         &keyless_policy(f.path(), IdentityMatch::exact("ml@example.org"), ISSUER),
         &bundle,
     );
-    assert!(matches!(r, RefusalReason::Keyless(KeylessError::Identity { .. })), "{r}");
+    assert!(
+        matches!(r, RefusalReason::Keyless(KeylessError::Identity { .. })),
+        "{r}"
+    );
     let r = reason(
-        &keyless_policy(f.path(), IdentityMatch::exact("ml@example.com"), "https://other.example"),
+        &keyless_policy(
+            f.path(),
+            IdentityMatch::exact("ml@example.com"),
+            "https://other.example",
+        ),
         &bundle,
     );
     assert!(r.to_string().contains("issuer"), "{r}");
@@ -291,14 +326,20 @@ fn a_keyless_bundle_is_refused_for_each_mismatch() {
         SigstoreRoot::public_good().unwrap(),
     ));
     let r = reason(&pg, &bundle);
-    assert!(matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))), "{r}");
+    assert!(
+        matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))),
+        "{r}"
+    );
     // Another instance's root (fresh keys) refuses it too.
     let other = keyless_fixture(&py, "ml@example.com");
     let r = reason(
         &keyless_policy(other.path(), IdentityMatch::exact("ml@example.com"), ISSUER),
         &bundle,
     );
-    assert!(matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))), "{r}");
+    assert!(
+        matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))),
+        "{r}"
+    );
     // A changed payload, a dropped log entry, a changed log body.
     let ok = keyless_policy(f.path(), IdentityMatch::exact("ml@example.com"), ISSUER);
     let mut j: serde_json::Value = serde_json::from_slice(&bundle).unwrap();
@@ -315,5 +356,8 @@ fn a_keyless_bundle_is_refused_for_each_mismatch() {
     j["verificationMaterial"]["tlogEntries"][0]["integratedTime"] =
         json!((body.as_str().unwrap().parse::<i64>().unwrap() - 1).to_string());
     let r = reason(&ok, &serde_json::to_vec(&j).unwrap());
-    assert!(matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))), "{r}");
+    assert!(
+        matches!(r, RefusalReason::Keyless(KeylessError::Verification(_))),
+        "{r}"
+    );
 }

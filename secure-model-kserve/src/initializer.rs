@@ -114,7 +114,9 @@ impl TrustSources {
     }
 
     fn inline_roots(&self) -> Option<&str> {
-        self.cert_roots_pem.as_deref().filter(|p| !p.trim().is_empty())
+        self.cert_roots_pem
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
     }
 
     fn load_keys(&self, policy: &mut TrustPolicy) -> Result<(), InitError> {

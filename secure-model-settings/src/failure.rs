@@ -241,8 +241,8 @@ mod tests {
     #[test]
     fn classes_keep_their_exit_codes_and_hints() {
         let f: Failure = secure_model_core::verify::VerifyError::SignatureInvalid {
-            signer_hint: "a".into(),
-            trusted: "b".into(),
+            signer: "a".into(),
+            refusals: Default::default(),
         }
         .into();
         assert_eq!(f.exit_code(), 4);

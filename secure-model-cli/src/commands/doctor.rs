@@ -3,9 +3,7 @@
 
 use clap::Args;
 use secure_model_kserve::initializer::Pair;
-use secure_model_settings::registry::{
-    flag_value, ALLOW_DISK_PLAINTEXT, KEYS, MANIFEST_DIGEST,
-};
+use secure_model_settings::registry::{flag_value, ALLOW_DISK_PLAINTEXT, KEYS, MANIFEST_DIGEST};
 use secure_model_settings::Source;
 
 use super::{print_json, Failure, Output, Res};

@@ -24,8 +24,8 @@ use secure_model_core::keys::KeyProvider;
 use secure_model_core::loader::{LoadOptions, Loader};
 use secure_model_core::storage::StorageBackend;
 use secure_model_core::verify::TrustPolicy;
-pub(crate) use secure_model_settings::Failure;
 use secure_model_settings::registry::flag_value;
+pub(crate) use secure_model_settings::Failure;
 use secure_model_settings::{build, registry, Source};
 
 use crate::progress::Bar;
@@ -117,11 +117,20 @@ impl TrustArgs {
             .flag(&r::TRUST_POLICY, self.trust_policy.as_ref())
             .flags(&r::TRUSTED_CERT_ROOTS, &self.trusted_cert_roots)
             .flag(&r::TRUSTED_CERT_SUBJECT, self.trusted_cert_subject.as_ref())
-            .flag(&r::TRUSTED_CERT_IDENTITY, self.trusted_cert_identity.as_ref())
+            .flag(
+                &r::TRUSTED_CERT_IDENTITY,
+                self.trusted_cert_identity.as_ref(),
+            )
             .flag(&r::SIGSTORE_IDENTITY, self.sigstore_identity.as_ref())
-            .flag(&r::SIGSTORE_IDENTITY_REGEX, self.sigstore_identity_regex.as_ref())
+            .flag(
+                &r::SIGSTORE_IDENTITY_REGEX,
+                self.sigstore_identity_regex.as_ref(),
+            )
             .flag(&r::SIGSTORE_ISSUER, self.sigstore_issuer.as_ref())
-            .flag(&r::SIGSTORE_TRUSTED_ROOT, self.sigstore_trusted_root.as_ref())
+            .flag(
+                &r::SIGSTORE_TRUSTED_ROOT,
+                self.sigstore_trusted_root.as_ref(),
+            )
     }
 }
 

@@ -116,7 +116,14 @@ pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     if let Some(n) = a.name {
         opts = opts.with_model_name(n);
     }
-    let r = package::pack(&a.model_dir, store.as_ref(), signer.as_ref(), &recipients, &opts).await?;
+    let r = package::pack(
+        &a.model_dir,
+        store.as_ref(),
+        signer.as_ref(),
+        &recipients,
+        &opts,
+    )
+    .await?;
     if a.output.json {
         return print_json(&r);
     }

@@ -36,13 +36,19 @@ struct Report {
 
 fn read_signature(a: &VerifySignatureArgs, limits: &Limits) -> Result<Vec<u8>, Failure> {
     let f = std::fs::File::open(&a.signature).map_err(|e| {
-        Failure::config(format!("cannot read signature {}: {e}", a.signature.display()))
+        Failure::config(format!(
+            "cannot read signature {}: {e}",
+            a.signature.display()
+        ))
     })?;
     let mut bytes = Vec::new();
     f.take(limits.max_manifest_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| {
-            Failure::config(format!("cannot read signature {}: {e}", a.signature.display()))
+            Failure::config(format!(
+                "cannot read signature {}: {e}",
+                a.signature.display()
+            ))
         })?;
     Ok(bytes)
 }

@@ -13,8 +13,8 @@ pub use manifest::{
     Aead, Bundle, CertificateChain, CertificateMaterial, DsseEnvelope, DsseSignature,
     EncryptedFile, EncryptionSection, Predicate, PublicKeyMaterial, Resource, Serialization,
     Statement, Subject, SubjectDigest, VerificationMaterial, BUNDLE_MEDIA_TYPE,
-    BUNDLE_MEDIA_TYPES_READ, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT,
-    IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
+    BUNDLE_MEDIA_TYPES_READ, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE,
+    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
 };
 pub use paths::{compare_paths, validate_object_key, validate_path};
 

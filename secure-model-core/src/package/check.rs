@@ -42,7 +42,10 @@ fn sha256_file(path: &Path, rel: &str) -> Result<([u8; 32], u64), PackError> {
         if n == 0 {
             break;
         }
-        h.update(buf.get(..n).ok_or_else(|| mismatch(rel, "read past the buffer"))?);
+        h.update(
+            buf.get(..n)
+                .ok_or_else(|| mismatch(rel, "read past the buffer"))?,
+        );
         total = total.saturating_add(n as u64);
     }
     Ok((h.finish(), total))
@@ -63,7 +66,10 @@ pub fn check_model_dir(
     let skip = skip.and_then(|s| s.canonicalize().ok());
     let files: Vec<_> = scan_model_dir(root)?
         .into_iter()
-        .filter(|(_, p)| skip.as_ref().is_none_or(|s| p.canonicalize().ok().as_ref() != Some(s)))
+        .filter(|(_, p)| {
+            skip.as_ref()
+                .is_none_or(|s| p.canonicalize().ok().as_ref() != Some(s))
+        })
         .collect();
     let signed = signature.resources();
     for (name, _) in signed {

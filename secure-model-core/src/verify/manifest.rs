@@ -553,4 +553,3 @@ pub fn verify_manifest(
         signer,
     })
 }
-

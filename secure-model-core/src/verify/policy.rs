@@ -200,7 +200,9 @@ impl SigstoreSigner {
             });
         }
         if ev.signatures.len() != 1 {
-            return Err(KeylessError::Bundle("a Sigstore bundle has exactly one signature".into()).into());
+            return Err(
+                KeylessError::Bundle("a Sigstore bundle has exactly one signature".into()).into(),
+            );
         }
         let digest = ev
             .subject_sha256
@@ -341,7 +343,12 @@ impl TrustPolicy {
 impl From<TrustedKeys> for TrustPolicy {
     fn from(keys: TrustedKeys) -> Self {
         Self {
-            signers: keys.keys().iter().cloned().map(TrustedSigner::Key).collect(),
+            signers: keys
+                .keys()
+                .iter()
+                .cloned()
+                .map(TrustedSigner::Key)
+                .collect(),
         }
     }
 }

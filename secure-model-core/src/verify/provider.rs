@@ -124,14 +124,14 @@ impl CryptoProvider for RingProvider {
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
         match scheme {
             SigningScheme::EcdsaP256Sha256 | SigningScheme::EcdsaP256Sha384 => {
-                let key =
-                    p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| invalid())?;
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                    .map_err(|_| invalid())?;
                 let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| invalid())?;
                 key.verify_prehash(digest, &sig).map_err(|_| invalid())
             }
             SigningScheme::EcdsaP384Sha256 | SigningScheme::EcdsaP384Sha384 => {
-                let key =
-                    p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| invalid())?;
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key)
+                    .map_err(|_| invalid())?;
                 let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| invalid())?;
                 key.verify_prehash(digest, &sig).map_err(|_| invalid())
             }

@@ -112,9 +112,7 @@ impl SigstoreRoot {
         let label = label.into();
         if json.len() > MAX_TRUSTED_ROOT_BYTES {
             return Err(VerifyError::InvalidPolicy {
-                reason: format!(
-                    "trusted root {label}: larger than {MAX_TRUSTED_ROOT_BYTES} bytes"
-                ),
+                reason: format!("trusted root {label}: larger than {MAX_TRUSTED_ROOT_BYTES} bytes"),
             });
         }
         let doc: serde_json::Value =
