@@ -9,10 +9,10 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use secure_model_testkit::{example_model, python, repo, testdata};
+use secure_model_testkit::{example_model, model_signing, test_pki, testdata};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
@@ -38,18 +38,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// The test PKI of `tests/py/test_pki.py`.
-fn pki(py: &Path, dir: &Path) -> PathBuf {
-    let out = dir.join("pki");
-    let o = Command::new(py)
-        .arg(repo().join("tests/py/test_pki.py"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    out
 }
 
 fn s(p: &Path) -> &str {
@@ -105,12 +93,13 @@ fn verify_signature_checks_upstream_key_signatures_and_files() {
 
 #[test]
 fn certificate_chains_from_upstream_and_pack() {
-    let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let pki = pki(&py, dir.path());
+    let Some(pki) = test_pki(dir.path()) else {
+        return;
+    };
     let model = example_model();
     let sig = dir.path().join("model.sig");
-    let ms = py.parent().unwrap().join("model_signing");
+    let ms = model_signing().unwrap();
     let o = Command::new(&ms)
         .args(["sign", "certificate", s(&model)])
         .args(["--private_key", s(&pki.join("leaf-p384.key"))])

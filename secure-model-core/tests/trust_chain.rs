@@ -23,23 +23,17 @@ use secure_model_core::verify::{
 
 mod common;
 
-static PKI: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
+static PKI: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
 
 /// The test PKI, made once per test binary (`None`: interop explicitly skipped).
 fn pki() -> Option<&'static Path> {
     PKI.get_or_init(|| {
-        let py = common::python()?;
         let dir = tempfile::tempdir().unwrap();
-        let o = Command::new(py)
-            .arg(common::repo().join("tests/py/test_pki.py"))
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        Some(dir)
+        let pki = secure_model_testkit::test_pki(dir.path())?;
+        Some((dir, pki))
     })
     .as_ref()
-    .map(|d| d.path())
+    .map(|(_, p)| p.as_path())
 }
 
 fn read(pki: &Path, name: &str) -> String {

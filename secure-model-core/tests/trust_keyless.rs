@@ -95,26 +95,23 @@ fn identity_patterns_are_anchored_and_bounded() {
 /// policy, and names itself in the refusal.
 #[test]
 fn a_keyless_signer_refuses_an_unlogged_certificate_signature() {
-    let Some(py) = common::python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(&py)
-        .arg(common::repo().join("tests/py/test_pki.py"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let work = tempfile::tempdir().unwrap();
+    let Some(pki) = secure_model_testkit::test_pki(work.path()) else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(work.path()).unwrap();
     let model = dir.path().join("model");
     common::write_model(&model, &[("a.bin", b"weights".to_vec())]);
     let sig = dir.path().join("m.sig");
-    let o = Command::new(py.parent().unwrap().join("model_signing"))
+    let o = Command::new(secure_model_testkit::model_signing().unwrap())
         .args(["sign", "certificate"])
         .arg(&model)
         .arg("--private_key")
-        .arg(dir.path().join("leaf-p256.key"))
+        .arg(pki.join("leaf-p256.key"))
         .arg("--signing_certificate")
-        .arg(dir.path().join("leaf-p256.pem"))
+        .arg(pki.join("leaf-p256.pem"))
         .arg("--certificate_chain")
-        .arg(dir.path().join("inter.pem"))
+        .arg(pki.join("inter.pem"))
         .arg("--signature")
         .arg(&sig)
         .output()

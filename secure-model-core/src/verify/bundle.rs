@@ -111,12 +111,17 @@ impl Material {
 
 /// Attacker-controlled text for messages: control characters replaced, cut at 80 characters.
 pub(crate) fn shown(text: &str) -> String {
+    shown_up_to(text, 80)
+}
+
+/// [`shown`] with another length.
+pub(crate) fn shown_up_to(text: &str, max_chars: usize) -> String {
     let mut out: String = text
         .chars()
-        .take(80)
+        .take(max_chars)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if text.chars().count() > 80 {
+    if text.chars().count() > max_chars {
         out.push('…');
     }
     out

@@ -57,15 +57,7 @@ pub enum KeylessError {
 
 /// Untrusted text for messages: control characters replaced, cut to a bounded length.
 fn shown(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_REASON_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if text.chars().count() > MAX_REASON_CHARS {
-        out.push('…');
-    }
-    out
+    super::bundle::shown_up_to(text, MAX_REASON_CHARS)
 }
 
 /// The identity and issuer a verified keyless certificate carries.
