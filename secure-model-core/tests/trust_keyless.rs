@@ -117,7 +117,7 @@ fn a_keyless_signer_refuses_an_unlogged_certificate_signature() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let root_json = trusted_root_of(&std::fs::read_to_string(dir.path().join("root.pem")).unwrap());
+    let root_json = trusted_root_of(&std::fs::read_to_string(pki.join("root.pem")).unwrap());
     let root = SigstoreRoot::from_json("test-root", &root_json).unwrap();
     let policy = TrustPolicy::new().with_signer(SigstoreSigner::new(
         IdentityMatch::exact("model-signer@example.com"),
