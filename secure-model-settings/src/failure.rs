@@ -78,6 +78,16 @@ impl Failure {
         self.class.exit_code()
     }
 
+    /// Prints `error: MESSAGE` (and `hint: HINT`) on stderr and returns the exit code: how a
+    /// command-line binary ends on this failure.
+    pub fn report(&self) -> std::process::ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(h) = self.hint {
+            eprintln!("hint: {h}");
+        }
+        std::process::ExitCode::from(self.exit_code())
+    }
+
     /// The failure as one JSON object (`--json` output on failure):
     /// `{"error":{"class","exit_code","message","hint"}}`.
     pub fn to_json(&self) -> serde_json::Value {
