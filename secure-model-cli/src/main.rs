@@ -40,6 +40,10 @@ enum Command {
     /// Verify a package: signature, structure, ciphertext sizes and SHA-256; with --key also
     /// decrypt and check every plaintext SHA-256 without writing anything.
     Verify(commands::verify::VerifyArgs),
+    /// Verify a plain (unencrypted) OpenSSF model signature of MODEL_DIR, as `model_signing
+    /// verify` does: the signature by a trusted signer (key, certificate chain or Sigstore
+    /// identity), then every file against its signed SHA-256.
+    VerifySignature(commands::verify_signature::VerifySignatureArgs),
     /// Show a package's files, sizes, recipients, signer key hint and format version.
     /// Does not verify the signature (use `verify`).
     Inspect(commands::inspect::InspectArgs),
@@ -72,6 +76,7 @@ impl Command {
             Command::Keygen(a) => a.output.json,
             Command::Pack(a) => a.output.json,
             Command::Verify(a) => a.output.json,
+            Command::VerifySignature(a) => a.output.json,
             Command::Inspect(a) => a.output.json,
             Command::Pull(a) => a.output.json,
             Command::Rewrap(a) => a.output.json,
@@ -88,6 +93,7 @@ async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
         Command::Keygen(a) => commands::keygen::run(a),
         Command::Pack(a) => commands::pack::run(a, src).await,
         Command::Verify(a) => commands::verify::run(a, src).await,
+        Command::VerifySignature(a) => commands::verify_signature::run(a, src),
         Command::Inspect(a) => commands::inspect::run(a, src).await,
         Command::Pull(a) => commands::pull::run(a, src).await,
         Command::Rewrap(a) => commands::rewrap::run(a, src).await,

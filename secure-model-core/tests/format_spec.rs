@@ -70,7 +70,7 @@ fn bundle_of(f: &Fixture, payload: &[u8]) -> Vec<u8> {
 fn verify(f: &Fixture, payload: &[u8]) -> Result<(), VerifyError> {
     verify_manifest(
         &bundle_of(f, payload),
-        &f.trusted(),
+        &f.trusted().into(),
         &Limits::default(),
         None,
     )
@@ -371,7 +371,7 @@ async fn statement_escapes_upstream_and_ours() {
         .unwrap();
     let up_text = String::from_utf8(up_payload).unwrap();
     assert!(up_text.contains("h\\u00e9llo.bin") && up_text.contains("\\ud83d\\ude00"));
-    let v = verify_model_signature(&bundle, &up_trusted, &Limits::default()).unwrap();
+    let v = verify_model_signature(&bundle, &(&up_trusted).into(), &Limits::default()).unwrap();
     let names: Vec<&str> = v.resources().iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(names, ["dir/\u{1f600}.txt", "h\u{e9}llo.bin"]);
     // Same resources as ours.
@@ -395,7 +395,7 @@ async fn statement_escapes_upstream_and_ours() {
     let lone = up_text.replacen("\\ude00", "", 1);
     let resigned = bundle_of(&f, lone.as_bytes());
     assert!(matches!(
-        verify_model_signature(&resigned, &f.trusted(), &Limits::default()),
+        verify_model_signature(&resigned, &f.trusted().into(), &Limits::default()),
         Err(VerifyError::Format(FormatError::Malformed { .. }))
     ));
 }
@@ -406,7 +406,7 @@ async fn a_stock_tink_keyset_of_the_dek_decrypts_a_data_object() {
     let f = fixture().await;
     let m = verify_manifest(
         &std::fs::read(f.pkg_dir.join("manifest.sig")).unwrap(),
-        &f.trusted(),
+        &f.trusted().into(),
         &Limits::default(),
         None,
     )

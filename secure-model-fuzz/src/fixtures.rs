@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use secure_model_core::crypto::DataKey;
 use secure_model_core::jwe::{DecryptionKey, EncryptionKey};
 use secure_model_core::keys::kbs::TeeKeyPair;
-use secure_model_core::verify::{SigningKey, TrustedKeys};
+use secure_model_core::verify::{SigningKey, TrustPolicy, TrustedKeys};
 use secure_model_kserve::jwe::KserveKey;
 
 /// Public half of `testdata/model-signing/keys/` (the key `model_signing` 1.1.1 signed
@@ -36,7 +36,7 @@ pub const TINK_ASSOCIATED_DATA: [&[u8]; 3] = [
 /// Every fixed key.
 pub struct Fixtures {
     /// Trusted manifest signer.
-    pub trusted: TrustedKeys,
+    pub trusted: TrustPolicy,
     /// Its private key (the `manifest` harness signs what it is given).
     pub signer: SigningKey,
     /// The TEE key pairs of the recorded KBS exchanges: EC (`ECDH-ES+A256KW`), RSA
@@ -78,7 +78,9 @@ fn build() -> Fixtures {
         EncryptionKey::dir(KSERVE_KEY).expect("dir key"),
     ];
     Fixtures {
-        trusted: TrustedKeys::from_pem_bundle(SIGNER_PUB).expect("signer public key"),
+        trusted: TrustPolicy::from(
+            TrustedKeys::from_pem_bundle(SIGNER_PUB).expect("signer public key"),
+        ),
         signer: SigningKey::from_pem(SIGNER).expect("signer private key"),
         tee: [
             TeeKeyPair::from_pkcs8_pem(&ec).expect("EC TEE key pair"),

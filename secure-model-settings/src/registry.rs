@@ -283,6 +283,33 @@ pub const TRUSTED_KEYS: Setting = s(
 /// `SECURE_MODEL_TRUSTED_KEYS_PEM`.
 pub const TRUSTED_KEYS_PEM: Setting = s("SECURE_MODEL_TRUSTED_KEYS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
     "trusted signer public keys as PEM text (one or more PUBLIC KEY blocks), e.g. inline in a ClusterStorageContainer; combined with SECURE_MODEL_TRUSTED_KEYS");
+/// `SECURE_MODEL_TRUST_POLICY`.
+pub const TRUST_POLICY: Setting = s("SECURE_MODEL_TRUST_POLICY", Some("--trust-policy"), Kind::Path, "", Group::Trust, BOTH,
+    "a JSON trust policy file listing several signers (keys, certificate roots, Sigstore identities; docs/signing.md); combined with the other trust settings");
+/// `SECURE_MODEL_TRUSTED_CERT_ROOTS`.
+pub const TRUSTED_CERT_ROOTS: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS", Some("--trusted-cert-roots"), Kind::Paths, "", Group::Trust, BOTH,
+    "PEM bundles of root CA certificates (comma-separated; the flag repeats): a signature whose certificate chain leads to one is trusted (model_signing sign certificate)");
+/// `SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`.
+pub const TRUSTED_CERT_ROOTS_PEM: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
+    "root CA certificates as PEM text (CERTIFICATE blocks), e.g. inline in a ClusterStorageContainer: one more certificate-chain signer");
+/// `SECURE_MODEL_TRUSTED_CERT_SUBJECT`.
+pub const TRUSTED_CERT_SUBJECT: Setting = s("SECURE_MODEL_TRUSTED_CERT_SUBJECT", Some("--trusted-cert-subject"), Kind::Text, "", Group::Trust, BOTH,
+    "with the certificate roots: require this leaf subject, RFC 4514 as verify-signature prints it (e.g. CN=signer,O=Example)");
+/// `SECURE_MODEL_TRUSTED_CERT_IDENTITY`.
+pub const TRUSTED_CERT_IDENTITY: Setting = s("SECURE_MODEL_TRUSTED_CERT_IDENTITY", Some("--trusted-cert-identity"), Kind::Text, "", Group::Trust, BOTH,
+    "with the certificate roots: require a leaf subject alternative name (email, URI or DNS name) equal to this");
+/// `SECURE_MODEL_SIGSTORE_IDENTITY`.
+pub const SIGSTORE_IDENTITY: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY", Some("--sigstore-identity"), Kind::Text, "", Group::Trust, BOTH,
+    "trust Sigstore keyless signatures whose certificate identity (email or URI) equals this; needs SECURE_MODEL_SIGSTORE_ISSUER");
+/// `SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`.
+pub const SIGSTORE_IDENTITY_REGEX: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY_REGEX", Some("--sigstore-identity-regex"), Kind::Text, "", Group::Trust, BOTH,
+    "as SECURE_MODEL_SIGSTORE_IDENTITY, an anchored regular expression (RE2 syntax) instead of an exact value");
+/// `SECURE_MODEL_SIGSTORE_ISSUER`.
+pub const SIGSTORE_ISSUER: Setting = s("SECURE_MODEL_SIGSTORE_ISSUER", Some("--sigstore-issuer"), Kind::Url, "", Group::Trust, BOTH,
+    "the OIDC issuer of the Sigstore identity, exact (e.g. https://accounts.google.com, https://token.actions.githubusercontent.com)");
+/// `SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`.
+pub const SIGSTORE_TRUSTED_ROOT: Setting = s("SECURE_MODEL_SIGSTORE_TRUSTED_ROOT", Some("--sigstore-trusted-root"), Kind::Path, "", Group::Trust, BOTH,
+    "a Sigstore trusted_root.json (or ClientTrustConfig) for a private Sigstore instance; default: the public-good root built into the binary");
 /// `SECURE_MODEL_KEYS`.
 pub const KEYS: Setting = s("SECURE_MODEL_KEYS", Some("--key"), Kind::KeySpecs, "", Group::Keys, BOTH,
     "key specifications to unlock with, e.g. local:/var/run/secrets/kek/kek.bin, aws-kms:alias/models, kbs:URL#repo/type/tag, cdh:repo/type/tag");
@@ -592,8 +619,14 @@ pub const SIGNING_KEY: Setting = s(
     "",
     Group::Publish,
     CLI,
-    "PKCS#8 PEM ECDSA P-256 private key that signs the manifest (pack)",
+    "PKCS#8 PEM ECDSA private key that signs the manifest (pack): P-256, or P-256/P-384 with SECURE_MODEL_SIGNING_CERTIFICATE",
 );
+/// `SECURE_MODEL_SIGNING_CERTIFICATE`.
+pub const SIGNING_CERTIFICATE: Setting = s("SECURE_MODEL_SIGNING_CERTIFICATE", Some("--signing-certificate"), Kind::Path, "", Group::Publish, CLI,
+    "the signing key's leaf certificate (PEM): pack signs with the certificate chain instead of a bare key (model_signing sign certificate form)");
+/// `SECURE_MODEL_CERTIFICATE_CHAIN`.
+pub const CERTIFICATE_CHAIN: Setting = s("SECURE_MODEL_CERTIFICATE_CHAIN", Some("--certificate-chain"), Kind::Paths, "", Group::Publish, CLI,
+    "PEM files of the intermediate CA certificates written into the bundle after the leaf (comma-separated; the flag repeats)");
 /// `SECURE_MODEL_WEBHOOK_LISTEN`.
 pub const WEBHOOK_LISTEN: Setting = s(
     "SECURE_MODEL_WEBHOOK_LISTEN",
@@ -682,6 +715,15 @@ pub const WEBHOOK_SHUTDOWN_SECS: Setting = s(
 pub const SETTINGS: &[Setting] = &[
     TRUSTED_KEYS,
     TRUSTED_KEYS_PEM,
+    TRUST_POLICY,
+    TRUSTED_CERT_ROOTS,
+    TRUSTED_CERT_ROOTS_PEM,
+    TRUSTED_CERT_SUBJECT,
+    TRUSTED_CERT_IDENTITY,
+    SIGSTORE_IDENTITY,
+    SIGSTORE_IDENTITY_REGEX,
+    SIGSTORE_ISSUER,
+    SIGSTORE_TRUSTED_ROOT,
     MANIFEST_DIGEST,
     KEYS,
     ATTESTER,
@@ -715,6 +757,8 @@ pub const SETTINGS: &[Setting] = &[
     TERMINATION_LOG,
     NO_COLOR,
     SIGNING_KEY,
+    SIGNING_CERTIFICATE,
+    CERTIFICATE_CHAIN,
     WEBHOOK_LISTEN,
     WEBHOOK_TLS_CERT,
     WEBHOOK_TLS_KEY,

@@ -90,6 +90,28 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// The upstream `model_signing` CLI of the interop venv, or `None` when interop is skipped.
+pub fn model_signing() -> Option<PathBuf> {
+    python().map(|py| py.parent().unwrap().join("model_signing"))
+}
+
+/// A fresh test PKI (`tests/py/test_pki.py`: root, intermediate, leaves of every kind) in
+/// `dir/pki`, or `None` when interop is skipped.
+pub fn test_pki(dir: &Path) -> Option<PathBuf> {
+    let out = dir.join("pki");
+    let o = std::process::Command::new(python()?)
+        .arg(repo().join("tests/py/test_pki.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "test_pki.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(out)
+}
+
 /// Every regular file under `dir`: (relative path with `/`, bytes), sorted.
 pub fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
     servers::walk(dir)

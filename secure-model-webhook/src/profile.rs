@@ -93,8 +93,8 @@ pub enum Problem {
         /// Why.
         why: &'static str,
     },
-    /// No trusted signer key.
-    #[error("no trusted signer key: set SECURE_MODEL_TRUSTED_KEYS_PEM in env, or SECURE_MODEL_TRUSTED_KEYS with the files in a secretVolume")]
+    /// No trusted signer.
+    #[error("no trusted signer: set SECURE_MODEL_TRUSTED_KEYS_PEM (public keys) or SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM (certificate roots) in env, SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER (Sigstore keyless), or SECURE_MODEL_TRUSTED_KEYS / SECURE_MODEL_TRUSTED_CERT_ROOTS / SECURE_MODEL_TRUST_POLICY with the files in a secretVolume")]
     NoTrustedKeys,
     /// The inline trusted keys do not parse.
     #[error("SECURE_MODEL_TRUSTED_KEYS_PEM holds no usable public key")]
@@ -431,6 +431,18 @@ fn check_plain_variable(var: &str, value: &str, require_tee: bool) -> Result<(),
     Ok(())
 }
 
+/// The settings of which any one names a trusted signer (the init container's trust policy,
+/// docs/signing.md); the rest of the policy is checked by the init container itself.
+const SIGNER_SETTINGS: [&registry::Setting; 7] = [
+    &registry::TRUSTED_KEYS_PEM,
+    &registry::TRUSTED_KEYS,
+    &registry::TRUSTED_CERT_ROOTS_PEM,
+    &registry::TRUSTED_CERT_ROOTS,
+    &registry::SIGSTORE_IDENTITY,
+    &registry::SIGSTORE_IDENTITY_REGEX,
+    &registry::TRUST_POLICY,
+];
+
 fn check_trust_and_keys(spec: &ProfileSpec) -> Result<(), Problem> {
     let pem = spec.env.get(registry::TRUSTED_KEYS_PEM.env);
     if let Some(pem) = pem {
@@ -440,9 +452,8 @@ fn check_trust_and_keys(spec: &ProfileSpec) -> Result<(), Problem> {
             return Err(Problem::NoTrustedKeys);
         }
     }
-    let files = spec.env.contains_key(registry::TRUSTED_KEYS.env)
-        || spec.secret_env.contains_key(registry::TRUSTED_KEYS.env);
-    if pem.is_none() && !files && !spec.secret_env.contains_key(registry::TRUSTED_KEYS_PEM.env) {
+    let set = |v: &str| spec.env.contains_key(v) || spec.secret_env.contains_key(v);
+    if !SIGNER_SETTINGS.iter().any(|s| set(s.env)) {
         return Err(Problem::NoTrustedKeys);
     }
     let keys = spec.env.contains_key(registry::KEYS.env)

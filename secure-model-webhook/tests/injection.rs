@@ -527,6 +527,32 @@ fn the_shipped_profiles_parse_and_bad_profiles_are_named() {
     assert!(problem.to_string().contains("DNS label"));
 }
 
+#[test]
+fn a_profile_names_a_signer_in_any_trust_policy_form() {
+    let with = |env: &str| {
+        format!("profiles:\n  p:\n    image: x\n    env:\n      SECURE_MODEL_KEYS: aws-kms:alias/k\n{env}")
+    };
+    let signers = [
+        "      SECURE_MODEL_TRUSTED_KEYS: /t/k.pem\n",
+        "      SECURE_MODEL_TRUSTED_CERT_ROOTS: /t/roots.pem\n",
+        "      SECURE_MODEL_TRUST_POLICY: /t/policy.json\n",
+        "      SECURE_MODEL_SIGSTORE_IDENTITY: https://github.com/o/r/.github/workflows/sign.yml@refs/heads/main\n      SECURE_MODEL_SIGSTORE_ISSUER: https://token.actions.githubusercontent.com\n",
+        "      SECURE_MODEL_SIGSTORE_IDENTITY_REGEX: ^https://github.com/o/.*$\n      SECURE_MODEL_SIGSTORE_ISSUER: https://token.actions.githubusercontent.com\n",
+    ];
+    for env in signers {
+        assert!(Profiles::parse(&with(env)).is_ok(), "{env}");
+    }
+    // Settings that narrow a signer are not a signer of their own.
+    for env in [
+        "",
+        "      SECURE_MODEL_TRUSTED_CERT_SUBJECT: CN=signer\n",
+        "      SECURE_MODEL_SIGSTORE_ISSUER: https://accounts.google.com\n",
+    ] {
+        let e = secure_model_core::chain_message(&Profiles::parse(&with(env)).unwrap_err());
+        assert!(e.contains("no trusted signer"), "{env}: {e}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 

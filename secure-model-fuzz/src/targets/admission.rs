@@ -85,7 +85,11 @@ fn check_answer(body: &[u8], answer: &Value, verdict: &Verdict, scope: Scope) {
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{answer}");
     assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
     let response = &answer["response"];
-    assert_eq!(response["uid"], request["request"]["uid"], "{answer}");
+    assert_eq!(
+        response.get("uid"),
+        request.pointer("/request/uid"),
+        "{answer}"
+    );
     match verdict {
         Verdict::Unchanged => {
             assert_eq!(response["allowed"], true, "{answer}");
@@ -106,15 +110,21 @@ fn check_answer(body: &[u8], answer: &Value, verdict: &Verdict, scope: Scope) {
 fn check_patch(request: &Value, response: &Value, scope: Scope) {
     assert_eq!(response["allowed"], true, "{response}");
     assert_eq!(response["patchType"], "JSONPatch", "{response}");
-    let patch = response["patch"].as_str().expect("an injection has a patch");
+    let patch = response["patch"]
+        .as_str()
+        .expect("an injection has a patch");
     let patch = base64::engine::general_purpose::STANDARD
         .decode(patch)
         .expect("the patch is base64");
     let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("the patch is JSON Patch");
-    let mut pod = request["request"]["object"].clone();
+    let mut pod = request
+        .pointer("/request/object")
+        .cloned()
+        .expect("an injected request has an object");
     json_patch::patch(&mut pod, &patch).expect("the patch applies to the pod");
     let again = envelope(&pod).to_string();
-    let second = review(again.as_bytes(), profiles(), scope).expect("the patched pod is reviewable");
+    let second =
+        review(again.as_bytes(), profiles(), scope).expect("the patched pod is reviewable");
     assert_eq!(
         second.verdict,
         Verdict::Unchanged,

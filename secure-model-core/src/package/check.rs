@@ -1,0 +1,97 @@
+//! Checking a plain (unencrypted) model directory against a verified OpenSSF model signature:
+//! the same files, each with its signed SHA-256 (what `model_signing verify` does after the
+//! signature).
+
+use std::io::Read as _;
+use std::path::Path;
+
+use super::pack::scan_model_dir;
+use super::PackError;
+use crate::crypto::Sha256;
+use crate::verify::VerifiedModelSignature;
+
+/// What [`check_model_dir`] compared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ModelDirCheck {
+    /// Files compared.
+    pub files: usize,
+    /// Bytes hashed.
+    pub bytes: u64,
+}
+
+fn mismatch(path: &str, reason: &'static str) -> PackError {
+    PackError::ModelMismatch {
+        path: path.escape_debug().to_string(),
+        reason,
+    }
+}
+
+fn sha256_file(path: &Path, rel: &str) -> Result<([u8; 32], u64), PackError> {
+    let io = |e| PackError::ModelDir {
+        path: path.display().to_string(),
+        reason: "cannot read".into(),
+        source: Some(e),
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        h.update(
+            buf.get(..n)
+                .ok_or_else(|| mismatch(rel, "read past the buffer"))?,
+        );
+        total = total.saturating_add(n as u64);
+    }
+    Ok((h.finish(), total))
+}
+
+/// Compares `root` with `signature`: the regular files under it (without the top-level git
+/// paths `model_signing` ignores, and without `skip`, the signature file when it lies inside)
+/// must be exactly the signed resources, each with its signed SHA-256.
+///
+/// # Errors
+/// [`PackError::ModelMismatch`] naming the first file that is missing, extra or different;
+/// [`PackError::ModelDir`] when the directory cannot be read.
+pub fn check_model_dir(
+    root: &Path,
+    signature: &VerifiedModelSignature,
+    skip: Option<&Path>,
+) -> Result<ModelDirCheck, PackError> {
+    let skip = skip.and_then(|s| s.canonicalize().ok());
+    let files: Vec<_> = scan_model_dir(root)?
+        .into_iter()
+        .filter(|(_, p)| {
+            skip.as_ref()
+                .is_none_or(|s| p.canonicalize().ok().as_ref() != Some(s))
+        })
+        .collect();
+    let signed = signature.resources();
+    for (name, _) in signed {
+        if !files.iter().any(|(rel, _)| rel == name) {
+            return Err(mismatch(name, "signed but missing from the directory"));
+        }
+    }
+    let mut bytes = 0u64;
+    for (rel, path) in &files {
+        let want = signed
+            .iter()
+            .find(|(n, _)| n == rel)
+            .map(|(_, d)| d)
+            .ok_or_else(|| mismatch(rel, "not in the signature"))?;
+        let (got, n) = sha256_file(path, rel)?;
+        if &got != want {
+            return Err(mismatch(rel, "SHA-256 differs from the signed digest"));
+        }
+        bytes = bytes.saturating_add(n);
+    }
+    Ok(ModelDirCheck {
+        files: files.len(),
+        bytes,
+    })
+}
