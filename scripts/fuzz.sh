@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh --ci               every target for FUZZ_SECONDS (default 20) seconds
 #   scripts/fuzz.sh [-s SECONDS] T...  the named targets (default: all) for SECONDS each (60)
 #   scripts/fuzz.sh --list             the target names
+#   scripts/fuzz.sh --install-only     install cargo-fuzz and stop
 #
 # Each run starts from the committed corpus (fuzz/corpus/<target>, read only) and keeps what
 # it finds in fuzz/corpus-run/<target> (ignored by git); fuzz/dict/<target>.dict is used when
@@ -37,6 +38,7 @@ while [[ $# -gt 0 ]]; do
     --ci) SECONDS_EACH="${FUZZ_SECONDS:-20}" ;;
     -s) SECONDS_EACH="$2"; shift ;;
     --list) all_targets; exit 0 ;;
+    --install-only) "$SCRIPT_DIR/install-tool.sh" cargo-fuzz "$CARGO_FUZZ_VERSION" >/dev/null; exit 0 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) targets+=("$1") ;;
   esac

@@ -9,7 +9,8 @@
 #      (default target/sbom/), then checked: the binary, ring and rustls are components, no
 #      banned crate is.
 # Tools: cargo-deny 0.20.2 and cargo-cyclonedx 0.5.9, installed once per machine
-# (scripts/install-tool.sh). The last line of stdout is the SBOM's path.
+# (scripts/install-tool.sh). The last line of stdout is the SBOM's path. `--install-only` only
+# installs the tools.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +23,9 @@ log() { printf 'supply-chain: %s\n' "$*" >&2; }
 
 DENY_BIN="$("$SCRIPT_DIR/install-tool.sh" cargo-deny 0.20.2 | tail -n 1)"
 CDX_BIN="$("$SCRIPT_DIR/install-tool.sh" cargo-cyclonedx 0.5.9 | tail -n 1)"
+# `--install-only`: install the tools and stop (scripts/test.sh does it early, in the
+# background).
+if [[ "${1:-}" == "--install-only" ]]; then exit 0; fi
 
 log "cargo deny check licenses bans sources"
 "$DENY_BIN/cargo-deny" deny --locked --log-level error check licenses bans sources >&2

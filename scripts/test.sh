@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs the Python tools the interop tests need (a venv under
-# target/), then format, lints, docs and every test in the workspace.
+# target/), then format, lints, docs and every test in the workspace, then the slower steps
+# (static binary, real API server, container image under runc, supply chain, fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One full build, no incremental caches: they only pay off when iterating, and cost disk (CI's
@@ -13,6 +14,35 @@ step() {
   echo "== [$((SECONDS - STEP_START)) s] $*" >&2
 }
 
+# What later steps need from outside the workspace (Debian packages, the kube-apiserver build,
+# the cargo tools) is prepared in the background, at low priority, while the workspace builds:
+# on a cold machine that work fills the CPU the Rust build leaves idle. Each job's output is
+# in target/prepare/<job>.log; a step waits for its job, and a failed job fails the run.
+PREP="target/prepare"
+mkdir -p "$PREP"
+declare -A PREP_PID=()
+prepare() {
+  local name="$1"
+  shift
+  # Its own process group (setsid), so stopping it stops everything it started.
+  setsid nice -n 10 "$@" >"$PREP/$name.out" 2>"$PREP/$name.log" &
+  PREP_PID[$name]=$!
+}
+await() {
+  local name="$1"
+  if ! wait "${PREP_PID[$name]}"; then
+    echo "test.sh: preparing $name failed; its log ($PREP/$name.log) ends:" >&2
+    tail -n 40 "$PREP/$name.log" >&2
+    exit 1
+  fi
+  unset "PREP_PID[$name]"
+}
+stop_prepared() {
+  local pid
+  for pid in "${PREP_PID[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+}
+trap stop_prepared EXIT
+
 step "python interop environment"
 SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
 export SECURE_MODEL_PYTHON
@@ -22,12 +52,13 @@ export SECURE_MODEL_PYENV_BIN
 step "object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)"
 eval "$(scripts/setup-servers.sh)"
 
+# apt runs one at a time: the image tools, then the API server's packages and build.
+prepare system bash -c 'scripts/setup-image-tools.sh && scripts/setup-kube-apiserver.sh'
+prepare tools bash -c 'scripts/supply-chain.sh --install-only && scripts/fuzz.sh --install-only'
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-
-step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
-scripts/supply-chain.sh >/dev/null
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -39,19 +70,24 @@ step "cargo test"
 cargo test --workspace --all-features
 
 step "static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)"
-cargo test -p secure-model-initc --test static_binary -- --ignored
+# --workspace --all-features here and below: the feature set of `cargo test` above, so the
+# test harnesses are not rebuilt.
+cargo test --workspace --all-features --test static_binary -- --ignored
 
 step "real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)"
-eval "$(scripts/setup-kube-apiserver.sh)"
+await system
+eval "$(cat "$PREP/system.out")"
 export SECURE_MODEL_KUBE_APISERVER SECURE_MODEL_ETCD
-# --workspace --all-features: the same feature set as `cargo test` above, so nothing is rebuilt.
 cargo test --workspace --all-features --test apiserver -- --ignored
 
 step "container image: built with umoci, run under runc (read-only, UID 65532, no capabilities, seccomp)"
-scripts/setup-image-tools.sh
-cargo test -p secure-model-initc --test image -- --ignored
+cargo test --workspace --all-features --test image -- --ignored
 
-step "fuzz: every target for ${FUZZ_SECONDS:-20} s (cargo-fuzz, libFuzzer; corpora are replayed by cargo test)"
-scripts/fuzz.sh --ci
+step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
+await tools
+scripts/supply-chain.sh >/dev/null
+
+step "fuzz: every target for ${FUZZ_SECONDS:-10} s (cargo-fuzz, libFuzzer; corpora are replayed by cargo test)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh --ci
 
 step "done"

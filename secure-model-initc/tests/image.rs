@@ -330,9 +330,17 @@ impl Run<'_> {
         cmd
     }
 
+    /// An empty termination-message file, as the kubelet makes it: it exists before the
+    /// container starts (runc bind-mounts it) and is world-writable (mode 0666), so the
+    /// image's user can write it.
+    fn fresh_termination_file(&self) {
+        std::fs::write(self.termination, "").unwrap();
+        std::fs::set_permissions(self.termination, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+
     /// Runs the container to completion: its output, and the termination message.
     fn run(&self, id: &str) -> (Output, String) {
-        std::fs::write(self.termination, "").unwrap();
+        self.fresh_termination_file();
         let out = self
             .runc()
             .args(["run", "--bundle"])
@@ -359,6 +367,7 @@ fn kernel_status(pid: u32) -> BTreeMap<String, String> {
 /// the process while it waits (credentials, capabilities, no_new_privs, seccomp, mounts),
 /// then kills it.
 fn running_process_facts(run: &Run<'_>, id: &str) -> (BTreeMap<String, String>, String) {
+    run.fresh_termination_file();
     let mut child = run
         .runc()
         .args(["run", "--bundle"])
@@ -593,9 +602,41 @@ fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
     assert!(!models.join("bad").exists());
     eprintln!("tampered package: exit 4: {}", term.trim());
 
-    let after: Vec<String> = tree(rootfs).into_iter().map(|(p, _)| p).collect();
-    assert_eq!(after, before, "the root filesystem changed");
+    // runc creates the mount points of the bundle's mounts (and their parents) in the rootfs
+    // directory before it makes the root read-only; the container itself added nothing.
+    let after = tree(rootfs);
+    for (path, meta) in &after {
+        if before.contains(path) {
+            continue;
+        }
+        assert!(
+            RUNTIME_MOUNT_POINTS.contains(&path.as_str()) && meta.is_dir(),
+            "the root filesystem changed: {path}"
+        );
+        let entries = std::fs::read_dir(rootfs.join(path.trim_start_matches('/'))).unwrap();
+        let inside: Vec<String> = entries
+            .map(|e| format!("{path}/{}", e.unwrap().file_name().to_string_lossy()))
+            .filter(|p| !RUNTIME_MOUNT_POINTS.contains(&p.as_str()))
+            .collect();
+        assert!(inside.is_empty(), "written under a mount point: {inside:?}");
+    }
+    let after: Vec<&String> = after.iter().map(|(p, _)| p).collect();
+    assert!(
+        before.iter().all(|p| after.contains(&p)),
+        "a path of the image is gone"
+    );
 }
+
+/// The directories runc creates in the rootfs for the bundle's mounts: the kernel file
+/// systems, the model destination and the secrets.
+const RUNTIME_MOUNT_POINTS: [&str; 6] = [
+    "/dev",
+    "/proc",
+    "/sys",
+    "/mnt",
+    "/mnt/models",
+    "/etc/secure-model",
+];
 
 /// What the kernel reports of the running container process.
 fn check_process(status: &BTreeMap<String, String>, mounts: &str) {
