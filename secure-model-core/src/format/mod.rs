@@ -19,7 +19,7 @@ pub use manifest::{
 };
 pub use paths::{compare_paths, validate_object_key, validate_path};
 pub use serialization::{
-    parse_shard_name, shard_name, Hashing, Serialization, ShardSize, UPSTREAM_SHARD_SIZE,
+    parse_shard_name, shard_name, FileHasher, Hashing, Serialization, ShardSize, UPSTREAM_SHARD_SIZE,
 };
 
 use crate::crypto::push_len_prefixed;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::FormatError;
-use crate::crypto::HashAlgorithm;
+use crate::crypto::{Digest, HashAlgorithm, Hasher};
 
 /// Upstream `model_signing`'s default shard size (`use_shard_serialization`): 10^9 bytes.
 pub const UPSTREAM_SHARD_SIZE: u64 = 1_000_000_000;
@@ -149,6 +149,17 @@ impl Hashing {
         }
     }
 
+    /// A hasher of one file read front to back (the writer's side), giving the digests this
+    /// hashing signs for it.
+    pub fn file_hasher(&self) -> FileHasher {
+        FileHasher {
+            hashing: *self,
+            current: Hasher::new(self.algorithm),
+            in_shard: 0,
+            digests: Vec::new(),
+        }
+    }
+
     /// The `predicate.serialization` a writer records for this hashing, with `ignore_paths`.
     pub fn to_serialization(&self, ignore_paths: Vec<String>) -> Serialization {
         Serialization {
@@ -163,6 +174,46 @@ impl Hashing {
             shard_size: self.shard_size.map(ShardSize),
             allow_symlinks: false,
         }
+    }
+}
+
+/// The digests of one file fed front to back: one (`files`) or one per shard (`shards`; none
+/// for an empty file, as upstream lists no shard for it).
+#[derive(Debug, Clone)]
+pub struct FileHasher {
+    hashing: Hashing,
+    current: Hasher,
+    in_shard: u64,
+    digests: Vec<Digest>,
+}
+
+impl FileHasher {
+    /// Absorbs the next bytes of the file.
+    pub fn update(&mut self, mut data: &[u8]) {
+        let Some(z) = self.hashing.shard_size else {
+            self.current.update(data);
+            return;
+        };
+        while !data.is_empty() {
+            let room = usize::try_from(z - self.in_shard).unwrap_or(usize::MAX);
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.current.update(now);
+            self.in_shard += now.len() as u64;
+            data = rest;
+            if self.in_shard == z {
+                let done = std::mem::replace(&mut self.current, Hasher::new(self.hashing.algorithm));
+                self.digests.push(done.finish());
+                self.in_shard = 0;
+            }
+        }
+    }
+
+    /// The file's digests.
+    pub fn finish(mut self) -> Vec<Digest> {
+        if self.hashing.shard_size.is_none() || self.in_shard > 0 {
+            self.digests.push(self.current.finish());
+        }
+        self.digests
     }
 }
 
@@ -275,6 +326,29 @@ mod tests {
         ] {
             assert_eq!(parse_shard_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn file_hasher_matches_shard_digests() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let h = Hashing::shards(HashAlgorithm::Sha256, 4096).unwrap();
+        let mut fh = h.file_hasher();
+        for piece in data.chunks(777) {
+            fh.update(piece);
+        }
+        let want: Vec<Digest> = data.chunks(4096).map(|c| HashAlgorithm::Sha256.digest(c)).collect();
+        assert_eq!(fh.finish(), want);
+        let mut exact = h.file_hasher();
+        exact.update(&data[..8192]);
+        assert_eq!(exact.finish().len(), 2);
+        assert!(h.file_hasher().finish().is_empty());
+        let mut whole = Hashing::files(HashAlgorithm::Blake2b).file_hasher();
+        whole.update(&data);
+        assert_eq!(whole.finish(), vec![HashAlgorithm::Blake2b.digest(&data)]);
+        assert_eq!(
+            Hashing::files(HashAlgorithm::Blake3).file_hasher().finish(),
+            vec![HashAlgorithm::Blake3.digest(b"")]
+        );
     }
 
     #[test]

@@ -4,13 +4,15 @@
 
 mod keys;
 mod manifest;
+mod statement;
 
 pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
 pub use manifest::{
-    parse_unverified, sign_statement, verify_manifest, verify_model_signature, FileEntry,
-    ManifestInfo, UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest,
+    parse_unverified, sign_statement, verify_manifest, verify_model_signature, ManifestInfo,
+    UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest,
     VerifiedModelSignature,
 };
+pub use statement::{FileDigests, FileEntry, SignedFile};
 
 /// Signature and manifest verification errors.
 #[derive(Debug, thiserror::Error)]
