@@ -181,8 +181,16 @@ fn upstream_hashings() -> Vec<(&'static str, &'static str, Hashing)> {
         ("sha256", "files", Hashing::files(HashAlgorithm::Sha256)),
         ("blake2", "files", Hashing::files(HashAlgorithm::Blake2b)),
         ("blake3", "files", Hashing::files(HashAlgorithm::Blake3)),
-        ("sha256", "shards", Hashing::shards(HashAlgorithm::Sha256, z).unwrap()),
-        ("blake2", "shards", Hashing::shards(HashAlgorithm::Blake2b, z).unwrap()),
+        (
+            "sha256",
+            "shards",
+            Hashing::shards(HashAlgorithm::Sha256, z).unwrap(),
+        ),
+        (
+            "blake2",
+            "shards",
+            Hashing::shards(HashAlgorithm::Blake2b, z).unwrap(),
+        ),
         // Upstream (and we) hash blake3 by files even when shards are asked for.
         ("blake3", "shards", Hashing::files(HashAlgorithm::Blake3)),
     ]
@@ -306,6 +314,9 @@ async fn our_packages_of_every_hashing_verify_with_the_upstream_api() {
         let mut a = std::fs::read(model.join("a.bin")).unwrap();
         a[4000] ^= 1;
         std::fs::write(model.join("a.bin"), a).unwrap();
-        assert!(!verify().status.success(), "{name} {method}: upstream accepted a change");
+        assert!(
+            !verify().status.success(),
+            "{name} {method}: upstream accepted a change"
+        );
     }
 }

@@ -144,7 +144,9 @@ impl Hasher {
     /// A fresh hasher.
     pub fn new(algorithm: HashAlgorithm) -> Self {
         Self(match algorithm {
-            HashAlgorithm::Sha256 => Inner::Sha256(ring::digest::Context::new(&ring::digest::SHA256)),
+            HashAlgorithm::Sha256 => {
+                Inner::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+            }
             HashAlgorithm::Blake2b => Inner::Blake2b(Box::default()),
             HashAlgorithm::Blake3 => Inner::Blake3(Box::default()),
         })

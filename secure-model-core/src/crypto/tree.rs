@@ -13,7 +13,9 @@
 //! Bytes of chunks cut by a slice boundary are carried as [`Piece::Bytes`] (less than one
 //! chunk at each end of a slice) and hashed when the merger has the whole chunk.
 
-use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
+use blake3::hazmat::{
+    merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
+};
 
 /// BLAKE3 chunk length.
 pub const CHUNK: u64 = blake3::CHUNK_LEN as u64;
@@ -284,13 +286,35 @@ mod tests {
     #[test]
     fn boundaries() {
         let c = CHUNK as usize;
-        for n in [0, 1, c - 1, c, c + 1, 2 * c, 2 * c + 1, 3 * c, 4 * c - 1, 4 * c, 4 * c + 1,
-            17 * c + 5, 64 * c, 64 * c + 1]
-        {
+        for n in [
+            0,
+            1,
+            c - 1,
+            c,
+            c + 1,
+            2 * c,
+            2 * c + 1,
+            3 * c,
+            4 * c - 1,
+            4 * c,
+            4 * c + 1,
+            17 * c + 5,
+            64 * c,
+            64 * c + 1,
+        ] {
             let d = data(n, 7);
             let want = *blake3::hash(&d).as_bytes();
             assert_eq!(tree_hash(&d, &[]), want, "whole {n}");
-            for cut in [1, c - 1, c, c + 1, 2 * c, 3 * c + 7, n / 2, n.saturating_sub(1)] {
+            for cut in [
+                1,
+                c - 1,
+                c,
+                c + 1,
+                2 * c,
+                3 * c + 7,
+                n / 2,
+                n.saturating_sub(1),
+            ] {
                 assert_eq!(tree_hash(&d, &[cut]), want, "n {n} cut {cut}");
             }
             let every: Vec<usize> = (1..n).step_by(c / 2 + 3).collect();

@@ -135,7 +135,10 @@ impl Hashing {
                     ));
                 }
                 let size = ser.shard_size.ok_or_else(|| {
-                    invalid("serialization.shard_size", "missing in shards serialization")
+                    invalid(
+                        "serialization.shard_size",
+                        "missing in shards serialization",
+                    )
                 })?;
                 Self::shards(algorithm, size.0)
             }
@@ -201,7 +204,8 @@ impl FileHasher {
             self.in_shard += now.len() as u64;
             data = rest;
             if self.in_shard == z {
-                let done = std::mem::replace(&mut self.current, Hasher::new(self.hashing.algorithm));
+                let done =
+                    std::mem::replace(&mut self.current, Hasher::new(self.hashing.algorithm));
                 self.digests.push(done.finish());
                 self.in_shard = 0;
             }
@@ -286,7 +290,8 @@ mod tests {
         .unwrap();
         assert_eq!(h.shard_size(), Some(1 << 20));
         assert_eq!(h.resource_algorithm(), "sha256-sharded-1048576");
-        let h = ser(r#"{"method":"shards","hash_type":"blake2b","shard_size":1000000000}"#).unwrap();
+        let h =
+            ser(r#"{"method":"shards","hash_type":"blake2b","shard_size":1000000000}"#).unwrap();
         assert_eq!(h.resource_algorithm(), "blake2b-sharded-1000000000");
         // Written back as an integer.
         let out = serde_json::to_string(&h.to_serialization(vec![])).unwrap();
@@ -321,7 +326,15 @@ mod tests {
             Some(("w", 1 << 20, 2 << 20))
         );
         for bad in [
-            "a", "a:0", "a:b:0:1", "a:01:2", "a:+1:2", "a: 1:2", "a:1_0:20", "a::1", "a:1:",
+            "a",
+            "a:0",
+            "a:b:0:1",
+            "a:01:2",
+            "a:+1:2",
+            "a: 1:2",
+            "a:1_0:20",
+            "a::1",
+            "a:1:",
             "a:0:18446744073709551616",
         ] {
             assert_eq!(parse_shard_name(bad), None, "{bad}");
@@ -336,7 +349,10 @@ mod tests {
         for piece in data.chunks(777) {
             fh.update(piece);
         }
-        let want: Vec<Digest> = data.chunks(4096).map(|c| HashAlgorithm::Sha256.digest(c)).collect();
+        let want: Vec<Digest> = data
+            .chunks(4096)
+            .map(|c| HashAlgorithm::Sha256.digest(c))
+            .collect();
         assert_eq!(fh.finish(), want);
         let mut exact = h.file_hasher();
         exact.update(&data[..8192]);

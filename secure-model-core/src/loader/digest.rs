@@ -199,13 +199,10 @@ impl FileCheck {
                 }
                 Ok(())
             }
-            Kind::Ordered(o) => o.finish(self.size).and_then(|ok| {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(self.mismatch())
-                }
-            }),
+            Kind::Ordered(o) => {
+                o.finish(self.size)
+                    .and_then(|ok| if ok { Ok(()) } else { Err(self.mismatch()) })
+            }
         }
     }
 }
@@ -241,7 +238,10 @@ impl Ordered {
     ) -> Result<bool, LoadError> {
         let span = self.span(k, size);
         let mut hasher = {
-            let mut act = self.active.lock().map_err(|_| internal("digest lock poisoned"))?;
+            let mut act = self
+                .active
+                .lock()
+                .map_err(|_| internal("digest lock poisoned"))?;
             let st = act.units.entry(k).or_insert_with(|| UnitState {
                 hasher: Some(Hasher::new(self.algorithm)),
                 next: span.start,
@@ -253,7 +253,9 @@ impl Ordered {
                 return Ok(true);
             }
             st.busy = true;
-            st.hasher.take().ok_or_else(|| internal("unit hasher missing"))?
+            st.hasher
+                .take()
+                .ok_or_else(|| internal("unit hasher missing"))?
         };
         hasher.update(piece);
         self.catch_up(k, at.end, span.end, hasher, sink)
@@ -270,7 +272,10 @@ impl Ordered {
         sink: &S,
     ) -> Result<bool, LoadError> {
         loop {
-            let mut act = self.active.lock().map_err(|_| internal("digest lock poisoned"))?;
+            let mut act = self
+                .active
+                .lock()
+                .map_err(|_| internal("digest lock poisoned"))?;
             let st = act
                 .units
                 .get_mut(&k)
@@ -285,7 +290,10 @@ impl Ordered {
                 act.units.remove(&k);
                 act.completed += 1;
                 drop(act);
-                let want = self.expected.get(to_usize(k)?).ok_or_else(|| internal("no digest for a unit"))?;
+                let want = self
+                    .expected
+                    .get(to_usize(k)?)
+                    .ok_or_else(|| internal("no digest for a unit"))?;
                 return Ok(hasher.finish() == *want);
             }
             st.next = pos;
@@ -297,7 +305,10 @@ impl Ordered {
 
     /// Whether every unit completed (an empty file's one unit is hashed here) and matched.
     fn finish(&self, size: u64) -> Result<bool, LoadError> {
-        let act = self.active.lock().map_err(|_| internal("digest lock poisoned"))?;
+        let act = self
+            .active
+            .lock()
+            .map_err(|_| internal("digest lock poisoned"))?;
         if size == 0 && self.expected.len() == 1 && act.completed == 0 {
             let want = self.expected.first().ok_or_else(|| internal("no digest"))?;
             return Ok(Hasher::new(self.algorithm).finish() == *want);

@@ -124,9 +124,13 @@ impl<S: PlaintextSink> Pull<S> {
             let Some((i, range)) = self.schedule.next(&opened) else {
                 return Ok(());
             };
-            let file = self.files.get(i).and_then(Clone::clone).ok_or(LoadError::Internal {
-                what: "range of a finished file",
-            })?;
+            let file = self
+                .files
+                .get(i)
+                .and_then(Clone::clone)
+                .ok_or(LoadError::Internal {
+                    what: "range of a finished file",
+                })?;
             let env = Arc::clone(&self.env);
             self.tasks
                 .push(AbortOnDrop(tokio::spawn(run_range(env, file, i, range))));
@@ -149,10 +153,13 @@ impl<S: PlaintextSink> Pull<S> {
 
     /// Samples whether the limit holds the pull back; closes a window when due.
     fn on_tick(&mut self) {
-        let limited = self.tasks.len() >= self.flow.limit()
-            && self.schedule.ready(&|i| self.opened(i));
+        let limited =
+            self.tasks.len() >= self.flow.limit() && self.schedule.ready(&|i| self.opened(i));
         self.meter.sample(limited);
-        if let Some(w) = self.meter.window(&self.env.clock, self.env.store.pressure()) {
+        if let Some(w) = self
+            .meter
+            .window(&self.env.clock, self.env.store.pressure())
+        {
             self.flow.on_window(w);
         }
     }
@@ -179,13 +186,13 @@ impl<S: PlaintextSink> Pull<S> {
         let stats = self
             .meter
             .stats(&self.flow, &self.env.clock, self.env.store.pressure());
-        let outputs = self
-            .outputs
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or(LoadError::Internal {
-                what: "a file was never finished",
-            })?;
+        let outputs =
+            self.outputs
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or(LoadError::Internal {
+                    what: "a file was never finished",
+                })?;
         Ok((outputs, stats))
     }
 }
@@ -283,14 +290,17 @@ impl Driver {
     /// Segment buffers the memory bound allows (at least two, and one more per core than
     /// ranges can be in flight, so opening never waits for a buffer receiving holds).
     fn buffers(&self, segment: usize) -> usize {
-        let by_memory = usize::try_from(self.opts.buffer_bytes / segment.max(1) as u64)
-            .unwrap_or(usize::MAX);
+        let by_memory =
+            usize::try_from(self.opts.buffer_bytes / segment.max(1) as u64).unwrap_or(usize::MAX);
         by_memory.max(2)
     }
 
     /// The in-flight limit: adaptive up to the caps and the buffers, or fixed at the caps.
     fn flow(&self, buffers: usize) -> Flow {
-        let caps = self.opts.file_concurrency.saturating_mul(self.opts.read_ahead);
+        let caps = self
+            .opts
+            .file_concurrency
+            .saturating_mul(self.opts.read_ahead);
         let max = caps.min(buffers.saturating_sub(cpus()).max(1));
         if self.opts.adaptive {
             Flow::adaptive(START_IN_FLIGHT, max)
@@ -345,14 +355,10 @@ async fn run_range<S: PlaintextSink>(
 
 /// Ends a file whose ranges all finished: every plaintext byte opened, every digest matched,
 /// then the sink's output.
-fn finish_file<S: PlaintextSink>(
-    file: Option<Arc<FileOpener<S>>>,
-) -> Result<S::Output, LoadError> {
-    let file = file
-        .and_then(Arc::into_inner)
-        .ok_or(LoadError::Internal {
-            what: "a range task outlived its file",
-        })?;
+fn finish_file<S: PlaintextSink>(file: Option<Arc<FileOpener<S>>>) -> Result<S::Output, LoadError> {
+    let file = file.and_then(Arc::into_inner).ok_or(LoadError::Internal {
+        what: "a range task outlived its file",
+    })?;
     let opened = file.opened.load(std::sync::atomic::Ordering::Relaxed);
     if opened != file.file.plaintext_size() {
         return Err(LoadError::DecryptionFailed {

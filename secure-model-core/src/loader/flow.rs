@@ -116,7 +116,11 @@ impl Flow {
             self.best = rate;
             self.good = self.limit;
             self.held = 0;
-            let step = if self.growing { self.limit } else { 1.max(self.limit / 4) };
+            let step = if self.growing {
+                self.limit
+            } else {
+                1.max(self.limit / 4)
+            };
             self.set(self.limit + step);
         } else if self.limit > self.good {
             // The last step bought nothing: undo it and stop doubling.

@@ -726,7 +726,8 @@ impl Loader {
             let clock = Arc::new(StageClock::default());
             self.tracked(
                 manifest.total_ciphertext(),
-                self.driver(&store, &clock).check_ciphertexts(manifest.files()),
+                self.driver(&store, &clock)
+                    .check_ciphertexts(manifest.files()),
             )
             .await?;
             return Ok(report);

@@ -67,9 +67,7 @@ impl Schedule {
         self.files
             .iter()
             .enumerate()
-            .filter(|(i, f)| {
-                f.started() && f.to_dispatch() && f.in_flight < f.cap && opened(*i)
-            })
+            .filter(|(i, f)| f.started() && f.to_dispatch() && f.in_flight < f.cap && opened(*i))
             .min_by_key(|(i, f)| (f.in_flight, *i))
             .map(|(i, _)| i)
     }

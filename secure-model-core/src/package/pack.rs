@@ -284,7 +284,12 @@ async fn encrypt_file(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
     let ad = file_associated_data(cx.model_id, rel);
     let src = src.to_path_buf();
-    let (dek, params, hashing, progress) = (Arc::clone(&cx.dek), cx.params, cx.hashing, cx.progress.clone());
+    let (dek, params, hashing, progress) = (
+        Arc::clone(&cx.dek),
+        cx.params,
+        cx.hashing,
+        cx.progress.clone(),
+    );
     let task = tokio::task::spawn_blocking(move || {
         encrypt_blocking(&src, &dek, &ad, params, hashing, tx, progress)
     });
@@ -505,9 +510,9 @@ fn statement(
         predicate_type: MODEL_SIGNING_PREDICATE_TYPE.into(),
         predicate: Predicate {
             resources,
-            serialization: opts.hashing.to_serialization(
-                DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect(),
-            ),
+            serialization: opts
+                .hashing
+                .to_serialization(DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect()),
             encryption: Some(EncryptionSection {
                 format: ENCRYPTION_FORMAT.into(),
                 model_id: model_id.to_string(),
@@ -535,6 +540,9 @@ async fn write_documents(
     model_id: &str,
 ) -> Result<String, PackError> {
     let manifest = sign_statement(statement, signer)?;
+    // Never write a manifest readers refuse (e.g. tiny shards of a big model exceed the
+    // manifest size or resource count caps): check it as a reader does.
+    crate::verify::parse_unverified(&manifest, &Limits::default())?;
     let mut keys = KeysFile::new(model_id);
     let ctx = WrapContext::new(model_id);
     for r in recipients {

@@ -9,8 +9,7 @@ mod statement;
 pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
 pub use manifest::{
     parse_unverified, sign_statement, verify_manifest, verify_model_signature, ManifestInfo,
-    UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest,
-    VerifiedModelSignature,
+    UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest, VerifiedModelSignature,
 };
 pub use statement::{FileDigests, FileEntry, SignedFile};
 

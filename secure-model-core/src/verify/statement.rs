@@ -104,28 +104,51 @@ struct Item<'a> {
     digest: Digest,
 }
 
-fn parse_item<'a>(res: &'a Resource, hashing: &Hashing, label: &str) -> Result<Item<'a>, FormatError> {
+fn parse_item<'a>(
+    res: &'a Resource,
+    hashing: &Hashing,
+    label: &str,
+) -> Result<Item<'a>, FormatError> {
     if res.algorithm != label {
         return Err(invalid(
             "resources.algorithm",
-            format!("{:?} differs from the serialization's {label:?}", res.algorithm.escape_debug().to_string()),
+            format!(
+                "{:?} differs from the serialization's {label:?}",
+                res.algorithm.escape_debug().to_string()
+            ),
         ));
     }
     let digest = Digest::from_hex(hashing.algorithm(), &res.digest).ok_or_else(|| {
         invalid(
             "resources.digest",
-            format!("must be {} lowercase hex characters", 2 * hashing.algorithm().digest_len()),
+            format!(
+                "must be {} lowercase hex characters",
+                2 * hashing.algorithm().digest_len()
+            ),
         )
     })?;
     let Some(z) = hashing.shard_size() else {
-        return Ok(Item { path: &res.name, start: 0, end: 0, digest });
+        return Ok(Item {
+            path: &res.name,
+            start: 0,
+            end: 0,
+            digest,
+        });
     };
     let (path, start, end) = parse_shard_name(&res.name)
         .ok_or_else(|| bad_path(&res.name, "a shard name must be path:start:end (decimal)"))?;
     if end <= start || end - start > z {
-        return Err(invalid("resources.name", "a shard is empty or longer than shard_size"));
+        return Err(invalid(
+            "resources.name",
+            "a shard is empty or longer than shard_size",
+        ));
     }
-    Ok(Item { path, start, end, digest })
+    Ok(Item {
+        path,
+        start,
+        end,
+        digest,
+    })
 }
 
 /// Accumulates resources into files, checking order, uniqueness and shard tiling.
@@ -147,7 +170,10 @@ impl Files<'_> {
                 let prev_end = prev.shard_end.unwrap_or(0);
                 let full = z.is_some_and(|z| prev_end % z == 0);
                 if item.start != prev_end || !full {
-                    return Err(invalid("resources", "shards of a file overlap, leave a gap or are not shard_size long"));
+                    return Err(invalid(
+                        "resources",
+                        "shards of a file overlap, leave a gap or are not shard_size long",
+                    ));
                 }
                 prev.digests.digests.push(item.digest);
                 prev.shard_end = Some(item.end);
@@ -158,7 +184,10 @@ impl Files<'_> {
             validate_path(item.path, self.limits)?;
         }
         if z.is_some() && item.start != 0 {
-            return Err(invalid("resources", "the first shard of a file does not start at 0"));
+            return Err(invalid(
+                "resources",
+                "the first shard of a file does not start at 0",
+            ));
         }
         if self.out.len() as u64 >= self.limits.max_files {
             return Err(FormatError::LimitExceeded {
@@ -169,7 +198,10 @@ impl Files<'_> {
         }
         self.out.push(SignedFile {
             path: item.path.to_string(),
-            digests: FileDigests { hashing: self.hashing, digests: vec![item.digest] },
+            digests: FileDigests {
+                hashing: self.hashing,
+                digests: vec![item.digest],
+            },
             shard_end: z.map(|_| item.end),
         });
         self.check_size(item.end)
@@ -248,7 +280,11 @@ pub(super) fn check_model_signing(
     };
     let subject_digest = parse_digest(&subject.digest.sha256, DOC, "subject.digest.sha256")?;
     let label = hashing.resource_algorithm();
-    let mut files = Files { hashing, limits, out: Vec::new() };
+    let mut files = Files {
+        hashing,
+        limits,
+        out: Vec::new(),
+    };
     let mut concat = crate::crypto::Sha256::new();
     for res in &pred.resources {
         let item = parse_item(res, &hashing, &label)?;
@@ -318,19 +354,30 @@ fn digests_of(
     hashing: Hashing,
     signed: &mut std::iter::Peekable<std::vec::IntoIter<SignedFile>>,
 ) -> Result<FileDigests, FormatError> {
-    let mismatch = || invalid("secure_model.files.path", "order or names differ from resources");
+    let mismatch = || {
+        invalid(
+            "secure_model.files.path",
+            "order or names differ from resources",
+        )
+    };
     if hashing.shard_size().is_some() && ef.plaintext_size == 0 {
         if signed.peek().is_some_and(|s| s.path == ef.path) {
             return Err(invalid("resources", "an empty file has shards"));
         }
-        return Ok(FileDigests { hashing, digests: Vec::new() });
+        return Ok(FileDigests {
+            hashing,
+            digests: Vec::new(),
+        });
     }
     let s = signed.next().ok_or_else(mismatch)?;
     if s.path != ef.path {
         return Err(mismatch());
     }
     if s.shard_end.is_some_and(|end| end != ef.plaintext_size) {
-        return Err(invalid("resources", "the shards of a file do not end at its plaintext_size"));
+        return Err(invalid(
+            "resources",
+            "the shards of a file do not end at its plaintext_size",
+        ));
     }
     Ok(s.digests)
 }
@@ -349,7 +396,10 @@ pub(super) fn package_files(
     limits: &Limits,
 ) -> Result<Vec<FileEntry>, FormatError> {
     if enc_files.is_empty() {
-        return Err(invalid("resources", "a package must contain at least one file"));
+        return Err(invalid(
+            "resources",
+            "a package must contain at least one file",
+        ));
     }
     if enc_files.len() as u64 > limits.max_files {
         return Err(FormatError::LimitExceeded {
@@ -370,11 +420,18 @@ pub(super) fn package_files(
         let digests = digests_of(ef, hashing, &mut signed)?;
         validate_object_key(&ef.object)?;
         if !objects.insert(ef.object.as_str()) {
-            return Err(invalid("secure_model.files.object", "two files share one object"));
+            return Err(invalid(
+                "secure_model.files.object",
+                "two files share one object",
+            ));
         }
         total = total.saturating_add(ef.plaintext_size);
         check_sizes(ef, total, params, limits)?;
-        let ct = parse_digest(&ef.ciphertext_sha256, DOC, "secure_model.files.ciphertext_sha256")?;
+        let ct = parse_digest(
+            &ef.ciphertext_sha256,
+            DOC,
+            "secure_model.files.ciphertext_sha256",
+        )?;
         files.push(FileEntry {
             path: ef.path.clone(),
             object: ef.object.clone(),
@@ -386,12 +443,20 @@ pub(super) fn package_files(
         });
     }
     if signed.next().is_some() {
-        return Err(invalid("secure_model.files", "count differs from resources"));
+        return Err(invalid(
+            "secure_model.files",
+            "count differs from resources",
+        ));
     }
     Ok(files)
 }
 
-fn check_sizes(ef: &EncryptedFile, total: u64, params: StreamParams, limits: &Limits) -> Result<(), FormatError> {
+fn check_sizes(
+    ef: &EncryptedFile,
+    total: u64,
+    params: StreamParams,
+    limits: &Limits,
+) -> Result<(), FormatError> {
     if ef.plaintext_size > limits.max_file_bytes {
         return Err(FormatError::LimitExceeded {
             what: "file size",
