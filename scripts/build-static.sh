@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the statically linked `secure-model-initc` binary that the container image ships.
-# The Dockerfile runs this same script, and secure-model-initc/tests/static_binary.rs runs it
+# Builds the statically linked `secure-model-initc` binary that the container image ships (or,
+# given a package name, that package's binary: `scripts/build-static.sh secure-model-webhook`
+# for Dockerfile.webhook). The Dockerfile runs this same script, and secure-model-initc/tests/static_binary.rs runs it
 # on the host, so what is tested is what is shipped.
 #
 #   target:  x86_64-unknown-linux-musl (musl libc, fully static, no NSS/dlopen at run time)
@@ -18,6 +19,7 @@ REPO="$(dirname -- "$SCRIPT_DIR")"
 TARGET=x86_64-unknown-linux-musl
 CARGO="${CARGO:-cargo}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+PACKAGE="${1:-secure-model-initc}"
 
 log() { printf 'build-static: %s\n' "$*" >&2; }
 
@@ -37,12 +39,12 @@ if [ -z "${CC_x86_64_unknown_linux_musl:-}" ]; then
     fi
 fi
 
-log "cargo build --release --locked -p secure-model-initc --target $TARGET"
+log "cargo build --release --locked -p $PACKAGE --target $TARGET"
 # crt-static is the musl default; stated explicitly so a toolchain change cannot flip it.
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    "$CARGO" build --release --locked -p secure-model-initc --target "$TARGET" \
+    "$CARGO" build --release --locked -p "$PACKAGE" --target "$TARGET" \
     --target-dir "$TARGET_DIR" >&2
 
-BIN="$TARGET_DIR/$TARGET/release/secure-model-initc"
+BIN="$TARGET_DIR/$TARGET/release/$PACKAGE"
 test -x "$BIN"
 echo "$BIN"

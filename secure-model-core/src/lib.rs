@@ -22,14 +22,14 @@
 //! |---|---|---|
 //! | [`crypto`] | Tink streaming AEAD (opener public, sealer private), KEK wraps, secrets, digests | — |
 //! | [`format`](mod@format) | package documents: manifest, keys file, paths, limits | crypto |
-//! | [`verify`] | signatures, manifest checks, the proof types `VerifiedManifest` → `UnlockedManifest` | crypto, format |
+//! | [`verify`] | signatures, trust policies (keys, X.509 chains, Sigstore keyless), manifest checks, the proof types `VerifiedManifest` → `UnlockedManifest` | crypto, format |
 //! | [`jwe`] | JWE primitives (KBS responses, KServe's files) | crypto |
 //! | [`attest`] | TEE evidence: configfs-tsm (TDX, SNP, CCA), `/dev/sev-guest`, sample | crypto, danger |
 //! | [`keys`] | key providers, key brokers (KBS, CDH), the shared DEK unlock | attest, crypto, danger, format, jwe |
 //! | [`storage`] | object stores, package locations, storage settings | crypto, danger |
 //! | [`loader`] | the pull: ranges → fetch → open → sink, staging, publish, plans | crypto, danger, format, keys, storage, verify |
 //! | [`package`] | pack and rewrap | crypto, format, keys, loader (progress), storage, verify |
-//! | [`config`] | operator inputs read from files: trusted keys, key specs, digest pins | keys, verify |
+//! | [`config`] | operator inputs read from files: trusted keys, trust policy files, certificate roots, Sigstore trusted roots, key specs, digest pins | keys, verify |
 //! | [`danger`] | the named relaxations of the secure defaults | — |
 //! | `test_support` | test seams, only with the `test-support` feature | attest, keys |
 //! | `error` (private) | the crate [`Error`]: one variant per module error | every module's error |

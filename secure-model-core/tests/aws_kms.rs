@@ -281,7 +281,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
         &f.provider,
         &[kms_p.clone(), kbs_pub.clone()],
         &[f.provider.recipient().clone()],
-        Some(&f.trusted()),
+        Some(&f.trusted().into()),
     )
     .await
     .unwrap();

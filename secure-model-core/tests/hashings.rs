@@ -20,7 +20,7 @@ use secure_model_core::format::{FormatError, Hashing, Limits, Statement};
 use secure_model_core::loader::{LoadError, LoadOptions};
 use secure_model_core::package::PackOptions;
 use secure_model_core::verify::{
-    parse_unverified, sign_statement, verify_manifest, TrustedKeys, VerifyError,
+    parse_unverified, sign_statement, verify_manifest, TrustPolicy, VerifyError,
 };
 
 mod common;
@@ -249,7 +249,7 @@ async fn resigned_manifests_with_broken_shard_tiling_are_refused() {
             "x.txt:0:1"
         ]
     );
-    let trusted = TrustedKeys::new().with_key(f.signer.verifying_key());
+    let trusted = TrustPolicy::new().with_signer(f.signer.verifying_key());
     type Edit = Box<dyn Fn(&mut Statement)>;
     let rename = |i: usize, to: &'static str| -> Edit {
         Box::new(move |st: &mut Statement| st.predicate.resources[i].name = to.into())

@@ -19,8 +19,11 @@ use secure_model_core::crypto::streaming::{decrypt_all, encrypt_all, StreamParam
 use secure_model_core::crypto::{DataKey, HashAlgorithm};
 use secure_model_core::format::{Hashing, Limits};
 use secure_model_core::loader::LoadOptions;
+use secure_model_core::package::check_model_dir;
 use secure_model_core::package::PackOptions;
-use secure_model_core::verify::{verify_model_signature, TrustedKeys, VerifiedModelSignature};
+use secure_model_core::verify::{
+    verify_model_signature, TrustPolicy, TrustedKeys, VerifiedModelSignature,
+};
 
 mod common;
 
@@ -227,10 +230,11 @@ fn matches_directory(v: &VerifiedModelSignature, dir: &std::path::Path) -> bool 
 fn upstream_api_signatures_of_every_hashing_verify_with_ours() {
     let Some(py) = common::python() else { return };
     let key_dir = common::testdata("model-signing/keys");
-    let trusted = TrustedKeys::from_pem_bundle(
+    let trusted: TrustPolicy = TrustedKeys::from_pem_bundle(
         &std::fs::read_to_string(key_dir.join("ec-p256-public.pem")).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .into();
     for (name, method, ours) in upstream_hashings() {
         let work = tempfile::tempdir().unwrap();
         let model = work.path().join("m");
@@ -261,11 +265,16 @@ fn upstream_api_signatures_of_every_hashing_verify_with_ours() {
             assert_eq!(v.files()[1].digests().digests().len(), 3);
         }
         assert!(matches_directory(&v, &model), "{name} {method}");
+        let c =
+            check_model_dir(&model, &v, None).unwrap_or_else(|e| panic!("{name} {method}: {e}"));
+        assert_eq!(c.files, 4);
         // The last byte of the first shard changed: our digests no longer match.
         let mut a = std::fs::read(model.join("a.bin")).unwrap();
         a[999] ^= 1;
         std::fs::write(model.join("a.bin"), a).unwrap();
         assert!(!matches_directory(&v, &model), "{name} {method}");
+        let e = check_model_dir(&model, &v, None).unwrap_err();
+        assert!(e.to_string().contains("a.bin"), "{name} {method}: {e}");
     }
 }
 

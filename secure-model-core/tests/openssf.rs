@@ -10,18 +10,19 @@
 
 use secure_model_core::format::Limits;
 use secure_model_core::verify::{
-    parse_unverified, verify_manifest, verify_model_signature, TrustedKeys, VerifyError,
-    VerifyingKey,
+    parse_unverified, verify_manifest, verify_model_signature, TrustPolicy, TrustedKeys,
+    VerifyError, VerifyingKey,
 };
 
 mod common;
 
-fn upstream_key() -> TrustedKeys {
+fn upstream_key() -> TrustPolicy {
     TrustedKeys::from_pem_bundle(
         &std::fs::read_to_string(common::testdata("model-signing/keys/ec-p256-public.pem"))
             .unwrap(),
     )
     .unwrap()
+    .into()
 }
 
 #[test]
@@ -69,12 +70,12 @@ fn upstream_signature_refused_under_other_key_or_when_modified() {
     let (other, _) = secure_model_core::verify::SigningKey::generate().unwrap();
     let e = verify_model_signature(
         &sig,
-        &TrustedKeys::new().with_key(other.verifying_key()),
+        &TrustPolicy::new().with_signer(other.verifying_key()),
         &Limits::default(),
     )
     .unwrap_err();
     assert!(matches!(e, VerifyError::SignatureInvalid { .. }), "{e:?}");
-    let e = verify_model_signature(&sig, &TrustedKeys::new(), &Limits::default()).unwrap_err();
+    let e = verify_model_signature(&sig, &TrustPolicy::new(), &Limits::default()).unwrap_err();
     assert!(matches!(e, VerifyError::NoTrustedKeys));
     // Change one character of the base64 payload.
     let mut b: serde_json::Value = serde_json::from_slice(&sig).unwrap();

@@ -191,7 +191,7 @@ fn signature(
                 &name,
                 e.class(),
                 secure_model_core::chain_message(&e),
-                "configure the trusted signer keys (SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM)",
+                "configure the trusted signers (SECURE_MODEL_TRUSTED_KEYS / _PEM, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with _ISSUER, or SECURE_MODEL_TRUST_POLICY; docs/signing.md)",
             ));
             return claimed.map(|m| Found {
                 plaintext_bytes: m.total_plaintext(),
@@ -203,8 +203,8 @@ fn signature(
         Ok(m) => checks.push(Check::ok(
             &name,
             format!(
-                "signed by trusted key {}; model {:?}, {} files, {} bytes",
-                m.signer().hint(),
+                "signed by trusted signer {}; model {:?}, {} files, {} bytes",
+                m.signer(),
                 m.model_name(),
                 m.files().len(),
                 m.total_plaintext()
@@ -214,7 +214,7 @@ fn signature(
             &name,
             e.class(),
             secure_model_core::chain_message(&e),
-            "trust the publisher's public key, or check that this is the package you meant (a pinned digest refuses older manifests)",
+            "trust the publisher's key, certificate roots or identity (docs/signing.md), or check that this is the package you meant (a pinned digest refuses older manifests)",
         )),
     }
     claimed.map(|m| Found {

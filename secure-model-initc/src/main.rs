@@ -24,22 +24,12 @@ use secure_model_settings::{build, registry, Environment, Failure, Source};
 const USAGE: &str = "usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]";
 
 fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
-    if args.is_empty() || args.len() % 2 != 0 {
-        return Err(Failure::config(format!(
+    Pair::from_args(args).ok_or_else(|| {
+        Failure::config(format!(
             "expected SRC DEST pairs, got {} argument(s); {USAGE}",
             args.len()
-        )));
-    }
-    Ok(args
-        .chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some(Pair {
-                source: s.clone(),
-                dest: PathBuf::from(d),
-            }),
-            _ => None,
-        })
-        .collect())
+        ))
+    })
 }
 
 async fn run(src: &Source, args: &[String]) -> Result<Summary, Failure> {

@@ -279,7 +279,11 @@ fn static_binary_runs_as_non_root_against_a_read_only_tree() {
     }
     assert!(n >= 8);
     assert_eq!(snapshot(&root), before, "the read-only tree changed");
-    assert_eq!(std::fs::read_to_string(&term).unwrap(), "");
+    // The termination message of a success is the one-line JSON summary.
+    let summary: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&term).unwrap().trim()).unwrap();
+    assert_eq!(summary["outcome"], "success", "{summary}");
+    assert_eq!(summary["files"].as_u64(), Some(n as u64), "{summary}");
 
     // It really cannot write outside: a destination on the read-only tree is refused.
     let o = run("pkg", &root.join("data/out"));

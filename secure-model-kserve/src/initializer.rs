@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use secure_model_core::config::{add_trusted_pem, load_key_providers, load_trusted_keys};
+use secure_model_core::config::{
+    add_trusted_pem, identity_match, load_certificate_roots, load_key_providers,
+    load_sigstore_root, load_trust_policy, load_trusted_keys,
+};
 use secure_model_core::format::MANIFEST_OBJECT;
 use secure_model_core::keys::{
     BrokeredResource, KbsKeyProvider, KbsSettings, KeyProvider, ResourceBroker, ResourcePath,
@@ -17,13 +20,14 @@ use secure_model_core::loader::{
     LoadOptions, Loader, PhaseTimings, Progress, PullPlan, PullReport, StagedPlan,
 };
 use secure_model_core::storage::{StorageBackend, StorageSettings};
-use secure_model_core::verify::TrustedKeys;
+use secure_model_core::verify::{CertificateSigner, SigstoreSigner, TrustPolicy, TrustedKeys};
 use secure_model_core::ErrorClass;
 
 use crate::jwe::{stage_download, DownloadReport, JweDownloadOptions, ResourceKey, StagedDownload};
 use crate::uri;
 
-/// Where the init container's trusted signer keys come from.
+/// Where the trust policy comes from: any mix of public keys, certificate roots, a Sigstore
+/// identity and a policy file; every signer they name is trusted (any one suffices).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TrustSources {
@@ -31,24 +35,91 @@ pub struct TrustSources {
     pub files: Vec<PathBuf>,
     /// PEM text of public keys (`SECURE_MODEL_TRUSTED_KEYS_PEM`).
     pub pem: Option<String>,
+    /// A JSON trust policy file (`SECURE_MODEL_TRUST_POLICY`).
+    pub policy_file: Option<PathBuf>,
+    /// PEM bundles of root CA certificates, one certificate signer each
+    /// (`SECURE_MODEL_TRUSTED_CERT_ROOTS`).
+    pub cert_roots: Vec<PathBuf>,
+    /// Root CA certificates as PEM text, one more certificate signer
+    /// (`SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`).
+    pub cert_roots_pem: Option<String>,
+    /// Required leaf subject of those signers (`SECURE_MODEL_TRUSTED_CERT_SUBJECT`).
+    pub cert_subject: Option<String>,
+    /// Required leaf identity (SAN) of those signers (`SECURE_MODEL_TRUSTED_CERT_IDENTITY`).
+    pub cert_identity: Option<String>,
+    /// Sigstore identity, exact (`SECURE_MODEL_SIGSTORE_IDENTITY`).
+    pub sigstore_identity: Option<String>,
+    /// Sigstore identity, anchored regex (`SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`).
+    pub sigstore_identity_regex: Option<String>,
+    /// Sigstore OIDC issuer (`SECURE_MODEL_SIGSTORE_ISSUER`).
+    pub sigstore_issuer: Option<String>,
+    /// Sigstore trusted root file; the embedded public-good root when unset
+    /// (`SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`).
+    pub sigstore_trusted_root: Option<PathBuf>,
 }
 
 impl TrustSources {
     fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.pem.as_deref().is_none_or(|p| p.trim().is_empty())
+        self.files.is_empty()
+            && self.pem.as_deref().is_none_or(|p| p.trim().is_empty())
+            && self.policy_file.is_none()
+            && self.cert_roots.is_empty()
+            && self.inline_roots().is_none()
+            && self.sigstore_identity.is_none()
+            && self.sigstore_identity_regex.is_none()
     }
 
-    /// Loads every key of both sources.
+    /// Loads every signer of every source into one policy.
     ///
     /// # Errors
-    /// [`InitError::Config`] when neither source is set or the PEM text holds no key; the
-    /// core's errors for unreadable files.
-    pub fn load(&self) -> Result<TrustedKeys, InitError> {
+    /// [`InitError::Config`] when no source is set, a source is incomplete (a Sigstore identity
+    /// without issuer) or unreadable; the core's errors for unreadable key files.
+    pub fn load(&self) -> Result<TrustPolicy, InitError> {
         if self.is_empty() {
             return Err(InitError::config(
-                "neither SECURE_MODEL_TRUSTED_KEYS (trusted signer public key files, comma-separated) nor SECURE_MODEL_TRUSTED_KEYS_PEM (PEM text) is set",
+                "no trusted signer: set SECURE_MODEL_TRUSTED_KEYS / SECURE_MODEL_TRUSTED_KEYS_PEM (public keys), SECURE_MODEL_TRUSTED_CERT_ROOTS / _PEM (certificate roots), SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER (Sigstore keyless) or SECURE_MODEL_TRUST_POLICY (a policy file)",
             ));
         }
+        let mut policy = match &self.policy_file {
+            Some(p) => load_trust_policy(p)?,
+            None => TrustPolicy::new(),
+        };
+        self.load_keys(&mut policy)?;
+        let cert_id = identity_match(self.cert_identity.as_deref(), None)?;
+        for roots in &self.cert_roots {
+            policy.push(load_certificate_roots(
+                roots,
+                self.cert_subject.as_deref(),
+                cert_id.clone(),
+            )?);
+        }
+        if let Some(pem) = self.inline_roots() {
+            let mut c = CertificateSigner::from_pem("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", pem)?;
+            if let Some(s) = &self.cert_subject {
+                c = c.with_subject(s.clone());
+            }
+            if let Some(i) = &cert_id {
+                c = c.with_identity(i.clone());
+            }
+            policy.push(c);
+        }
+        let no_roots = self.cert_roots.is_empty() && self.inline_roots().is_none();
+        if no_roots && (self.cert_subject.is_some() || cert_id.is_some()) {
+            return Err(InitError::config(
+                "SECURE_MODEL_TRUSTED_CERT_SUBJECT / _IDENTITY need SECURE_MODEL_TRUSTED_CERT_ROOTS or _ROOTS_PEM",
+            ));
+        }
+        self.load_sigstore(&mut policy)?;
+        Ok(policy)
+    }
+
+    fn inline_roots(&self) -> Option<&str> {
+        self.cert_roots_pem
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+    }
+
+    fn load_keys(&self, policy: &mut TrustPolicy) -> Result<(), InitError> {
         let mut trusted = if self.files.is_empty() {
             TrustedKeys::new()
         } else {
@@ -58,7 +129,28 @@ impl TrustSources {
             add_trusted_pem(&mut trusted, pem)
                 .map_err(|e| InitError::config(format!("SECURE_MODEL_TRUSTED_KEYS_PEM: {e}")))?;
         }
-        Ok(trusted)
+        for k in trusted.keys() {
+            policy.push(k.clone());
+        }
+        Ok(())
+    }
+
+    fn load_sigstore(&self, policy: &mut TrustPolicy) -> Result<(), InitError> {
+        let id = identity_match(
+            self.sigstore_identity.as_deref(),
+            self.sigstore_identity_regex.as_deref(),
+        )?;
+        match (id, &self.sigstore_issuer) {
+            (None, None) => Ok(()),
+            (Some(id), Some(issuer)) => {
+                let root = load_sigstore_root(self.sigstore_trusted_root.as_deref())?;
+                policy.push(SigstoreSigner::new(id, issuer.clone(), root));
+                Ok(())
+            }
+            _ => Err(InitError::config(
+                "a Sigstore signer needs both SECURE_MODEL_SIGSTORE_IDENTITY (or _IDENTITY_REGEX) and SECURE_MODEL_SIGSTORE_ISSUER",
+            )),
+        }
     }
 }
 
@@ -165,7 +257,8 @@ macro_rules! from_core {
 from_core!(
     secure_model_core::storage::StorageError,
     secure_model_core::loader::LoadError,
-    secure_model_core::keys::KeyError
+    secure_model_core::keys::KeyError,
+    secure_model_core::verify::VerifyError
 );
 
 /// One `SRC DEST` pair.
@@ -175,6 +268,27 @@ pub struct Pair {
     pub source: String,
     /// Destination directory.
     pub dest: PathBuf,
+}
+
+impl Pair {
+    /// The pairs of a `SRC DEST [SRC DEST ...]` command line; `None` when `args` is empty or
+    /// odd.
+    pub fn from_args(args: &[String]) -> Option<Vec<Pair>> {
+        if args.is_empty() || args.len() % 2 != 0 {
+            return None;
+        }
+        Some(
+            args.chunks_exact(2)
+                .filter_map(|c| match c {
+                    [s, d] => Some(Pair {
+                        source: s.clone(),
+                        dest: PathBuf::from(d),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// What one run published.
@@ -411,7 +525,7 @@ pub async fn stage(
     let (packages, downloads) = sort_sources(settings, pairs).await?;
     let trusted = match early {
         Some(t) => t,
-        None if packages.is_empty() => TrustedKeys::new(),
+        None if packages.is_empty() => TrustPolicy::new(),
         // Signatures are required in confidential mode too.
         None => settings.trust.load()?,
     };

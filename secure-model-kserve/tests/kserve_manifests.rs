@@ -18,9 +18,10 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use regex::Regex;
+use secure_model_testkit::k8s::{crd_identity, errors, kserve_ref, load_yaml, strict, yaml_docs};
 use secure_model_testkit::repo;
 use serde_json::{json, Value};
 
@@ -28,32 +29,6 @@ use secure_model_kserve::csc::{
     DEFAULT_CSC_PREFIXES, DEFAULT_CSC_REGEXES, KEY_PROVIDER_TYPES, OUR_URI_FORMS,
     STORAGE_INITIALIZER_CONTAINER,
 };
-
-fn kserve_ref() -> Option<PathBuf> {
-    let p = std::env::var_os("SECURE_MODEL_KSERVE_REF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/kserve"));
-    if p.join("serving.kserve.io_clusterstoragecontainers.full.yaml")
-        .is_file()
-    {
-        Some(p)
-    } else {
-        eprintln!(
-            "NOTICE: KServe reference files not found at {} (set SECURE_MODEL_KSERVE_REF): \
-             schema validation skipped, structural rules still checked",
-            p.display()
-        );
-        None
-    }
-}
-
-fn yaml_docs(text: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_norway::Deserializer::from_str(text)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
-}
 
 /// (file name, document) for every manifest in deploy/kserve.
 fn manifests() -> Vec<(String, Value)> {
@@ -132,55 +107,6 @@ fn isvc_uris(isvc: &Value) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Schema helpers
 
-/// Makes an OpenAPI object schema strict, like `kubectl apply --validate=strict`: an object with
-/// declared `properties` (and no `additionalProperties` / `x-kubernetes-preserve-unknown-fields`)
-/// refuses unknown fields, so a misspelt field fails the test instead of being pruned silently.
-fn strict(schema: &mut Value) {
-    match schema {
-        Value::Object(m) => {
-            let preserve = m
-                .get("x-kubernetes-preserve-unknown-fields")
-                .is_some_and(|v| v == true);
-            if m.contains_key("properties") && !m.contains_key("additionalProperties") && !preserve
-            {
-                m.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            for v in m.values_mut() {
-                strict(v);
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(strict),
-        _ => {}
-    }
-}
-
-fn load_yaml(path: &Path) -> Value {
-    yaml_docs(&std::fs::read_to_string(path).unwrap())
-        .into_iter()
-        .next()
-        .unwrap()
-}
-
-/// The served+stored version of a CRD and its group, kind and scope.
-fn crd_identity(crd: &Value) -> (String, String, String, &Value) {
-    let version = crd["spec"]["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["served"] == true && v["storage"] == true)
-        .unwrap();
-    (
-        format!(
-            "{}/{}",
-            crd["spec"]["group"].as_str().unwrap(),
-            version["name"].as_str().unwrap()
-        ),
-        crd["spec"]["names"]["kind"].as_str().unwrap().to_string(),
-        crd["spec"]["scope"].as_str().unwrap().to_string(),
-        version,
-    )
-}
-
 fn csc_validator(r: &Path) -> jsonschema::Validator {
     let crd = load_yaml(&r.join("serving.kserve.io_clusterstoragecontainers.full.yaml"));
     let (_, _, _, version) = crd_identity(&crd);
@@ -243,12 +169,6 @@ fn isvc_validator(r: &Path) -> jsonschema::Validator {
         "definitions": definitions,
     });
     jsonschema::validator_for(&schema).unwrap()
-}
-
-fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
-    v.iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -156,7 +156,8 @@ pub fn manifest_digests(src: &Source) -> Result<Vec<[u8; 32]>> {
     Ok(src.parsed_list(&r::MANIFEST_DIGEST, |t| parse_digest_pin(t).ok())?)
 }
 
-/// Where trusted signer keys come from.
+/// Where the trust policy comes from: keys, certificate roots, a Sigstore identity, a
+/// policy file.
 ///
 /// # Errors
 /// [`SettingError::NotUnicode`].
@@ -168,6 +169,19 @@ pub fn trust_sources(src: &Source) -> Result<TrustSources> {
         .map(Into::into)
         .collect();
     t.pem = src.text(&r::TRUSTED_KEYS_PEM)?;
+    t.policy_file = src.path(&r::TRUST_POLICY)?;
+    t.cert_roots = src
+        .list(&r::TRUSTED_CERT_ROOTS)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    t.cert_roots_pem = src.text(&r::TRUSTED_CERT_ROOTS_PEM)?;
+    t.cert_subject = src.text(&r::TRUSTED_CERT_SUBJECT)?;
+    t.cert_identity = src.text(&r::TRUSTED_CERT_IDENTITY)?;
+    t.sigstore_identity = src.text(&r::SIGSTORE_IDENTITY)?;
+    t.sigstore_identity_regex = src.text(&r::SIGSTORE_IDENTITY_REGEX)?;
+    t.sigstore_issuer = src.parsed(&r::SIGSTORE_ISSUER, url)?;
+    t.sigstore_trusted_root = src.path(&r::SIGSTORE_TRUSTED_ROOT)?;
     Ok(t)
 }
 

@@ -23,7 +23,7 @@ impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         let hint = match class {
             ErrorClass::Key => Some("is the right --key given, and is it a recipient of this package? (`secure-model inspect`)"),
-            ErrorClass::Integrity => Some("the package was modified, is incomplete, or was not signed by a trusted key"),
+            ErrorClass::Integrity => Some("the package was modified, is incomplete, or was not signed by a trusted signer (docs/signing.md)"),
             ErrorClass::Destination => Some("use an emptyDir with medium: Memory or /dev/shm, or pass --allow-disk-plaintext"),
             _ => None,
         };
@@ -76,6 +76,16 @@ impl Failure {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         self.class.exit_code()
+    }
+
+    /// Prints `error: MESSAGE` (and `hint: HINT`) on stderr and returns the exit code: how a
+    /// command-line binary ends on this failure.
+    pub fn report(&self) -> std::process::ExitCode {
+        eprintln!("error: {}", self.message);
+        if let Some(h) = self.hint {
+            eprintln!("hint: {h}");
+        }
+        std::process::ExitCode::from(self.exit_code())
     }
 
     /// The failure as one JSON object (`--json` output on failure):
@@ -241,8 +251,8 @@ mod tests {
     #[test]
     fn classes_keep_their_exit_codes_and_hints() {
         let f: Failure = secure_model_core::verify::VerifyError::SignatureInvalid {
-            signer_hint: "a".into(),
-            trusted: "b".into(),
+            signer: "a".into(),
+            refusals: Default::default(),
         }
         .into();
         assert_eq!(f.exit_code(), 4);

@@ -49,6 +49,8 @@ pub enum Kind {
     Url,
     /// Text (PEM, log filters).
     Text,
+    /// A socket address `IP:PORT` (`0.0.0.0:8443`, `[::]:8443`).
+    SocketAddr,
     /// Read by the storage backends as KServe and the cloud SDKs define it (credentials and
     /// endpoints); passed through in the storage snapshot, validated where it is used.
     Passthrough,
@@ -76,6 +78,7 @@ impl Kind {
             }
             Kind::Resource => "expected kbs:///<repo>/<type>/<tag>".into(),
             Kind::Url => "expected an http(s):// URL".into(),
+            Kind::SocketAddr => "expected an address IP:PORT, e.g. 0.0.0.0:8443".into(),
             Kind::Text | Kind::Passthrough => "any text".into(),
         }
     }
@@ -106,6 +109,7 @@ impl Kind {
                 t.starts_with("kbs:///") && secure_model_core::keys::ResourcePath::parse(t).is_ok()
             }
             Kind::Url => t.starts_with("http://") || t.starts_with("https://"),
+            Kind::SocketAddr => t.parse::<std::net::SocketAddr>().is_ok(),
             Kind::Path | Kind::Paths | Kind::KeySpecs | Kind::Text | Kind::Passthrough => true,
         }
     }
@@ -149,6 +153,8 @@ pub enum Group {
     Publish,
     /// Storage credentials and endpoints in KServe's and the cloud SDKs' names.
     StorageCredentials,
+    /// The injection webhook's server and its profiles file.
+    Webhook,
     /// Proxies, read by the HTTP clients themselves.
     Network,
 }
@@ -167,6 +173,7 @@ impl Group {
             Group::Output => "Logs and termination message",
             Group::Publish => "Publishing",
             Group::StorageCredentials => "Storage credentials (KServe's and the SDKs' variables)",
+            Group::Webhook => "Injection webhook (secure-model-webhook)",
             Group::Network => "Network (read by the HTTP clients)",
         }
     }
@@ -180,6 +187,8 @@ pub enum Binary {
     Cli,
     /// `secure-model-initc` (the init container).
     Initc,
+    /// `secure-model-webhook` (the injection webhook and `inject`).
+    Webhook,
 }
 
 /// One setting.
@@ -188,7 +197,7 @@ pub enum Binary {
 pub struct Setting {
     /// Environment variable.
     pub env: &'static str,
-    /// Command-line flag of the CLI, when it has one (`--read-ahead`).
+    /// Command-line flag of the binaries that read it, when it has one (`--read-ahead`).
     pub flag: Option<&'static str>,
     /// Value kind and bounds.
     pub kind: Kind,
@@ -207,6 +216,8 @@ pub struct Setting {
 const BOTH: &[Binary] = &[Binary::Cli, Binary::Initc];
 const INITC: &[Binary] = &[Binary::Initc];
 const CLI: &[Binary] = &[Binary::Cli];
+const WEBHOOK: &[Binary] = &[Binary::Webhook];
+const ALL: &[Binary] = &[Binary::Cli, Binary::Initc, Binary::Webhook];
 
 const fn s(
     env: &'static str,
@@ -272,6 +283,33 @@ pub const TRUSTED_KEYS: Setting = s(
 /// `SECURE_MODEL_TRUSTED_KEYS_PEM`.
 pub const TRUSTED_KEYS_PEM: Setting = s("SECURE_MODEL_TRUSTED_KEYS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
     "trusted signer public keys as PEM text (one or more PUBLIC KEY blocks), e.g. inline in a ClusterStorageContainer; combined with SECURE_MODEL_TRUSTED_KEYS");
+/// `SECURE_MODEL_TRUST_POLICY`.
+pub const TRUST_POLICY: Setting = s("SECURE_MODEL_TRUST_POLICY", Some("--trust-policy"), Kind::Path, "", Group::Trust, BOTH,
+    "a JSON trust policy file listing several signers (keys, certificate roots, Sigstore identities; docs/signing.md); combined with the other trust settings");
+/// `SECURE_MODEL_TRUSTED_CERT_ROOTS`.
+pub const TRUSTED_CERT_ROOTS: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS", Some("--trusted-cert-roots"), Kind::Paths, "", Group::Trust, BOTH,
+    "PEM bundles of root CA certificates (comma-separated; the flag repeats): a signature whose certificate chain leads to one is trusted (model_signing sign certificate)");
+/// `SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`.
+pub const TRUSTED_CERT_ROOTS_PEM: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
+    "root CA certificates as PEM text (CERTIFICATE blocks), e.g. inline in a ClusterStorageContainer: one more certificate-chain signer");
+/// `SECURE_MODEL_TRUSTED_CERT_SUBJECT`.
+pub const TRUSTED_CERT_SUBJECT: Setting = s("SECURE_MODEL_TRUSTED_CERT_SUBJECT", Some("--trusted-cert-subject"), Kind::Text, "", Group::Trust, BOTH,
+    "with the certificate roots: require this leaf subject, RFC 4514 as verify-signature prints it (e.g. CN=signer,O=Example)");
+/// `SECURE_MODEL_TRUSTED_CERT_IDENTITY`.
+pub const TRUSTED_CERT_IDENTITY: Setting = s("SECURE_MODEL_TRUSTED_CERT_IDENTITY", Some("--trusted-cert-identity"), Kind::Text, "", Group::Trust, BOTH,
+    "with the certificate roots: require a leaf subject alternative name (email, URI or DNS name) equal to this");
+/// `SECURE_MODEL_SIGSTORE_IDENTITY`.
+pub const SIGSTORE_IDENTITY: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY", Some("--sigstore-identity"), Kind::Text, "", Group::Trust, BOTH,
+    "trust Sigstore keyless signatures whose certificate identity (email or URI) equals this; needs SECURE_MODEL_SIGSTORE_ISSUER");
+/// `SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`.
+pub const SIGSTORE_IDENTITY_REGEX: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY_REGEX", Some("--sigstore-identity-regex"), Kind::Text, "", Group::Trust, BOTH,
+    "as SECURE_MODEL_SIGSTORE_IDENTITY, an anchored regular expression (RE2 syntax) instead of an exact value");
+/// `SECURE_MODEL_SIGSTORE_ISSUER`.
+pub const SIGSTORE_ISSUER: Setting = s("SECURE_MODEL_SIGSTORE_ISSUER", Some("--sigstore-issuer"), Kind::Url, "", Group::Trust, BOTH,
+    "the OIDC issuer of the Sigstore identity, exact (e.g. https://accounts.google.com, https://token.actions.githubusercontent.com)");
+/// `SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`.
+pub const SIGSTORE_TRUSTED_ROOT: Setting = s("SECURE_MODEL_SIGSTORE_TRUSTED_ROOT", Some("--sigstore-trusted-root"), Kind::Path, "", Group::Trust, BOTH,
+    "a Sigstore trusted_root.json (or ClientTrustConfig) for a private Sigstore instance; default: the public-good root built into the binary");
 /// `SECURE_MODEL_KEYS`.
 pub const KEYS: Setting = s("SECURE_MODEL_KEYS", Some("--key"), Kind::KeySpecs, "", Group::Keys, BOTH,
     "key specifications to unlock with, e.g. local:/var/run/secrets/kek/kek.bin, aws-kms:alias/models, kbs:URL#repo/type/tag, cdh:repo/type/tag");
@@ -578,8 +616,8 @@ pub const VERIFICATION_DIGEST: Setting = s(
     "confidential mode: SHA-256 of the single downloaded file (or of the package manifest)",
 );
 /// `SECURE_MODEL_LOG`.
-pub const LOG: Setting = s("SECURE_MODEL_LOG", Some("--log"), Kind::Text, "", Group::Output, BOTH,
-    "log filter (tracing syntax, e.g. info or secure_model_core=debug; default warn for the CLI, info for the init container); logs go to stderr");
+pub const LOG: Setting = s("SECURE_MODEL_LOG", Some("--log"), Kind::Text, "", Group::Output, ALL,
+    "log filter (tracing syntax, e.g. info or secure_model_core=debug; default warn for the CLI, info for the init container and the webhook); logs go to stderr");
 /// `SECURE_MODEL_TERMINATION_LOG`.
 pub const TERMINATION_LOG: Setting = s(
     "SECURE_MODEL_TERMINATION_LOG",
@@ -601,13 +639,111 @@ pub const SIGNING_KEY: Setting = s(
     "",
     Group::Publish,
     CLI,
-    "PKCS#8 PEM ECDSA P-256 private key that signs the manifest (pack)",
+    "PKCS#8 PEM ECDSA private key that signs the manifest (pack): P-256, or P-256/P-384 with SECURE_MODEL_SIGNING_CERTIFICATE",
+);
+/// `SECURE_MODEL_SIGNING_CERTIFICATE`.
+pub const SIGNING_CERTIFICATE: Setting = s("SECURE_MODEL_SIGNING_CERTIFICATE", Some("--signing-certificate"), Kind::Path, "", Group::Publish, CLI,
+    "the signing key's leaf certificate (PEM): pack signs with the certificate chain instead of a bare key (model_signing sign certificate form)");
+/// `SECURE_MODEL_CERTIFICATE_CHAIN`.
+pub const CERTIFICATE_CHAIN: Setting = s("SECURE_MODEL_CERTIFICATE_CHAIN", Some("--certificate-chain"), Kind::Paths, "", Group::Publish, CLI,
+    "PEM files of the intermediate CA certificates written into the bundle after the leaf (comma-separated; the flag repeats)");
+/// `SECURE_MODEL_WEBHOOK_LISTEN`.
+pub const WEBHOOK_LISTEN: Setting = s(
+    "SECURE_MODEL_WEBHOOK_LISTEN",
+    Some("--listen"),
+    Kind::SocketAddr,
+    "0.0.0.0:8443",
+    Group::Webhook,
+    WEBHOOK,
+    "address the webhook's HTTPS server listens on",
+);
+/// `SECURE_MODEL_WEBHOOK_TLS_CERT`.
+pub const WEBHOOK_TLS_CERT: Setting = s(
+    "SECURE_MODEL_WEBHOOK_TLS_CERT",
+    Some("--tls-cert"),
+    Kind::Path,
+    "/etc/secure-model-webhook/tls/tls.crt",
+    Group::Webhook,
+    WEBHOOK,
+    "PEM certificate chain of the webhook's server certificate (reloaded when it changes)",
+);
+/// `SECURE_MODEL_WEBHOOK_TLS_KEY`.
+pub const WEBHOOK_TLS_KEY: Setting = s(
+    "SECURE_MODEL_WEBHOOK_TLS_KEY",
+    Some("--tls-key"),
+    Kind::Path,
+    "/etc/secure-model-webhook/tls/tls.key",
+    Group::Webhook,
+    WEBHOOK,
+    "PEM private key (PKCS#8, SEC1 or PKCS#1) of the server certificate (reloaded with it)",
+);
+/// `SECURE_MODEL_WEBHOOK_PROFILES`.
+pub const WEBHOOK_PROFILES: Setting = s(
+    "SECURE_MODEL_WEBHOOK_PROFILES",
+    Some("--profiles"),
+    Kind::Path,
+    "/etc/secure-model-webhook/profiles/profiles.yaml",
+    Group::Webhook,
+    WEBHOOK,
+    "the injection profiles file (YAML; docs/webhook.md); the server reloads it when it changes",
+);
+/// `SECURE_MODEL_WEBHOOK_RELOAD_SECS`.
+pub const WEBHOOK_RELOAD_SECS: Setting = s(
+    "SECURE_MODEL_WEBHOOK_RELOAD_SECS",
+    None,
+    Kind::Seconds { min: 1, max: 3_600 },
+    "5",
+    Group::Webhook,
+    WEBHOOK,
+    "how often the certificate, key and profiles files are checked for changes",
+);
+/// `SECURE_MODEL_WEBHOOK_MAX_BODY`.
+pub const WEBHOOK_MAX_BODY: Setting = s(
+    "SECURE_MODEL_WEBHOOK_MAX_BODY",
+    None,
+    Kind::Bytes {
+        min: 4_096,
+        max: 64 << 20,
+    },
+    "4194304",
+    Group::Webhook,
+    WEBHOOK,
+    "largest AdmissionReview body accepted (413 beyond)",
+);
+/// `SECURE_MODEL_WEBHOOK_TIMEOUT_SECS`.
+pub const WEBHOOK_TIMEOUT_SECS: Setting = s(
+    "SECURE_MODEL_WEBHOOK_TIMEOUT_SECS",
+    None,
+    Kind::Seconds { min: 1, max: 30 },
+    "10",
+    Group::Webhook,
+    WEBHOOK,
+    "time allowed for a TLS handshake, for reading a request's headers and body, and for answering",
+);
+/// `SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS`.
+pub const WEBHOOK_SHUTDOWN_SECS: Setting = s(
+    "SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS",
+    None,
+    Kind::Seconds { min: 1, max: 300 },
+    "20",
+    Group::Webhook,
+    WEBHOOK,
+    "on SIGTERM: /readyz fails at once, in-flight requests get this long to finish",
 );
 
 /// Every setting, in documentation order.
 pub const SETTINGS: &[Setting] = &[
     TRUSTED_KEYS,
     TRUSTED_KEYS_PEM,
+    TRUST_POLICY,
+    TRUSTED_CERT_ROOTS,
+    TRUSTED_CERT_ROOTS_PEM,
+    TRUSTED_CERT_SUBJECT,
+    TRUSTED_CERT_IDENTITY,
+    SIGSTORE_IDENTITY,
+    SIGSTORE_IDENTITY_REGEX,
+    SIGSTORE_ISSUER,
+    SIGSTORE_TRUSTED_ROOT,
     MANIFEST_DIGEST,
     KEYS,
     ATTESTER,
@@ -643,6 +779,16 @@ pub const SETTINGS: &[Setting] = &[
     TERMINATION_LOG,
     NO_COLOR,
     SIGNING_KEY,
+    SIGNING_CERTIFICATE,
+    CERTIFICATE_CHAIN,
+    WEBHOOK_LISTEN,
+    WEBHOOK_TLS_CERT,
+    WEBHOOK_TLS_KEY,
+    WEBHOOK_PROFILES,
+    WEBHOOK_RELOAD_SECS,
+    WEBHOOK_MAX_BODY,
+    WEBHOOK_TIMEOUT_SECS,
+    WEBHOOK_SHUTDOWN_SECS,
     pass(
         "AWS_ENDPOINT_URL",
         "S3 (and KMS) endpoint URL; AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_KMS per service",
@@ -728,6 +874,33 @@ pub fn by_flag(flag: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.flag == Some(flag))
 }
 
+/// The setting variable closest to `name` (edit distance at most 3), for "did you mean"
+/// messages.
+pub fn closest_env(name: &str) -> Option<&'static str> {
+    SETTINGS
+        .iter()
+        .map(|s| (distance(name, s.env), s.env))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, env)| env)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
 /// Prefixes that mark a variable as ours: an unknown variable with one is most likely a typo.
 pub const OWN_PREFIXES: &[&str] = &["SECURE_MODEL_", "CONFIDENTIAL_"];
 
@@ -745,4 +918,7 @@ pub const NOT_SETTINGS: &[&str] = &[
     "SECURE_MODEL_AZURITE",
     "SECURE_MODEL_NGINX",
     "SECURE_MODEL_PACKAGE",
+    "SECURE_MODEL_KUBE_APISERVER",
+    "SECURE_MODEL_ETCD",
+    "SECURE_MODEL_KUBE_DIR",
 ];

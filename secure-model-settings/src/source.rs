@@ -109,35 +109,9 @@ impl Environment {
             .filter(|k| {
                 registry::by_env(k).is_none() && !registry::NOT_SETTINGS.contains(&k.as_str())
             })
-            .map(|k| (k.clone(), closest(k)))
+            .map(|k| (k.clone(), registry::closest_env(k)))
             .collect()
     }
-}
-
-/// The known variable closest to `name` (edit distance at most 3).
-fn closest(name: &str) -> Option<&'static str> {
-    registry::SETTINGS
-        .iter()
-        .map(|s| (distance(name, s.env), s.env))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, env)| env)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
-            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
-            let ins = cur.get(j).copied().unwrap_or(0) + 1;
-            cur.push(sub.min(del).min(ins));
-        }
-        prev = cur;
-    }
-    prev.last().copied().unwrap_or(0)
 }
 
 /// A flag's value(s) as the CLI parsed them.

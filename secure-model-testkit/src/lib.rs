@@ -2,7 +2,7 @@
 //!
 //! What the tests of every secure-model crate share, so none of it is written twice: the
 //! repository's paths, memory-backed scratch directories, the Python venv of reference
-//! implementations (`scripts/setup-python.sh`), real servers started on 127.0.0.1 and stopped
+//! implementations (`scripts/setup-python.sh`), Kubernetes and KServe schemas ([`k8s`]), real servers started on 127.0.0.1 and stopped
 //! by PID when their guard drops ([`servers`]), and the in-repo Trustee-KBS/CDH test peer
 //! ([`kbs`]). Test code: it panics on setup failures so a broken environment fails loudly.
 #![allow(
@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod k8s;
 pub mod kbs;
 pub mod servers;
 
@@ -66,6 +67,28 @@ pub fn python() -> Option<PathBuf> {
              or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
         ),
     }
+}
+
+/// The upstream `model_signing` CLI of the interop venv, or `None` when interop is skipped.
+pub fn model_signing() -> Option<PathBuf> {
+    python().map(|py| py.parent().unwrap().join("model_signing"))
+}
+
+/// A fresh test PKI (`tests/py/test_pki.py`: root, intermediate, leaves of every kind) in
+/// `dir/pki`, or `None` when interop is skipped.
+pub fn test_pki(dir: &Path) -> Option<PathBuf> {
+    let out = dir.join("pki");
+    let o = std::process::Command::new(python()?)
+        .arg(repo().join("tests/py/test_pki.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "test_pki.py: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(out)
 }
 
 /// Every regular file under `dir`: (relative path with `/`, bytes), sorted.
@@ -128,4 +151,24 @@ pub fn assert_module_map_lists_every_module(lib_rs: &Path) {
             lib_rs.display()
         );
     }
+}
+
+/// The path of the workspace binary `name` (built for tests into the same target directory),
+/// building it with cargo when a test of another package runs alone.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test> → <target>/<profile>/<name>
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --bin {name}");
+    }
+    assert!(bin.is_file(), "{} not built", bin.display());
+    bin
 }

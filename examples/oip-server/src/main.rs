@@ -35,7 +35,7 @@ use clap::Parser;
 use secure_model_core::config::load_key_providers;
 use secure_model_core::loader::{LoadedModel, Loader};
 use secure_model_core::storage::open_location;
-use secure_model_core::verify::TrustedKeys;
+use secure_model_core::verify::TrustPolicy;
 use secure_model_core::ErrorClass;
 use secure_model_settings::registry::{flag_value, KEYS, LOG, TRUSTED_KEYS};
 use secure_model_settings::{build, Environment, Source};
@@ -129,19 +129,14 @@ struct Served {
     model: LoadedModel,
 }
 
-fn trusted_keys(src: &Source) -> Result<TrustedKeys, ServerError> {
-    let trust = build::trust_sources(src)?;
-    if trust.files.is_empty() && trust.pem.as_deref().is_none_or(|p| p.trim().is_empty()) {
-        return Err(ServerError::Config(
-            "no trusted signer key: set SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM"
-                .into(),
-        ));
-    }
-    Ok(trust.load()?)
+/// The trust policy of the settings (keys, certificate roots, Sigstore identity, policy file);
+/// an empty one is refused with the variables to set.
+fn trust_policy(src: &Source) -> Result<TrustPolicy, ServerError> {
+    Ok(build::trust_sources(src)?.load()?)
 }
 
 async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
-    let trusted = trusted_keys(src)?;
+    let trusted = trust_policy(src)?;
     let specs = src
         .list(&KEYS)
         .map_err(secure_model_settings::SettingsError::from)?;

@@ -116,7 +116,7 @@ async fn pack_and_verify(
     let v = Loader::new(trusted.clone(), Vec::new())
         .verify_package(Arc::clone(&store), false)
         .await?;
-    println!("   OK, signed by trusted key {}", v.signer);
+    println!("   OK, signed by trusted signer {}", v.signer);
     Ok((store, recipients, trusted))
 }
 

@@ -1,13 +1,9 @@
 //! `doctor`: why will (or did) a pull fail? The checks of `secure-model-doctor`, with this
 //! command's flags over the environment.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use secure_model_kserve::initializer::Pair;
-use secure_model_settings::registry::{
-    flag_value, ALLOW_DISK_PLAINTEXT, KEYS, MANIFEST_DIGEST, TRUSTED_KEYS,
-};
+use secure_model_settings::registry::{flag_value, ALLOW_DISK_PLAINTEXT, KEYS, MANIFEST_DIGEST};
 use secure_model_settings::Source;
 
 use super::{print_json, Failure, Output, Res};
@@ -19,10 +15,8 @@ pub(crate) struct DoctorArgs {
     /// storage URI; DEST: the destination directory).
     #[arg(required = true, num_args = 2.., value_names = ["SRC", "DEST"])]
     pairs: Vec<String>,
-    /// Trusted signer public key (SPKI PEM); or SECURE_MODEL_TRUSTED_KEYS /
-    /// SECURE_MODEL_TRUSTED_KEYS_PEM.
-    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
-    trusted_keys: Vec<String>,
+    #[command(flatten)]
+    trust: super::TrustArgs,
     /// Key specification (`TYPE:ARG`); or SECURE_MODEL_KEYS.
     #[arg(long = "key", value_parser = flag_value(&KEYS))]
     keys: Vec<String>,
@@ -38,29 +32,19 @@ pub(crate) struct DoctorArgs {
 
 /// The `SRC DEST` pairs of `args`.
 pub(crate) fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
-    if args.len() % 2 != 0 {
-        return Err(Failure::config(format!(
+    Pair::from_args(args).ok_or_else(|| {
+        Failure::config(format!(
             "expected SRC DEST pairs, got {} argument(s)",
             args.len()
-        )));
-    }
-    Ok(args
-        .chunks(2)
-        .filter_map(|c| match c {
-            [s, d] => Some(Pair {
-                source: s.clone(),
-                dest: PathBuf::from(d),
-            }),
-            _ => None,
-        })
-        .collect())
+        ))
+    })
 }
 
 /// Runs `doctor`; the exit code is the report's (0 when a pull can succeed).
 pub(crate) async fn run(a: DoctorArgs, src: &Source) -> Res {
-    let src = src
-        .clone()
-        .flags(&TRUSTED_KEYS, &a.trusted_keys)
+    let src = a
+        .trust
+        .apply(src)
         .flags(&KEYS, &a.keys)
         .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref())
         .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext);

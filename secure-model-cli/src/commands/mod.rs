@@ -12,6 +12,7 @@ pub(crate) mod pull;
 pub(crate) mod rewrap;
 pub(crate) mod settings;
 pub(crate) mod verify;
+pub(crate) mod verify_signature;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,7 +23,8 @@ use clap::Args;
 use secure_model_core::keys::KeyProvider;
 use secure_model_core::loader::{LoadOptions, Loader};
 use secure_model_core::storage::StorageBackend;
-use secure_model_core::verify::TrustedKeys;
+use secure_model_core::verify::TrustPolicy;
+use secure_model_settings::registry::flag_value;
 pub(crate) use secure_model_settings::Failure;
 use secure_model_settings::{build, registry, Source};
 
@@ -73,16 +75,68 @@ pub(crate) fn open(
     Ok(secure_model_kserve::uri::open(uri, create, &storage)?)
 }
 
-/// Trusted signer keys from `--trusted-key`/`SECURE_MODEL_TRUSTED_KEYS` (and the inline PEM
-/// variable).
-pub(crate) fn trusted_keys(src: &Source) -> Result<TrustedKeys, Failure> {
-    let trust = build::trust_sources(src)?;
-    if trust.files.is_empty() && trust.pem.is_none() {
-        return Err(Failure::config(
-            "no trusted signer key: pass --trusted-key PUB.pem (or set SECURE_MODEL_TRUSTED_KEYS)",
-        ));
+/// The trust policy flags `verify`, `verify-signature`, `pull` and `doctor` share; each
+/// overrides its variable (`secure-model settings`).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct TrustArgs {
+    /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
+    #[arg(long = "trusted-key", value_parser = flag_value(&registry::TRUSTED_KEYS))]
+    pub(crate) trusted_keys: Vec<String>,
+    /// JSON trust policy file listing several signers (docs/signing.md).
+    #[arg(long, value_parser = flag_value(&registry::TRUST_POLICY))]
+    trust_policy: Option<String>,
+    /// PEM bundle of trusted root CA certificates (certificate-chain signatures). Repeats.
+    #[arg(long = "trusted-cert-roots", value_parser = flag_value(&registry::TRUSTED_CERT_ROOTS))]
+    trusted_cert_roots: Vec<String>,
+    /// With --trusted-cert-roots: the required leaf subject (RFC 4514).
+    #[arg(long, value_parser = flag_value(&registry::TRUSTED_CERT_SUBJECT))]
+    trusted_cert_subject: Option<String>,
+    /// With --trusted-cert-roots: a required leaf SAN (email, URI, DNS name).
+    #[arg(long, value_parser = flag_value(&registry::TRUSTED_CERT_IDENTITY))]
+    trusted_cert_identity: Option<String>,
+    /// Sigstore keyless: the certificate identity (exact), with --sigstore-issuer.
+    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_IDENTITY))]
+    sigstore_identity: Option<String>,
+    /// Sigstore keyless: the certificate identity as an anchored regex.
+    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_IDENTITY_REGEX))]
+    sigstore_identity_regex: Option<String>,
+    /// Sigstore keyless: the OIDC issuer URL.
+    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_ISSUER))]
+    sigstore_issuer: Option<String>,
+    /// Sigstore trusted_root.json or ClientTrustConfig (default: the public-good root).
+    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_TRUSTED_ROOT))]
+    sigstore_trusted_root: Option<String>,
+}
+
+impl TrustArgs {
+    /// `src` with these flags over their variables.
+    pub(crate) fn apply(&self, src: &Source) -> Source {
+        use registry as r;
+        src.clone()
+            .flags(&r::TRUSTED_KEYS, &self.trusted_keys)
+            .flag(&r::TRUST_POLICY, self.trust_policy.as_ref())
+            .flags(&r::TRUSTED_CERT_ROOTS, &self.trusted_cert_roots)
+            .flag(&r::TRUSTED_CERT_SUBJECT, self.trusted_cert_subject.as_ref())
+            .flag(
+                &r::TRUSTED_CERT_IDENTITY,
+                self.trusted_cert_identity.as_ref(),
+            )
+            .flag(&r::SIGSTORE_IDENTITY, self.sigstore_identity.as_ref())
+            .flag(
+                &r::SIGSTORE_IDENTITY_REGEX,
+                self.sigstore_identity_regex.as_ref(),
+            )
+            .flag(&r::SIGSTORE_ISSUER, self.sigstore_issuer.as_ref())
+            .flag(
+                &r::SIGSTORE_TRUSTED_ROOT,
+                self.sigstore_trusted_root.as_ref(),
+            )
     }
-    Ok(trust.load()?)
+}
+
+/// The trust policy of `src`: keys, certificate roots, Sigstore identity, policy file.
+pub(crate) fn trust_policy(src: &Source) -> Result<TrustPolicy, Failure> {
+    Ok(build::trust_sources(src)?.load()?)
 }
 
 /// Key providers from `--key`/`SECURE_MODEL_KEYS`.
@@ -118,7 +172,7 @@ pub(crate) fn loader(
             )))
         }
     }
-    Ok(Loader::new(trusted_keys(src)?, providers)
+    Ok(Loader::new(trust_policy(src)?, providers)
         .with_options(opts)
         .with_progress(Arc::new(bar)))
 }

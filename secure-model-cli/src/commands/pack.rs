@@ -9,8 +9,10 @@ use secure_model_core::crypto::HashAlgorithm;
 use secure_model_core::format::Hashing;
 use secure_model_core::loader::Progress;
 use secure_model_core::package::{self, PackOptions};
-use secure_model_core::verify::SigningKey;
-use secure_model_settings::registry::{flag_value, SIGNING_KEY};
+use secure_model_core::verify::{CertificateSigningKey, SigningKey, StatementSigner};
+use secure_model_settings::registry::{
+    flag_value, CERTIFICATE_CHAIN, SIGNING_CERTIFICATE, SIGNING_KEY,
+};
 use secure_model_settings::Source;
 
 use super::{key_providers_of, open, print_json, Failure, Output, Res};
@@ -27,9 +29,18 @@ pub(crate) struct PackArgs {
     /// `az://ACCOUNT/CONTAINER/PREFIX`, a directory or `file://` URI (HTTPS mirrors are
     /// read-only). Credentials: `secure-model settings` and docs/storage.md.
     dest: String,
-    /// PKCS#8 PEM ECDSA P-256 private key that signs the manifest (or SECURE_MODEL_SIGNING_KEY).
+    /// PKCS#8 PEM ECDSA private key that signs the manifest (or SECURE_MODEL_SIGNING_KEY):
+    /// P-256, or P-256/P-384 with --signing-certificate.
     #[arg(long, value_parser = flag_value(&SIGNING_KEY))]
     signing_key: Option<String>,
+    /// The signing key's leaf certificate (PEM): sign with the certificate chain, as
+    /// `model_signing sign certificate` does (or SECURE_MODEL_SIGNING_CERTIFICATE).
+    #[arg(long, value_parser = flag_value(&SIGNING_CERTIFICATE))]
+    signing_certificate: Option<String>,
+    /// Intermediate CA certificates (PEM) to include after the leaf. Repeatable (or
+    /// SECURE_MODEL_CERTIFICATE_CHAIN).
+    #[arg(long, value_parser = flag_value(&CERTIFICATE_CHAIN))]
+    certificate_chain: Vec<String>,
     /// Recipient that can unwrap the data key, `TYPE:ARG` (e.g. `local:keys/kek.bin`).
     /// Repeat for several.
     #[arg(long = "recipient", required = true)]
@@ -94,15 +105,49 @@ pub(crate) fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
         .map_err(|e| Failure::config(format!("signing key {}: {e}", path.display())))
 }
 
-/// Runs `pack`.
-pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
-    let src = src.clone().flag(&SIGNING_KEY, a.signing_key.as_ref());
+fn read_text(what: &str, path: &Path) -> Result<zeroize::Zeroizing<String>, Failure> {
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| Failure::config(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+/// The manifest signer: a bare key, or a key with its certificate chain.
+fn statement_signer(src: &Source) -> Result<Box<dyn StatementSigner>, Failure> {
     let key_path = src.path(&SIGNING_KEY)?.ok_or_else(|| {
         Failure::config(
             "no signing key: pass --signing-key KEY.pem (or set SECURE_MODEL_SIGNING_KEY)",
         )
     })?;
-    let signer = read_signing_key(&key_path)?;
+    let Some(leaf_path) = src.path(&SIGNING_CERTIFICATE)? else {
+        if !src.list(&CERTIFICATE_CHAIN)?.is_empty() {
+            return Err(Failure::config(
+                "--certificate-chain needs --signing-certificate (the leaf)",
+            ));
+        }
+        return Ok(Box::new(read_signing_key(&key_path)?));
+    };
+    let mut chain = String::new();
+    for p in src.list(&CERTIFICATE_CHAIN)? {
+        chain.push_str(&read_text("certificate chain", Path::new(&p))?);
+        chain.push('\n');
+    }
+    let signer = CertificateSigningKey::from_pem(
+        &read_text("signing key", &key_path)?,
+        &read_text("signing certificate", &leaf_path)?,
+        &chain,
+    )
+    .map_err(|e| Failure::config(format!("signing key {}: {e}", key_path.display())))?;
+    Ok(Box::new(signer))
+}
+
+/// Runs `pack`.
+pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
+    let src = src
+        .clone()
+        .flag(&SIGNING_KEY, a.signing_key.as_ref())
+        .flag(&SIGNING_CERTIFICATE, a.signing_certificate.as_ref())
+        .flags(&CERTIFICATE_CHAIN, &a.certificate_chain);
+    let signer = statement_signer(&src)?;
     let recipients = key_providers_of(&a.recipients, &src)?;
     let params = StreamParams::new(a.segment_size)
         .map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
@@ -115,7 +160,14 @@ pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     if let Some(n) = a.name {
         opts = opts.with_model_name(n);
     }
-    let r = package::pack(&a.model_dir, store.as_ref(), &signer, &recipients, &opts).await?;
+    let r = package::pack(
+        &a.model_dir,
+        store.as_ref(),
+        signer.as_ref(),
+        &recipients,
+        &opts,
+    )
+    .await?;
     if a.output.json {
         return print_json(&r);
     }

@@ -6,11 +6,11 @@ use clap::Args;
 use secure_model_core::loader::PullPlan;
 use secure_model_settings::registry::{
     flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, FILE_CONCURRENCY, KEYS,
-    MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD, TRUSTED_KEYS,
+    MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD,
 };
 use secure_model_settings::Source;
 
-use super::{key_providers, loader, open, print_json, Output, Res};
+use super::{key_providers, loader, open, print_json, Output, Res, TrustArgs};
 use crate::progress::Bar;
 
 /// Arguments of `pull`.
@@ -22,9 +22,8 @@ pub(crate) struct PullArgs {
     pkg: String,
     /// Destination directory (must be tmpfs/ramfs unless --allow-disk-plaintext).
     dest: PathBuf,
-    /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
-    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
-    trusted_keys: Vec<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Key to unlock with (`TYPE:ARG`, e.g. `local:kek.bin`). Repeat to try several (or
     /// SECURE_MODEL_KEYS).
     #[arg(long = "key", value_parser = flag_value(&KEYS))]
@@ -64,9 +63,9 @@ pub(crate) struct PullTuning {
 
 /// Runs `pull`.
 pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
-    let src = src
-        .clone()
-        .flags(&TRUSTED_KEYS, &a.trusted_keys)
+    let src = a
+        .trust
+        .apply(src)
         .flags(&KEYS, &a.keys)
         .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref())
         .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext)

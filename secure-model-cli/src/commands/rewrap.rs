@@ -5,7 +5,7 @@ use secure_model_core::keys::Recipient;
 use secure_model_core::package;
 use secure_model_settings::Source;
 
-use super::{key_providers_of, open, print_json, trusted_keys, Failure, Output, Res};
+use super::{key_providers_of, open, print_json, trust_policy, Failure, Output, Res};
 
 /// Arguments of `rewrap`.
 #[derive(Debug, Args)]
@@ -71,7 +71,7 @@ pub(crate) async fn run(a: RewrapArgs, src: &Source) -> Res {
             &secure_model_settings::registry::TRUSTED_KEYS,
             &a.trusted_keys,
         );
-        Some(trusted_keys(&files)?)
+        Some(trust_policy(&files)?)
     };
     let store = open(&a.pkg, false, src)?;
     let r = package::rewrap(store.as_ref(), &current, &add, &remove, trusted.as_ref()).await?;

@@ -1,10 +1,10 @@
 //! `verify`: signature, structure, ciphertext digests; with `--key` also every plaintext.
 
 use clap::Args;
-use secure_model_settings::registry::{flag_value, MANIFEST_DIGEST, TRUSTED_KEYS};
+use secure_model_settings::registry::{flag_value, MANIFEST_DIGEST};
 use secure_model_settings::Source;
 
-use super::{key_providers_of, loader, open, print_json, Output, Res};
+use super::{key_providers_of, loader, open, print_json, Output, Res, TrustArgs};
 use crate::progress::Bar;
 
 /// Arguments of `verify`.
@@ -14,9 +14,8 @@ pub(crate) struct VerifyArgs {
     /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
     /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
-    /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
-    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
-    trusted_keys: Vec<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Also decrypt with this key (`TYPE:ARG`) and check every plaintext SHA-256 (nothing is
     /// written).
     #[arg(long = "key")]
@@ -30,9 +29,9 @@ pub(crate) struct VerifyArgs {
 
 /// Runs `verify`.
 pub(crate) async fn run(a: VerifyArgs, src: &Source) -> Res {
-    let src = src
-        .clone()
-        .flags(&TRUSTED_KEYS, &a.trusted_keys)
+    let src = a
+        .trust
+        .apply(src)
         .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref());
     // Only an explicit --key decrypts: SECURE_MODEL_KEYS alone does not turn it on.
     let decrypt = !a.keys.is_empty();
@@ -44,7 +43,7 @@ pub(crate) async fn run(a: VerifyArgs, src: &Source) -> Res {
         return print_json(&r);
     }
     println!(
-        "OK: signature by trusted key {} over model {:?} ({})",
+        "OK: signature by trusted signer {} over model {:?} ({})",
         r.signer, r.model_name, r.model_id
     );
     println!(

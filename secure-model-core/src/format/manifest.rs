@@ -21,34 +21,72 @@ pub const ENCRYPTION_FORMAT: &str = "secure-model/v1";
 /// Paths `model_signing` ignores by default (relative to the model root); `pack` skips them too.
 pub const DEFAULT_IGNORE_PATHS: [&str; 4] = [".gitattributes", ".gitignore", ".github", ".git"];
 
-/// Sigstore bundle v0.3 (key-based: public key hint, no transparency log entries).
+/// `mediaType`s a reader accepts: Sigstore bundle v0.1, v0.2 and v0.3 (both spellings).
+/// Writers write [`BUNDLE_MEDIA_TYPE`].
+pub const BUNDLE_MEDIA_TYPES_READ: [&str; 4] = [
+    BUNDLE_MEDIA_TYPE,
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+];
+
+/// Sigstore bundle with a DSSE envelope (key, certificate-chain or keyless material).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bundle {
-    /// Must be [`BUNDLE_MEDIA_TYPE`].
+    /// One of [`BUNDLE_MEDIA_TYPES_READ`].
     pub media_type: String,
-    /// Key hint.
+    /// The signer's key hint or certificates, and any transparency log entries.
     pub verification_material: VerificationMaterial,
     /// The signed envelope.
     pub dsse_envelope: DsseEnvelope,
 }
 
-/// `verificationMaterial`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `verificationMaterial`: exactly one of `publicKey`, `certificate`, `x509CertificateChain`
+/// (a protobuf `oneof`), plus optional log entries and timestamps (keyless bundles). None of
+/// it is trusted by itself: trust comes from the reader's policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationMaterial {
-    /// The signer's key hint (informational: trust comes from the caller's trusted keys).
-    pub public_key: PublicKeyMaterial,
-    /// Always empty for key-based signatures.
+    /// Key-based signatures: the signer's key hint (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PublicKeyMaterial>,
+    /// One leaf certificate (v0.3 keyless bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateMaterial>,
+    /// Leaf first, then intermediates (`model_signing sign certificate`; v0.1/v0.2 keyless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509_certificate_chain: Option<CertificateChain>,
+    /// Transparency log entries (keyless); empty for key and certificate-chain signatures.
     #[serde(default)]
     pub tlog_entries: Vec<serde_json::Value>,
+    /// RFC 3161 timestamps (keyless, Rekor v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_verification_data: Option<serde_json::Value>,
 }
 
 /// `publicKey`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PublicKeyMaterial {
-    /// Hex SHA-256 of the signer's SPKI PEM text (as `model_signing` writes it).
-    pub hint: String,
+    /// Hex SHA-256 of the signer's SPKI PEM text, as `model_signing` writes it. Optional and
+    /// informational; when present it must be a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// One DER certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateMaterial {
+    /// Standard base64 of the DER.
+    #[serde(rename = "rawBytes")]
+    pub raw_bytes: String,
+}
+
+/// `x509CertificateChain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateChain {
+    /// Leaf first.
+    pub certificates: Vec<CertificateMaterial>,
 }
 
 /// DSSE envelope.
@@ -68,7 +106,7 @@ pub struct DsseEnvelope {
 pub struct DsseSignature {
     /// Base64 of the DER ECDSA signature.
     pub sig: String,
-    /// Empty for key-based signing.
+    /// Ignored; empty when we write it. Optional; when present it must be a string.
     #[serde(default)]
     pub keyid: String,
 }

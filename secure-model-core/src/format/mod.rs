@@ -12,10 +12,11 @@ mod serialization;
 pub use keys_file::{KeysFile, RecipientEntry, KEYS_FILE_FORMAT};
 pub use limits::Limits;
 pub use manifest::{
-    Aead, Bundle, DsseEnvelope, DsseSignature, EncryptedFile, EncryptionSection, Predicate,
-    PublicKeyMaterial, Resource, Statement, Subject, SubjectDigest, VerificationMaterial,
-    BUNDLE_MEDIA_TYPE, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE,
-    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
+    Aead, Bundle, CertificateChain, CertificateMaterial, DsseEnvelope, DsseSignature,
+    EncryptedFile, EncryptionSection, Predicate, PublicKeyMaterial, Resource, Statement, Subject,
+    SubjectDigest, VerificationMaterial, BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPES_READ,
+    DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_TYPE,
+    MODEL_SIGNING_PREDICATE_TYPE,
 };
 pub use paths::{compare_paths, validate_object_key, validate_path};
 pub use serialization::{

@@ -416,23 +416,9 @@ impl Jwe {
     /// [`JweError::KeyMismatch`] when the key is for another algorithm;
     /// [`JweError::DecryptionFailed`] for any authentication or unwrap failure.
     pub fn decrypt(&self, key: &DecryptionKey) -> Result<Zeroizing<Vec<u8>>, JweError> {
-        let cek = alg::unwrap_cek(&self.header, &self.encrypted_key, key)?;
-        let unbound = UnboundKey::new(&AES_256_GCM, cek.as_slice())
-            .map_err(|_| JweError::DecryptionFailed)?;
-        let aead = LessSafeKey::new(unbound);
         let mut buf = Zeroizing::new(Vec::with_capacity(self.ciphertext.len() + TAG_LEN));
         buf.extend_from_slice(&self.ciphertext);
-        buf.extend_from_slice(&self.tag);
-        let plain_len = aead
-            .open_in_place(
-                Nonce::assume_unique_for_key(self.iv),
-                Aad::from(self.protected_b64.as_bytes()),
-                buf.as_mut_slice(),
-            )
-            .map_err(|_| JweError::DecryptionFailed)?
-            .len();
-        buf.truncate(plain_len);
-        Ok(buf)
+        self.open(key, buf)
     }
 
     /// [`Jwe::decrypt`], consuming the object: the ciphertext is opened in place, so no second
@@ -440,14 +426,24 @@ impl Jwe {
     ///
     /// # Errors
     /// As [`Jwe::decrypt`].
-    pub fn decrypt_owned(self, key: &DecryptionKey) -> Result<Zeroizing<Vec<u8>>, JweError> {
+    pub fn decrypt_owned(mut self, key: &DecryptionKey) -> Result<Zeroizing<Vec<u8>>, JweError> {
+        // The decoded ciphertext has room for the tag: no reallocation, so no plaintext copy
+        // is left behind unzeroized.
+        let buf = Zeroizing::new(std::mem::take(&mut self.ciphertext));
+        self.open(key, buf)
+    }
+
+    /// Unwraps the CEK and opens `ciphertext || tag` in place in `buf` (which holds the
+    /// ciphertext).
+    fn open(
+        &self,
+        key: &DecryptionKey,
+        mut buf: Zeroizing<Vec<u8>>,
+    ) -> Result<Zeroizing<Vec<u8>>, JweError> {
         let cek = alg::unwrap_cek(&self.header, &self.encrypted_key, key)?;
         let unbound = UnboundKey::new(&AES_256_GCM, cek.as_slice())
             .map_err(|_| JweError::DecryptionFailed)?;
         let aead = LessSafeKey::new(unbound);
-        // The decoded ciphertext has room for the tag: no reallocation, so no plaintext copy
-        // is left behind unzeroized.
-        let mut buf = Zeroizing::new(self.ciphertext);
         buf.extend_from_slice(&self.tag);
         let plain_len = aead
             .open_in_place(

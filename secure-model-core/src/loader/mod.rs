@@ -39,7 +39,7 @@ use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
 use crate::keys::{unlock_dek, Commitment, KeyProvider, UnlockError};
 use crate::storage::{StorageBackend, StorageError};
 use crate::verify::{
-    verify_manifest, TrustedKeys, UnlockedManifest, VerifiedManifest, VerifyError,
+    verify_manifest, TrustPolicy, UnlockedManifest, VerifiedManifest, VerifyError,
 };
 use crate::ErrorClass;
 use driver::Driver;
@@ -271,7 +271,8 @@ pub struct PullReport {
     pub model_name: String,
     /// Hex SHA-256 of the manifest object.
     pub manifest_digest: String,
-    /// Signer key hint of the trusted key that verified.
+    /// The trusted signer that verified: its key hint, `x509:` and the leaf subject, or
+    /// `sigstore:` and the identity.
     pub signer: String,
     /// Recipient whose key unlocked the package (`provider:key_ref`).
     pub recipient: String,
@@ -354,7 +355,8 @@ pub struct LoadedModel {
     pub model_name: String,
     /// Hex SHA-256 of the manifest object.
     pub manifest_digest: String,
-    /// Signer key hint of the trusted key that verified.
+    /// The trusted signer that verified: its key hint, `x509:` and the leaf subject, or
+    /// `sigstore:` and the identity.
     pub signer: String,
     /// Recipient whose key unlocked the package (`provider:key_ref`).
     pub recipient: String,
@@ -391,11 +393,12 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
-/// Loads packages. Configure trusted signer keys and key providers; everything else has secure
-/// defaults (signature required, memory-backed destination required).
+/// Loads packages. Configure the trust policy (trusted keys, certificate roots, Sigstore
+/// identities) and key providers; everything else has secure defaults (signature required,
+/// memory-backed destination required).
 #[derive(Debug, Clone)]
 pub struct Loader {
-    trusted: TrustedKeys,
+    trusted: TrustPolicy,
     providers: Vec<Arc<dyn KeyProvider>>,
     limits: Limits,
     options: LoadOptions,
@@ -403,10 +406,11 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// A loader that accepts manifests signed by `trusted` and unlocks with `providers`.
-    pub fn new(trusted: TrustedKeys, providers: Vec<Arc<dyn KeyProvider>>) -> Self {
+    /// A loader that accepts manifests a signer of `trusted` signed (a [`TrustPolicy`], or
+    /// plain [`crate::verify::TrustedKeys`]) and unlocks with `providers`.
+    pub fn new(trusted: impl Into<TrustPolicy>, providers: Vec<Arc<dyn KeyProvider>>) -> Self {
         Self {
-            trusted,
+            trusted: trusted.into(),
             providers,
             limits: Limits::default(),
             options: LoadOptions::default(),
@@ -479,7 +483,7 @@ impl Loader {
             model = vm.model_name(),
             files = vm.files().len(),
             manifest_sha256 = %hex::encode(vm.digest()),
-            signer = %vm.signer().hint(),
+            signer = %vm.signer(),
             "manifest signature verified"
         );
         Ok(vm)
@@ -603,7 +607,7 @@ impl Loader {
             model_id: m.model_id().to_string(),
             model_name: m.model_name().to_string(),
             manifest_digest: hex::encode(m.digest()),
-            signer: m.signer().hint(),
+            signer: m.signer().to_string(),
             recipient,
             files: m.files().len(),
             plaintext_bytes: m.total_plaintext(),
@@ -671,7 +675,7 @@ impl Loader {
             model_id: m.model_id().to_string(),
             model_name: m.model_name().to_string(),
             manifest_digest: hex::encode(m.digest()),
-            signer: m.signer().hint(),
+            signer: m.signer().to_string(),
             recipient,
             files,
         })
@@ -716,7 +720,7 @@ impl Loader {
             model_id: manifest.model_id().to_string(),
             model_name: manifest.model_name().to_string(),
             manifest_digest: hex::encode(manifest.digest()),
-            signer: manifest.signer().hint(),
+            signer: manifest.signer().to_string(),
             files: manifest.files().len(),
             ciphertext_checked: !decrypt,
             decrypted_with: None,

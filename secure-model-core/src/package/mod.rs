@@ -1,10 +1,13 @@
-//! The publisher side: building a package from a model directory ([`pack`]) and rotating its
-//! recipients ([`rewrap`]). Uses `crypto`, `format`, `verify`, `keys` and `storage`; reads only
+//! The publisher side: building a package from a model directory ([`pack`]), rotating its
+//! recipients ([`rewrap`]), and checking a plain model directory against its OpenSSF model
+//! signature ([`check_model_dir`]). Uses `crypto`, `format`, `verify`, `keys` and `storage`; reads only
 //! the model directory given and writes only to the package location.
 
+mod check;
 mod pack;
 mod rotate;
 
+pub use check::{check_model_dir, ModelDirCheck};
 pub use pack::{ignored_paths, pack, scan_model_dir, PackOptions, PackReport};
 pub use rotate::{rewrap, RewrapReport};
 
@@ -77,6 +80,14 @@ pub enum PackError {
     /// Removing would leave no recipient.
     #[error("refusing to remove every recipient: the package could never be opened again")]
     LastRecipient,
+    /// A plain model directory does not match its signature.
+    #[error("model file {path}: {reason}")]
+    ModelMismatch {
+        /// Relative path (escaped).
+        path: String,
+        /// What differs.
+        reason: &'static str,
+    },
     /// The keys file belongs to another package.
     #[error("keys file is for model {keys_file}, the manifest is for {manifest}")]
     ModelIdMismatch {
@@ -118,7 +129,9 @@ impl PackError {
             | PackError::RecipientNotFound { .. }
             | PackError::LastRecipient
             | PackError::PackageExists { .. } => ErrorClass::Config,
-            PackError::ModelIdMismatch { .. } | PackError::Format(_) => ErrorClass::Integrity,
+            PackError::ModelIdMismatch { .. }
+            | PackError::ModelMismatch { .. }
+            | PackError::Format(_) => ErrorClass::Integrity,
             PackError::Storage(e) => e.class(),
             PackError::Key(e) => e.class(),
             PackError::Verify(e) => e.class(),

@@ -19,7 +19,7 @@ use crate::format::{
 use crate::keys::{KeyProvider, WrapContext};
 use crate::loader::Progress;
 use crate::storage::{ObjectWriter, StorageBackend};
-use crate::verify::{sign_statement, SigningKey};
+use crate::verify::{sign_statement, StatementSigner};
 
 /// Packing options.
 #[derive(Debug, Clone)]
@@ -336,7 +336,7 @@ async fn upload_chunks(
 pub async fn pack(
     model_dir: &Path,
     store: &dyn StorageBackend,
-    signer: &SigningKey,
+    signer: &dyn StatementSigner,
     recipients: &[Arc<dyn KeyProvider>],
     opts: &PackOptions,
 ) -> Result<PackReport, PackError> {
@@ -534,7 +534,7 @@ fn statement(
 async fn write_documents(
     store: &dyn StorageBackend,
     statement: &Statement,
-    signer: &SigningKey,
+    signer: &dyn StatementSigner,
     recipients: &[Arc<dyn KeyProvider>],
     dek: &DataKey,
     model_id: &str,
@@ -558,7 +558,7 @@ async fn pack_objects(
     model_dir: &Path,
     files: &[(String, PathBuf)],
     store: &dyn StorageBackend,
-    signer: &SigningKey,
+    signer: &dyn StatementSigner,
     recipients: &[Arc<dyn KeyProvider>],
     opts: &PackOptions,
 ) -> Result<PackReport, PackError> {
@@ -593,7 +593,7 @@ async fn pack_objects(
             .iter()
             .map(|r| r.recipient().to_string())
             .collect(),
-        signer: signer.verifying_key().hint(),
+        signer: signer.describe(),
         ignored: ignored_paths(model_dir),
     })
 }

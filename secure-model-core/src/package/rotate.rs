@@ -10,7 +10,7 @@ use crate::keys::{
     unlock_dek, Commitment, KeyProvider, Recipient, UnlockError, UnlockFailure, WrapContext,
 };
 use crate::storage::StorageBackend;
-use crate::verify::{parse_unverified, verify_manifest, TrustedKeys};
+use crate::verify::{parse_unverified, verify_manifest, TrustPolicy};
 
 /// The shared unlock's refusals in `rewrap`'s terms: the current key must be a recipient.
 fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
@@ -39,7 +39,7 @@ fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
 /// (only with `trusted`).
 async fn read_manifest(
     store: &dyn StorageBackend,
-    trusted: Option<&TrustedKeys>,
+    trusted: Option<&TrustPolicy>,
     limits: &Limits,
 ) -> Result<(String, [u8; 32], bool), PackError> {
     let bytes = store
@@ -99,7 +99,7 @@ pub async fn rewrap(
     current: &Arc<dyn KeyProvider>,
     add: &[Arc<dyn KeyProvider>],
     remove: &[Recipient],
-    trusted: Option<&TrustedKeys>,
+    trusted: Option<&TrustPolicy>,
 ) -> Result<RewrapReport, PackError> {
     let limits = Limits::default();
     let (model_id, commitment, verified) = read_manifest(store, trusted, &limits).await?;

@@ -1,43 +1,17 @@
 //! Parsing and verifying the manifest; the proof types.
 
-use base64::Engine as _;
-
+use super::bundle::{decode_bundle, invalid, pae, subject_sha256, Decoded, Evidence};
+use super::policy::{Signer, TrustPolicy};
 use super::statement::{check_model_signing, package_files, FileEntry, SignedFile};
-use super::{SigningKey, TrustedKeys, VerifyError, VerifyingKey};
+use super::VerifyError;
 use crate::crypto::streaming::{SegmentOpener, StreamParams};
 use crate::crypto::{check_dek_commitment, sha256, streaming::Header, CryptoError, DataKey};
 use crate::format::{
-    file_associated_data, parse_digest, validate_model_id, Aead, Bundle, DsseEnvelope,
-    DsseSignature, FormatError, Hashing, Limits, PublicKeyMaterial, Statement,
-    VerificationMaterial, BUNDLE_MEDIA_TYPE, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE,
+    file_associated_data, parse_digest, validate_model_id, Aead, DsseEnvelope, FormatError,
+    Hashing, Limits, Statement, ENCRYPTION_FORMAT,
 };
 
 const DOC: &str = "manifest";
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-/// At most this many signatures are tried (bounds work on hostile input).
-const MAX_SIGNATURES: usize = 8;
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> FormatError {
-    FormatError::InvalidField {
-        document: DOC,
-        field,
-        reason: reason.into(),
-    }
-}
-
-/// DSSE v1 pre-authentication encoding.
-fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(b"DSSEv1 ");
-    out.extend_from_slice(payload_type.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload_type.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload);
-    out
-}
 
 /// A file of a [`VerifiedManifest`]: only a verified manifest hands these out, and
 /// [`UnlockedManifest::file_opener`] accepts nothing else. Dereferences to its [`FileEntry`].
@@ -82,7 +56,8 @@ impl ManifestInfo {
     pub fn envelope(&self) -> &DsseEnvelope {
         &self.envelope
     }
-    /// The key hint the signer wrote (informational).
+    /// What the bundle says about its signer (untrusted, informational): the key hint
+    /// `model_signing` writes (empty when absent), or `x509:` and the leaf certificate's subject.
     pub fn signer_hint(&self) -> &str {
         &self.hint
     }
@@ -146,13 +121,13 @@ impl UnverifiedManifest {
     }
 }
 
-/// A manifest whose signature verified under a trusted key and whose every structural rule
-/// holds. Only [`verify_manifest`] creates one; decryption requires it.
+/// A manifest whose signature a signer of the trust policy accepted and whose every structural
+/// rule holds. Only [`verify_manifest`] creates one; decryption requires it.
 #[derive(Debug, Clone)]
 pub struct VerifiedManifest {
     info: ManifestInfo,
     files: Vec<VerifiedFile>,
-    signer: VerifyingKey,
+    signer: Signer,
 }
 
 impl std::ops::Deref for VerifiedManifest {
@@ -163,8 +138,8 @@ impl std::ops::Deref for VerifiedManifest {
 }
 
 impl VerifiedManifest {
-    /// The trusted key that signed it.
-    pub fn signer(&self) -> &VerifyingKey {
+    /// The policy signer that accepted it (key, certificate or Sigstore identity).
+    pub fn signer(&self) -> &Signer {
         &self.signer
     }
 
@@ -216,47 +191,17 @@ impl UnlockedManifest {
     }
 }
 
-fn decode_bundle(bytes: &[u8], limits: &Limits) -> Result<(Bundle, Vec<u8>), FormatError> {
-    if bytes.len() as u64 > limits.max_manifest_bytes {
-        return Err(FormatError::LimitExceeded {
-            what: "manifest size",
-            actual: bytes.len() as u64,
-            limit: limits.max_manifest_bytes,
-        });
-    }
-    let bundle: Bundle =
-        serde_json::from_slice(bytes).map_err(|source| FormatError::Malformed {
-            document: DOC,
-            source,
-        })?;
-    if bundle.media_type != BUNDLE_MEDIA_TYPE {
-        return Err(FormatError::UnsupportedVersion {
-            document: DOC,
-            found: bundle.media_type.escape_debug().to_string(),
-        });
-    }
-    if bundle.dsse_envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(invalid("payloadType", "not application/vnd.in-toto+json"));
-    }
-    let n = bundle.dsse_envelope.signatures.len();
-    if n == 0 || n > MAX_SIGNATURES {
-        return Err(invalid(
-            "signatures",
-            format!("{n} signatures (need 1..={MAX_SIGNATURES})"),
-        ));
-    }
-    let payload = B64
-        .decode(&bundle.dsse_envelope.payload)
-        .map_err(|_| invalid("payload", "not standard padded base64"))?;
-    Ok((bundle, payload))
-}
-
 fn check_statement(
-    bundle: Bundle,
-    payload: Vec<u8>,
+    decoded: Decoded,
     digest: [u8; 32],
     limits: &Limits,
 ) -> Result<(ManifestInfo, Vec<FileEntry>), VerifyError> {
+    let Decoded {
+        bundle,
+        payload,
+        material,
+        ..
+    } = decoded;
     let statement: Statement =
         serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
             document: "signed statement",
@@ -293,7 +238,7 @@ fn check_statement(
     let files = package_files(&enc.files, hashing, signed, params, limits)?;
     let model_id = enc.model_id.clone();
     let info = ManifestInfo {
-        hint: bundle.verification_material.public_key.hint.clone(),
+        hint: material.claim(),
         envelope: bundle.dsse_envelope,
         statement,
         payload,
@@ -308,15 +253,15 @@ fn check_statement(
     Ok((info, files))
 }
 
-/// A plain OpenSSF model-signing v1.0 signature (no encryption section) verified under a
-/// trusted key: the signed plaintext files and their digests (any hashing model signing 1.1
+/// A plain OpenSSF model-signing v1.0 signature (no encryption section) accepted by the trust
+/// policy: the signed plaintext files and their digests (any hashing model signing 1.1
 /// writes: `sha256`, `blake2b` or `blake3`, by files or by shards).
 #[derive(Debug, Clone)]
 pub struct VerifiedModelSignature {
     name: String,
     hashing: Hashing,
     files: Vec<SignedFile>,
-    signer: VerifyingKey,
+    signer: Signer,
 }
 
 impl VerifiedModelSignature {
@@ -332,72 +277,52 @@ impl VerifiedModelSignature {
     pub fn files(&self) -> &[SignedFile] {
         &self.files
     }
-    /// The trusted key that signed it.
-    pub fn signer(&self) -> &VerifyingKey {
+    /// The policy signer that accepted it.
+    pub fn signer(&self) -> &Signer {
         &self.signer
     }
 }
 
+/// Decodes the bundle and finds the policy signer that accepts it. Nothing of the statement
+/// is trusted before this returns.
 fn verify_signature(
     bytes: &[u8],
-    trusted: &TrustedKeys,
+    policy: &TrustPolicy,
     limits: &Limits,
-) -> Result<(Bundle, Vec<u8>, VerifyingKey), VerifyError> {
-    if trusted.is_empty() {
+) -> Result<(Decoded, Signer), VerifyError> {
+    if policy.is_empty() {
         return Err(VerifyError::NoTrustedKeys);
     }
-    let (bundle, payload) = decode_bundle(bytes, limits)?;
-    let msg = pae(&bundle.dsse_envelope.payload_type, &payload);
-    for sig in &bundle.dsse_envelope.signatures {
-        let Ok(der) = B64.decode(&sig.sig) else {
-            continue;
-        };
-        for key in trusted.keys() {
-            if key.verify(&msg, &der).is_ok() {
-                let key = key.clone();
-                return Ok((bundle, payload, key));
-            }
-        }
-    }
-    Err(VerifyError::SignatureInvalid {
-        signer_hint: shown_hint(&bundle.verification_material.public_key.hint),
-        trusted: trusted
-            .keys()
-            .iter()
-            .map(VerifyingKey::hint)
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+    let decoded = decode_bundle(bytes, limits)?;
+    let json = std::str::from_utf8(bytes).map_err(|_| invalid("bundle", "not UTF-8"))?;
+    let msg = pae(&decoded.bundle.dsse_envelope.payload_type, &decoded.payload);
+    let evidence = Evidence {
+        json,
+        material: &decoded.material,
+        pae: &msg,
+        signatures: &decoded.signatures,
+        subject_sha256: subject_sha256(&decoded.payload),
+    };
+    let signer = policy.check(&evidence)?;
+    Ok((decoded, signer))
 }
 
-/// The bundle's key hint for messages: attacker-controlled text, so control characters are
-/// replaced and it is cut at 80 characters.
-fn shown_hint(hint: &str) -> String {
-    if hint.is_empty() {
-        return "(none)".into();
-    }
-    let mut out: String = hint
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if hint.chars().count() > 80 {
-        out.push('…');
-    }
-    out
-}
-
-/// Verifies a plain OpenSSF model-signing v1.0 bundle (as written by `model_signing sign key`):
-/// signature by a trusted key, then the resource rules. Use it to check signatures made by the
-/// upstream tool.
+/// Verifies a plain OpenSSF model-signing v1.0 bundle (as `model_signing sign key`,
+/// `sign certificate` or `sign sigstore` writes it): a signer of the policy accepts the
+/// signature, then the resource rules hold. Use it to check signatures made by the upstream
+/// tool; comparing the files on disk to [`VerifiedModelSignature::files`] is the caller's.
+///
+/// # Errors
+/// [`VerifyError::NoTrustedKeys`] for an empty policy, [`VerifyError::SignatureInvalid`] with
+/// every signer's refusal, other variants for structural faults.
 pub fn verify_model_signature(
     bytes: &[u8],
-    trusted: &TrustedKeys,
+    policy: &TrustPolicy,
     limits: &Limits,
 ) -> Result<VerifiedModelSignature, VerifyError> {
-    let (_bundle, payload, signer) = verify_signature(bytes, trusted, limits)?;
+    let (decoded, signer) = verify_signature(bytes, policy, limits)?;
     let statement: Statement =
-        serde_json::from_slice(&payload).map_err(|source| FormatError::Malformed {
+        serde_json::from_slice(&decoded.payload).map_err(|source| FormatError::Malformed {
             document: "signed statement",
             source,
         })?;
@@ -417,24 +342,26 @@ pub fn verify_model_signature(
 
 /// Parses and structurally checks a manifest WITHOUT verifying its signature (for `inspect`).
 pub fn parse_unverified(bytes: &[u8], limits: &Limits) -> Result<UnverifiedManifest, VerifyError> {
-    let (bundle, payload) = decode_bundle(bytes, limits)?;
-    let (info, files) = check_statement(bundle, payload, sha256(bytes), limits)?;
+    let decoded = decode_bundle(bytes, limits)?;
+    let (info, files) = check_statement(decoded, sha256(bytes), limits)?;
     Ok(UnverifiedManifest { info, files })
 }
 
-/// Verifies a manifest: size cap, optional digest pin, DSSE signature by a trusted key over the
-/// exact payload bytes, then every structural rule (see `docs/FORMAT.md`, "Reader checks").
+/// Verifies a manifest: size cap, optional digest pin, the DSSE signature over the exact
+/// payload bytes accepted by a signer of the policy, then every structural rule (see
+/// `docs/FORMAT.md`, "Reader checks").
 ///
 /// # Errors
-/// [`VerifyError::NoTrustedKeys`] with an empty key set, [`VerifyError::SignatureInvalid`]
-/// when no trusted key signed it, other variants for structural faults.
+/// [`VerifyError::NoTrustedKeys`] with an empty policy, [`VerifyError::SignatureInvalid`]
+/// when no signer accepts it (with each signer's reason), other variants for structural
+/// faults.
 pub fn verify_manifest(
     bytes: &[u8],
-    trusted: &TrustedKeys,
+    policy: &TrustPolicy,
     limits: &Limits,
     pinned_digest: Option<&[u8; 32]>,
 ) -> Result<VerifiedManifest, VerifyError> {
-    if trusted.is_empty() {
+    if policy.is_empty() {
         return Err(VerifyError::NoTrustedKeys);
     }
     let digest = sha256(bytes);
@@ -446,46 +373,11 @@ pub fn verify_manifest(
             });
         }
     }
-    let (bundle, payload, signer) = verify_signature(bytes, trusted, limits)?;
-    let (info, files) = check_statement(bundle, payload, digest, limits)?;
+    let (decoded, signer) = verify_signature(bytes, policy, limits)?;
+    let (info, files) = check_statement(decoded, digest, limits)?;
     Ok(VerifiedManifest {
         info,
         files: files.into_iter().map(VerifiedFile).collect(),
         signer,
-    })
-}
-
-/// Serialises `statement` (2-space indented JSON, as `model_signing` writes it), signs its DSSE
-/// PAE and returns the bundle bytes.
-pub fn sign_statement(statement: &Statement, key: &SigningKey) -> Result<Vec<u8>, VerifyError> {
-    let payload =
-        serde_json::to_vec_pretty(statement).map_err(|source| FormatError::Malformed {
-            document: "signed statement",
-            source,
-        })?;
-    let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload))?;
-    let bundle = Bundle {
-        media_type: BUNDLE_MEDIA_TYPE.into(),
-        verification_material: VerificationMaterial {
-            public_key: PublicKeyMaterial {
-                hint: key.verifying_key().hint(),
-            },
-            tlog_entries: Vec::new(),
-        },
-        dsse_envelope: DsseEnvelope {
-            payload: B64.encode(&payload),
-            payload_type: IN_TOTO_PAYLOAD_TYPE.into(),
-            signatures: vec![DsseSignature {
-                sig: B64.encode(sig),
-                keyid: String::new(),
-            }],
-        },
-    };
-    serde_json::to_vec(&bundle).map_err(|source| {
-        FormatError::Malformed {
-            document: DOC,
-            source,
-        }
-        .into()
     })
 }

@@ -1,0 +1,38 @@
+//! The labels and annotations a pod (or a workload's pod template) uses to ask for the secure
+//! loader, and the one the injection writes. Reading them is [`crate::request`]'s job; this
+//! module only names them.
+
+/// Label or annotation: `"true"` asks for injection, `"false"` refuses it even in a namespace
+/// that opted in. The webhook's `objectSelector` matches the label, so a pod outside an
+/// opted-in namespace reaches the webhook only with the label.
+pub const INJECT: &str = "secure-model.io/inject";
+
+/// Annotation: the package to load, a `secure+` URI (`secure+s3://bucket/prefix`, ...).
+pub const SOURCE: &str = "secure-model.io/source";
+
+/// Annotation: where the plaintext model is published (default [`DEFAULT_DESTINATION`]).
+pub const DESTINATION: &str = "secure-model.io/destination";
+
+/// Annotation: comma-separated names of the containers that read the model (default: every
+/// container of `spec.containers`; `main` for an LLMInferenceService).
+pub const CONTAINERS: &str = "secure-model.io/containers";
+
+/// Annotation: the profile to use (default: the profiles file's `defaultProfile`).
+pub const PROFILE: &str = "secure-model.io/profile";
+
+/// Annotation written on an injected pod (or pod template): the profile that was applied.
+pub const INJECTED: &str = "secure-model.io/injected";
+
+/// Namespace label: `enabled` opts every pod of the namespace that names a
+/// [`SOURCE`] into injection (the webhook's second `namespaceSelector`).
+pub const NAMESPACE_LABEL: &str = "secure-model.io/injection";
+
+/// Where the model is published when [`DESTINATION`] is absent (KServe's model directory).
+pub const DEFAULT_DESTINATION: &str = secure_model_kserve::csc::DEFAULT_MODEL_DIR;
+
+/// The name of the memory-backed volume the injection adds (when no memory-backed volume is
+/// already mounted at the destination).
+pub const MODEL_VOLUME: &str = "secure-model-plaintext";
+
+/// The container an LLMInferenceService serves the model from (KServe's template).
+pub const LLMISVC_MAIN_CONTAINER: &str = "main";

@@ -1,0 +1,534 @@
+//! Injection profiles: the file (a ConfigMap in the cluster) that says which image the
+//! injected init container runs and with which settings, parsed into checked types. Every
+//! environment variable must be a setting of the init container in
+//! `secure_model_settings::registry` with a value its kind accepts; credentials come only from
+//! Secrets (`secretEnv`), never inline; disk plaintext cannot be enabled. Reads a file when
+//! asked ([`Profiles::load`]); never the environment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use secure_model_settings::registry::{self, Binary};
+use serde::Deserialize;
+
+/// The profiles file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("cannot read the profiles file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not YAML of the profiles' shape (unknown fields are errors).
+    #[error("the profiles file does not parse")]
+    Parse(#[source] serde_norway::Error),
+    /// The file defines no profile.
+    #[error("the profiles file defines no profile")]
+    Empty,
+    /// `defaultProfile` names no profile.
+    #[error("defaultProfile {name:?} is not a profile (profiles: {known})")]
+    UnknownDefault {
+        /// The name.
+        name: String,
+        /// The profiles defined.
+        known: String,
+    },
+    /// One profile is invalid.
+    #[error("profile {profile:?}: {problem}")]
+    Invalid {
+        /// The profile.
+        profile: String,
+        /// What is wrong.
+        #[source]
+        problem: Problem,
+    },
+}
+
+/// What is wrong with one profile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// A profile name that is not a lowercase DNS label.
+    #[error("the name is not a lowercase DNS label (a-z, 0-9, '-', at most 63 characters)")]
+    BadName,
+    /// `image` is empty.
+    #[error("image is empty")]
+    NoImage,
+    /// A variable that is no setting of the init container.
+    #[error("{name} is not a setting of secure-model-initc{}", did_you_mean.map(|d| format!(" (did you mean {d}?)")).unwrap_or_default())]
+    UnknownVariable {
+        /// The variable.
+        name: String,
+        /// The closest setting.
+        did_you_mean: Option<&'static str>,
+    },
+    /// A credential given inline.
+    #[error(
+        "{name} is a credential: give it under secretEnv (a secretKeyRef), never inline in env"
+    )]
+    InlineCredential {
+        /// The variable.
+        name: String,
+    },
+    /// A value the setting's kind refuses.
+    #[error("{name}={value:?}: {expected}")]
+    BadValue {
+        /// The variable.
+        name: String,
+        /// The value (never a credential: those are refused inline).
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+    /// A variable a profile may not set.
+    #[error("{name} may not be set by a profile: {why}")]
+    Forbidden {
+        /// The variable.
+        name: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// No trusted signer.
+    #[error("no trusted signer: set SECURE_MODEL_TRUSTED_KEYS_PEM (public keys) or SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM (certificate roots) in env, SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER (Sigstore keyless), or SECURE_MODEL_TRUSTED_KEYS / SECURE_MODEL_TRUSTED_CERT_ROOTS / SECURE_MODEL_TRUST_POLICY with the files in a secretVolume")]
+    NoTrustedKeys,
+    /// The inline trusted keys do not parse.
+    #[error("SECURE_MODEL_TRUSTED_KEYS_PEM holds no usable public key")]
+    BadTrustedKeys(#[source] secure_model_core::verify::VerifyError),
+    /// No key specification.
+    #[error("no key to unlock packages: set SECURE_MODEL_KEYS (or CONFIDENTIAL_ENABLED=true with CONFIDENTIAL_RESOURCE_ID)")]
+    NoKeys,
+    /// A secret reference with an empty name or key.
+    #[error("secretEnv {name}: secret name and key must not be empty")]
+    EmptySecretRef {
+        /// The variable.
+        name: String,
+    },
+    /// `requireTee` without runtime classes.
+    #[error("requireTee is true but runtimeClassNames is empty: list the TEE runtime classes (e.g. kata-qemu-snp, kata-qemu-tdx)")]
+    TeeWithoutClasses,
+    /// A malformed resource quantity.
+    #[error("{field}: {value:?} is not a Kubernetes quantity (e.g. 500m, 128Mi, 4Gi)")]
+    BadQuantity {
+        /// Where.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// A secret volume that is not mountable.
+    #[error("secretVolumes[{index}]: name must be a DNS label, secretName non-empty and mountPath absolute")]
+    BadSecretVolume {
+        /// Its index.
+        index: usize,
+    },
+}
+
+/// `imagePullPolicy` of the injected container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub enum PullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull when absent from the node.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// A variable taken from a key of a Secret in the pod's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SecretKeyRef {
+    /// The Secret.
+    pub name: String,
+    /// The key in it.
+    pub key: String,
+}
+
+/// A Secret mounted read-only into the injected init container (KEK files, trusted key files,
+/// a KBS CA): the profile names it, the pod's namespace must hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SecretVolume {
+    /// The pod volume's name.
+    pub name: String,
+    /// The Secret.
+    pub secret_name: String,
+    /// Where the init container sees it.
+    pub mount_path: String,
+}
+
+/// Requests and limits of the injected init container. Its memory limit must cover the
+/// largest model plus ~256 MiB: tmpfs pages are charged to the container that writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Resources {
+    /// `cpu`, `memory`, ... requests.
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    /// `cpu`, `memory`, ... limits.
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+}
+
+/// One profile, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProfileSpec {
+    image: String,
+    #[serde(default)]
+    image_pull_policy: Option<PullPolicy>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    secret_env: BTreeMap<String, SecretKeyRef>,
+    #[serde(default)]
+    secret_volumes: Vec<SecretVolume>,
+    #[serde(default)]
+    resources: Resources,
+    #[serde(default)]
+    require_tee: bool,
+    #[serde(default)]
+    runtime_class_names: Vec<String>,
+    #[serde(default)]
+    model_size_limit: Option<String>,
+}
+
+/// The file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProfilesFile {
+    #[serde(default)]
+    default_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// A checked profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Profile {
+    /// Its name.
+    pub name: String,
+    /// The init container's image.
+    pub image: String,
+    /// Its pull policy (Kubernetes' default when unset).
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Plain variables (settings of the init container), sorted by name.
+    pub env: BTreeMap<String, String>,
+    /// Variables from Secrets, sorted by name.
+    pub secret_env: BTreeMap<String, SecretKeyRef>,
+    /// Secrets mounted read-only into the init container.
+    pub secret_volumes: Vec<SecretVolume>,
+    /// Requests and limits.
+    pub resources: Resources,
+    /// Whether pods must run in one of `runtime_class_names`.
+    pub require_tee: bool,
+    /// The runtime classes allowed when `require_tee`.
+    pub runtime_class_names: Vec<String>,
+    /// `sizeLimit` of the memory-backed model volume.
+    pub model_size_limit: Option<String>,
+}
+
+/// Every profile, checked, and the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profiles {
+    default: Option<String>,
+    profiles: BTreeMap<String, Profile>,
+}
+
+impl Profiles {
+    /// Parses and checks a profiles file's text.
+    ///
+    /// # Errors
+    /// [`ProfileError`] naming the profile and the problem.
+    pub fn parse(text: &str) -> Result<Self, ProfileError> {
+        let file: ProfilesFile = serde_norway::from_str(text).map_err(ProfileError::Parse)?;
+        if file.profiles.is_empty() {
+            return Err(ProfileError::Empty);
+        }
+        let mut profiles = BTreeMap::new();
+        for (name, spec) in file.profiles {
+            let p = check(&name, spec).map_err(|problem| ProfileError::Invalid {
+                profile: name.clone(),
+                problem,
+            })?;
+            profiles.insert(name, p);
+        }
+        let default = match file.default_profile {
+            Some(d) if !profiles.contains_key(&d) => {
+                return Err(ProfileError::UnknownDefault {
+                    name: d,
+                    known: known(&profiles),
+                })
+            }
+            Some(d) => Some(d),
+            None if profiles.len() == 1 => profiles.keys().next().cloned(),
+            None => None,
+        };
+        Ok(Self { default, profiles })
+    }
+
+    /// Reads and checks the profiles file at `path`.
+    ///
+    /// # Errors
+    /// [`ProfileError::Read`], or as [`Profiles::parse`].
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// The profile `name`, or the default when `None`.
+    ///
+    /// # Errors
+    /// [`crate::Refusal::UnknownProfile`], [`crate::Refusal::NoProfile`].
+    pub fn get(&self, name: Option<&str>) -> Result<&Profile, crate::Refusal> {
+        let Some(name) = name.or(self.default.as_deref()) else {
+            return Err(crate::Refusal::NoProfile {
+                known: known(&self.profiles),
+            });
+        };
+        self.profiles
+            .get(name)
+            .ok_or_else(|| crate::Refusal::UnknownProfile {
+                name: name.to_string(),
+                known: known(&self.profiles),
+            })
+    }
+
+    /// The profiles' names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.profiles.keys().map(String::as_str).collect()
+    }
+}
+
+fn known(profiles: &BTreeMap<String, Profile>) -> String {
+    profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A lowercase RFC 1123 DNS label.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Kubernetes resource quantity: a decimal number, then an optional binary (`Ki`..`Ei`) or
+/// decimal (`n`, `u`, `m`, `k`, `M`..`E`) suffix or an exponent (`e3`).
+pub fn is_quantity(s: &str) -> bool {
+    let digits_end = s
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '+' || *c == '-'))))
+        .map_or(s.len(), |(i, _)| i);
+    let (number, suffix) = s.split_at(digits_end);
+    let number = number.trim_start_matches(['+', '-']);
+    let number_ok = !number.is_empty()
+        && number.bytes().any(|b| b.is_ascii_digit())
+        && number.matches('.').count() <= 1;
+    const SUFFIXES: &[&str] = &[
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
+    ];
+    let exponent = |x: &str| {
+        x.strip_prefix(['e', 'E']).is_some_and(|e| {
+            let e = e.trim_start_matches(['+', '-']);
+            !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    number_ok && (SUFFIXES.contains(&suffix) || exponent(suffix))
+}
+
+fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
+    if !is_dns_label(name) {
+        return Err(Problem::BadName);
+    }
+    if spec.image.trim().is_empty() {
+        return Err(Problem::NoImage);
+    }
+    for (var, value) in &spec.env {
+        check_plain_variable(var, value, spec.require_tee)?;
+    }
+    for (var, r) in &spec.secret_env {
+        initc_setting(var)?;
+        if r.name.trim().is_empty() || r.key.trim().is_empty() {
+            return Err(Problem::EmptySecretRef { name: var.clone() });
+        }
+    }
+    check_trust_and_keys(&spec)?;
+    check_placement(&spec)?;
+    Ok(Profile {
+        name: name.to_string(),
+        image: spec.image,
+        image_pull_policy: spec.image_pull_policy,
+        env: spec.env,
+        secret_env: spec.secret_env,
+        secret_volumes: spec.secret_volumes,
+        resources: spec.resources,
+        require_tee: spec.require_tee,
+        runtime_class_names: spec.runtime_class_names,
+        model_size_limit: spec.model_size_limit,
+    })
+}
+
+fn initc_setting(var: &str) -> Result<&'static registry::Setting, Problem> {
+    registry::by_env(var)
+        .filter(|s| s.binaries.contains(&Binary::Initc))
+        .ok_or_else(|| Problem::UnknownVariable {
+            name: var.to_string(),
+            did_you_mean: registry::closest_env(var),
+        })
+}
+
+fn check_plain_variable(var: &str, value: &str, require_tee: bool) -> Result<(), Problem> {
+    let setting = initc_setting(var)?;
+    if setting.sensitive {
+        return Err(Problem::InlineCredential {
+            name: var.to_string(),
+        });
+    }
+    if setting.env == registry::ALLOW_DISK_PLAINTEXT.env {
+        return Err(Problem::Forbidden {
+            name: var.to_string(),
+            why: "the injected model volume is memory-backed; disk plaintext is never allowed by injection",
+        });
+    }
+    if setting.env == registry::ALLOW_SAMPLE_ATTESTER.env && require_tee {
+        return Err(Problem::Forbidden {
+            name: var.to_string(),
+            why: "the profile requires a TEE, and the sample attester is no TEE",
+        });
+    }
+    if !setting.kind.accepts(value) {
+        return Err(Problem::BadValue {
+            name: var.to_string(),
+            value: value.chars().take(128).collect(),
+            expected: setting.kind.expected(),
+        });
+    }
+    Ok(())
+}
+
+/// The settings of which any one names a trusted signer (the init container's trust policy,
+/// docs/signing.md); the rest of the policy is checked by the init container itself.
+const SIGNER_SETTINGS: [&registry::Setting; 7] = [
+    &registry::TRUSTED_KEYS_PEM,
+    &registry::TRUSTED_KEYS,
+    &registry::TRUSTED_CERT_ROOTS_PEM,
+    &registry::TRUSTED_CERT_ROOTS,
+    &registry::SIGSTORE_IDENTITY,
+    &registry::SIGSTORE_IDENTITY_REGEX,
+    &registry::TRUST_POLICY,
+];
+
+fn check_trust_and_keys(spec: &ProfileSpec) -> Result<(), Problem> {
+    let pem = spec.env.get(registry::TRUSTED_KEYS_PEM.env);
+    if let Some(pem) = pem {
+        let keys = secure_model_core::verify::TrustedKeys::from_pem_bundle(pem)
+            .map_err(Problem::BadTrustedKeys)?;
+        if keys.is_empty() {
+            return Err(Problem::NoTrustedKeys);
+        }
+    }
+    let set = |v: &str| spec.env.contains_key(v) || spec.secret_env.contains_key(v);
+    if !SIGNER_SETTINGS.iter().any(|s| set(s.env)) {
+        return Err(Problem::NoTrustedKeys);
+    }
+    let keys = spec.env.contains_key(registry::KEYS.env)
+        || spec.secret_env.contains_key(registry::KEYS.env);
+    let confidential = spec
+        .env
+        .get(registry::CONFIDENTIAL_ENABLED.env)
+        .and_then(|v| secure_model_core::config::parse_bool(v))
+        .unwrap_or(false);
+    if !keys && !confidential {
+        return Err(Problem::NoKeys);
+    }
+    Ok(())
+}
+
+fn check_placement(spec: &ProfileSpec) -> Result<(), Problem> {
+    if spec.require_tee && spec.runtime_class_names.is_empty() {
+        return Err(Problem::TeeWithoutClasses);
+    }
+    let quantities = spec
+        .resources
+        .requests
+        .iter()
+        .map(|(k, v)| (format!("resources.requests.{k}"), v))
+        .chain(
+            spec.resources
+                .limits
+                .iter()
+                .map(|(k, v)| (format!("resources.limits.{k}"), v)),
+        )
+        .chain(
+            spec.model_size_limit
+                .iter()
+                .map(|v| ("modelSizeLimit".to_string(), v)),
+        );
+    for (field, value) in quantities {
+        if !is_quantity(value) {
+            return Err(Problem::BadQuantity {
+                field,
+                value: value.clone(),
+            });
+        }
+    }
+    for (index, v) in spec.secret_volumes.iter().enumerate() {
+        if !is_dns_label(&v.name)
+            || v.secret_name.trim().is_empty()
+            || !v.mount_path.starts_with('/')
+        {
+            return Err(Problem::BadSecretVolume { index });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_follow_kubernetes() {
+        for ok in [
+            "1", "500m", "128Mi", "4Gi", "1.5", "2e3", "0.5Gi", "+1", "100k",
+        ] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Mi", "4 Gi", "4GB", "1..2", "abc", "4gi", "e3", "1e"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("tee-snp"));
+        assert!(!is_dns_label("Tee"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label(""));
+    }
+}

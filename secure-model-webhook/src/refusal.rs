@@ -1,0 +1,119 @@
+//! Why a pod that asks for injection is refused. Each message names what is wrong and what to
+//! change: the API server shows it to whoever created the pod (`kubectl`, the Deployment's
+//! events), and `inject` prints it.
+
+use crate::annotations::{CONTAINERS, DESTINATION, INJECT, PROFILE, SOURCE};
+
+/// A pod (or workload) asked for injection but would break the loader's guarantees, or asked
+/// in a way that cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The opt-in label or annotation has a value other than `true` / `false`.
+    #[error("{INJECT}={value:?}: expected \"true\" or \"false\"")]
+    BadOptIn {
+        /// The value found.
+        value: String,
+    },
+    /// Injection was asked for without a package.
+    #[error("{INJECT} is \"true\" but the {SOURCE} annotation is missing: set it to the package's secure+ URI, e.g. secure+s3://bucket/models/m1")]
+    MissingSource,
+    /// The package URI is malformed or not one of our `secure+` forms.
+    #[error("{SOURCE}={uri:?} is not a package URI: {reason}")]
+    BadSource {
+        /// The URI, credentials redacted.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The destination is not an absolute, normal path.
+    #[error("{DESTINATION}={path:?}: expected an absolute path without '..', other than /, e.g. /mnt/models")]
+    BadDestination {
+        /// The value found.
+        path: String,
+    },
+    /// The profile named by the pod (or the default) does not exist.
+    #[error("unknown profile {name:?} ({PROFILE}); the webhook's profiles are: {known}")]
+    UnknownProfile {
+        /// The name asked for.
+        name: String,
+        /// The profiles configured, comma-separated.
+        known: String,
+    },
+    /// The pod names no profile and the profiles file has no default.
+    #[error("no profile chosen: set the {PROFILE} annotation to one of: {known}")]
+    NoProfile {
+        /// The profiles configured, comma-separated.
+        known: String,
+    },
+    /// A container named by the containers annotation does not exist.
+    #[error("{CONTAINERS} names {name:?}, which is not a container of this pod (containers: {present}); fix the annotation")]
+    UnknownContainer {
+        /// The name asked for.
+        name: String,
+        /// The pod's containers, comma-separated.
+        present: String,
+    },
+    /// The pod has no container to give the model to.
+    #[error("the pod has no container to mount the model into: add spec.containers, or name them in {CONTAINERS}")]
+    NoContainers,
+    /// A disk-backed (or otherwise not memory-backed) volume is mounted at the destination: the
+    /// plaintext would land outside memory.
+    #[error("container {container:?} mounts volume {volume:?} at {path}, and that volume is not a memory-backed emptyDir: the decrypted model may only live in memory. Remove that mount, make the volume an emptyDir with medium: Memory, or choose another {DESTINATION}")]
+    DiskBackedDestination {
+        /// The container with the mount.
+        container: String,
+        /// The volume.
+        volume: String,
+        /// The destination.
+        path: String,
+    },
+    /// Two different volumes are mounted at the destination.
+    #[error("volumes {first:?} and {second:?} are both mounted at {path}: mount one memory-backed emptyDir there, or choose another {DESTINATION}")]
+    AmbiguousDestination {
+        /// One volume.
+        first: String,
+        /// The other volume.
+        second: String,
+        /// The destination.
+        path: String,
+    },
+    /// The name of the volume the injection adds is taken by a volume that is not a
+    /// memory-backed emptyDir.
+    #[error("the pod already has a volume named {name:?} that is not a memory-backed emptyDir; rename it (the injection adds {name:?} for the model)")]
+    VolumeNameTaken {
+        /// The volume name.
+        name: String,
+    },
+    /// An application container mounts the model volume writable.
+    #[error("container {container:?} mounts the model volume {volume:?} writable: add readOnly: true to that volumeMount (only the secure loader may write the model)")]
+    WritableModelMount {
+        /// The container.
+        container: String,
+        /// The model volume.
+        volume: String,
+    },
+    /// The profile requires a TEE and the pod's `runtimeClassName` is not an allowed one.
+    #[error("profile {profile:?} requires a TEE: spec.runtimeClassName is {found}, expected one of: {allowed}")]
+    RuntimeClassNotAllowed {
+        /// The profile.
+        profile: String,
+        /// The class found (or `unset`).
+        found: String,
+        /// The allowed classes, comma-separated.
+        allowed: String,
+    },
+    /// The object is not of a shape the injection understands (e.g. `spec` is not an object).
+    #[error("{what}")]
+    Malformed {
+        /// What is wrong and where.
+        what: String,
+    },
+}
+
+impl Refusal {
+    /// A [`Refusal::Malformed`] for `what`.
+    pub fn malformed(what: impl Into<String>) -> Self {
+        Self::Malformed { what: what.into() }
+    }
+}

@@ -1,0 +1,306 @@
+//! Against a real Kubernetes API server (kube-apiserver 1.20.2 built from Debian's source
+//! package by scripts/setup-kube-apiserver.sh, with Debian's etcd), all on 127.0.0.1: the
+//! shipped MutatingWebhookConfiguration (its selectors and policies; the service reference
+//! swapped for this test server's URL and CA) is applied, and pods created through the API
+//! server come back injected, refused with our message, or untouched. Ignored by default
+//! (`scripts/test.sh` runs it in its own step with SECURE_MODEL_KUBE_APISERVER and
+//! SECURE_MODEL_ETCD set).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{assert_guarantees, deploy_docs, deploy_profiles_text, vllm_pod};
+use secure_model_testkit::servers::{free_port, tls_material};
+use secure_model_webhook::server::tls::CertFiles;
+use secure_model_webhook::server::{ServerOptions, Webhook};
+use serde_json::{json, Value};
+
+/// A child process killed (by its PID) when the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+    let f = std::fs::File::create(log).unwrap();
+    Proc(
+        cmd.stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+struct Cluster {
+    server: String,
+    _etcd: Proc,
+    _apiserver: Proc,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(apiserver: &str, etcd: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (client, peer, secure) = (free_port(), free_port(), free_port());
+        let etcd = spawn(
+            Command::new(etcd)
+                .arg("--data-dir")
+                .arg(d.join("etcd"))
+                .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+                .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+                ))
+                .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}")),
+            &d.join("etcd.log"),
+        );
+        let ok = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(d.join("sa.key"))
+            .arg("2048")
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok);
+        std::fs::write(
+            d.join("tokens.csv"),
+            "test-token,admin,admin,system:masters\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("kubeconfig"), "").unwrap();
+        let api = spawn(
+            Command::new(apiserver)
+                .arg(format!("--etcd-servers=http://127.0.0.1:{client}"))
+                .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+                .arg(format!("--secure-port={secure}"))
+                .arg("--insecure-port=0")
+                .arg(format!("--cert-dir={}", d.join("certs").display()))
+                .arg(format!(
+                    "--token-auth-file={}",
+                    d.join("tokens.csv").display()
+                ))
+                .arg("--authorization-mode=RBAC")
+                .arg("--service-account-issuer=https://kubernetes.default.svc")
+                .arg(format!(
+                    "--service-account-key-file={}",
+                    d.join("sa.key").display()
+                ))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    d.join("sa.key").display()
+                ))
+                .arg("--service-cluster-ip-range=10.96.0.0/24")
+                // No controller-manager creates the default ServiceAccount.
+                .arg("--disable-admission-plugins=ServiceAccount"),
+            &d.join("apiserver.log"),
+        );
+        let cluster = Self {
+            server: format!("https://127.0.0.1:{secure}"),
+            _etcd: etcd,
+            _apiserver: api,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !cluster
+            .kubectl(&["get", "--raw", "/readyz"], None)
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready in 120 s: {}",
+                tail(&cluster.dir.path().join("apiserver.log"))
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        cluster
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&Value>) -> Output {
+        let mut child = Command::new("kubectl")
+            .arg(format!("--server={}", self.server))
+            .args(["--token=test-token", "--insecure-skip-tls-verify=true"])
+            // An empty kubeconfig: nothing of the machine's ~/.kube applies.
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(v) = stdin {
+            input.write_all(&serde_json::to_vec(v).unwrap()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn create(&self, obj: &Value) -> Result<Value, String> {
+        let out = self.kubectl(&["create", "-f", "-", "-o", "json"], Some(obj));
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let start = text.len().saturating_sub(3000);
+    text.get(start..).unwrap_or_default().to_string()
+}
+
+fn tools() -> Option<(String, String)> {
+    match (
+        std::env::var("SECURE_MODEL_KUBE_APISERVER"),
+        std::env::var("SECURE_MODEL_ETCD"),
+    ) {
+        (Ok(a), Ok(e)) => Some((a, e)),
+        _ => {
+            eprintln!("SKIPPED: SECURE_MODEL_KUBE_APISERVER / SECURE_MODEL_ETCD not set (scripts/setup-kube-apiserver.sh)");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs kube-apiserver and etcd: scripts/test.sh runs it in its own step"]
+async fn pods_created_through_a_real_api_server_are_injected_or_refused() {
+    let Some((apiserver, etcd)) = tools() else {
+        return;
+    };
+    secure_model_core::crypto::install_rustls_provider();
+    // Our webhook on 127.0.0.1 with a certificate for that address.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_material(dir.path());
+    std::fs::write(dir.path().join("profiles.yaml"), deploy_profiles_text()).unwrap();
+    let opts = ServerOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        CertFiles::new(cert, key),
+        dir.path().join("profiles.yaml"),
+    );
+    let webhook = Webhook::bind(opts).await.unwrap();
+    let port = webhook.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(webhook.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(&apiserver, &etcd))
+        .await
+        .unwrap();
+    // The shipped configuration, pointed at this server.
+    let mut cfg = deploy_docs("webhook/mutatingwebhookconfiguration.yaml").remove(0);
+    cfg["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&ca).unwrap());
+    for h in cfg["webhooks"].as_array_mut().unwrap() {
+        let path = h["clientConfig"]["service"]["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        h["clientConfig"] =
+            json!({"url": format!("https://127.0.0.1:{port}{path}"), "caBundle": ca_b64});
+    }
+    let result = tokio::task::spawn_blocking(move || scenario(&cluster, &cfg)).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    result.unwrap();
+}
+
+fn scenario(cluster: &Cluster, cfg: &Value) {
+    cluster.create(cfg).unwrap();
+    for ns in ["models", "team-a"] {
+        cluster
+            .create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    let out = cluster.kubectl(
+        &[
+            "label",
+            "namespace",
+            "team-a",
+            "secure-model.io/injection=enabled",
+        ],
+        None,
+    );
+    assert!(out.status.success());
+
+    // A pod with the opt-in label: injected; the API server's defaults are applied on top.
+    let pod = vllm_pod(json!({}));
+    let created = cluster.create(&pod).unwrap();
+    assert_guarantees(&created["spec"], "/mnt/models");
+    let ic = &created["spec"]["initContainers"][0];
+    assert_eq!(
+        ic["terminationMessagePath"], "/dev/termination-log",
+        "server defaults"
+    );
+    assert_eq!(
+        created["metadata"]["annotations"]["secure-model.io/injected"],
+        "default"
+    );
+
+    // An opted-in namespace: a pod naming a source, without the label.
+    let mut pod = vllm_pod(json!({}));
+    pod["metadata"]["namespace"] = json!("team-a");
+    pod["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secure-model.io/inject");
+    let created = cluster.create(&pod).unwrap();
+    assert_guarantees(&created["spec"], "/mnt/models");
+
+    // No opt-in anywhere: never reaches the webhook, unchanged.
+    let mut pod = vllm_pod(json!({}));
+    pod["metadata"]["name"] = json!("plain");
+    pod["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secure-model.io/inject");
+    let created = cluster.create(&pod).unwrap();
+    assert!(created["spec"].get("initContainers").is_none());
+
+    // A refusal reaches the user with what to change.
+    let mut pod = common::pod_with_disk_at_destination();
+    pod["metadata"]["name"] = json!("disk");
+    let err = cluster.create(&pod).unwrap_err();
+    assert!(
+        err.contains("denied the request") && err.contains("not a memory-backed emptyDir"),
+        "{err}"
+    );
+
+    // An unknown profile, in the namespace route.
+    let mut pod = vllm_pod(json!({"secure-model.io/profile": "gold"}));
+    pod["metadata"]["namespace"] = json!("team-a");
+    pod["metadata"]["name"] = json!("gold");
+    pod["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secure-model.io/inject");
+    let err = cluster.create(&pod).unwrap_err();
+    assert!(err.contains("unknown profile \"gold\""), "{err}");
+}

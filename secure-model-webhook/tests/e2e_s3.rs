@@ -1,0 +1,169 @@
+//! End to end on this machine: a package on a real S3 server (s3rver), a pod injected by the
+//! webhook's pure function, and then the injected init container's exact command line and
+//! environment, taken from the patched pod (secret references resolved from a Secret, the
+//! Secret volume and the memory-backed model volume laid out at their mount paths), run as the
+//! real `secure-model-initc`: the model lands in the memory-backed destination.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{apply, assert_guarantees, vllm_pod};
+use secure_model_core::crypto::Kek;
+use secure_model_core::keys::{KeyProvider, LocalKeyProvider};
+use secure_model_core::package;
+use secure_model_core::storage::{open_location, StorageEnv, StorageSettings};
+use secure_model_core::verify::SigningKey;
+use secure_model_testkit::{example_model, servers, shm_dir, walk, workspace_bin};
+use secure_model_webhook::admission::patch_for;
+use secure_model_webhook::profile::Profiles;
+use secure_model_webhook::request::Scope;
+use serde_json::{json, Value};
+
+/// The environment a kubelet gives the container: values, and `secretKeyRef`s read from
+/// `secrets` (name → key → value).
+fn container_env(
+    c: &Value,
+    secrets: &BTreeMap<&str, BTreeMap<&str, &str>>,
+) -> Vec<(String, String)> {
+    c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = match e["value"].as_str() {
+                Some(v) => v.to_string(),
+                None => {
+                    let r = &e["valueFrom"]["secretKeyRef"];
+                    secrets[r["name"].as_str().unwrap()][r["key"].as_str().unwrap()].to_string()
+                }
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+#[test]
+fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
+    let Some(s3) = servers::s3rver(&["models"]) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // Publisher side: pack the example model for a local KEK, signed.
+    let kek = Kek::generate().unwrap();
+    let (sk, _) = SigningKey::generate().unwrap();
+    let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(
+        Kek::from_slice(kek.expose_secret()).unwrap(),
+    ));
+    let hostport = s3.endpoint().trim_start_matches("http://").to_string();
+    let s3_env = [
+        ("AWS_ACCESS_KEY_ID", "S3RVER".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "S3RVER".to_string()),
+        ("S3_ENDPOINT", hostport.clone()),
+        ("S3_USE_HTTPS", "0".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+    ];
+    let store = open_location(
+        "s3://models/tiny/v1",
+        true,
+        &StorageSettings::new(StorageEnv::from_pairs(s3_env.iter().cloned())),
+    )
+    .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(package::pack(
+            &example_model(),
+            store.as_ref(),
+            &sk,
+            std::slice::from_ref(&provider),
+            &Default::default(),
+        ))
+        .unwrap();
+
+    // Operator side: a profile with the signer's key inline, the KEK from a Secret volume and
+    // the S3 credentials from a Secret.
+    let kek_dir = work.path().join("secrets/kek");
+    let pem = sk.verifying_key().to_pem();
+    let profile = format!(
+        "profiles:\n  s3:\n    image: secure-model-initc:test\n    env:\n      SECURE_MODEL_KEYS: local:{kek}/kek.bin\n      S3_ENDPOINT: \"{hostport}\"\n      S3_USE_HTTPS: \"0\"\n      AWS_DEFAULT_REGION: us-east-1\n      SECURE_MODEL_TRUSTED_KEYS_PEM: |\n{pem_block}    secretEnv:\n      AWS_ACCESS_KEY_ID: {{name: s3-creds, key: id}}\n      AWS_SECRET_ACCESS_KEY: {{name: s3-creds, key: secret}}\n    secretVolumes:\n      - {{name: kek, secretName: model-kek, mountPath: {kek}}}\n",
+        kek = kek_dir.display(),
+        pem_block = pem.lines().map(|l| format!("        {l}\n")).collect::<String>(),
+    );
+    let profiles = Profiles::parse(&profile).unwrap();
+    let dest = shm_dir();
+    let dest_path = dest.path().join("model");
+    let pod = vllm_pod(json!({
+        "secure-model.io/source": "secure+s3://models/tiny/v1",
+        "secure-model.io/destination": dest_path.display().to_string(),
+    }));
+    let (ops, _) = patch_for(&pod, &profiles, Scope::Pod).unwrap().unwrap();
+    let pod = apply(&pod, &ops);
+    let spec = &pod["spec"];
+    assert_guarantees(spec, &dest_path.display().to_string());
+
+    // The kubelet's part, by the pod spec: the Secret volume at its mount path, the
+    // memory-backed emptyDir (tmpfs under /dev/shm) at the destination, the env resolved.
+    let ic = &spec["initContainers"][0];
+    let kek_mount = ic["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "kek")
+        .unwrap();
+    assert_eq!(kek_mount["readOnly"], true);
+    assert_eq!(kek_mount["mountPath"], kek_dir.display().to_string());
+    let secret_volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "kek")
+        .unwrap();
+    assert_eq!(secret_volume["secret"]["secretName"], "model-kek");
+    std::fs::create_dir_all(&kek_dir).unwrap();
+    std::fs::write(kek_dir.join("kek.bin"), kek.expose_secret()).unwrap();
+    std::fs::create_dir_all(&dest_path).unwrap();
+    let secrets = BTreeMap::from([(
+        "s3-creds",
+        BTreeMap::from([("id", "S3RVER"), ("secret", "S3RVER")]),
+    )]);
+    let env = container_env(ic, &secrets);
+    let args: Vec<String> = ic["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ic.get("command").is_none(),
+        "the image's entrypoint is the binary"
+    );
+
+    let out = Command::new(workspace_bin("secure-model-initc"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "secure-model-initc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        walk(&dest_path),
+        walk(&example_model()),
+        "the decrypted model"
+    );
+    assert!(Path::new(&dest_path).starts_with("/dev/shm"));
+}
