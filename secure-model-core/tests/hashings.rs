@@ -396,3 +396,76 @@ proptest! {
         prop_assert_eq!(pull_in_memory(m.path(), h, range, ahead), data);
     }
 }
+
+/// The known answers of FORMAT.md §4.4.1 (computed with Python `hashlib` and `blake3`), through
+/// pack: resources, algorithm labels and subject digest.
+#[tokio::test]
+async fn known_answers() {
+    let data: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let m = tempfile::tempdir().unwrap();
+    common::write_model(m.path(), &[("w.bin", data)]);
+    let cases: [(Hashing, &str, &[&str], &str); 5] = [
+        (
+            Hashing::files(HashAlgorithm::Sha256),
+            "sha256",
+            &["a75c5b146f3ad9d2e6e54652e71eb6a1d206ffb1348bed2c2f43b51ddaac0f88"],
+            "",
+        ),
+        (
+            Hashing::files(HashAlgorithm::Blake2b),
+            "blake2b",
+            &["8ad9bb0bb5bbeb2579f5ac2c19e6264279810caff02f373168d401c7d09937bff7d4d91a73a4e7fdf8366badae2c824007b11b1ef9a3217668d2945be485bf90"],
+            "",
+        ),
+        (
+            Hashing::files(HashAlgorithm::Blake3),
+            "blake3",
+            &["95e809954ebdd862debeb347d5715c09e73d150cd0704d4bbd834993a730e2ff"],
+            "3fa935810668496047403467fc1c211b6f4786f2ccee6a4208edcff565bf2c2d",
+        ),
+        (
+            Hashing::shards(HashAlgorithm::Sha256, 1000).unwrap(),
+            "sha256-sharded-1000",
+            &[
+                "4e4c294b331f7a2099a379bec34b9f9fc03dc46ab465d998f4d683da53487e6d",
+                "6001f4fd9d6d0187a279decbb936b7e0ea8654ba3bb4624bdfc8b886bd0811d7",
+                "770f036a57ec25ac7fac48514ff52755e76a23bef7e03a53f7fbbf4869e3ba9f",
+            ],
+            "1f207dadd9702b414ac3b23af863b4201701fd7b9165ca515816f5a4d64d4cf1",
+        ),
+        (
+            Hashing::shards(HashAlgorithm::Blake2b, 1000).unwrap(),
+            "blake2b-sharded-1000",
+            &[
+                "c11e1c0340bd7e5a1b275f1230c962fad215ecb1391486e74e31b960a2f2996381a5fad092da06841d5f26e38f6ecfeaf441acbcd1c2de61aef121e7927175f5",
+                "f063cc251df2d878435701a3d438146c09d864408bacbe8389be06ae8026dc2ce60b69eb7676b4717a35b381f96b6745f5a18e4a57eb471b94f40f88306ccbf7",
+                "80a2e2bae53c3b3f9ad744c70a2f3b1d21c6b26c93eb467b9e88b0c7d466f0713a742fbace8dddcf5ec0a4f679d406702ceaffa65fa0d6439d7d52a82cbab56d",
+            ],
+            "f42bc41c79bcc7aaaaa05fc9b43bc84909f82c764c9a035040f379af79128de1",
+        ),
+    ];
+    for (h, label, digests, subject) in cases {
+        let f = common::packed(m.path(), opts(h)).await;
+        let st = parse_unverified(
+            &std::fs::read(f.pkg_dir.join("manifest.sig")).unwrap(),
+            &Limits::default(),
+        )
+        .unwrap()
+        .statement()
+        .clone();
+        let res = &st.predicate.resources;
+        let got: Vec<&str> = res.iter().map(|r| r.digest.as_str()).collect();
+        assert_eq!(got, digests, "{label}");
+        assert!(res.iter().all(|r| r.algorithm == label), "{label}");
+        if h.shard_size().is_some() {
+            let names: Vec<&str> = res.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(
+                names,
+                ["w.bin:0:1000", "w.bin:1000:2000", "w.bin:2000:2500"]
+            );
+        }
+        if !subject.is_empty() {
+            assert_eq!(st.subject[0].digest.sha256, subject, "{label}");
+        }
+    }
+}
