@@ -75,7 +75,10 @@ fn xml_element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 
 /// `text` on one line: an embedded XML error document (S3, Azure: `<Error><Code>…</Code>
 /// <Message>…</Message>…</Error>`) is replaced by `Code: Message`, any other XML body is
-/// dropped, and runs of whitespace (line breaks included) become one space.
+/// dropped, runs of whitespace (line breaks included) become one space, and any other control
+/// character becomes `?`. Messages carry text from untrusted documents and servers (a JSON
+/// field name, a version string, a server's detail): none of it may drive a terminal or forge
+/// a log line.
 pub fn one_line(text: &str) -> String {
     let xml_start = text.find("<?xml").or_else(|| text.find("<Error>"));
     let condensed = match xml_start {
@@ -97,7 +100,13 @@ pub fn one_line(text: &str) -> String {
         }
         None => text.to_string(),
     };
-    condensed.split_whitespace().collect::<Vec<_>>().join(" ")
+    condensed
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -112,6 +121,12 @@ mod tests {
             "Error performing GET http://127.0.0.1:9/b/manifest.sig in 2ms - Server returned non-2xx status code: 403 Forbidden: InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records."
         );
         assert_eq!(one_line("a\n  b\tc"), "a b c");
+        // Terminal escapes and other control characters from untrusted text (found by the
+        // keys_file fuzz target in a serde "unknown field" message).
+        assert_eq!(
+            one_line("unknown field `w\u{1b}[2J\u{7}\u{9b}x`"),
+            "unknown field `w?[2J??x`"
+        );
         assert_eq!(
             one_line("x: <?xml version=\"1.0\"?><Nope/>"),
             "x: (XML error body)"

@@ -1,5 +1,6 @@
 //! Test seams, compiled only with the `test-support` feature: the configfs-tsm emulation, the
-//! KBS error-body mapping and the AWS SDK this crate was built with. For this workspace's
+//! KBS error-body mapping, the AWS SDK this crate was built with, and the KBS/CDH response
+//! parsers the fuzz targets drive ([`parsers`]). For this workspace's
 //! integration tests and for embedders' own tests; a production build never enables it (the
 //! binaries do not), so none of this is reachable there.
 
@@ -32,3 +33,63 @@ pub fn kbs_server_error(stage: &'static str, status: u16, body: &[u8]) -> KbsErr
 /// [`crate::keys::AwsKmsKeyProvider::with_client`] in tests against a local KMS.
 #[cfg(feature = "aws-kms")]
 pub use aws_sdk_kms;
+
+/// The parsers of untrusted bytes that have no public entry point of their own (they run
+/// inside the KBS and CDH clients' HTTP exchanges), each exactly as the client calls it: for
+/// the fuzz targets (`fuzz/`, harnesses in `secure-model-fuzz`) and the bounded-allocation
+/// tests. Everything else those targets parse goes through the public API.
+pub mod parsers {
+    use zeroize::Zeroizing;
+
+    use crate::crypto::Kek;
+    use crate::keys::cdh::CdhError;
+    use crate::keys::kbs::{KbsError, TeeKeyPair};
+
+    /// The nonce of a KBS `auth` response body.
+    ///
+    /// # Errors
+    /// [`KbsError::Protocol`] for anything but a challenge with a 1..=1024 character nonce.
+    pub fn kbs_challenge(body: &[u8]) -> Result<String, KbsError> {
+        crate::keys::kbs::parse_challenge(body)
+    }
+
+    /// The token of a KBS `attest` response body.
+    ///
+    /// # Errors
+    /// [`KbsError::Protocol`] for anything but `{"token": ...}`.
+    pub fn kbs_token(body: &[u8]) -> Result<Zeroizing<String>, KbsError> {
+        crate::keys::kbs::parse_token(body)
+    }
+
+    /// The plaintext of a KBS `resource` response body (a flattened JWE) under `key`.
+    ///
+    /// # Errors
+    /// [`KbsError::ResponseJwe`] for a malformed or refused JWE, the opaque
+    /// [`KbsError::DecryptionFailed`] for one that does not decrypt.
+    pub fn kbs_resource(body: &[u8], key: &TeeKeyPair) -> Result<Zeroizing<Vec<u8>>, KbsError> {
+        crate::keys::kbs::open_resource(body, key)
+    }
+
+    /// The session cookie the KBS client takes from an `auth` response's headers.
+    pub fn kbs_session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+        crate::keys::kbs::session_cookie(headers)
+    }
+
+    /// A CDH response with HTTP `status` and `body`, as the CDH client maps it.
+    ///
+    /// # Errors
+    /// [`CdhError::Status`] for a status other than 2xx.
+    pub fn cdh_response(
+        resource: &str,
+        status: u16,
+        body: Vec<u8>,
+    ) -> Result<Zeroizing<Vec<u8>>, CdhError> {
+        crate::keys::cdh::response(resource.to_owned(), status, Zeroizing::new(body))
+    }
+
+    /// A KEK read from released resource bytes (32 raw bytes, 64 hex or 44 base64
+    /// characters), as the `kbs` recipient and the `local` key file read it.
+    pub fn kek_from_bytes(bytes: &[u8]) -> Option<Kek> {
+        crate::keys::parse_kek(bytes)
+    }
+}

@@ -17,30 +17,12 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use secure_model_testkit::repo;
+use secure_model_testkit::{repo, static_binary as build_static};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const UID: u32 = 65532;
-
-/// Builds with the Dockerfile's script into its own target directory (a nested cargo must
-/// not wait on the lock of the cargo running this test).
-fn build_static() -> PathBuf {
-    let target = repo().join("target/static");
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/build-static.sh"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scripts/build-static.sh failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(path.lines().last().unwrap().trim())
-}
 
 /// (has PT_INTERP, DT_NEEDED entries) of an ELF file.
 fn elf_linkage(data: &[u8]) -> (bool, Vec<String>) {

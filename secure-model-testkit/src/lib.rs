@@ -2,9 +2,10 @@
 //!
 //! What the tests of every secure-model crate share, so none of it is written twice: the
 //! repository's paths, memory-backed scratch directories, the Python venv of reference
-//! implementations (`scripts/setup-python.sh`), Kubernetes and KServe schemas ([`k8s`]), real servers started on 127.0.0.1 and stopped
-//! by PID when their guard drops ([`servers`]), and the in-repo Trustee-KBS/CDH test peer
-//! ([`kbs`]). Test code: it panics on setup failures so a broken environment fails loudly.
+//! implementations (`scripts/setup-python.sh`), Kubernetes and KServe schemas ([`k8s`]), real
+//! servers started on 127.0.0.1 and stopped by PID when their guard drops ([`servers`]), the
+//! in-repo Trustee-KBS/CDH test peer ([`kbs`]), and TEE-shaped evidence blobs ([`evidence`]).
+//! Test code: it panics on setup failures so a broken environment fails loudly.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod evidence;
 pub mod k8s;
 pub mod kbs;
 pub mod servers;
@@ -42,6 +44,25 @@ pub fn example_model() -> PathBuf {
 pub fn shared() -> Option<PathBuf> {
     let p = repo().join("../shared");
     p.is_dir().then_some(p)
+}
+
+/// Builds the container image's binary exactly as the Dockerfile does
+/// (`scripts/build-static.sh`: musl, static, release) into `target/static` (its own target
+/// directory: a nested cargo must not wait on the lock of the cargo running the test) and
+/// returns its path. A second call is a no-op build.
+pub fn static_binary() -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/build-static.sh"))
+        .env("CARGO_TARGET_DIR", repo().join("target/static"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/build-static.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(path.lines().last().unwrap().trim())
 }
 
 /// A memory-backed temporary directory (tmpfs at /dev/shm).

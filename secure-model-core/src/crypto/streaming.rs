@@ -290,7 +290,14 @@ impl SegmentOpener {
         let pt = self
             .key
             .key
-            .open_in_place(self.key.nonce(index, last)?, Aad::empty(), buf)
+            .open_in_place(
+                // An index past the 32-bit counter is one more way not to authenticate.
+                self.key
+                    .nonce(index, last)
+                    .map_err(|_| CryptoError::Authentication)?,
+                Aad::empty(),
+                buf,
+            )
             .map_err(|_| CryptoError::Authentication)?;
         Ok(pt.len())
     }

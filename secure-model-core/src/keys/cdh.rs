@@ -131,6 +131,13 @@ impl CdhClient {
                 source,
             })?;
         let status = resp.status();
+        // A declared length over the cap is refused before anything is read or allocated.
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_RESOURCE as u64)
+        {
+            return Err(CdhError::TooLarge { resource });
+        }
         let mut body = Zeroizing::new(Vec::new());
         while let Some(chunk) = resp.chunk().await.map_err(|source| CdhError::Http {
             resource: resource.clone(),
@@ -141,16 +148,26 @@ impl CdhClient {
             }
             body.extend_from_slice(&chunk);
         }
-        if !status.is_success() {
-            return Err(CdhError::Status {
-                resource,
-                status: status.as_u16(),
-                detail: sanitize(
-                    &String::from_utf8_lossy(body.get(..300).unwrap_or(&body)),
-                    300,
-                ),
-            });
-        }
-        Ok(body)
+        response(resource, status.as_u16(), body)
     }
+}
+
+/// A CDH response: the body of a 2xx status is the resource, any other status is a refusal
+/// whose body (server text) is shown sanitized and cut at 300 characters.
+pub(crate) fn response(
+    resource: String,
+    status: u16,
+    body: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, CdhError> {
+    if !(200..300).contains(&status) {
+        return Err(CdhError::Status {
+            resource,
+            status,
+            detail: sanitize(
+                &String::from_utf8_lossy(body.get(..300).unwrap_or(&body)),
+                300,
+            ),
+        });
+    }
+    Ok(body)
 }

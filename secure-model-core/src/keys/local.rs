@@ -75,7 +75,7 @@ pub(super) fn read_kek_file(path: &std::path::Path) -> Result<Kek, KeyError> {
 }
 
 /// Parses KEK bytes: 32 raw bytes, 64 hex or 44 base64 characters (trailing newline allowed).
-pub(super) fn parse_kek(bytes: &[u8]) -> Option<Kek> {
+pub(crate) fn parse_kek(bytes: &[u8]) -> Option<Kek> {
     if bytes.len() == 32 {
         return Kek::from_slice(bytes).ok();
     }

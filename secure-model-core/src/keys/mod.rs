@@ -26,6 +26,8 @@ use async_trait::async_trait;
 pub use aws_kms::AwsKmsKeyProvider;
 pub use broker::{probe_kbs, BrokeredResource, KbsSettings, ResourceBroker};
 pub use kbs_recipient::{KbsKeyProvider, KBS};
+#[cfg(feature = "test-support")]
+pub(crate) use local::parse_kek;
 pub use local::LocalKeyProvider;
 pub use resource::ResourcePath;
 pub use unlock::{unlock_dek, Commitment, UnlockError, UnlockFailure, UnlockedKey};

@@ -280,8 +280,10 @@ pub(crate) fn server_error(stage: &'static str, status: u16, body: &[u8]) -> Kbs
     }
 }
 
-fn session_cookie(resp: &reqwest::Response) -> Option<String> {
-    resp.headers()
+/// The `kbs-session-id` value of a response's `Set-Cookie` headers (server-chosen text, so
+/// bounded and printable only).
+pub(crate) fn session_cookie(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -292,6 +294,42 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
         .filter(|v| {
             !v.is_empty() && v.len() <= 512 && v.bytes().all(|b| b.is_ascii_graphic() && b != b';')
         })
+}
+
+/// The nonce of an `auth` response body (`{"nonce", "extra-params"}`): non-empty, at most
+/// 1024 characters.
+pub(crate) fn parse_challenge(body: &[u8]) -> Result<String, KbsError> {
+    let challenge: kbs_types::Challenge =
+        serde_json::from_slice(body).map_err(|_| KbsError::Protocol {
+            reason: "auth response is not a challenge {nonce, extra-params}".into(),
+        })?;
+    if challenge.nonce.is_empty() || challenge.nonce.len() > 1024 {
+        return Err(KbsError::Protocol {
+            reason: "challenge nonce is empty or longer than 1024 characters".into(),
+        });
+    }
+    Ok(challenge.nonce)
+}
+
+/// The token of an `attest` response body (`{"token": ...}`).
+pub(crate) fn parse_token(body: &[u8]) -> Result<Zeroizing<String>, KbsError> {
+    #[derive(serde::Deserialize)]
+    struct TokenResponse {
+        token: String,
+    }
+    let t: TokenResponse = serde_json::from_slice(body).map_err(|_| KbsError::Protocol {
+        reason: "attest response is not {\"token\": ...}".into(),
+    })?;
+    Ok(Zeroizing::new(t.token))
+}
+
+/// The plaintext of a `resource` response body: a flattened JWE decrypted with the TEE key.
+pub(crate) fn open_resource(body: &[u8], key: &TeeKeyPair) -> Result<Zeroizing<Vec<u8>>, KbsError> {
+    let jwe = Jwe::parse_flattened(body).map_err(KbsError::ResponseJwe)?;
+    key.decrypt(&jwe).map_err(|e| match e {
+        JweError::DecryptionFailed => KbsError::DecryptionFailed,
+        other => KbsError::ResponseJwe(other),
+    })
 }
 
 impl KbsClient {
@@ -344,9 +382,7 @@ impl KbsClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bytes = read_capped(resp, "auth", MAX_SMALL_BODY).await?;
-        serde_json::from_slice::<kbs_types::Challenge>(&bytes).map_err(|_| KbsError::Protocol {
-            reason: "auth response is not a challenge {nonce, extra-params}".into(),
-        })?;
+        parse_challenge(&bytes)?;
         Ok(AuthProbe { server_date })
     }
 
@@ -361,20 +397,11 @@ impl KbsClient {
         let (resp, _) = self
             .send("auth", self.http.post(url).json(&body), MAX_SMALL_BODY)
             .await?;
-        let cookie = session_cookie(&resp).ok_or(KbsError::Protocol {
+        let cookie = session_cookie(resp.headers()).ok_or(KbsError::Protocol {
             reason: format!("auth response has no {SESSION_COOKIE} cookie"),
         })?;
         let bytes = read_capped(resp, "auth", MAX_SMALL_BODY).await?;
-        let challenge: kbs_types::Challenge =
-            serde_json::from_slice(&bytes).map_err(|_| KbsError::Protocol {
-                reason: "auth response is not a challenge {nonce, extra-params}".into(),
-            })?;
-        if challenge.nonce.is_empty() || challenge.nonce.len() > 1024 {
-            return Err(KbsError::Protocol {
-                reason: "challenge nonce is empty or longer than 1024 characters".into(),
-            });
-        }
-        Ok((challenge.nonce, cookie))
+        Ok((parse_challenge(&bytes)?, cookie))
     }
 
     /// `POST /kbs/v0/attest`: returns the attestation token.
@@ -410,14 +437,7 @@ impl KbsClient {
             .json(&body);
         let (resp, _) = self.send("attest", req, MAX_TOKEN_BODY).await?;
         let bytes = Zeroizing::new(read_capped(resp, "attest", MAX_TOKEN_BODY).await?);
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: String,
-        }
-        let t: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| KbsError::Protocol {
-            reason: "attest response is not {\"token\": ...}".into(),
-        })?;
-        Ok(Zeroizing::new(t.token))
+        parse_token(&bytes)
     }
 
     async fn fetch(
@@ -436,11 +456,7 @@ impl KbsClient {
         };
         let (resp, _) = self.send("resource", req, MAX_RESOURCE_BODY).await?;
         let body = read_capped(resp, "resource", MAX_RESOURCE_BODY).await?;
-        let jwe = Jwe::parse_flattened(&body).map_err(KbsError::ResponseJwe)?;
-        key.decrypt(&jwe).map_err(|e| match e {
-            JweError::DecryptionFailed => KbsError::DecryptionFailed,
-            other => KbsError::ResponseJwe(other),
-        })
+        open_resource(&body, key)
     }
 
     /// Fetches one resource: attests (background check) or presents the passport token, then

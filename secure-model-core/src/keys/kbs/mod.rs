@@ -8,7 +8,9 @@ mod client;
 
 pub use binding::{canonical_json, report_data, runtime_data_json, TeeKeyKind, TeeKeyPair};
 #[cfg(feature = "test-support")]
-pub(crate) use client::server_error;
+pub(crate) use client::{
+    open_resource, parse_challenge, parse_token, server_error, session_cookie,
+};
 pub use client::{AuthProbe, KbsClient, KbsClientBuilder, Passport, RCAR_VERSION, SESSION_COOKIE};
 
 use super::resource::{sanitize, InvalidResourcePath};

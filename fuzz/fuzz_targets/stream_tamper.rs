@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| secure_model_fuzz::targets::stream_tamper(data));
