@@ -408,7 +408,7 @@ pub const READ_AHEAD: Setting = s(
     "SECURE_MODEL_READ_AHEAD",
     Some("--read-ahead"),
     TUNING,
-    "8",
+    "32",
     Group::Transfer,
     BOTH,
     "most ranged GETs in flight per file (a cap: the number in flight adapts to the store)",

@@ -81,7 +81,7 @@ async fn relay(client: TcpStream, upstream: &str, rate: f64, delay: Duration) ->
             if let Ok(mut a) = asked_up.lock() {
                 a.get_or_insert_with(Instant::now);
             }
-            sw.write_all(&buf[..n]).await?;
+            sw.write_all(buf.get(..n).unwrap_or_default()).await?;
         }
     });
     let mut buf = vec![0u8; QUANTUM];
@@ -98,7 +98,7 @@ async fn relay(client: TcpStream, upstream: &str, rate: f64, delay: Duration) ->
         }
         next = next.max(Instant::now()) + Duration::from_secs_f64(n as f64 / rate);
         tokio::time::sleep_until(next).await;
-        cw.write_all(&buf[..n]).await?;
+        cw.write_all(buf.get(..n).unwrap_or_default()).await?;
     }
     up.abort();
     Ok(())

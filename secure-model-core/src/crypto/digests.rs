@@ -129,7 +129,7 @@ pub struct Hasher(Inner);
 
 #[derive(Clone)]
 enum Inner {
-    Sha256(ring::digest::Context),
+    Sha256(Box<ring::digest::Context>),
     Blake2b(Box<blake2::Blake2b512>),
     Blake3(Box<blake3::Hasher>),
 }
@@ -145,7 +145,7 @@ impl Hasher {
     pub fn new(algorithm: HashAlgorithm) -> Self {
         Self(match algorithm {
             HashAlgorithm::Sha256 => {
-                Inner::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+                Inner::Sha256(Box::new(ring::digest::Context::new(&ring::digest::SHA256)))
             }
             HashAlgorithm::Blake2b => Inner::Blake2b(Box::default()),
             HashAlgorithm::Blake3 => Inner::Blake3(Box::default()),

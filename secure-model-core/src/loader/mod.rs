@@ -189,7 +189,7 @@ impl Default for LoadOptions {
         Self {
             pinned_manifest_digest: None,
             range_segments: 8,
-            read_ahead: 8,
+            read_ahead: 32,
             file_concurrency: 4,
             range_attempts: 4,
             buffer_bytes: 32 << 20,

@@ -56,7 +56,7 @@ impl FileDigests {
     /// `files` mode, the shards `[k·Z, min((k+1)·Z, size))` in `shards` mode.
     pub fn units(&self, size: u64) -> Vec<Range<u64>> {
         match self.hashing.shard_size() {
-            None => vec![0..size],
+            None => std::iter::once(0..size).collect(),
             Some(z) => (0..size.div_ceil(z))
                 .map(|k| k * z..((k + 1) * z).min(size))
                 .collect(),
