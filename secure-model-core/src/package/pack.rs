@@ -513,20 +513,30 @@ fn statement(
             serialization: opts
                 .hashing
                 .to_serialization(DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect()),
-            encryption: Some(EncryptionSection {
-                format: ENCRYPTION_FORMAT.into(),
-                model_id: model_id.to_string(),
-                aead: Aead {
-                    scheme: Aead::SCHEME.into(),
-                    hkdf_hash: "SHA256".into(),
-                    derived_key_size: 32,
-                    ciphertext_segment_size: params.segment_size(),
-                },
-                dek_commitment: hex::encode(dek_commitment(dek, model_id)),
-                files: enc_files,
-            }),
+            encryption: Some(encryption_section(enc_files, model_id, dek, params)),
         },
     })
+}
+
+/// Our `predicate.secure_model` section for `files`.
+fn encryption_section(
+    files: Vec<EncryptedFile>,
+    model_id: &str,
+    dek: &DataKey,
+    params: StreamParams,
+) -> EncryptionSection {
+    EncryptionSection {
+        format: ENCRYPTION_FORMAT.into(),
+        model_id: model_id.to_string(),
+        aead: Aead {
+            scheme: Aead::SCHEME.into(),
+            hkdf_hash: "SHA256".into(),
+            derived_key_size: 32,
+            ciphertext_segment_size: params.segment_size(),
+        },
+        dek_commitment: hex::encode(dek_commitment(dek, model_id)),
+        files,
+    }
 }
 
 /// Wraps the DEK for every recipient and writes `keys.json`, then the signed manifest last (a

@@ -395,19 +395,7 @@ pub(super) fn package_files(
     params: StreamParams,
     limits: &Limits,
 ) -> Result<Vec<FileEntry>, FormatError> {
-    if enc_files.is_empty() {
-        return Err(invalid(
-            "resources",
-            "a package must contain at least one file",
-        ));
-    }
-    if enc_files.len() as u64 > limits.max_files {
-        return Err(FormatError::LimitExceeded {
-            what: "file count",
-            actual: enc_files.len() as u64,
-            limit: limits.max_files,
-        });
-    }
+    check_file_count(enc_files, limits)?;
     let mut signed = signed.into_iter().peekable();
     let mut files: Vec<FileEntry> = Vec::with_capacity(enc_files.len());
     let mut total: u64 = 0;
@@ -449,6 +437,24 @@ pub(super) fn package_files(
         ));
     }
     Ok(files)
+}
+
+/// At least one file, at most `max_files`.
+fn check_file_count(enc_files: &[EncryptedFile], limits: &Limits) -> Result<(), FormatError> {
+    if enc_files.is_empty() {
+        return Err(invalid(
+            "resources",
+            "a package must contain at least one file",
+        ));
+    }
+    if enc_files.len() as u64 > limits.max_files {
+        return Err(FormatError::LimitExceeded {
+            what: "file count",
+            actual: enc_files.len() as u64,
+            limit: limits.max_files,
+        });
+    }
+    Ok(())
 }
 
 fn check_sizes(
