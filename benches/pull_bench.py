@@ -35,6 +35,9 @@ from pathlib import Path
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "bench"
+# pull's defaults (--range-segments, --read-ahead, --file-concurrency): caps of the adaptive
+# in-flight limit.
+DEFAULT_TUNING = (8, 32, 4)
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -517,6 +520,11 @@ http {{
                            "--trusted-key", self.pk, "--key", f"local:{self.kek}", "--json"]
                 elif row == "3":
                     cmd = [self.py, "-c", KSERVE_DOWNLOAD, f"s3://{BUCKET}/{tag}/plain", out]
+                elif row == "r":
+                    cmd = ["rclone", "copy", f":s3:{BUCKET}/{tag}/plain", out, "--s3-provider",
+                           "Other", "--s3-endpoint", self.env["AWS_ENDPOINT_URL"],
+                           "--s3-access-key-id", "S3RVER", "--s3-secret-access-key", "S3RVER",
+                           "--s3-region", "us-east-1", "--config", "/dev/null"]
                 elif row == "4":
                     jwe_file, cdh = jwe
                     out.mkdir(parents=True)
@@ -531,7 +539,11 @@ http {{
                         raise RuntimeError(f"kserve-decrypt wrote {got} bytes")
                     m.bytes = self.jwe_bytes
                 else:
-                    m = measure(cmd, self.env, self.servers)
+                    env = self.env
+                    if row == "r":
+                        # rclone cannot combine AWS_CA_BUNDLE with its own HTTP transport.
+                        env = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}
+                    m = measure(cmd, env, self.servers)
                     m.bytes = size
                     if r == 0:
                         self.check_copy(model, out, row)
@@ -540,9 +552,40 @@ http {{
                     f"cpu {m.cpu:.2f}s rss {m.rss_mib:.0f} MiB")
                 shutil.rmtree(out, ignore_errors=True)
 
+    def run_wan(self, rounds):
+        """The WAN-like store: benches/src/bin/wan_proxy in front of s3rver paces every
+        connection to --wan-rate-mib with no burst and delays each response's first byte by
+        --wan-first-byte-ms (the kernel here has no netem)."""
+        a = self.a
+        model, _ = ensure_model(self.cache, a.wan_mib)
+        tag = f"w{a.wan_mib}"
+        self.uploads(tag, model, 1)
+        port = self.endpoint.rsplit(":", 1)[1]
+        p = self.c.proc(subprocess.Popen(
+            [self.bin / "wan_proxy", "--upstream", f"127.0.0.1:{port}", "--rate-mib",
+             str(a.wan_rate_mib), "--first-byte-ms", str(a.wan_first_byte_ms)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True))
+        wport = int(p.stdout.readline())
+        wait_port(wport, p, "wan_proxy")
+        self.servers.append(p)
+        self.meta.setdefault("server", []).append(
+            f"WAN-like store (tag {tag}): wan_proxy on 127.0.0.1:{wport} in front of s3rver, "
+            f"{a.wan_rate_mib} MiB/s per connection (no burst), {a.wan_first_byte_ms} ms first byte")
+        direct = self.env
+        self.env = dict(direct, AWS_ENDPOINT_URL=f"http://127.0.0.1:{wport}")
+        rows = ["1a", "2", "3"] + (["r"] if shutil.which("rclone") else [])
+        if a.skip_kserve:
+            rows.remove("3")
+        log(f"WAN-like download rounds at {a.wan_mib} MiB: rows {rows}")
+        try:
+            self.downloads(tag, model, rounds, rows)
+        finally:
+            self.env = direct
+            s3_delete_prefix(self.s3, f"{tag}/")
+
     def run_sweep(self, tag, model, rounds):
         size = sum(p.stat().st_size for p in model_files(model))
-        configs = [(4, 4, 2), (1, 8, 2), (2, 4, 2), (8, 4, 2), (16, 2, 2), (4, 1, 2),
+        configs = [DEFAULT_TUNING, (4, 4, 2), (1, 8, 2), (2, 4, 2), (8, 4, 2), (16, 2, 2), (4, 1, 2),
                    (4, 2, 2), (4, 8, 2), (4, 4, 1), (4, 4, 4)]
         if self.a.smoke:
             configs = configs[:2]
@@ -619,6 +662,9 @@ http {{
         log(f"download rounds at {a.size_mib} MiB: rows {rows}")
         self.downloads(tag, model, a.rounds, rows, jwe)
 
+        if a.wan_mib:
+            self.run_wan(a.rounds)
+
         if a.sweep_rounds:
             log("concurrency sweep of secure-model pull")
             self.run_sweep(tag, model, a.sweep_rounds)
@@ -646,6 +692,7 @@ http {{
             ("1h", "plain_get, ranged GETs, from nginx over HTTP (no crypto)"),
             ("2h", "secure-model pull from nginx over HTTP (same package)"),
             ("3", "KServe Storage.download, plain model, defaults (boto3)"),
+            ("r", "rclone copy, plain model, defaults"),
             ("4", "KServe kserve-decrypt, one JWE file (A256KW+A256GCM), CDH stand-in"),
             ("5a", "plain upload (plain_put: same client, multipart 16 MiB)"),
             ("5b", "secure-model pack to s3:// (encrypt, sign, upload)"),
@@ -706,10 +753,12 @@ http {{
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         order = {r: i for i, (r, _) in enumerate(rows_def)}
         desc = dict(rows_def)
-        for key in sorted(sizes, key=lambda k: (int(k.split(":")[1][1:]), order[k.split(":")[0]])):
+        for key in sorted(sizes, key=lambda k: (k.split(":")[1][0], int(k.split(":")[1][1:]),
+                                                order[k.split(":")[0]])):
             row, tag = key.split(":")
             s = sizes[key]
-            L.append(f"| ({row}) | {desc[row]} | {s['bytes'] / MiB:.0f} MiB | {s['n']} | "
+            where = " WAN" if tag.startswith("w") else ""
+            L.append(f"| ({row}) | {desc[row]} | {s['bytes'] / MiB:.0f} MiB{where} | {s['n']} | "
                      f"{s['wmin']:.2f} | {s['wmed']:.2f} | {s['tmed']:.0f} | {s['tbest']:.0f} | "
                      f"{s['cpu']:.2f} | {s['rss']:.1f} | {s['pss']:.1f} | {s['srv']:.2f} |")
         L.append("")
@@ -760,6 +809,18 @@ http {{
                      big["rss"] <= 64)
                 L.append(f"| (2) RSS {a.big_mib} MiB / {a.size_mib} MiB | "
                          f"{big['rss'] / r1:.2f}x | ~1x (independent of size) | |")
+        w = lambda r: sizes.get(f"{r}:w{a.wan_mib}")
+        if w("2"):
+            if w("3"):
+                v = w("2")["tmed"] / w("3")["tmed"]
+                line("WAN (2)/(3) throughput, pull vs KServe", f"{v:.2f}x", ">= 2x", v >= 2)
+            if w("r"):
+                v = w("2")["tmed"] / w("r")["tmed"]
+                line("WAN (2)/(r) throughput, pull vs rclone", f"{v:.2f}x", ">= 3x", v >= 3)
+            if w("1a"):
+                v = w("2")["tmed"] / w("1a")["tmed"]
+                L.append(f"| WAN (2)/(1a) throughput (plain, pull's request shape) | {v:.2f}x | info | |")
+            line("WAN (2) peak RSS", f"{w('2')['rss']:.1f} MiB", "<= 64 MiB", w("2")["rss"] <= 64)
         if g("5a") and g("5b"):
             v = g("5b")["wmed"] / g("5a")["wmed"]
             L.append(f"| (5b)/(5a) pack / plain upload wall time | {v:.2f}x | info | |")
@@ -768,19 +829,20 @@ http {{
         if self.sweep:
             L.append("## secure-model pull concurrency sweep\n")
             L.append(f"Model {a.size_mib} MiB, {a.sweep_rounds} rounds per setting, interleaved. "
-                     "In-flight ciphertext is about file-concurrency x read-ahead x range MiB.\n")
+                     "The settings are caps of the adaptive in-flight limit; in-flight "
+                     "ciphertext is bounded by --buffer-mib (32 MiB).\n")
             L.append("| --range-segments (MiB) | --read-ahead | --file-concurrency | MiB/s median | "
                      "MiB/s best | CPU s median | peak RSS MiB |")
             L.append("|---|---|---|---|---|---|---|")
             best = None
             for c, ms in self.sweep:
                 s = stats(ms)
-                tag_ = " (default)" if c == (4, 4, 2) else ""
+                tag_ = " (default)" if c == DEFAULT_TUNING else ""
                 L.append(f"| {c[0]}{tag_} | {c[1]} | {c[2]} | {s['tmed']:.0f} | {s['tbest']:.0f} | "
                          f"{s['cpu']:.2f} | {s['rss']:.1f} |")
                 if best is None or s["tmed"] > best[1]["tmed"]:
                     best = (c, s)
-            d = stats(dict(self.sweep)[(4, 4, 2)])
+            d = stats(dict(self.sweep)[DEFAULT_TUNING])
             L.append("")
             L.append(f"Best: range {best[0][0]} MiB, read-ahead {best[0][1]}, file-concurrency "
                      f"{best[0][2]}: {best[1]['tmed']:.0f} MiB/s median (default: "
@@ -807,6 +869,9 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--big-mib", type=int, default=4096, help="RSS check size; 0 to skip")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--wan-mib", type=int, default=512, help="WAN-like store model; 0 to skip")
+    ap.add_argument("--wan-rate-mib", type=float, default=32.0, help="per-connection pace")
+    ap.add_argument("--wan-first-byte-ms", type=int, default=20)
     ap.add_argument("--sweep-rounds", type=int, default=2, help="0 to skip the sweep")
     ap.add_argument("--jwe-mib", type=int, default=0, help="JWE payload (default: model size)")
     ap.add_argument("--skip-jwe", action="store_true")
@@ -820,6 +885,7 @@ def main():
     if a.smoke:
         a.size_mib, a.rounds, a.sweep_rounds = 64, 1, 1
         a.big_mib = 128 if a.big_mib else 0
+        a.wan_mib = 64 if a.wan_mib else 0
     out = Path(a.out) if a.out else Path(a.work) / ("pull-bench-smoke.md" if a.smoke else "pull-bench.md")
 
     b = Bench(a)

@@ -847,3 +847,71 @@ fn pack_and_pull_with_aws_kms_recipient() {
     ]);
     assert_eq!(code(&r), 3, "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+#[test]
+fn pack_hash_and_shard_size_flags() {
+    let e = Env::new();
+    let kek = format!("local:{}", e.p("keys/kek.bin"));
+    let pack = |pkg: &str, extra: &[&str]| {
+        let mut args = vec![
+            "pack",
+            model().to_str().unwrap(),
+            pkg,
+            "--signing-key",
+            &e.p("keys/signing-key.pem"),
+            "--recipient",
+            &kek,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    for (dir, extra, hash, shard) in [
+        ("p1", &["--hash", "blake3"][..], "blake3", None),
+        (
+            "p2",
+            &["--hash", "blake2b", "--shard-size", "4096"][..],
+            "blake2b",
+            Some(4096),
+        ),
+        ("p3", &["--shard-size", "100"][..], "sha256", Some(100)),
+        // Upstream never shards BLAKE3: neither do we.
+        (
+            "p4",
+            &["--hash", "blake3", "--shard-size", "100"][..],
+            "blake3",
+            None,
+        ),
+    ] {
+        let pkg = e.p(dir);
+        let o = pack(&pkg, extra);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", &pkg, "--json"])).unwrap();
+        assert_eq!(v["hash"], hash, "{extra:?}");
+        assert_eq!(v["shard_size"].as_u64(), shard, "{extra:?}");
+        let dest = shm();
+        let out = dest.path().join("m");
+        ok(&[
+            "pull",
+            &pkg,
+            out.to_str().unwrap(),
+            "--trusted-key",
+            &e.p("keys/signing-key.pub.pem"),
+            "--key",
+            &kek,
+        ]);
+        assert_eq!(tree_bytes(&out), tree_bytes(&model()), "{extra:?}");
+    }
+    let o = pack(&e.p("bad"), &["--shard-size", "0"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--shard-size"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!Path::new(&e.p("bad")).join("manifest.sig").exists());
+    let o = pack(&e.p("bad2"), &["--hash", "md5"]);
+    assert_eq!(code(&o), 2);
+}

@@ -452,6 +452,43 @@ async fn https_with_a_private_ca_and_plain_http_only_by_opt_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_slowdown_halves_the_ranged_gets_in_flight_and_the_pull_completes() {
+    let Some(s3) = servers::s3rver(&["throttled"]) else {
+        return;
+    };
+    let p = Publisher::new();
+    model(&p.model(), true);
+    let direct = s3_env(&s3.endpoint(), "S3RVER", "S3RVER");
+    let store = open_location_with_env("s3://throttled/pkg", true, &direct).unwrap();
+    p.pack_to(store.as_ref()).await;
+    let proxy = FaultProxy::start(s3.port, Faults::SlowDown { every: 2 }).await;
+    let env = s3_env(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        "S3RVER",
+        "S3RVER",
+    );
+    let store = open_location_with_env("s3://throttled/pkg", false, &env).unwrap();
+    let out = shm_dir();
+    let dest = out.path().join("model");
+    // One segment per GET and room for 32 in flight: many requests, many new connections.
+    let r = p
+        .loader()
+        .with_options(LoadOptions::default().range_segments(1).concurrency(4, 8))
+        .pull(store, &dest)
+        .await
+        .unwrap();
+    assert_same_tree(&p.model(), &dest);
+    use std::sync::atomic::Ordering::Relaxed;
+    let injected = proxy.stats.status_503.load(Relaxed) as u64;
+    assert!(injected > 0, "{:?}", proxy.stats);
+    // Every SlowDown answer was seen, retried, and lowered the limit.
+    assert!(r.transfer.throttled > 0, "{:?}", r.transfer);
+    assert!(r.transfer.throttled <= injected, "{:?}", r.transfer);
+    assert!(r.transfer.backoffs > 0, "{:?}", r.transfer);
+    assert!(r.transfer.final_in_flight < 32, "{:?}", r.transfer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_permanent_ones_fail_fast() {
     let p = Publisher::new();
     model(&p.model(), true);

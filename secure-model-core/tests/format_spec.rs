@@ -372,7 +372,7 @@ async fn statement_escapes_upstream_and_ours() {
     let up_text = String::from_utf8(up_payload).unwrap();
     assert!(up_text.contains("h\\u00e9llo.bin") && up_text.contains("\\ud83d\\ude00"));
     let v = verify_model_signature(&bundle, &(&up_trusted).into(), &Limits::default()).unwrap();
-    let names: Vec<&str> = v.resources().iter().map(|(p, _)| p.as_str()).collect();
+    let names: Vec<&str> = v.files().iter().map(|f| f.path()).collect();
     assert_eq!(names, ["dir/\u{1f600}.txt", "h\u{e9}llo.bin"]);
     // Same resources as ours.
     let ours = parse_unverified(
@@ -380,15 +380,15 @@ async fn statement_escapes_upstream_and_ours() {
         &Limits::default(),
     )
     .unwrap();
-    let ours: Vec<(&str, [u8; 32])> = ours
+    let ours: Vec<(&str, &[u8])> = ours
         .files()
         .iter()
-        .map(|e| (e.path(), *e.plaintext_sha256()))
+        .map(|e| (e.path(), e.plaintext_sha256().unwrap()))
         .collect();
-    let theirs: Vec<(&str, [u8; 32])> = v
-        .resources()
+    let theirs: Vec<(&str, &[u8])> = v
+        .files()
         .iter()
-        .map(|(p, d)| (p.as_str(), *d))
+        .map(|f| (f.path(), f.digests().sha256().unwrap()))
         .collect();
     assert_eq!(ours, theirs);
     // A lone surrogate escape is not valid JSON text for a string: refused.

@@ -1,6 +1,8 @@
 //! Live interop with implementations we did not write: Python `tink` (both directions, 4 KiB
 //! and 1 MiB segments, with associated data) and the upstream OpenSSF `model_signing verify`
-//! on a pulled directory. The Python environment comes from `scripts/setup-python.sh`
+//! on a pulled directory, and the upstream `model_signing` Python API for every hash ×
+//! serialization in both directions (its signatures verify with ours; our packages, pulled,
+//! verify with it). The Python environment comes from `scripts/setup-python.sh`
 //! (`SECURE_MODEL_PYTHON`); `scripts/test.sh` and `.ci/run` set it.
 #![allow(
     clippy::unwrap_used,
@@ -14,7 +16,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use secure_model_core::crypto::streaming::{decrypt_all, encrypt_all, StreamParams};
-use secure_model_core::crypto::DataKey;
+use secure_model_core::crypto::{DataKey, HashAlgorithm};
+use secure_model_core::format::{Hashing, Limits};
+use secure_model_core::loader::LoadOptions;
+use secure_model_core::package::check_model_dir;
+use secure_model_core::package::PackOptions;
+use secure_model_core::verify::{
+    verify_model_signature, TrustPolicy, TrustedKeys, VerifiedModelSignature,
+};
 
 mod common;
 
@@ -166,4 +175,157 @@ async fn upstream_model_signing_accepts_the_pulled_directory() {
     std::io::Write::write_all(&mut fh, b" ").unwrap();
     let o = run(&model);
     assert!(!o.status.success(), "upstream accepted a modified file");
+}
+
+/// Every hashing upstream `model_signing` 1.1 produces, as (upstream name, method, ours).
+fn upstream_hashings() -> Vec<(&'static str, &'static str, Hashing)> {
+    let z = SHARD;
+    vec![
+        ("sha256", "files", Hashing::files(HashAlgorithm::Sha256)),
+        ("blake2", "files", Hashing::files(HashAlgorithm::Blake2b)),
+        ("blake3", "files", Hashing::files(HashAlgorithm::Blake3)),
+        (
+            "sha256",
+            "shards",
+            Hashing::shards(HashAlgorithm::Sha256, z).unwrap(),
+        ),
+        (
+            "blake2",
+            "shards",
+            Hashing::shards(HashAlgorithm::Blake2b, z).unwrap(),
+        ),
+        // Upstream (and we) hash blake3 by files even when shards are asked for.
+        ("blake3", "shards", Hashing::files(HashAlgorithm::Blake3)),
+    ]
+}
+
+/// Shard size of the interop models: shard edges fall inside 1 KiB segments.
+const SHARD: u64 = 1000;
+
+/// A model whose files end before, at and after shard edges, plus an empty file.
+fn shard_model(dir: &std::path::Path) {
+    common::write_model(
+        dir,
+        &[
+            ("a.bin", common::bytes(1, 5000)),
+            ("b/c.bin", common::bytes(2, 2999)),
+            ("b/d.txt", b"x".to_vec()),
+            ("empty", Vec::new()),
+        ],
+    );
+}
+
+/// Our digests of `dir`'s files under the signature's hashing equal the signed ones.
+fn matches_directory(v: &VerifiedModelSignature, dir: &std::path::Path) -> bool {
+    v.files().iter().all(|f| {
+        let data = std::fs::read(dir.join(f.path())).unwrap();
+        let mut h = v.hashing().file_hasher();
+        h.update(&data);
+        let size_ok = f.size().is_none_or(|s| s == data.len() as u64);
+        size_ok && h.finish() == f.digests().digests()
+    })
+}
+
+#[test]
+fn upstream_api_signatures_of_every_hashing_verify_with_ours() {
+    let Some(py) = common::python() else { return };
+    let key_dir = common::testdata("model-signing/keys");
+    let trusted: TrustPolicy = TrustedKeys::from_pem_bundle(
+        &std::fs::read_to_string(key_dir.join("ec-p256-public.pem")).unwrap(),
+    )
+    .unwrap()
+    .into();
+    for (name, method, ours) in upstream_hashings() {
+        let work = tempfile::tempdir().unwrap();
+        let model = work.path().join("m");
+        shard_model(&model);
+        let sig = work.path().join("model.sig");
+        let o = Command::new(&py)
+            .arg(common::repo().join("tests/py/model_signing_api.py"))
+            .args(["sign"])
+            .args([&model, &sig, &key_dir.join("ec-p256-private.pem")])
+            .args([name, method, &SHARD.to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(&sig).unwrap();
+        let v = verify_model_signature(&bytes, &trusted, &Limits::default())
+            .unwrap_or_else(|e| panic!("{name} {method}: {e}"));
+        assert_eq!(v.hashing(), ours, "{name} {method}");
+        let paths: Vec<_> = v.files().iter().map(|f| f.path()).collect();
+        // Upstream lists no shard for an empty file.
+        let want: &[&str] = if ours.shard_size().is_some() {
+            &["a.bin", "b/c.bin", "b/d.txt"]
+        } else {
+            &["a.bin", "b/c.bin", "b/d.txt", "empty"]
+        };
+        assert_eq!(paths, want, "{name} {method}");
+        if ours.shard_size().is_some() {
+            assert_eq!(v.files()[0].digests().digests().len(), 5);
+            assert_eq!(v.files()[1].digests().digests().len(), 3);
+        }
+        assert!(matches_directory(&v, &model), "{name} {method}");
+        let c =
+            check_model_dir(&model, &v, None).unwrap_or_else(|e| panic!("{name} {method}: {e}"));
+        assert_eq!(c.files, 4);
+        // The last byte of the first shard changed: our digests no longer match.
+        let mut a = std::fs::read(model.join("a.bin")).unwrap();
+        a[999] ^= 1;
+        std::fs::write(model.join("a.bin"), a).unwrap();
+        assert!(!matches_directory(&v, &model), "{name} {method}");
+        let e = check_model_dir(&model, &v, None).unwrap_err();
+        assert!(e.to_string().contains("a.bin"), "{name} {method}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn our_packages_of_every_hashing_verify_with_the_upstream_api() {
+    let Some(py) = common::python() else { return };
+    for (name, method, ours) in upstream_hashings() {
+        let m = tempfile::tempdir().unwrap();
+        shard_model(m.path());
+        let opts = PackOptions::default()
+            .with_params(StreamParams::new(1024).unwrap())
+            .with_hashing(ours);
+        let f = common::packed(m.path(), opts).await;
+        let dest = common::shm_dir();
+        let model = dest.path().join("model");
+        f.loader_with(LoadOptions::default().range_segments(1))
+            .pull(f.store.clone(), &model)
+            .await
+            .unwrap_or_else(|e| panic!("{name} {method}: {e}"));
+        let pubkey = f.work.path().join("pub.pem");
+        std::fs::write(&pubkey, f.signer.verifying_key().to_pem()).unwrap();
+        // Upstream 1.1.1 reads the hashing from the signature, except `blake2b`, a name it
+        // writes but cannot read back (its configuration calls it `blake2`): given explicitly.
+        // Our integral `shard_size` reads back (upstream's own float does not).
+        let config: Vec<String> = if name == "blake2" {
+            vec![name.into(), method.into(), SHARD.to_string()]
+        } else {
+            vec![]
+        };
+        let verify = || {
+            Command::new(&py)
+                .arg(common::repo().join("tests/py/model_signing_api.py"))
+                .arg("verify")
+                .args([&model, &f.pkg_dir.join("manifest.sig"), &pubkey])
+                .args(&config)
+                .output()
+                .unwrap()
+        };
+        let o = verify();
+        assert!(
+            o.status.success(),
+            "{name} {method}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // A flipped first byte of the last shard of a.bin: upstream refuses.
+        let mut a = std::fs::read(model.join("a.bin")).unwrap();
+        a[4000] ^= 1;
+        std::fs::write(model.join("a.bin"), a).unwrap();
+        assert!(
+            !verify().status.success(),
+            "{name} {method}: upstream accepted a change"
+        );
+    }
 }

@@ -30,7 +30,7 @@ fn upstream_signature_verifies() {
     let sig = std::fs::read(common::testdata("model-signing/tiny-model.sig")).unwrap();
     let v = verify_model_signature(&sig, &upstream_key(), &Limits::default()).unwrap();
     assert_eq!(v.name(), "tiny-model");
-    let names: Vec<_> = v.resources().iter().map(|(p, _)| p.as_str()).collect();
+    let names: Vec<_> = v.files().iter().map(|f| f.path()).collect();
     assert_eq!(
         names,
         [
@@ -111,9 +111,14 @@ async fn pack_computes_the_same_resources_as_the_upstream_tool() {
     let ours_res: Vec<_> = ours
         .files()
         .iter()
-        .map(|f| (f.path().to_string(), *f.plaintext_sha256()))
+        .map(|f| (f.path().to_string(), f.digests().clone()))
         .collect();
-    assert_eq!(ours_res, upstream.resources());
+    let upstream_res: Vec<_> = upstream
+        .files()
+        .iter()
+        .map(|f| (f.path().to_string(), f.digests().clone()))
+        .collect();
+    assert_eq!(ours_res, upstream_res);
     let up: serde_json::Value = serde_json::from_slice(
         &std::fs::read(common::testdata("model-signing/decoded/payload.json")).unwrap(),
     )

@@ -90,6 +90,11 @@ pub fn load_options(src: &Source) -> Result<LoadOptions> {
             usize_of(src.number(&r::FILE_CONCURRENCY)?, d.file_concurrency),
             usize_of(src.number(&r::READ_AHEAD)?, d.read_ahead),
         )
+        .buffer_bytes(
+            src.number(&r::BUFFER_MIB)?
+                .map_or(d.buffer_bytes, |mib| mib << 20),
+        )
+        .adaptive(src.bool(&r::ADAPTIVE)?)
         .with_relaxations(relaxations(src)?))
 }
 
@@ -257,6 +262,7 @@ mod tests {
                 d.range_attempts
             )
         );
+        assert_eq!((o.buffer_bytes, o.adaptive), (d.buffer_bytes, d.adaptive));
         assert_eq!(o.relaxations(), Relaxations::NONE);
         let s = storage_settings(&src(&[])).unwrap();
         let d = StorageSettings::default();

@@ -398,7 +398,7 @@ pub const RANGE_MIB: Setting = s(
     "SECURE_MODEL_RANGE_MIB",
     Some("--range-segments"),
     TUNING,
-    "2",
+    "8",
     Group::Transfer,
     BOTH,
     "ciphertext segments (1 MiB each) per ranged GET; the flag's alias is --range-mib",
@@ -408,20 +408,40 @@ pub const READ_AHEAD: Setting = s(
     "SECURE_MODEL_READ_AHEAD",
     Some("--read-ahead"),
     TUNING,
-    "4",
+    "32",
     Group::Transfer,
     BOTH,
-    "ranged GETs in flight per file",
+    "most ranged GETs in flight per file (a cap: the number in flight adapts to the store)",
 );
 /// `SECURE_MODEL_FILE_CONCURRENCY`.
 pub const FILE_CONCURRENCY: Setting = s(
     "SECURE_MODEL_FILE_CONCURRENCY",
     Some("--file-concurrency"),
     TUNING,
-    "2",
+    "4",
     Group::Transfer,
     BOTH,
-    "files fetched and decrypted concurrently",
+    "most files fetched and decrypted concurrently (a cap, like --read-ahead)",
+);
+/// `SECURE_MODEL_BUFFER_MIB`.
+pub const BUFFER_MIB: Setting = s(
+    "SECURE_MODEL_BUFFER_MIB",
+    Some("--buffer-mib"),
+    Kind::Count { min: 2, max: 4096 },
+    "32",
+    Group::Transfer,
+    BOTH,
+    "memory for ciphertext in flight, MiB (pooled segment buffers; bounds the ranged GETs in flight)",
+);
+/// `SECURE_MODEL_ADAPTIVE`.
+pub const ADAPTIVE: Setting = s(
+    "SECURE_MODEL_ADAPTIVE",
+    Some("--adaptive"),
+    Kind::Bool,
+    "true",
+    Group::Transfer,
+    BOTH,
+    "adapt the ranged GETs in flight to the store (grow while throughput grows, halve on 429/503 and retries); false keeps them at the caps",
 );
 /// `SECURE_MODEL_RANGE_ATTEMPTS`.
 pub const RANGE_ATTEMPTS: Setting = s(
@@ -736,6 +756,8 @@ pub const SETTINGS: &[Setting] = &[
     RANGE_MIB,
     READ_AHEAD,
     FILE_CONCURRENCY,
+    BUFFER_MIB,
+    ADAPTIVE,
     RANGE_ATTEMPTS,
     STORAGE_TIMEOUT,
     STORAGE_CONNECT_TIMEOUT,

@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn one_bound_for_flag_and_variable() {
-        assert_eq!(src(&[]).number(&READ_AHEAD).unwrap(), Some(4));
+        assert_eq!(src(&[]).number(&READ_AHEAD).unwrap(), Some(32));
         let env = src(&[("SECURE_MODEL_READ_AHEAD", "300")]);
         let e = env.number(&READ_AHEAD).unwrap_err().to_string();
         assert_eq!(

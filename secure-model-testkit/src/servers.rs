@@ -421,6 +421,9 @@ pub enum Faults {
     Transient { reset_after: usize, stall: Duration },
     /// Permanent: every request gets 403 Forbidden.
     Forbidden,
+    /// Throttling: every `every`-th connection gets S3's `503 SlowDown` (and is closed); the
+    /// others are forwarded untouched.
+    SlowDown { every: usize },
 }
 
 /// Counters of injected faults.
@@ -469,6 +472,19 @@ impl FaultProxy {
                                 .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                                 .await;
                             return;
+                        }
+                        Faults::SlowDown { every } => {
+                            if n % every.max(1) == 0 {
+                                st.status_503.fetch_add(1, Relaxed);
+                                let mut buf = [0u8; 4096];
+                                let _ = client.read(&mut buf).await;
+                                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                                let head = format!("HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                                let _ = client.write_all(head.as_bytes()).await;
+                                let _ = client.write_all(body.as_bytes()).await;
+                                return;
+                            }
+                            usize::MAX
                         }
                         Faults::Transient { reset_after, stall } => {
                             if n % 3 == 0 {

@@ -24,7 +24,10 @@ struct InspectFile {
     object: String,
     plaintext_size: u64,
     ciphertext_size: u64,
-    plaintext_sha256: String,
+    /// The plaintext SHA-256 of a file hashed whole with SHA-256, else null.
+    plaintext_sha256: Option<String>,
+    /// The signed plaintext digests (hex): one, or one per shard.
+    plaintext_digests: Vec<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -36,6 +39,10 @@ struct InspectReport {
     manifest_digest: String,
     signer_key_hint: String,
     segment_size: u32,
+    /// Plaintext hash algorithm (`sha256`, `blake2b`, `blake3`).
+    hash: String,
+    /// Shard size of a `shards` serialization, null for `files`.
+    shard_size: Option<u64>,
     files: Vec<InspectFile>,
     recipients: Vec<String>,
     plaintext_bytes: u64,
@@ -47,6 +54,10 @@ fn print_human(location: &str, r: &InspectReport) {
     println!("format      {} (segment size {})", r.format, r.segment_size);
     println!("model       {:?}  id {}", r.model_name, r.model_id);
     println!("manifest    sha256 {}", r.manifest_digest);
+    match r.shard_size {
+        Some(z) => println!("hashing     {} of {z}-byte shards", r.hash),
+        None => println!("hashing     {} of every file", r.hash),
+    }
     println!(
         "signer hint {}  (NOT verified here; run `secure-model verify`)",
         r.signer_key_hint
@@ -81,6 +92,8 @@ pub(crate) async fn run(a: InspectArgs, src: &Source) -> Res {
         manifest_digest: hex::encode(m.digest()),
         signer_key_hint: m.signer_hint().into(),
         segment_size: m.params().segment_size(),
+        hash: m.hashing().algorithm().name().into(),
+        shard_size: m.hashing().shard_size(),
         files: m
             .files()
             .iter()
@@ -89,7 +102,8 @@ pub(crate) async fn run(a: InspectArgs, src: &Source) -> Res {
                 object: f.object().into(),
                 plaintext_size: f.plaintext_size(),
                 ciphertext_size: f.ciphertext_size(),
-                plaintext_sha256: hex::encode(f.plaintext_sha256()),
+                plaintext_sha256: f.plaintext_sha256().map(hex::encode),
+                plaintext_digests: f.digests().digests().iter().map(|d| d.to_hex()).collect(),
             })
             .collect(),
         recipients: kf

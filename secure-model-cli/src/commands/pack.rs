@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use secure_model_core::crypto::streaming::StreamParams;
+use secure_model_core::crypto::HashAlgorithm;
+use secure_model_core::format::Hashing;
 use secure_model_core::loader::Progress;
 use secure_model_core::package::{self, PackOptions};
 use secure_model_core::verify::{CertificateSigningKey, SigningKey, StatementSigner};
@@ -49,8 +51,49 @@ pub(crate) struct PackArgs {
     /// Ciphertext segment size in bytes (default 1048576, Tink AES256_GCM_HKDF_1MB).
     #[arg(long, default_value_t = 1 << 20)]
     segment_size: u32,
+    /// Plaintext hash signed for every file (OpenSSF model signing 1.1): sha256 (what the
+    /// upstream `model_signing verify` CLI re-hashes with), blake2b or blake3 (a tree hash:
+    /// a pull verifies ranges of one file in parallel).
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    hash: HashArg,
+    /// Sign shards of N bytes instead of whole files (`shards` serialization, resources
+    /// `path:start:end`); ignored with blake3, which model signing never shards.
+    #[arg(long, value_name = "N")]
+    shard_size: Option<u64>,
     #[command(flatten)]
     pub(crate) output: Output,
+}
+
+/// `--hash`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum HashArg {
+    /// SHA-256.
+    Sha256,
+    /// BLAKE2b-512 (upstream's `blake2`).
+    Blake2b,
+    /// BLAKE3.
+    Blake3,
+}
+
+impl HashArg {
+    fn algorithm(self) -> HashAlgorithm {
+        match self {
+            HashArg::Sha256 => HashAlgorithm::Sha256,
+            HashArg::Blake2b => HashAlgorithm::Blake2b,
+            HashArg::Blake3 => HashAlgorithm::Blake3,
+        }
+    }
+}
+
+/// The hashing `--hash` and `--shard-size` ask for.
+fn hashing(a: &PackArgs) -> Result<Hashing, Failure> {
+    let alg = a.hash.algorithm();
+    match a.shard_size {
+        None => Ok(Hashing::files(alg)),
+        Some(z) => {
+            Hashing::shards(alg, z).map_err(|e| Failure::config(format!("--shard-size: {e}")))
+        }
+    }
 }
 
 /// Reads a PKCS#8 PEM signing key.
@@ -112,6 +155,7 @@ pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     let bar: Arc<dyn Progress> = Arc::new(Bar::new("packing", a.output.json));
     let mut opts = PackOptions::default()
         .with_params(params)
+        .with_hashing(hashing(&a)?)
         .with_progress(bar);
     if let Some(n) = a.name {
         opts = opts.with_model_name(n);

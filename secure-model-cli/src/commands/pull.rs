@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use secure_model_core::loader::PullPlan;
 use secure_model_settings::registry::{
-    flag_value, ALLOW_DISK_PLAINTEXT, FILE_CONCURRENCY, KEYS, MANIFEST_DIGEST, RANGE_MIB,
-    READ_AHEAD,
+    flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, FILE_CONCURRENCY, KEYS,
+    MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD,
 };
 use secure_model_settings::Source;
 
@@ -40,19 +40,25 @@ pub(crate) struct PullArgs {
     pub(crate) output: Output,
 }
 
-/// Pipeline knobs of `pull` (defaults and bounds: `secure-model settings`). In-flight memory
-/// is about `file-concurrency × read-ahead × range-segments` segments.
+/// Pipeline knobs of `pull` (defaults and bounds: `secure-model settings`). The ranged GETs in
+/// flight adapt to the store within the caps; in-flight memory is bounded by --buffer-mib.
 #[derive(Debug, Args)]
 pub(crate) struct PullTuning {
     /// Ciphertext segments per ranged GET (MiB with the default 1 MiB segment size).
     #[arg(long, visible_alias = "range-mib", value_parser = flag_value(&RANGE_MIB))]
     range_segments: Option<String>,
-    /// Ranged GETs in flight per file.
+    /// Most ranged GETs in flight per file.
     #[arg(long, value_parser = flag_value(&READ_AHEAD))]
     read_ahead: Option<String>,
-    /// Files fetched and decrypted concurrently.
+    /// Most files fetched and decrypted concurrently.
     #[arg(long, value_parser = flag_value(&FILE_CONCURRENCY))]
     file_concurrency: Option<String>,
+    /// Memory for ciphertext in flight, MiB.
+    #[arg(long, value_parser = flag_value(&BUFFER_MIB))]
+    buffer_mib: Option<String>,
+    /// `false` keeps the ranged GETs in flight at the caps instead of adapting.
+    #[arg(long, value_parser = flag_value(&ADAPTIVE))]
+    adaptive: Option<String>,
 }
 
 /// Runs `pull`.
@@ -65,7 +71,9 @@ pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
         .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext)
         .flag(&RANGE_MIB, a.tuning.range_segments.as_ref())
         .flag(&READ_AHEAD, a.tuning.read_ahead.as_ref())
-        .flag(&FILE_CONCURRENCY, a.tuning.file_concurrency.as_ref());
+        .flag(&FILE_CONCURRENCY, a.tuning.file_concurrency.as_ref())
+        .flag(&BUFFER_MIB, a.tuning.buffer_mib.as_ref())
+        .flag(&ADAPTIVE, a.tuning.adaptive.as_ref());
     let providers = key_providers(&src)?;
     if providers.is_empty() {
         return Err(super::Failure::config(

@@ -1,11 +1,14 @@
 //! Cryptographic primitives and secret types: Tink-compatible streaming AEAD, DEK wrapping under
-//! a KEK, the DEK commitment, digests. Pure functions over bytes; no I/O, no knowledge of the
+//! a KEK, the DEK commitment, digests (SHA-256, BLAKE2b, BLAKE3 and BLAKE3 subtree merging). Pure functions over bytes; no I/O, no knowledge of the
 //! package layout or of key providers.
 
+mod digests;
 mod secrets;
 pub mod streaming;
+pub mod tree;
 mod wrap;
 
+pub use digests::{Digest, HashAlgorithm, Hasher, MAX_DIGEST_LEN};
 pub use secrets::{DataKey, Kek};
 pub use wrap::{unwrap_with_kek, wrap_with_kek, WRAPPED_DEK_LEN};
 

@@ -302,6 +302,29 @@ impl SegmentOpener {
         Ok(pt.len())
     }
 
+    /// Opens segment `index` of a stream of `total` segments in place. `ct` is the segment
+    /// exactly as it lies in the ciphertext object, for segment 0 including the 40 header bytes.
+    /// Returns where its plaintext lies within `ct`. Every segment but the last must be full.
+    ///
+    /// # Errors
+    /// [`CryptoError::Authentication`] for any failure.
+    pub fn open_segment_in(
+        &self,
+        index: u64,
+        total: u64,
+        ct: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, CryptoError> {
+        let skip = if index == 0 { HEADER_LEN } else { 0 };
+        let full = self.key.params.seg() as usize;
+        let last = index + 1 == total;
+        if index >= total || ct.len() < skip || (!last && ct.len() != full) {
+            return Err(CryptoError::Authentication);
+        }
+        let body = ct.get_mut(skip..).ok_or(CryptoError::Authentication)?;
+        let n = self.open_segment(index, last, body)?;
+        Ok(skip..skip + n)
+    }
+
     /// Opens the consecutive segments `first..` held in `ct` (exactly as they lie in the
     /// ciphertext, including the header bytes when `first == 0`) of a stream with `total`
     /// segments, in place. Returns the plaintext ranges within `ct`, concatenated into the front

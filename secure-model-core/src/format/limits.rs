@@ -8,8 +8,10 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     /// Largest keys file accepted, bytes.
     pub max_keys_file_bytes: u64,
-    /// Most files in one package.
+    /// Most files in one package (or one plain model signature).
     pub max_files: u64,
+    /// Most `predicate.resources` entries (files, or shards in `shards` serialization).
+    pub max_resources: u64,
     /// Largest single plaintext file, bytes.
     pub max_file_bytes: u64,
     /// Largest total plaintext, bytes.
@@ -30,6 +32,7 @@ impl Default for Limits {
             max_manifest_bytes: 16 << 20,
             max_keys_file_bytes: 1 << 20,
             max_files: 100_000,
+            max_resources: 1_000_000,
             max_file_bytes: 1 << 40,
             max_total_bytes: 4 << 40,
             max_path_bytes: 1024,

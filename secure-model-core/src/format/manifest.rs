@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Serialization;
+
 /// `mediaType` of the bundle.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// DSSE `payloadType`.
@@ -144,7 +146,7 @@ pub struct SubjectDigest {
 /// are ignored, as v1.0 verifiers do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Predicate {
-    /// Every plaintext file, component-wise sorted.
+    /// Every plaintext file (or shard), component-wise sorted.
     pub resources: Vec<Resource>,
     /// How the model was serialised.
     pub serialization: Serialization,
@@ -157,30 +159,15 @@ pub struct Predicate {
     pub encryption: Option<EncryptionSection>,
 }
 
-/// One plaintext file.
+/// One plaintext file (`files` serialization) or one shard of a file (`shards`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resource {
-    /// Relative POSIX path.
+    /// Relative POSIX path, or `path:start:end` for a shard.
     pub name: String,
-    /// Lowercase hex SHA-256 of the plaintext.
+    /// Lowercase hex digest of the plaintext (or of the shard).
     pub digest: String,
-    /// Must be `sha256`.
+    /// The hash algorithm (`sha256`, `blake2b`, `blake3`), `<name>-sharded-<size>` for shards.
     pub algorithm: String,
-}
-
-/// Serialisation parameters (`method: files`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Serialization {
-    /// Must be `sha256`.
-    pub hash_type: String,
-    /// Paths ignored when hashing.
-    #[serde(default)]
-    pub ignore_paths: Vec<String>,
-    /// Must be `files`.
-    pub method: String,
-    /// Must be `false`.
-    #[serde(default)]
-    pub allow_symlinks: bool,
 }
 
 /// Our encryption section (`predicate.secure_model`). Unknown fields are refused: a newer

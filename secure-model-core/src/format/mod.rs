@@ -1,22 +1,28 @@
 //! The package format: on-store layout, manifest (OpenSSF model-signing v1.0 bundle with our
-//! encryption section), keys file, path rules and limits. Types and (de)serialisation only: no
+//! encryption section), how a model is serialized for hashing (files or shards), keys file,
+//! path rules and limits. Types and (de)serialisation only: no
 //! I/O, no signature checks (see `verify`), no key handling (see `keys`).
 
 mod keys_file;
 mod limits;
 mod manifest;
 mod paths;
+mod serialization;
 
 pub use keys_file::{KeysFile, RecipientEntry, KEYS_FILE_FORMAT};
 pub use limits::Limits;
 pub use manifest::{
     Aead, Bundle, CertificateChain, CertificateMaterial, DsseEnvelope, DsseSignature,
-    EncryptedFile, EncryptionSection, Predicate, PublicKeyMaterial, Resource, Serialization,
-    Statement, Subject, SubjectDigest, VerificationMaterial, BUNDLE_MEDIA_TYPE,
-    BUNDLE_MEDIA_TYPES_READ, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE,
-    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
+    EncryptedFile, EncryptionSection, Predicate, PublicKeyMaterial, Resource, Statement, Subject,
+    SubjectDigest, VerificationMaterial, BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPES_READ,
+    DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_TYPE,
+    MODEL_SIGNING_PREDICATE_TYPE,
 };
 pub use paths::{compare_paths, validate_object_key, validate_path};
+pub use serialization::{
+    parse_shard_name, shard_name, FileHasher, Hashing, Serialization, ShardSize,
+    UPSTREAM_SHARD_SIZE,
+};
 
 use crate::crypto::push_len_prefixed;
 

@@ -318,7 +318,9 @@ impl Staging {
                 .create(parent)
                 .map_err(io_err(parent, "cannot create staging subdirectory"))?;
         }
+        // Read too: plaintext that arrived before the bytes preceding it is hashed from here.
         let f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o644)

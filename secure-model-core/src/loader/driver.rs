@@ -1,27 +1,40 @@
-//! The private driver of every pull: for each file, the range fetcher feeds the segment opener,
-//! which feeds a [`PlaintextSink`]; plaintext is hashed in order as ranges complete and checked
-//! against the signed SHA-256 before the sink's output is released. Files run
-//! `file_concurrency` at a time, ranges `read_ahead` at a time per file. Also the
-//! ciphertext-only check of `verify`.
+//! The private driver of every pull. Ranges of all files go through one schedule
+//! ([`super::schedule`]) under one adaptive in-flight limit ([`super::flow`]): each range task
+//! streams its ranged GET segment by segment into pooled buffers ([`super::fetch`]) and hands
+//! every segment to the opener ([`super::open`]), which decrypts, writes and hashes it in
+//! place; receiving the next segment overlaps opening the previous one. A file's sink output is
+//! released only after every segment of it opened and every signed digest matched.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::Notify;
 
-use super::fetch::{check_object_size, get_range_retrying};
-use super::open::{open_range, FileOpener};
+use super::digest::FileCheck;
+use super::fetch::{check_object_size, SegmentReader};
+use super::flow::{Flow, Window};
+use super::open::{cpus, open_segment, FileOpener};
 use super::phases::StageClock;
-use super::ranges::{chunks, plan, SegmentRange};
+use super::pool::BufferPool;
+use super::ranges::{plan, SegmentRange};
+use super::schedule::{FileRanges, Schedule};
 use super::sink::PlaintextSink;
-use super::{LoadError, LoadOptions, Progress};
-use crate::crypto::streaming::HEADER_LEN;
-use crate::crypto::Sha256;
-use crate::storage::StorageBackend;
-use crate::verify::{FileEntry, UnlockedManifest, VerifiedFile};
+use super::{LoadError, LoadOptions, Progress, TransferStats};
+use crate::storage::{Pressure, StorageBackend};
+use crate::verify::UnlockedManifest;
 
-/// Aborts a spawned task when dropped (a failed file stops its in-flight ranges).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// How often the driver samples whether the limit holds it back.
+const TICK: Duration = Duration::from_millis(25);
+/// Shortest and longest measurement window of the adaptive limit.
+const MIN_WINDOW: Duration = Duration::from_millis(150);
+const MAX_WINDOW: Duration = Duration::from_secs(2);
+/// In-flight ranges the adaptive limit starts from.
+const START_IN_FLIGHT: usize = 8;
+
+/// Aborts a spawned task when dropped (a failed pull stops its in-flight work).
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -37,14 +50,13 @@ impl<T> std::future::Future for AbortOnDrop<T> {
     ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
             r.map_err(|_| LoadError::Internal {
-                what: "range task panicked or was cancelled",
+                what: "a pull task panicked or was cancelled",
             })
         })
     }
 }
 
-/// One package's pull: where it is read from, its unlocked manifest, tuning, progress and the
-/// stages' clock.
+/// One package's pull: where it is read from, tuning, progress and the stages' clock.
 #[derive(Clone)]
 pub(crate) struct Driver {
     pub(crate) store: Arc<dyn StorageBackend>,
@@ -53,204 +65,383 @@ pub(crate) struct Driver {
     pub(crate) clock: Arc<StageClock>,
 }
 
-impl Driver {
+/// What every range task of one pull shares.
+struct Env {
+    store: Arc<dyn StorageBackend>,
+    unlocked: Arc<UnlockedManifest>,
+    pool: Arc<BufferPool>,
+    opened: Notify,
+    clock: Arc<StageClock>,
+    progress: Option<Arc<dyn Progress>>,
+    attempts: u32,
+}
+
+impl Env {
     fn advance(&self, n: u64) {
         if let Some(p) = &self.progress {
             p.advance(n);
         }
     }
+}
 
+/// A finished range: its file and how long it took.
+struct RangeDone {
+    file: usize,
+    seconds: f64,
+}
+
+type RangeTask = AbortOnDrop<Result<RangeDone, LoadError>>;
+
+/// The state of one `decrypt_all`.
+struct Pull<S: PlaintextSink> {
+    env: Arc<Env>,
+    schedule: Schedule,
+    flow: Flow,
+    files: Vec<Option<Arc<FileOpener<S>>>>,
+    outputs: Vec<Option<S::Output>>,
+    tasks: FuturesUnordered<RangeTask>,
+    meter: Meter,
+}
+
+impl<S: PlaintextSink> Pull<S> {
+    fn opened(&self, i: usize) -> bool {
+        self.files
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .is_some_and(|f| f.opener.get().is_some())
+    }
+
+    /// Starts ranges while the limit allows and the schedule has some ready.
+    fn dispatch(&mut self) -> Result<(), LoadError> {
+        while self.tasks.len() < self.flow.limit() {
+            let files = &self.files;
+            let opened = |i: usize| {
+                files
+                    .get(i)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|f| f.opener.get().is_some())
+            };
+            let Some((i, range)) = self.schedule.next(&opened) else {
+                return Ok(());
+            };
+            let file = self
+                .files
+                .get(i)
+                .and_then(Clone::clone)
+                .ok_or(LoadError::Internal {
+                    what: "range of a finished file",
+                })?;
+            let env = Arc::clone(&self.env);
+            self.tasks
+                .push(AbortOnDrop(tokio::spawn(run_range(env, file, i, range))));
+        }
+        Ok(())
+    }
+
+    /// A range finished: when it was its file's last, the file is checked and finished.
+    fn on_done(&mut self, done: RangeDone) -> Result<(), LoadError> {
+        self.meter.range_took(done.seconds);
+        if self.schedule.finished(done.file) {
+            let file = self.files.get_mut(done.file).and_then(Option::take);
+            let out = self.outputs.get_mut(done.file).ok_or(LoadError::Internal {
+                what: "file index out of range",
+            })?;
+            *out = Some(finish_file(file)?);
+        }
+        Ok(())
+    }
+
+    /// Samples whether the limit holds the pull back; closes a window when due.
+    fn on_tick(&mut self) {
+        let limited =
+            self.tasks.len() >= self.flow.limit() && self.schedule.ready(&|i| self.opened(i));
+        self.meter.sample(limited);
+        if let Some(w) = self
+            .meter
+            .window(&self.env.clock, self.env.store.pressure())
+        {
+            self.flow.on_window(w);
+        }
+    }
+
+    async fn run(mut self) -> Result<(Vec<S::Output>, TransferStats), LoadError> {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            self.dispatch()?;
+            if self.tasks.is_empty() {
+                break;
+            }
+            let env = Arc::clone(&self.env);
+            tokio::select! {
+                Some(done) = self.tasks.next() => self.on_done(done??)?,
+                () = env.opened.notified() => {}
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        if !self.schedule.complete() {
+            return Err(LoadError::Internal {
+                what: "the pull stopped with ranges left",
+            });
+        }
+        let stats = self
+            .meter
+            .stats(&self.flow, &self.env.clock, self.env.store.pressure());
+        let outputs =
+            self.outputs
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or(LoadError::Internal {
+                    what: "a file was never finished",
+                })?;
+        Ok((outputs, stats))
+    }
+}
+
+impl Driver {
     /// Decrypts every file of `unlocked` into its sink (`sinks[i]` for file `i`) and returns the
-    /// sinks' outputs in file order, once every file verified. On failure the outputs built so
-    /// far are dropped (zeroized for memory sinks).
+    /// sinks' outputs in file order, once every file verified, and what the transfer did. On
+    /// failure the outputs built so far are dropped (zeroized for memory sinks).
     pub(crate) async fn decrypt_all<S: PlaintextSink>(
         &self,
         unlocked: &Arc<UnlockedManifest>,
         sinks: Vec<S>,
-    ) -> Result<Vec<S::Output>, LoadError> {
+    ) -> Result<(Vec<S::Output>, TransferStats), LoadError> {
+        let files = self.openers(unlocked, sinks)?;
+        let schedule = self.schedule(unlocked, &files);
+        let segment = unlocked.manifest().params().segment_size() as usize;
+        let env = Arc::new(Env {
+            store: Arc::clone(&self.store),
+            unlocked: Arc::clone(unlocked),
+            pool: BufferPool::new(segment, self.buffers(segment)),
+            opened: Notify::new(),
+            clock: Arc::clone(&self.clock),
+            progress: self.progress.clone(),
+            attempts: self.opts.range_attempts,
+        });
+        let pull = Pull {
+            flow: self.flow(env.pool.count()),
+            meter: Meter::new(&env.clock, self.store.pressure()),
+            outputs: files.iter().map(|_| None).collect(),
+            files: files.into_iter().map(Some).collect(),
+            tasks: FuturesUnordered::new(),
+            schedule,
+            env,
+        };
+        pull.run().await
+    }
+
+    /// The openers of every file, with their sinks and digest checks.
+    fn openers<S: PlaintextSink>(
+        &self,
+        unlocked: &UnlockedManifest,
+        sinks: Vec<S>,
+    ) -> Result<Vec<Arc<FileOpener<S>>>, LoadError> {
         let files = unlocked.manifest().files();
         if sinks.len() != files.len() {
             return Err(LoadError::Internal {
                 what: "one sink per file",
             });
         }
-        let mut done: Vec<(usize, S::Output)> =
-            futures::stream::iter(sinks.into_iter().enumerate())
-                .map(|(i, sink)| async move {
-                    let file = files.get(i).ok_or(LoadError::Internal {
-                        what: "file index out of range",
-                    })?;
-                    Ok::<_, LoadError>((i, self.decrypt_file(unlocked, file, sink).await?))
-                })
-                .buffer_unordered(self.opts.file_concurrency.max(1))
-                .try_collect()
-                .await?;
-        done.sort_by_key(|(i, _)| *i);
-        Ok(done.into_iter().map(|(_, o)| o).collect())
+        files
+            .iter()
+            .zip(sinks)
+            .map(|(file, sink)| {
+                Ok(Arc::new(FileOpener {
+                    check: FileCheck::new(file)?,
+                    file: file.clone(),
+                    opener: std::sync::OnceLock::new(),
+                    params: unlocked.manifest().params(),
+                    sink,
+                    opened: std::sync::atomic::AtomicU64::new(0),
+                    clock: Arc::clone(&self.clock),
+                }))
+            })
+            .collect()
     }
 
-    /// Decrypts one file into `sink` and verifies its plaintext SHA-256.
-    async fn decrypt_file<S: PlaintextSink>(
+    /// Every file's ranges. A file hashed in order into a sink that cannot read plaintext
+    /// back (verification only) is fetched one range at a time.
+    fn schedule<S: PlaintextSink>(
         &self,
         unlocked: &UnlockedManifest,
-        file: &VerifiedFile,
-        sink: S,
-    ) -> Result<S::Output, LoadError> {
-        check_object_size(self.store.as_ref(), file).await?;
+        files: &[Arc<FileOpener<S>>],
+    ) -> Schedule {
         let params = unlocked.manifest().params();
-        let mut ranges = plan(
-            params,
-            file.segments(),
-            file.ciphertext_size(),
-            self.opts.range_segments,
-        )
-        .into_iter();
-        // The header is in the first range: fetch it first, so every range gets the opener.
-        let first = ranges.next().ok_or_else(|| LoadError::DecryptionFailed {
-            path: file.path().to_string(),
-        })?;
-        let head = self.fetch(file.object(), &first).await?;
-        let opener = head
-            .get(..HEADER_LEN)
-            .and_then(|h| unlocked.file_opener(file, h).ok())
-            .ok_or_else(|| LoadError::DecryptionFailed {
-                path: file.path().to_string(),
-            })?;
-        let shared = Arc::new(FileOpener {
-            opener,
-            segments: file.segments(),
-            sink,
-            path: file.path().to_string(),
-            clock: Arc::clone(&self.clock),
-        });
-        let plaintext = self.open_ranges(&shared, first, head, ranges, file.object());
-        self.hash_in_order(file, plaintext).await?;
-        let shared = Arc::into_inner(shared).ok_or(LoadError::Internal {
-            what: "a range task outlived its file",
-        })?;
-        shared.sink.finish()
+        let per_file = files
+            .iter()
+            .map(|f| {
+                let ranges = plan(
+                    params,
+                    f.file.segments(),
+                    f.file.ciphertext_size(),
+                    self.opts.range_segments,
+                );
+                let cap = if f.check.in_order() && !f.sink.can_read_back() {
+                    1
+                } else {
+                    self.opts.read_ahead
+                };
+                FileRanges::new(ranges, cap)
+            })
+            .collect();
+        Schedule::new(per_file, self.opts.file_concurrency)
     }
 
-    async fn fetch(&self, key: &str, range: &SegmentRange) -> Result<Bytes, LoadError> {
-        let started = std::time::Instant::now();
-        let got = get_range_retrying(
-            self.store.as_ref(),
-            key,
-            range.ciphertext.clone(),
-            self.opts.range_attempts,
-        )
-        .await;
-        self.clock.add_get(started);
-        got
+    /// Segment buffers the memory bound allows (at least two, and one more per core than
+    /// ranges can be in flight, so opening never waits for a buffer receiving holds).
+    fn buffers(&self, segment: usize) -> usize {
+        let by_memory =
+            usize::try_from(self.opts.buffer_bytes / segment.max(1) as u64).unwrap_or(usize::MAX);
+        by_memory.max(2)
     }
 
-    /// The plaintext of every range, in order: each range is fetched and opened in its own
-    /// task, `read_ahead` at a time.
-    fn open_ranges<'a, S: PlaintextSink>(
-        &'a self,
-        file: &'a Arc<FileOpener<S>>,
-        first: SegmentRange,
-        head: Bytes,
-        rest: impl Iterator<Item = SegmentRange> + 'a,
-        key: &'a str,
-    ) -> impl Stream<Item = Result<Bytes, LoadError>> + 'a {
-        let first_task = AbortOnDrop(tokio::spawn(open_range(Arc::clone(file), first, head)));
-        let rest = rest.map(move |range| {
-            let this = self.clone();
-            let file = Arc::clone(file);
-            let key = key.to_string();
-            AbortOnDrop(tokio::spawn(async move {
-                let bytes = this.fetch(&key, &range).await?;
-                open_range(file, range, bytes).await
-            }))
-        });
-        futures::stream::iter(std::iter::once(first_task).chain(rest))
-            .map(|task| async move { task.await? })
-            .buffered(self.opts.read_ahead.max(1))
-    }
-
-    /// Hashes the plaintext stream in order (on the blocking pool) and checks its length and
-    /// SHA-256 against the signed values.
-    async fn hash_in_order(
-        &self,
-        file: &FileEntry,
-        plaintext: impl Stream<Item = Result<Bytes, LoadError>>,
-    ) -> Result<(), LoadError> {
-        let mut plaintext = std::pin::pin!(plaintext);
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        while let Some(pt) = plaintext.try_next().await? {
-            let n = pt.len() as u64;
-            hasher = hash_blocking(hasher, pt, &self.clock).await?;
-            written += n;
-            self.advance(n);
+    /// The in-flight limit: adaptive up to the caps and the buffers, or fixed at the caps.
+    fn flow(&self, buffers: usize) -> Flow {
+        let caps = self
+            .opts
+            .file_concurrency
+            .saturating_mul(self.opts.read_ahead);
+        let max = caps.min(buffers.saturating_sub(cpus()).max(1));
+        if self.opts.adaptive {
+            Flow::adaptive(START_IN_FLIGHT, max)
+        } else {
+            Flow::fixed(max)
         }
-        if written != file.plaintext_size() {
-            return Err(LoadError::DecryptionFailed {
-                path: file.path().to_string(),
-            });
-        }
-        if hasher.finish() != *file.plaintext_sha256() {
-            return Err(LoadError::PlaintextDigestMismatch {
-                path: file.path().to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks every ciphertext object's size and SHA-256 against the signed values, without a
-    /// key (`verify`).
-    pub(crate) async fn check_ciphertexts(&self, files: &[VerifiedFile]) -> Result<(), LoadError> {
-        futures::stream::iter(files)
-            .map(|f| self.check_ciphertext(f))
-            .buffer_unordered(self.opts.file_concurrency.max(1))
-            .try_collect::<Vec<()>>()
-            .await
-            .map(|_| ())
-    }
-
-    async fn check_ciphertext(&self, file: &FileEntry) -> Result<(), LoadError> {
-        check_object_size(self.store.as_ref(), file).await?;
-        let step = u64::from(self.opts.range_segments.max(1)) << 20;
-        let mut bodies =
-            std::pin::pin!(futures::stream::iter(chunks(file.ciphertext_size(), step))
-                .map(|range| get_range_retrying(
-                    self.store.as_ref(),
-                    file.object(),
-                    range,
-                    self.opts.range_attempts
-                ))
-                .buffered(self.opts.read_ahead.max(1)));
-        let mut hasher = Sha256::new();
-        while let Some(b) = bodies.try_next().await? {
-            let n = b.len() as u64;
-            hasher = hash_blocking(hasher, b, &self.clock).await?;
-            self.advance(n);
-        }
-        if hasher.finish() != *file.ciphertext_sha256() {
-            return Err(LoadError::CiphertextDigestMismatch {
-                path: file.path().to_string(),
-            });
-        }
-        Ok(())
     }
 }
 
-/// Absorbs `data` into `hasher` on the blocking pool.
-async fn hash_blocking(
-    mut hasher: Sha256,
-    data: Bytes,
-    clock: &Arc<StageClock>,
-) -> Result<Sha256, LoadError> {
-    let clock = Arc::clone(clock);
-    tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        hasher.update(&data);
-        clock.add_cpu(started);
-        hasher
+/// Streams `range` of `file` segment by segment and opens each; the first range checks the
+/// object size before reading and reads the stream header.
+async fn run_range<S: PlaintextSink>(
+    env: Arc<Env>,
+    file: Arc<FileOpener<S>>,
+    index: usize,
+    range: SegmentRange,
+) -> Result<RangeDone, LoadError> {
+    let started = Instant::now();
+    if range.first == 0 {
+        check_object_size(env.store.as_ref(), &file.file).await?;
+    }
+    let mut reader = SegmentReader::new(
+        Arc::clone(&env.store),
+        file.file.object(),
+        range,
+        u64::from(file.params.segment_size()),
+        env.attempts,
+        Arc::clone(&env.clock),
+    );
+    let mut opening: Option<AbortOnDrop<Result<u64, LoadError>>> = None;
+    while let Some((segment, buf)) = reader.next_segment(&env.pool).await? {
+        if segment == 0 {
+            file.open_header(&env.unlocked, &buf)?;
+            env.opened.notify_one();
+        }
+        // Segments of one range open in order: the previous one first.
+        if let Some(previous) = opening.take() {
+            env.advance(previous.await??);
+        }
+        let task = open_segment(Arc::clone(&file), segment, buf);
+        opening = Some(AbortOnDrop(tokio::spawn(task)));
+    }
+    if let Some(previous) = opening {
+        env.advance(previous.await??);
+    }
+    env.clock.add_get(started);
+    Ok(RangeDone {
+        file: index,
+        seconds: started.elapsed().as_secs_f64(),
     })
-    .await
-    .map_err(|_| LoadError::Internal {
-        what: "hash task panicked or was cancelled",
-    })
+}
+
+/// Ends a file whose ranges all finished: every plaintext byte opened, every digest matched,
+/// then the sink's output.
+fn finish_file<S: PlaintextSink>(file: Option<Arc<FileOpener<S>>>) -> Result<S::Output, LoadError> {
+    let file = file.and_then(Arc::into_inner).ok_or(LoadError::Internal {
+        what: "a range task outlived its file",
+    })?;
+    let opened = file.opened.load(std::sync::atomic::Ordering::Relaxed);
+    if opened != file.file.plaintext_size() {
+        return Err(LoadError::DecryptionFailed {
+            path: file.file.path().to_string(),
+        });
+    }
+    file.check.finish()?;
+    file.sink.finish()
+}
+
+/// Measurement windows of the adaptive limit.
+struct Meter {
+    started: Instant,
+    samples: u32,
+    limited: u32,
+    received: u64,
+    retries: u64,
+    pressure: Pressure,
+    range_seconds: f64,
+    first_pressure: Pressure,
+}
+
+impl Meter {
+    fn new(clock: &StageClock, pressure: Pressure) -> Self {
+        let (received, retries) = clock.meters();
+        Self {
+            started: Instant::now(),
+            samples: 0,
+            limited: 0,
+            received,
+            retries,
+            pressure,
+            range_seconds: 0.0,
+            first_pressure: pressure,
+        }
+    }
+
+    fn sample(&mut self, limited: bool) {
+        self.samples += 1;
+        self.limited += u32::from(limited);
+    }
+
+    fn range_took(&mut self, seconds: f64) {
+        self.range_seconds = if self.range_seconds == 0.0 {
+            seconds
+        } else {
+            0.8 * self.range_seconds + 0.2 * seconds
+        };
+    }
+
+    /// The window just closed, if it is long enough: at least [`MIN_WINDOW`] and one and a
+    /// half typical ranges.
+    fn window(&mut self, clock: &StageClock, pressure: Pressure) -> Option<Window> {
+        let len = Duration::from_secs_f64(1.5 * self.range_seconds).clamp(MIN_WINDOW, MAX_WINDOW);
+        let elapsed = self.started.elapsed();
+        if elapsed < len {
+            return None;
+        }
+        let (received, retries) = clock.meters();
+        let w = Window {
+            bytes: received - self.received,
+            seconds: elapsed.as_secs_f64(),
+            saturated: self.limited * 2 >= self.samples.max(1),
+            throttled: pressure.throttled > self.pressure.throttled
+                || pressure.server_errors > self.pressure.server_errors,
+            retried: retries > self.retries,
+        };
+        *self = Self {
+            range_seconds: self.range_seconds,
+            first_pressure: self.first_pressure,
+            ..Self::new(clock, pressure)
+        };
+        Some(w)
+    }
+
+    fn stats(&self, flow: &Flow, clock: &StageClock, pressure: Pressure) -> TransferStats {
+        TransferStats {
+            peak_in_flight: flow.peak(),
+            final_in_flight: flow.limit(),
+            backoffs: flow.backoffs(),
+            retries: clock.meters().1,
+            throttled: pressure.throttled - self.first_pressure.throttled,
+            server_errors: pressure.server_errors - self.first_pressure.server_errors,
+        }
+    }
 }

@@ -1,12 +1,19 @@
-//! The range fetcher: ranged GETs retried on transient failures, and the size check of a
-//! ciphertext object against the signed size. Knows nothing of keys or plaintext.
+//! The range fetcher: ranged GETs streamed segment by segment into pooled buffers, resumed
+//! where they stopped after transient failures; the size check of a ciphertext object against
+//! the signed size; whole-range reads for the ciphertext-only check. Knows nothing of keys or
+//! plaintext.
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use futures::StreamExt;
 
+use super::phases::StageClock;
+use super::pool::{BufferPool, PooledBuf};
+use super::ranges::SegmentRange;
 use super::LoadError;
-use crate::storage::StorageBackend;
+use crate::storage::{ByteStream, StorageBackend, StorageError};
 use crate::verify::FileEntry;
 
 /// Checks the object's size in the store against the signed ciphertext size.
@@ -34,6 +41,21 @@ fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(base + u64::from(jitter[0]) * base / 256)
 }
 
+/// Logs and waits before retry `attempt` of bytes `range` of `key` after `e`.
+async fn wait_to_retry(key: &str, range: &Range<u64>, attempt: u32, e: &StorageError) {
+    let delay = backoff(attempt);
+    tracing::warn!(
+        object = key,
+        start = range.start,
+        end = range.end,
+        attempt,
+        delay_ms = delay.as_millis() as u64,
+        error = %crate::class::chain_message(e),
+        "transient storage failure, retrying this range"
+    );
+    tokio::time::sleep(delay).await;
+}
+
 /// A ranged GET retried on transient failures (connection reset, timeout, body cut short)
 /// with exponential backoff and jitter, without restarting the file. Permanent failures
 /// (not found, access denied, authentication) return at once. The object store client
@@ -50,19 +72,132 @@ pub(crate) async fn get_range_retrying(
             Ok(b) => return Ok(b),
             Err(e) if e.is_transient() && attempt + 1 < attempts.max(1) => {
                 attempt += 1;
-                let delay = backoff(attempt);
-                tracing::warn!(
-                    object = key,
-                    start = range.start,
-                    end = range.end,
-                    attempt,
-                    delay_ms = delay.as_millis() as u64,
-                    error = %crate::class::chain_message(&e),
-                    "transient storage failure, retrying this range"
-                );
-                tokio::time::sleep(delay).await;
+                wait_to_retry(key, &range, attempt, &e).await;
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads the ciphertext segments of one range, each into a pooled buffer as its bytes arrive
+/// (one copy, from the network buffers into the segment buffer that is then decrypted in
+/// place). After a transient failure the GET is resumed at the first byte not yet received.
+pub(crate) struct SegmentReader {
+    store: Arc<dyn StorageBackend>,
+    key: String,
+    range: SegmentRange,
+    segment_size: u64,
+    received: u64,
+    next: u64,
+    body: Option<ByteStream>,
+    pending: Bytes,
+    attempts: u32,
+    failures: u32,
+    clock: Arc<StageClock>,
+}
+
+impl SegmentReader {
+    /// A reader of `range` of object `key`, in segments of `segment_size` ciphertext bytes,
+    /// allowing `attempts` tries per failure streak.
+    pub(crate) fn new(
+        store: Arc<dyn StorageBackend>,
+        key: &str,
+        range: SegmentRange,
+        segment_size: u64,
+        attempts: u32,
+        clock: Arc<StageClock>,
+    ) -> Self {
+        Self {
+            store,
+            key: key.to_string(),
+            received: range.ciphertext.start,
+            next: range.first,
+            range,
+            segment_size,
+            body: None,
+            pending: Bytes::new(),
+            attempts: attempts.max(1),
+            failures: 0,
+            clock,
+        }
+    }
+
+    /// The next segment: its index and its ciphertext (for segment 0 with the header), or
+    /// `None` after the last. The buffer is taken from `pool` when its first bytes arrive.
+    ///
+    /// # Errors
+    /// Storage failures after the retries.
+    pub(crate) async fn next_segment(
+        &mut self,
+        pool: &Arc<BufferPool>,
+    ) -> Result<Option<(u64, PooledBuf)>, LoadError> {
+        let next = self.next;
+        let start = next * self.segment_size;
+        if start >= self.range.ciphertext.end || next >= self.range.first + self.range.count {
+            return Ok(None);
+        }
+        let end = (start + self.segment_size).min(self.range.ciphertext.end);
+        let want = usize::try_from(end - start).map_err(|_| LoadError::Internal {
+            what: "segment larger than memory",
+        })?;
+        let mut buf: Option<PooledBuf> = None;
+        while buf.as_ref().map_or(0, |b| b.len()) < want {
+            if self.pending.is_empty() {
+                self.pending = self.next_chunk().await?;
+            }
+            let b = match &mut buf {
+                Some(b) => b,
+                None => buf.insert(pool.take().await.ok_or(LoadError::Internal {
+                    what: "buffer pool closed",
+                })?),
+            };
+            let take = (want - b.len()).min(self.pending.len());
+            b.extend_from_slice(self.pending.get(..take).unwrap_or_default());
+            self.pending.advance(take);
+        }
+        self.next += 1;
+        Ok(buf.map(|b| (next, b)))
+    }
+
+    /// The next chunk of the body, (re)opening the GET at the first byte not received.
+    async fn next_chunk(&mut self) -> Result<Bytes, LoadError> {
+        loop {
+            let rest = self.received..self.range.ciphertext.end;
+            let got = match &mut self.body {
+                Some(body) => match body.next().await {
+                    Some(r) => r,
+                    None => Err(StorageError::ShortRead {
+                        key: self.key.clone(),
+                        location: self.store.location().to_string(),
+                        start: rest.start,
+                        end: rest.end,
+                        got: 0,
+                    }),
+                },
+                None => match self.store.get_range_stream(&self.key, rest.clone()).await {
+                    Ok(body) => {
+                        self.body = Some(body);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match got {
+                Ok(chunk) if !chunk.is_empty() => {
+                    self.received += chunk.len() as u64;
+                    self.clock.add_received(chunk.len() as u64);
+                    self.failures = 0;
+                    return Ok(chunk);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_transient() && self.failures + 1 < self.attempts => {
+                    self.body = None;
+                    self.failures += 1;
+                    self.clock.add_retry();
+                    wait_to_retry(&self.key, &rest, self.failures, &e).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }

@@ -1,18 +1,24 @@
 //! The loader: fetch the manifest (size-capped) → verify its signature against trusted keys →
 //! check every path, size and count → unwrap the DEK through a key provider → check the DEK
-//! commitment → decrypt every file, verifying each plaintext SHA-256 → publish atomically into
-//! a memory-backed destination. Uses `storage`, `keys` and `verify`; writes only inside the
+//! commitment → decrypt every file, verifying its signed plaintext digests (SHA-256, BLAKE2b or
+//! BLAKE3, by files or shards) as each segment is decrypted → publish atomically into a
+//! memory-backed destination. Uses `storage`, `keys` and `verify`; writes only inside the
 //! destination directory. [`Loader::load_in_memory`] runs the same pipeline into process
 //! memory instead, for model servers that embed the library (no plaintext on any filesystem).
 
+mod ciphertext;
 mod destination;
+mod digest;
 mod driver;
 mod fetch;
+mod flow;
 mod open;
 mod phases;
+mod pool;
 mod progress;
 mod pull_plan;
 mod ranges;
+mod schedule;
 mod sink;
 
 use std::collections::BTreeMap;
@@ -151,20 +157,30 @@ impl LoadError {
 
 /// Tuning and policy of a load. The secure defaults can only be relaxed through
 /// [`LoadOptions::with_relaxations`] and a [`crate::danger::Relaxations`] value.
+///
+/// Ranged GETs stream into pooled buffers of one segment each, so memory is bounded by
+/// `buffer_bytes` whatever the range size; how many GETs are in flight adapts to the store
+/// and the link (growing while throughput grows, halving on throttling and retries), capped by
+/// `file_concurrency × read_ahead` and by the buffers.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LoadOptions {
     /// Expected SHA-256 of the manifest object (anti-rollback pin).
     pub pinned_manifest_digest: Option<[u8; 32]>,
-    /// AEAD segments per ranged GET (1 MiB each in packages we write). In-flight memory is
-    /// about `file_concurrency × read_ahead × range_segments` segments.
+    /// AEAD segments per ranged GET (1 MiB each in packages we write). Larger ranges pay the
+    /// store's first-byte wait less often; memory does not depend on it.
     pub range_segments: u32,
-    /// Ranged GETs in flight per file.
+    /// Most ranged GETs in flight per file.
     pub read_ahead: usize,
-    /// Files processed concurrently.
+    /// Most files with ranges being fetched at once.
     pub file_concurrency: usize,
-    /// Attempts per ranged GET on transient failures (after the client's own retries).
+    /// Attempts per ranged GET on transient failures (after the client's own retries); a
+    /// retry resumes at the first byte not yet received.
     pub range_attempts: u32,
+    /// Memory for ciphertext in flight, bytes: the pool of segment buffers.
+    pub buffer_bytes: u64,
+    /// Adapt the in-flight limit to the store (`true`), or keep it at the caps.
+    pub adaptive: bool,
     relax: Relaxations,
 }
 
@@ -172,13 +188,34 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             pinned_manifest_digest: None,
-            range_segments: 2,
-            read_ahead: 4,
-            file_concurrency: 2,
+            range_segments: 8,
+            read_ahead: 32,
+            file_concurrency: 4,
             range_attempts: 4,
+            buffer_bytes: 32 << 20,
+            adaptive: true,
             relax: Relaxations::NONE,
         }
     }
+}
+
+/// What the transfer of a pull did: the adaptive in-flight limit and the store's load
+/// signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TransferStats {
+    /// Highest number of ranged GETs allowed in flight.
+    pub peak_in_flight: usize,
+    /// The limit at the end.
+    pub final_in_flight: usize,
+    /// Times the limit was halved for throttling, server errors or retries.
+    pub backoffs: u64,
+    /// Ranged GETs resumed after a transient failure.
+    pub retries: u64,
+    /// HTTP 429/503 answers (throttling) seen by the storage client.
+    pub throttled: u64,
+    /// Other HTTP 5xx answers seen by the storage client.
+    pub server_errors: u64,
 }
 
 impl LoadOptions {
@@ -206,10 +243,20 @@ impl LoadOptions {
         self.range_attempts = n.max(1);
         self
     }
-    /// Sets the concurrency knobs.
+    /// Sets the concurrency caps.
     pub fn concurrency(mut self, files: usize, read_ahead: usize) -> Self {
         self.file_concurrency = files.max(1);
         self.read_ahead = read_ahead.max(1);
+        self
+    }
+    /// Sets the memory for ciphertext in flight (at least two segments are always used).
+    pub fn buffer_bytes(mut self, bytes: u64) -> Self {
+        self.buffer_bytes = bytes;
+        self
+    }
+    /// Turns the adaptive in-flight limit on or off (off: always at the caps).
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.adaptive = on;
         self
     }
 }
@@ -243,6 +290,8 @@ pub struct PullReport {
     pub seconds: f64,
     /// Seconds per phase.
     pub phases: PhaseTimings,
+    /// What the transfer did (in-flight limit, throttling, retries).
+    pub transfer: TransferStats,
 }
 
 /// What a verification checked.
@@ -259,7 +308,8 @@ pub struct VerifyReport {
     pub signer: String,
     /// Files checked.
     pub files: usize,
-    /// Ciphertext sizes and SHA-256 checked.
+    /// Ciphertext sizes and SHA-256 checked (without a key; with one, the checks are the
+    /// pull's: sizes, AEAD and plaintext digests).
     pub ciphertext_checked: bool,
     /// Decrypted and plaintext SHA-256 checked (recipient used), when a key was given.
     pub decrypted_with: Option<String>,
@@ -487,17 +537,17 @@ impl Loader {
         unlocked: UnlockedManifest,
         sinks: Vec<S>,
         phases: &mut PhaseTimings,
-    ) -> Result<(Arc<UnlockedManifest>, Vec<S::Output>), LoadError> {
+    ) -> Result<(Arc<UnlockedManifest>, Vec<S::Output>, TransferStats), LoadError> {
         let unlocked = Arc::new(unlocked);
         let clock = Arc::new(StageClock::default());
         let started = Instant::now();
-        let outputs = self
+        let (outputs, stats) = self
             .driver(store, &clock)
             .decrypt_all(&unlocked, sinks)
             .await?;
         phases.download = started.elapsed().as_secs_f64();
         (phases.download_busy, phases.decrypt_hash) = clock.seconds();
-        Ok((unlocked, outputs))
+        Ok((unlocked, outputs, stats))
     }
 
     /// [`Loader::unlock`], recording the key release time in `phases`.
@@ -546,7 +596,7 @@ impl Loader {
             .collect();
         let (staging, sinks) = staging.file_sinks(entries).await?;
         let total = unlocked.manifest().total_plaintext();
-        let (unlocked, _) = self
+        let (unlocked, _, transfer) = self
             .tracked(
                 total,
                 self.decrypt_into(&store, unlocked, sinks, &mut phases),
@@ -566,6 +616,7 @@ impl Loader {
             destination_fs: staging.fs_kind(),
             seconds: started.elapsed().as_secs_f64(),
             phases,
+            transfer,
         };
         Ok(StagedModel { staging, report })
     }
@@ -600,7 +651,7 @@ impl Loader {
             .map(|f| MemorySink::new(f.plaintext_size(), f.path()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut phases = PhaseTimings::default();
-        let (unlocked, buffers) = self
+        let (unlocked, buffers, _) = self
             .tracked(
                 total,
                 self.decrypt_into(&store, unlocked, sinks, &mut phases),
@@ -651,8 +702,11 @@ impl Loader {
         Ok(report)
     }
 
-    /// Verifies a package without writing anything: signature and structure, ciphertext sizes
-    /// and SHA-256; with `decrypt`, also unlocks and checks every plaintext SHA-256.
+    /// Verifies a package without writing anything. Without a key (`decrypt` false): signature
+    /// and structure, then every ciphertext object's size and SHA-256 (all that can be checked
+    /// without the key). With a key: exactly the checks of [`Loader::pull`] (signature,
+    /// structure, DEK commitment, object sizes, AEAD, every signed plaintext digest) through the
+    /// same code, writing nothing, so it accepts exactly what a pull accepts (FORMAT.md §8.3).
     ///
     /// # Errors
     /// Any [`LoadError`].
@@ -668,38 +722,35 @@ impl Loader {
             manifest_digest: hex::encode(manifest.digest()),
             signer: manifest.signer().to_string(),
             files: manifest.files().len(),
-            ciphertext_checked: true,
+            ciphertext_checked: !decrypt,
             decrypted_with: None,
             plaintext_bytes: manifest.total_plaintext(),
         };
-        let total = manifest.total_ciphertext()
-            + if decrypt {
-                manifest.total_plaintext()
-            } else {
-                0
-            };
-        report.decrypted_with = self
-            .tracked(total, async {
-                let clock = Arc::new(StageClock::default());
+        if !decrypt {
+            let clock = Arc::new(StageClock::default());
+            self.tracked(
+                manifest.total_ciphertext(),
                 self.driver(&store, &clock)
-                    .check_ciphertexts(manifest.files())
-                    .await?;
-                if !decrypt {
-                    return Ok(None);
-                }
-                let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-                let sinks = unlocked
-                    .manifest()
-                    .files()
-                    .iter()
-                    .map(|_| VerifySink)
-                    .collect();
-                let mut phases = PhaseTimings::default();
-                self.decrypt_into(&store, unlocked, sinks, &mut phases)
-                    .await?;
-                Ok(Some(recipient))
-            })
+                    .check_ciphertexts(manifest.files()),
+            )
             .await?;
+            return Ok(report);
+        }
+        let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+        let sinks = unlocked
+            .manifest()
+            .files()
+            .iter()
+            .map(|_| VerifySink)
+            .collect();
+        let total = unlocked.manifest().total_plaintext();
+        let mut phases = PhaseTimings::default();
+        self.tracked(
+            total,
+            self.decrypt_into(&store, unlocked, sinks, &mut phases),
+        )
+        .await?;
+        report.decrypted_with = Some(recipient);
         Ok(report)
     }
 }

@@ -42,11 +42,13 @@ impl PhaseTimings {
     }
 }
 
-/// Busy time of the concurrent stages, in nanoseconds.
+/// Busy time of the concurrent stages, in nanoseconds, and the transfer's meters.
 #[derive(Debug, Default)]
 pub(crate) struct StageClock {
     get_nanos: AtomicU64,
     cpu_nanos: AtomicU64,
+    received: AtomicU64,
+    retries: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -64,6 +66,24 @@ impl StageClock {
     pub(crate) fn add_cpu(&self, started: Instant) {
         self.cpu_nanos
             .fetch_add(nanos(started.elapsed()), Ordering::Relaxed);
+    }
+
+    /// Counts `n` ciphertext bytes received.
+    pub(crate) fn add_received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one ranged GET resumed after a transient failure.
+    pub(crate) fn add_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(ciphertext bytes received, retries)` so far.
+    pub(crate) fn meters(&self) -> (u64, u64) {
+        (
+            self.received.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+        )
     }
 
     /// `(download_busy, decrypt_hash)` in seconds.

@@ -1,6 +1,6 @@
 //! Where decrypted plaintext goes: the [`PlaintextSink`] stage and its three sinks, a
-//! preallocated staging file (positional writes), a zeroizing buffer in memory, and nowhere
-//! (verification only). Sinks receive authenticated plaintext only; whether it matches the
+//! preallocated staging file (positional writes and reads), a zeroizing buffer in memory, and
+//! nowhere (verification only). Sinks receive authenticated plaintext only; whether it matches the
 //! signed digest is decided after the last range, and a sink's output is used only then.
 
 use std::fs::File;
@@ -19,6 +19,20 @@ pub(crate) trait PlaintextSink: Send + Sync + 'static {
     /// Writes `plaintext` at byte `offset` of the file. Called from the blocking pool,
     /// concurrently for different ranges.
     fn write_at(&self, offset: u64, plaintext: &[u8]) -> Result<(), LoadError>;
+
+    /// Reads back into `buf` the plaintext written earlier at `offset` (to hash in order what
+    /// arrived early, see `digest.rs`).
+    ///
+    /// # Errors
+    /// [`LoadError::Internal`] for a sink that keeps nothing ([`PlaintextSink::can_read_back`]
+    /// is false); I/O errors.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), LoadError>;
+
+    /// Whether [`PlaintextSink::read_at`] works. Without it, ranges of one file that is hashed
+    /// in order are fetched one at a time.
+    fn can_read_back(&self) -> bool {
+        true
+    }
 
     /// Ends the file after all of it was written and its digest matched.
     fn finish(self) -> Result<Self::Output, LoadError>;
@@ -49,6 +63,16 @@ impl PlaintextSink for FileSink {
             .map_err(|e| LoadError::Destination {
                 path: self.path.clone(),
                 reason: "cannot write staging file",
+                source: Some(e),
+            })
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), LoadError> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| LoadError::Destination {
+                path: self.path.clone(),
+                reason: "cannot read back staging file",
                 source: Some(e),
             })
     }
@@ -117,6 +141,19 @@ impl PlaintextSink for MemorySink {
         Ok(())
     }
 
+    fn read_at(&self, offset: u64, out: &mut [u8]) -> Result<(), LoadError> {
+        let broken = || LoadError::Internal {
+            what: "read back outside the written plaintext",
+        };
+        let start = usize::try_from(offset).map_err(|_| broken())?;
+        let end = start.checked_add(out.len()).ok_or_else(broken)?;
+        let buf = self.buf.lock().map_err(|_| LoadError::Internal {
+            what: "memory sink lock poisoned",
+        })?;
+        out.copy_from_slice(buf.get(start..end).ok_or_else(broken)?);
+        Ok(())
+    }
+
     fn finish(self) -> Result<Zeroizing<Vec<u8>>, LoadError> {
         let buf = self.buf.into_inner().map_err(|_| LoadError::Internal {
             what: "memory sink lock poisoned",
@@ -136,6 +173,16 @@ impl PlaintextSink for VerifySink {
 
     fn write_at(&self, _offset: u64, _plaintext: &[u8]) -> Result<(), LoadError> {
         Ok(())
+    }
+
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Result<(), LoadError> {
+        Err(LoadError::Internal {
+            what: "the verify-only sink keeps no plaintext to read back",
+        })
+    }
+
+    fn can_read_back(&self) -> bool {
+        false
     }
 
     fn finish(self) -> Result<(), LoadError> {

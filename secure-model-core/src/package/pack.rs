@@ -9,12 +9,12 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::PackError;
 use crate::crypto::streaming::{StreamEncryptor, StreamParams};
-use crate::crypto::{dek_commitment, random_fill, DataKey, Sha256};
+use crate::crypto::{dek_commitment, random_fill, DataKey, Digest, HashAlgorithm, Sha256};
 use crate::format::{
-    compare_paths, file_associated_data, validate_path, Aead, EncryptedFile, EncryptionSection,
-    KeysFile, Limits, Predicate, Resource, Serialization, Statement, Subject, SubjectDigest,
-    DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT, MANIFEST_OBJECT,
-    MODEL_SIGNING_PREDICATE_TYPE,
+    compare_paths, file_associated_data, shard_name, validate_path, Aead, EncryptedFile,
+    EncryptionSection, Hashing, KeysFile, Limits, Predicate, Resource, Statement, Subject,
+    SubjectDigest, DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_STATEMENT_TYPE, KEYS_OBJECT,
+    MANIFEST_OBJECT, MODEL_SIGNING_PREDICATE_TYPE,
 };
 use crate::keys::{KeyProvider, WrapContext};
 use crate::loader::Progress;
@@ -31,6 +31,9 @@ pub struct PackOptions {
     pub model_name: Option<String>,
     /// Files encrypted concurrently.
     pub file_concurrency: usize,
+    /// How plaintext is hashed for the signature (default: SHA-256 by files, what upstream
+    /// `model_signing` writes by default and what its `verify` CLI re-hashes with).
+    pub hashing: Hashing,
     /// Progress receiver (plaintext bytes).
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -41,6 +44,7 @@ impl Default for PackOptions {
             params: StreamParams::PACKAGE,
             model_name: None,
             file_concurrency: 2,
+            hashing: Hashing::files(HashAlgorithm::Sha256),
             progress: None,
         }
     }
@@ -50,6 +54,11 @@ impl PackOptions {
     /// Sets the streaming parameters.
     pub fn with_params(mut self, params: StreamParams) -> Self {
         self.params = params;
+        self
+    }
+    /// Sets the plaintext hashing (algorithm; files or shards).
+    pub fn with_hashing(mut self, hashing: Hashing) -> Self {
+        self.hashing = hashing;
         self
     }
     /// Sets a progress receiver.
@@ -199,7 +208,7 @@ impl Write for ChannelWriter {
 }
 
 struct Encrypted {
-    pt_sha: [u8; 32],
+    pt_digests: Vec<Digest>,
     pt_len: u64,
     ct_sha: [u8; 32],
     ct_len: u64,
@@ -212,6 +221,7 @@ fn encrypt_blocking(
     dek: &DataKey,
     ad: &[u8],
     params: StreamParams,
+    hashing: Hashing,
     tx: tokio::sync::mpsc::Sender<Bytes>,
     progress: Option<Arc<dyn Progress>>,
 ) -> Result<Encrypted, PackError> {
@@ -223,7 +233,7 @@ fn encrypt_blocking(
         len: 0,
     };
     let mut enc = StreamEncryptor::new(dek, ad, params, w)?;
-    let mut pt_hash = Sha256::new();
+    let mut pt_hash = hashing.file_hasher();
     let mut pt_len = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -245,31 +255,43 @@ fn encrypt_blocking(
     }
     let w = enc.finish()?;
     Ok(Encrypted {
-        pt_sha: pt_hash.finish(),
+        pt_digests: pt_hash.finish(),
         pt_len,
         ct_sha: w.hasher.finish(),
         ct_len: w.len,
     })
 }
 
-// The arguments are the independent inputs of one file's encryption; bundling them in a struct
-// used once would only move the list.
-#[allow(clippy::too_many_arguments)]
-async fn encrypt_file(
-    store: &dyn StorageBackend,
+/// What every file's encryption shares.
+struct PackContext<'a> {
+    store: &'a dyn StorageBackend,
     dek: Arc<DataKey>,
-    model_id: &str,
+    model_id: &'a str,
+    params: StreamParams,
+    hashing: Hashing,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+/// Encrypts `src` (model path `rel`) into the object `object`, hashing the plaintext with the
+/// pack's hashing and the ciphertext with SHA-256.
+async fn encrypt_file(
+    cx: &PackContext<'_>,
     rel: &str,
     src: &Path,
     object: &str,
-    params: StreamParams,
-    progress: Option<Arc<dyn Progress>>,
 ) -> Result<Encrypted, PackError> {
+    let store = cx.store;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-    let ad = file_associated_data(model_id, rel);
+    let ad = file_associated_data(cx.model_id, rel);
     let src = src.to_path_buf();
+    let (dek, params, hashing, progress) = (
+        Arc::clone(&cx.dek),
+        cx.params,
+        cx.hashing,
+        cx.progress.clone(),
+    );
     let task = tokio::task::spawn_blocking(move || {
-        encrypt_blocking(&src, &dek, &ad, params, tx, progress)
+        encrypt_blocking(&src, &dek, &ad, params, hashing, tx, progress)
     });
     let upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
     let uploaded = upload_chunks(upload, &mut rx).await;
@@ -334,6 +356,15 @@ pub async fn pack(
         }
     }
     let files = scan_model_dir(model_dir)?;
+    if opts.hashing.shard_size().is_some() {
+        if let Some((rel, src)) = files.iter().find(|(rel, _)| rel.contains(':')) {
+            return Err(dir_err(
+                src,
+                format!("{rel:?} contains ':', which a shard name (path:start:end) cannot hold; sign by files instead"),
+                None,
+            ));
+        }
+    }
     for object in [MANIFEST_OBJECT, KEYS_OBJECT] {
         if crate::storage::exists(store, object).await? {
             return Err(PackError::PackageExists {
@@ -379,24 +410,19 @@ async fn encrypt_files(
     model_id: &str,
     opts: &PackOptions,
 ) -> Result<Vec<Encrypted>, PackError> {
+    let cx = PackContext {
+        store,
+        dek: Arc::clone(dek),
+        model_id,
+        params: opts.params,
+        hashing: opts.hashing,
+        progress: opts.progress.clone(),
+    };
+    let cx = &cx;
     let mut done: Vec<(usize, Encrypted)> = futures::stream::iter(files.iter().enumerate())
-        .map(|(i, (rel, src))| {
-            let (dek, progress) = (Arc::clone(dek), opts.progress.clone());
-            async move {
-                let object = data_object(i);
-                let e = encrypt_file(
-                    store,
-                    dek,
-                    model_id,
-                    rel,
-                    src,
-                    &object,
-                    opts.params,
-                    progress,
-                )
-                .await?;
-                Ok::<_, PackError>((i, e))
-            }
+        .map(|(i, (rel, src))| async move {
+            let e = encrypt_file(cx, rel, src, &data_object(i)).await?;
+            Ok::<_, PackError>((i, e))
         })
         .buffer_unordered(opts.file_concurrency.max(1))
         .try_collect()
@@ -415,14 +441,24 @@ fn data_object(i: usize) -> String {
     format!("data/{i:06}")
 }
 
-/// `model_signing`'s `files` serialization with SHA-256, as upstream writes it by default.
-fn files_serialization() -> Serialization {
-    Serialization {
-        hash_type: "sha256".into(),
-        ignore_paths: DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect(),
-        method: "files".into(),
-        allow_symlinks: false,
-    }
+/// The model-signing resources of one file: the file, or its shards (none when it is empty).
+fn file_resources(rel: &str, e: &Encrypted, hashing: &Hashing) -> Vec<Resource> {
+    let algorithm = hashing.resource_algorithm();
+    let names: Vec<String> = match hashing.shard_size() {
+        None => vec![rel.to_string()],
+        Some(z) => (0..e.pt_len.div_ceil(z))
+            .map(|k| shard_name(rel, k * z, ((k + 1) * z).min(e.pt_len)))
+            .collect(),
+    };
+    names
+        .into_iter()
+        .zip(&e.pt_digests)
+        .map(|(name, d)| Resource {
+            name,
+            digest: d.to_hex(),
+            algorithm: algorithm.clone(),
+        })
+        .collect()
 }
 
 /// The signed statement of the encrypted files: OpenSSF model-signing resources plus our
@@ -433,8 +469,9 @@ fn statement(
     results: &[Encrypted],
     model_id: &str,
     dek: &DataKey,
-    params: StreamParams,
+    opts: &PackOptions,
 ) -> Result<Statement, PackError> {
+    let params = opts.params;
     let mut resources = Vec::with_capacity(files.len());
     let mut enc_files = Vec::with_capacity(files.len());
     let mut subject = Sha256::new();
@@ -444,12 +481,16 @@ fn statement(
                 what: "ciphertext length mismatch",
             });
         }
-        subject.update(&e.pt_sha);
-        resources.push(Resource {
-            name: rel.clone(),
-            digest: hex::encode(e.pt_sha),
-            algorithm: "sha256".into(),
-        });
+        let res = file_resources(rel, e, &opts.hashing);
+        if res.len() != e.pt_digests.len() {
+            return Err(PackError::Internal {
+                what: "digest count differs from the shard count",
+            });
+        }
+        for d in &e.pt_digests {
+            subject.update(d.as_bytes());
+        }
+        resources.extend(res);
         enc_files.push(EncryptedFile {
             path: rel.clone(),
             object: data_object(i),
@@ -469,21 +510,33 @@ fn statement(
         predicate_type: MODEL_SIGNING_PREDICATE_TYPE.into(),
         predicate: Predicate {
             resources,
-            serialization: files_serialization(),
-            encryption: Some(EncryptionSection {
-                format: ENCRYPTION_FORMAT.into(),
-                model_id: model_id.to_string(),
-                aead: Aead {
-                    scheme: Aead::SCHEME.into(),
-                    hkdf_hash: "SHA256".into(),
-                    derived_key_size: 32,
-                    ciphertext_segment_size: params.segment_size(),
-                },
-                dek_commitment: hex::encode(dek_commitment(dek, model_id)),
-                files: enc_files,
-            }),
+            serialization: opts
+                .hashing
+                .to_serialization(DEFAULT_IGNORE_PATHS.iter().map(|s| s.to_string()).collect()),
+            encryption: Some(encryption_section(enc_files, model_id, dek, params)),
         },
     })
+}
+
+/// Our `predicate.secure_model` section for `files`.
+fn encryption_section(
+    files: Vec<EncryptedFile>,
+    model_id: &str,
+    dek: &DataKey,
+    params: StreamParams,
+) -> EncryptionSection {
+    EncryptionSection {
+        format: ENCRYPTION_FORMAT.into(),
+        model_id: model_id.to_string(),
+        aead: Aead {
+            scheme: Aead::SCHEME.into(),
+            hkdf_hash: "SHA256".into(),
+            derived_key_size: 32,
+            ciphertext_segment_size: params.segment_size(),
+        },
+        dek_commitment: hex::encode(dek_commitment(dek, model_id)),
+        files,
+    }
 }
 
 /// Wraps the DEK for every recipient and writes `keys.json`, then the signed manifest last (a
@@ -497,6 +550,9 @@ async fn write_documents(
     model_id: &str,
 ) -> Result<String, PackError> {
     let manifest = sign_statement(statement, signer)?;
+    // Never write a manifest readers refuse (e.g. tiny shards of a big model exceed the
+    // manifest size or resource count caps): check it as a reader does.
+    crate::verify::parse_unverified(&manifest, &Limits::default())?;
     let mut keys = KeysFile::new(model_id);
     let ctx = WrapContext::new(model_id);
     for r in recipients {
@@ -529,7 +585,7 @@ async fn pack_objects(
         p.start(total);
     }
     let results = encrypt_files(files, store, &dek, &model_id, opts).await?;
-    let statement = statement(&model_name, files, &results, &model_id, &dek, opts.params)?;
+    let statement = statement(&model_name, files, &results, &model_id, &dek, opts)?;
     let digest = write_documents(store, &statement, signer, recipients, &dek, &model_id).await?;
     if let Some(p) = &opts.progress {
         p.finish();

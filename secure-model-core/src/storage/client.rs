@@ -140,7 +140,7 @@ pub(crate) fn client_options(
         .with_allow_http(allow_http)
         .with_timeout(settings.timeout)
         .with_connect_timeout(settings.connect_timeout)
-        .with_pool_max_idle_per_host(16);
+        .with_pool_max_idle_per_host(64);
     let general = settings
         .ca_bundle
         .as_ref()

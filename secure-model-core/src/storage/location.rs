@@ -14,6 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 
 use super::client::{client_options, retry_config, StorageSettings, ALLOW_HTTP_VAR};
+use super::pressure::{ObservingConnector, PressureCounters};
 use super::{ObjectStoreBackend, StorageBackend, StorageEnv, StorageError};
 
 /// A parsed package location.
@@ -229,25 +230,29 @@ pub fn open_location(
     match PackageLocation::parse(uri)? {
         PackageLocation::Local(path) => open_local(uri, &path, create),
         PackageLocation::S3 { bucket, prefix } => {
+            let counters = Arc::new(PressureCounters::default());
             let store = s3_builder(settings, &bucket)?
+                .with_http_connector(ObservingConnector(Arc::clone(&counters)))
                 .build()
                 .map_err(|e| build_err(uri, "S3", e))?;
             prefixed(
                 settings,
                 uri,
-                Arc::new(store),
+                (Arc::new(store), counters),
                 &prefix,
                 format!("s3://{bucket}/{prefix}"),
             )
         }
         PackageLocation::Gcs { bucket, prefix } => {
+            let counters = Arc::new(PressureCounters::default());
             let store = gcs_builder(settings, &bucket)?
+                .with_http_connector(ObservingConnector(Arc::clone(&counters)))
                 .build()
                 .map_err(|e| build_err(uri, "GCS", e))?;
             prefixed(
                 settings,
                 uri,
-                Arc::new(store),
+                (Arc::new(store), counters),
                 &prefix,
                 format!("gs://{bucket}/{prefix}"),
             )
@@ -257,27 +262,31 @@ pub fn open_location(
             container,
             prefix,
         } => {
+            let counters = Arc::new(PressureCounters::default());
             let store = azure_builder(settings, &account, &container)?
+                .with_http_connector(ObservingConnector(Arc::clone(&counters)))
                 .build()
                 .map_err(|e| build_err(uri, "Azure Blob", e))?;
             let shown = format!("az://{account}/{container}/{prefix}");
-            prefixed(settings, uri, Arc::new(store), &prefix, shown)
+            prefixed(settings, uri, (Arc::new(store), counters), &prefix, shown)
         }
         PackageLocation::Http { url } => open_http(uri, url, create, settings),
     }
 }
 
-/// A backend over `store` at object prefix `prefix`, shown as `shown`.
+/// A backend over `store` (and the pressure counters of its client) at object prefix
+/// `prefix`, shown as `shown`.
 fn prefixed(
     settings: &StorageSettings,
     uri: &str,
-    store: Arc<dyn object_store::ObjectStore>,
+    (store, counters): (Arc<dyn object_store::ObjectStore>, Arc<PressureCounters>),
     prefix: &str,
     shown: String,
 ) -> Result<Arc<dyn StorageBackend>, StorageError> {
     Ok(Arc::new(
         ObjectStoreBackend::new(store, store_prefix(uri, prefix)?, shown)
-            .with_first_byte_timeout(settings.first_byte_timeout),
+            .with_first_byte_timeout(settings.first_byte_timeout)
+            .with_pressure(counters),
     ))
 }
 
@@ -305,16 +314,19 @@ fn open_http(
         tracing::warn!(location = %url, "plain HTTP to the package mirror was explicitly allowed");
     }
     let opts = client_options(settings, &[], None, allow_http)?;
+    let counters = Arc::new(PressureCounters::default());
     let store = HttpBuilder::new()
         .with_url(url.as_str())
         .with_client_options(opts)
         .with_retry(retry_config(settings))
+        .with_http_connector(ObservingConnector(Arc::clone(&counters)))
         .build()
         .map_err(|e| build_err(uri, "HTTP", e))?;
     Ok(Arc::new(
         ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string())
             .read_only()
-            .with_first_byte_timeout(settings.first_byte_timeout),
+            .with_first_byte_timeout(settings.first_byte_timeout)
+            .with_pressure(counters),
     ))
 }
 

@@ -6,6 +6,7 @@ mod client;
 mod env;
 mod location;
 mod object;
+mod pressure;
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -17,6 +18,10 @@ pub use client::{StorageSettings, ALLOW_HTTP_VAR, CA_BUNDLE_VAR, DEFAULT_FIRST_B
 pub use env::StorageEnv;
 pub use location::{open_location, redact_uri, PackageLocation};
 pub use object::ObjectStoreBackend;
+pub use pressure::Pressure;
+
+/// The body of a ranged GET, chunk by chunk.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, StorageError>>;
 
 /// Storage errors. Messages name the object and the location, never credentials.
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +226,25 @@ pub trait StorageBackend: Send + Sync + Debug + 'static {
 
     /// Bytes `range` of an object; exactly `range.end - range.start` bytes or an error.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError>;
+
+    /// Bytes `range` of an object as the body arrives, chunk by chunk: the chunks add up to
+    /// exactly `range.end - range.start` bytes, or the stream ends with an error
+    /// ([`StorageError::ShortRead`] when the body is shorter or longer). The default yields
+    /// [`StorageBackend::get_range`] as one chunk.
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<ByteStream, StorageError> {
+        let body = self.get_range(key, range).await?;
+        Ok(Box::pin(futures::stream::once(async move { Ok(body) })))
+    }
+
+    /// Responses so far that asked this backend's client to slow down, or were server errors
+    /// (always zero for backends without HTTP).
+    fn pressure(&self) -> Pressure {
+        Pressure::default()
+    }
 
     /// Writes a whole object (atomically replaces an existing one).
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;

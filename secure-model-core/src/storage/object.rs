@@ -11,7 +11,8 @@ use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-use super::{ObjectInfo, ObjectWriter, StorageBackend, StorageError};
+use super::pressure::PressureCounters;
+use super::{ByteStream, ObjectInfo, ObjectWriter, Pressure, StorageBackend, StorageError};
 
 /// A package prefix inside an `object_store` store.
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct ObjectStoreBackend {
     location: String,
     read_only: bool,
     first_byte: Duration,
+    pressure: Option<Arc<PressureCounters>>,
 }
 
 /// How often a request still waiting for its first byte is logged.
@@ -39,6 +41,24 @@ impl ObjectStoreBackend {
             location: location.into(),
             read_only: false,
             first_byte: super::client::DEFAULT_FIRST_BYTE_TIMEOUT,
+            pressure: None,
+        }
+    }
+
+    /// Reports the load signals counted by the HTTP client of `store` (see
+    /// [`StorageBackend::pressure`]).
+    pub(crate) fn with_pressure(mut self, counters: Arc<PressureCounters>) -> Self {
+        self.pressure = Some(counters);
+        self
+    }
+
+    fn short_read(&self, key: &str, range: &Range<u64>, got: u64) -> StorageError {
+        StorageError::ShortRead {
+            key: key.to_string(),
+            location: self.location.clone(),
+            start: range.start,
+            end: range.end,
+            got,
         }
     }
 
@@ -197,15 +217,41 @@ impl StorageBackend for ObjectStoreBackend {
             .await
             .map_err(|e| self.map_err("get range of", key, e))?;
         if b.len() as u64 != want {
-            return Err(StorageError::ShortRead {
-                key: key.to_string(),
-                location: self.location.clone(),
-                start: range.start,
-                end: range.end,
-                got: b.len() as u64,
-            });
+            return Err(self.short_read(key, &range, b.len() as u64));
         }
         Ok(b)
+    }
+
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<ByteStream, StorageError> {
+        let p = self.path(key)?;
+        let want = range.end.saturating_sub(range.start);
+        if want == 0 {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let options = GetOptions::new().with_range(Some(range.clone()));
+        let res = self
+            .first_byte("get range of", key, self.store.get_opts(&p, options))
+            .await?;
+        let body = LengthChecked {
+            inner: res.into_stream(),
+            backend: self.clone(),
+            key: key.to_string(),
+            range,
+            got: 0,
+            done: false,
+        };
+        Ok(Box::pin(futures::stream::unfold(body, LengthChecked::next)))
+    }
+
+    fn pressure(&self) -> Pressure {
+        self.pressure
+            .as_ref()
+            .map(|c| c.snapshot())
+            .unwrap_or_default()
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
@@ -273,6 +319,40 @@ impl StorageBackend for ObjectStoreBackend {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+}
+
+/// A ranged body that must add up to exactly the range's length.
+struct LengthChecked {
+    inner: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    backend: ObjectStoreBackend,
+    key: String,
+    range: Range<u64>,
+    got: u64,
+    done: bool,
+}
+
+impl LengthChecked {
+    async fn next(mut self) -> Option<(Result<Bytes, StorageError>, Self)> {
+        if self.done {
+            return None;
+        }
+        let want = self.range.end - self.range.start;
+        let item = match self.inner.try_next().await {
+            Ok(Some(chunk)) => {
+                self.got += chunk.len() as u64;
+                if self.got > want {
+                    Err(self.backend.short_read(&self.key, &self.range, self.got))
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Ok(None) if self.got == want => return None,
+            Ok(None) => Err(self.backend.short_read(&self.key, &self.range, self.got)),
+            Err(e) => Err(self.backend.map_err("get range of", &self.key, e)),
+        };
+        self.done = item.is_err();
+        Some((item, self))
     }
 }
 

@@ -2,60 +2,16 @@
 
 use super::bundle::{decode_bundle, invalid, pae, subject_sha256, Decoded, Evidence};
 use super::policy::{Signer, TrustPolicy};
+use super::statement::{check_model_signing, package_files, FileEntry, SignedFile};
 use super::VerifyError;
 use crate::crypto::streaming::{SegmentOpener, StreamParams};
 use crate::crypto::{check_dek_commitment, sha256, streaming::Header, CryptoError, DataKey};
 use crate::format::{
-    compare_paths, file_associated_data, parse_digest, validate_model_id, validate_object_key,
-    validate_path, Aead, DsseEnvelope, FormatError, Limits, Statement, ENCRYPTION_FORMAT,
-    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
+    file_associated_data, parse_digest, validate_model_id, Aead, DsseEnvelope, FormatError,
+    Hashing, Limits, Statement, ENCRYPTION_FORMAT,
 };
 
 const DOC: &str = "manifest";
-
-/// One file as a manifest describes it: path, object, sizes and signed digests. Read-only;
-/// decryption does not accept it (see [`VerifiedFile`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEntry {
-    path: String,
-    object: String,
-    plaintext_size: u64,
-    ciphertext_size: u64,
-    plaintext_sha256: [u8; 32],
-    ciphertext_sha256: [u8; 32],
-    segments: u64,
-}
-
-impl FileEntry {
-    /// Relative POSIX path of the plaintext file.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-    /// Object key of the ciphertext, relative to the package prefix.
-    pub fn object(&self) -> &str {
-        &self.object
-    }
-    /// Plaintext size.
-    pub fn plaintext_size(&self) -> u64 {
-        self.plaintext_size
-    }
-    /// Ciphertext size.
-    pub fn ciphertext_size(&self) -> u64 {
-        self.ciphertext_size
-    }
-    /// Signed plaintext SHA-256.
-    pub fn plaintext_sha256(&self) -> &[u8; 32] {
-        &self.plaintext_sha256
-    }
-    /// Signed ciphertext SHA-256.
-    pub fn ciphertext_sha256(&self) -> &[u8; 32] {
-        &self.ciphertext_sha256
-    }
-    /// Number of AEAD segments.
-    pub fn segments(&self) -> u64 {
-        self.segments
-    }
-}
 
 /// A file of a [`VerifiedManifest`]: only a verified manifest hands these out, and
 /// [`UnlockedManifest::file_opener`] accepts nothing else. Dereferences to its [`FileEntry`].
@@ -82,6 +38,7 @@ pub struct ManifestInfo {
     model_id: String,
     params: StreamParams,
     dek_commitment: [u8; 32],
+    hashing: Hashing,
     total_plaintext: u64,
     total_ciphertext: u64,
 }
@@ -119,6 +76,10 @@ impl ManifestInfo {
     /// Signed DEK commitment.
     pub fn dek_commitment(&self) -> &[u8; 32] {
         &self.dek_commitment
+    }
+    /// How the plaintext was hashed (algorithm, files or shards).
+    pub fn hashing(&self) -> Hashing {
+        self.hashing
     }
     /// Model name from the subject.
     pub fn model_name(&self) -> &str {
@@ -225,91 +186,9 @@ impl UnlockedManifest {
         header: &[u8],
     ) -> Result<SegmentOpener, CryptoError> {
         let header = Header::parse(header)?;
-        let ad = file_associated_data(&self.manifest.info.model_id, &file.path);
+        let ad = file_associated_data(&self.manifest.info.model_id, file.path());
         SegmentOpener::new(&self.dek, &header, &ad, self.manifest.info.params)
     }
-}
-
-/// Checks the model-signing part of a statement (types, serialization, resources: paths,
-/// order, duplicates, digests, subject digest, count limit) and returns the resources.
-fn check_model_signing(
-    statement: &Statement,
-    limits: &Limits,
-) -> Result<Vec<(String, [u8; 32])>, VerifyError> {
-    if statement.type_ != IN_TOTO_STATEMENT_TYPE {
-        return Err(invalid("_type", "not https://in-toto.io/Statement/v1").into());
-    }
-    if statement.predicate_type != MODEL_SIGNING_PREDICATE_TYPE {
-        return Err(FormatError::UnsupportedVersion {
-            document: "predicate",
-            found: statement.predicate_type.escape_debug().to_string(),
-        }
-        .into());
-    }
-    let pred = &statement.predicate;
-    let ser = &pred.serialization;
-    if ser.method != "files" || ser.hash_type != "sha256" || ser.allow_symlinks {
-        return Err(invalid(
-            "serialization",
-            "only method 'files', hash_type 'sha256', allow_symlinks false",
-        )
-        .into());
-    }
-    let count = pred.resources.len() as u64;
-    if count > limits.max_files {
-        return Err(FormatError::LimitExceeded {
-            what: "file count",
-            actual: count,
-            limit: limits.max_files,
-        }
-        .into());
-    }
-    let subject = match statement.subject.as_slice() {
-        [one] => one,
-        _ => return Err(invalid("subject", "exactly one subject required").into()),
-    };
-    let subject_digest = parse_digest(&subject.digest.sha256, DOC, "subject.digest.sha256")?;
-    let mut out: Vec<(String, [u8; 32])> = Vec::with_capacity(pred.resources.len());
-    let mut concat = crate::crypto::Sha256::new();
-    for res in &pred.resources {
-        validate_path(&res.name, limits)?;
-        if res.algorithm != "sha256" {
-            return Err(invalid("resources.algorithm", "only sha256").into());
-        }
-        if let Some((p, _)) = out.last() {
-            match compare_paths(p, &res.name) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => {
-                    return Err(FormatError::InvalidPath {
-                        path: res.name.escape_debug().to_string(),
-                        reason: "duplicate path",
-                    }
-                    .into())
-                }
-                std::cmp::Ordering::Greater => {
-                    return Err(invalid("resources", "not in component-wise sorted order").into())
-                }
-            }
-            // A file must not also be a directory prefix of a later file ("a" and "a/b").
-            if res.name.len() > p.len()
-                && res.name.starts_with(p.as_str())
-                && res.name.as_bytes().get(p.len()) == Some(&b'/')
-            {
-                return Err(FormatError::InvalidPath {
-                    path: res.name.escape_debug().to_string(),
-                    reason: "a listed file is also used as a directory",
-                }
-                .into());
-            }
-        }
-        let pt = parse_digest(&res.digest, DOC, "resources.digest")?;
-        concat.update(&pt);
-        out.push((res.name.clone(), pt));
-    }
-    if concat.finish() != subject_digest {
-        return Err(VerifyError::SubjectDigestMismatch);
-    }
-    Ok(out)
 }
 
 fn check_statement(
@@ -328,7 +207,7 @@ fn check_statement(
             document: "signed statement",
             source,
         })?;
-    let resources = check_model_signing(&statement, limits)?;
+    let (hashing, signed) = check_model_signing(&statement, limits)?;
     let enc = statement.predicate.encryption.as_ref().ok_or_else(|| {
         invalid(
             "predicate.secure_model",
@@ -356,66 +235,7 @@ fn check_statement(
     let params = StreamParams::new(enc.aead.ciphertext_segment_size)
         .map_err(|_| invalid("aead.ciphertext_segment_size", "outside 1 KiB..=64 MiB"))?;
     let dek_commitment = parse_digest(&enc.dek_commitment, DOC, "dek_commitment")?;
-    if resources.is_empty() {
-        return Err(invalid("resources", "a package must contain at least one file").into());
-    }
-    if enc.files.len() != resources.len() {
-        return Err(invalid("secure_model.files", "count differs from resources").into());
-    }
-    let mut files = Vec::with_capacity(enc.files.len());
-    let mut total: u64 = 0;
-    let mut objects = std::collections::HashSet::with_capacity(enc.files.len());
-    for ((path, pt), ef) in resources.into_iter().zip(&enc.files) {
-        if ef.path != path {
-            return Err(invalid(
-                "secure_model.files.path",
-                "order or names differ from resources",
-            )
-            .into());
-        }
-        validate_object_key(&ef.object)?;
-        if !objects.insert(ef.object.as_str()) {
-            return Err(invalid("secure_model.files.object", "two files share one object").into());
-        }
-        if ef.plaintext_size > limits.max_file_bytes {
-            return Err(FormatError::LimitExceeded {
-                what: "file size",
-                actual: ef.plaintext_size,
-                limit: limits.max_file_bytes,
-            }
-            .into());
-        }
-        total = total.saturating_add(ef.plaintext_size);
-        if total > limits.max_total_bytes {
-            return Err(FormatError::LimitExceeded {
-                what: "total plaintext size",
-                actual: total,
-                limit: limits.max_total_bytes,
-            }
-            .into());
-        }
-        if params.ciphertext_len(ef.plaintext_size) != Some(ef.ciphertext_size) {
-            return Err(invalid(
-                "secure_model.files.ciphertext_size",
-                "does not match plaintext_size and segment size",
-            )
-            .into());
-        }
-        let ct = parse_digest(
-            &ef.ciphertext_sha256,
-            DOC,
-            "secure_model.files.ciphertext_sha256",
-        )?;
-        files.push(FileEntry {
-            path,
-            object: ef.object.clone(),
-            plaintext_size: ef.plaintext_size,
-            ciphertext_size: ef.ciphertext_size,
-            plaintext_sha256: pt,
-            ciphertext_sha256: ct,
-            segments: params.segment_count(ef.plaintext_size),
-        });
-    }
+    let files = package_files(&enc.files, hashing, signed, params, limits)?;
     let model_id = enc.model_id.clone();
     let info = ManifestInfo {
         hint: material.claim(),
@@ -426,18 +246,21 @@ fn check_statement(
         model_id,
         params,
         dek_commitment,
-        total_plaintext: files.iter().map(|f| f.plaintext_size).sum(),
-        total_ciphertext: files.iter().map(|f| f.ciphertext_size).sum(),
+        hashing,
+        total_plaintext: files.iter().map(FileEntry::plaintext_size).sum(),
+        total_ciphertext: files.iter().map(FileEntry::ciphertext_size).sum(),
     };
     Ok((info, files))
 }
 
 /// A plain OpenSSF model-signing v1.0 signature (no encryption section) accepted by the trust
-/// policy: the list of signed plaintext files.
+/// policy: the signed plaintext files and their digests (any hashing model signing 1.1
+/// writes: `sha256`, `blake2b` or `blake3`, by files or by shards).
 #[derive(Debug, Clone)]
 pub struct VerifiedModelSignature {
     name: String,
-    resources: Vec<(String, [u8; 32])>,
+    hashing: Hashing,
+    files: Vec<SignedFile>,
     signer: Signer,
 }
 
@@ -446,9 +269,13 @@ impl VerifiedModelSignature {
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Signed `(path, sha256)` pairs in signed order.
-    pub fn resources(&self) -> &[(String, [u8; 32])] {
-        &self.resources
+    /// How the model was hashed.
+    pub fn hashing(&self) -> Hashing {
+        self.hashing
+    }
+    /// The signed files in signed order, with their digests.
+    pub fn files(&self) -> &[SignedFile] {
+        &self.files
     }
     /// The policy signer that accepted it.
     pub fn signer(&self) -> &Signer {
@@ -483,7 +310,7 @@ fn verify_signature(
 /// Verifies a plain OpenSSF model-signing v1.0 bundle (as `model_signing sign key`,
 /// `sign certificate` or `sign sigstore` writes it): a signer of the policy accepts the
 /// signature, then the resource rules hold. Use it to check signatures made by the upstream
-/// tool; comparing the files on disk to [`VerifiedModelSignature::resources`] is the caller's.
+/// tool; comparing the files on disk to [`VerifiedModelSignature::files`] is the caller's.
 ///
 /// # Errors
 /// [`VerifyError::NoTrustedKeys`] for an empty policy, [`VerifyError::SignatureInvalid`] with
@@ -499,7 +326,7 @@ pub fn verify_model_signature(
             document: "signed statement",
             source,
         })?;
-    let resources = check_model_signing(&statement, limits)?;
+    let (hashing, files) = check_model_signing(&statement, limits)?;
     let name = statement
         .subject
         .first()
@@ -507,7 +334,8 @@ pub fn verify_model_signature(
         .unwrap_or_default();
     Ok(VerifiedModelSignature {
         name,
-        resources,
+        hashing,
+        files,
         signer,
     })
 }

@@ -12,7 +12,8 @@
 //! | `sigstore.rs` | Sigstore keyless bundles (sigstore-verify) and trusted roots |
 //! | `provider.rs` | the ring/RustCrypto provider sigstore-verify runs on |
 //! | `sign.rs` | signing statements with a key or a certificate chain |
-//! | `manifest.rs` | the statement rules and the proof types |
+//! | `manifest.rs` | the envelope side of a manifest and the proof types |
+//! | `statement.rs` | the statement side: serialization, resources, shard tiling, files |
 
 mod bundle;
 mod chain;
@@ -22,12 +23,13 @@ mod policy;
 mod provider;
 mod sign;
 mod sigstore;
+mod statement;
 
 pub use chain::{ChainError, MAX_CERTIFICATE_BYTES, MAX_CHAIN_CERTIFICATES};
 pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
 pub use manifest::{
-    parse_unverified, verify_manifest, verify_model_signature, FileEntry, ManifestInfo,
-    UnlockedManifest, UnverifiedManifest, VerifiedFile, VerifiedManifest, VerifiedModelSignature,
+    parse_unverified, verify_manifest, verify_model_signature, ManifestInfo, UnlockedManifest,
+    UnverifiedManifest, VerifiedFile, VerifiedManifest, VerifiedModelSignature,
 };
 pub use policy::{
     CertificateSigner, IdentityMatch, Refusal, RefusalReason, Refusals, Signer, SigstoreSigner,
@@ -35,6 +37,7 @@ pub use policy::{
 };
 pub use sign::{sign_statement, CertificateSigningKey, StatementSigner};
 pub use sigstore::{KeylessClaims, KeylessError, SigstoreRoot, MAX_TRUSTED_ROOT_BYTES};
+pub use statement::{FileDigests, FileEntry, SignedFile};
 
 /// Signature and manifest verification errors.
 #[derive(Debug, thiserror::Error)]
