@@ -3,7 +3,7 @@
 # stable toolchain: `--sanitizer none` (the code forbids `unsafe`, so AddressSanitizer adds
 # little, and it needs nightly). Harnesses live in secure-model-fuzz; see docs/fuzzing.md.
 #
-#   scripts/fuzz.sh --ci               every target for FUZZ_SECONDS (default 20) seconds
+#   scripts/fuzz.sh --ci               every target for FUZZ_SECONDS (default 10) seconds
 #   scripts/fuzz.sh [-s SECONDS] T...  the named targets (default: all) for SECONDS each (60)
 #   scripts/fuzz.sh --list             the target names
 #   scripts/fuzz.sh --install-only     install cargo-fuzz and stop
@@ -35,7 +35,7 @@ all_targets() { sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^secure-
 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --ci) SECONDS_EACH="${FUZZ_SECONDS:-20}" ;;
+    --ci) SECONDS_EACH="${FUZZ_SECONDS:-10}" ;;
     -s) SECONDS_EACH="$2"; shift ;;
     --list) all_targets; exit 0 ;;
     --install-only) "$SCRIPT_DIR/install-tool.sh" cargo-fuzz "$CARGO_FUZZ_VERSION" >/dev/null; exit 0 ;;

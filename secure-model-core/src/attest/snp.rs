@@ -47,6 +47,7 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<CertTableEntry>, AttestError
         )));
     }
     let mut out = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     for i in 0..=MAX_CERT_ENTRIES {
         let at = i * ENTRY_LEN;
         let entry = table.get(at..at + ENTRY_LEN).ok_or_else(|| {
@@ -78,6 +79,17 @@ pub fn parse_cert_table(table: &[u8]) -> Result<Vec<CertTableEntry>, AttestError
                     table.len()
                 ))
             })?;
+        // Each certificate has its own bytes: entries whose data overlap are refused, so the
+        // certificates copied out never add up to more than the table.
+        if spans
+            .iter()
+            .any(|&(s, e)| offset < e && s < offset + length)
+        {
+            return Err(bad(format!(
+                "SEV-SNP certificate table: entry {i} overlaps the data of an earlier entry"
+            )));
+        }
+        spans.push((offset, offset + length));
         let uuid =
             uuid::Uuid::from_slice(guid).map_err(|_| bad("SEV-SNP certificate table: bad GUID"))?;
         let cert_type =
@@ -235,6 +247,17 @@ mod tests {
                 "zero GUID",
             ),
             (vec![0; 10], "no terminating"),
+            // Two entries sharing bytes (found by the snp_cert_table fuzz target).
+            (
+                [
+                    entry(VCEK, 72, 4),
+                    entry(VCEK, 74, 4),
+                    vec![0; 24],
+                    b"certcert".to_vec(),
+                ]
+                .concat(),
+                "overlaps",
+            ),
             (vec![0; MAX_CERT_TABLE + 1], "at most"),
         ] {
             let err = parse_cert_table(&bad_table).unwrap_err().to_string();
@@ -242,8 +265,8 @@ mod tests {
         }
         // Too many entries.
         let many: Vec<u8> = (0..=MAX_CERT_ENTRIES)
-            .flat_map(|_| entry(VCEK, 0x1000, 1))
-            .chain(vec![0u8; 0x1001])
+            .flat_map(|i| entry(VCEK, 0x1000 + i as u32, 1))
+            .chain(vec![0u8; 0x1100])
             .collect();
         let err = parse_cert_table(&many).unwrap_err().to_string();
         assert!(err.contains("more than"), "{err}");

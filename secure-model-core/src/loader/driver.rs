@@ -409,12 +409,15 @@ impl Meter {
         };
     }
 
-    /// The window just closed, if it is long enough: at least [`MIN_WINDOW`] and one and a
-    /// half typical ranges.
+    /// The window just closed, if it is long enough (at least [`MIN_WINDOW`] and one and a
+    /// half typical ranges) or the store pushed back: throttling and server errors close it
+    /// at once, so the limit backs off without waiting for a full window.
     fn window(&mut self, clock: &StageClock, pressure: Pressure) -> Option<Window> {
         let len = Duration::from_secs_f64(1.5 * self.range_seconds).clamp(MIN_WINDOW, MAX_WINDOW);
         let elapsed = self.started.elapsed();
-        if elapsed < len {
+        let throttled = pressure.throttled > self.pressure.throttled
+            || pressure.server_errors > self.pressure.server_errors;
+        if elapsed < len && !throttled {
             return None;
         }
         let (received, retries) = clock.meters();
@@ -422,8 +425,7 @@ impl Meter {
             bytes: received - self.received,
             seconds: elapsed.as_secs_f64(),
             saturated: self.limited * 2 >= self.samples.max(1),
-            throttled: pressure.throttled > self.pressure.throttled
-                || pressure.server_errors > self.pressure.server_errors,
+            throttled,
             retried: retries > self.retries,
         };
         *self = Self {
