@@ -19,6 +19,9 @@ pub const API_VERSION: &str = kube_core::admission::META_API_VERSION_V1;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BadReview {
+    /// The body is not UTF-8 (RFC 8259 §8.1: JSON exchanged between systems is UTF-8).
+    #[error("the body is not UTF-8 JSON")]
+    NotUtf8(#[source] std::str::Utf8Error),
     /// The body is not an AdmissionReview.
     #[error("the body is not an AdmissionReview")]
     Json(#[source] serde_json::Error),
@@ -69,8 +72,11 @@ pub struct Answer {
 /// # Errors
 /// [`BadReview`] for a body that is no `admission.k8s.io/v1` AdmissionReview request.
 pub fn review(body: &[u8], profiles: &Profiles, scope: Scope) -> Result<Answer, BadReview> {
+    // serde_json skips members it does not know without checking their UTF-8; check it all
+    // first so that what the webhook accepts is JSON to every other reader too.
+    let body = std::str::from_utf8(body).map_err(BadReview::NotUtf8)?;
     let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(BadReview::Json)?;
+        serde_json::from_str(body).map_err(BadReview::Json)?;
     if review.types.api_version != API_VERSION || review.types.kind != "AdmissionReview" {
         return Err(BadReview::Version {
             kind: review.types.kind,

@@ -230,6 +230,14 @@ async fn malformed_wrong_and_oversized_requests_get_well_formed_answers() {
     )
     .await;
     assert_eq!(status, 400, "no request");
+    // Invalid UTF-8 in a member the review does not read (a fuzz finding): still refused.
+    let mut not_utf8 = serde_json::to_vec(&pod_review("u8", &vllm_pod(json!({})))).unwrap();
+    let at = not_utf8.len() - 1;
+    not_utf8.splice(at..at, b",\"x\":\"\xff\xfe\"".iter().copied());
+    let (status, body) = post(&c, &url, not_utf8).await;
+    assert_eq!(status, 400, "{body}");
+    let msg = body["response"]["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("UTF-8"), "{msg}");
     // The wrong resource: denied with what to fix, uid echoed.
     let mut deployment = pod_review(
         "u-dep",
