@@ -46,14 +46,19 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Range)]
     mode: Mode,
     /// Bytes per ranged GET, in MiB (`range` mode; the same default as `pull`).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 8)]
     range_mib: u64,
-    /// Ranged GETs in flight per file (`range` mode).
-    #[arg(long, default_value_t = 4)]
+    /// Ranged GETs in flight per file (`range` mode; `pull`'s cap).
+    #[arg(long, default_value_t = 32)]
     read_ahead: usize,
-    /// Objects downloaded concurrently.
-    #[arg(long, default_value_t = 2)]
+    /// Objects downloaded concurrently (`pull`'s cap).
+    #[arg(long, default_value_t = 4)]
     file_concurrency: usize,
+    /// Ranged GETs in flight in all (`range` mode): the most `pull` reaches with its default
+    /// 32 MiB of segment buffers (32 less one per core of a 2-core machine). Unlike `pull`,
+    /// each range is received whole before it is written, so memory grows with this.
+    #[arg(long, default_value_t = 30)]
+    in_flight: usize,
     /// Download these keys (sizes from HEAD) instead of listing the prefix: for HTTP servers
     /// without listing. Repeatable.
     #[arg(long = "key")]
@@ -83,6 +88,7 @@ async fn get_ranged(
     file: File,
     range: u64,
     read_ahead: usize,
+    in_flight: Arc<tokio::sync::Semaphore>,
 ) -> Result<u64> {
     let file = Arc::new(file);
     let starts: Vec<u64> = (0..size.div_ceil(range)).map(|i| i * range).collect();
@@ -91,9 +97,12 @@ async fn get_ranged(
             let store = Arc::clone(&store);
             let key = key.clone();
             let file = Arc::clone(&file);
+            let in_flight = Arc::clone(&in_flight);
             async move {
                 let end = (start + range).min(size);
+                let permit = in_flight.acquire_owned().await?;
                 let bytes = store.get_range(&key, start..end).await?;
+                drop(permit);
                 let n = bytes.len() as u64;
                 tokio::task::spawn_blocking(move || file.write_all_at(&bytes, start)).await??;
                 anyhow::Ok(n)
@@ -189,6 +198,7 @@ async fn run(a: Args) -> Result<()> {
     let total = match a.mode {
         Mode::Range => {
             let range = a.range_mib.max(1) << 20;
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(a.in_flight.max(1)));
             let mut jobs = Vec::new();
             for (key, size) in &objects {
                 let f = create_file(&a.dest, key, *size)?;
@@ -199,6 +209,7 @@ async fn run(a: Args) -> Result<()> {
                     f,
                     range,
                     a.read_ahead,
+                    Arc::clone(&in_flight),
                 ));
             }
             futures::stream::iter(jobs)
