@@ -489,6 +489,41 @@ async fn s3_slowdown_halves_the_ranged_gets_in_flight_and_the_pull_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_more_ranges_in_flight_than_buffers_complete_byte_exact() {
+    let Some(s3) = servers::s3rver(&["tight"]) else {
+        return;
+    };
+    let p = Publisher::new();
+    model(&p.model(), true);
+    let env = s3_env(&s3.endpoint(), "S3RVER", "S3RVER");
+    let store = open_location_with_env("s3://tight/pkg", true, &env).unwrap();
+    p.pack_to(store.as_ref()).await;
+    let out = shm_dir();
+    let dest = out.path().join("model");
+    // Four 1 MiB buffers and 28 one-segment ranges: six in flight (two per buffer, less one per
+    // core being opened), so ranges wait for buffers with their bodies unread.
+    let opts = LoadOptions::default()
+        .range_segments(1)
+        .concurrency(4, 16)
+        .buffer_bytes(4 << 20)
+        .adaptive(false);
+    let r = p
+        .loader()
+        .with_options(opts)
+        .pull(store, &dest)
+        .await
+        .unwrap();
+    assert_same_tree(&p.model(), &dest);
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    assert_eq!(
+        r.transfer.peak_in_flight,
+        (4 * 2usize).saturating_sub(cpus).max(1),
+        "{:?}",
+        r.transfer
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_permanent_ones_fail_fast() {
     let p = Publisher::new();
     model(&p.model(), true);

@@ -428,7 +428,7 @@ pub const BUFFER_MIB: Setting = s(
     "SECURE_MODEL_BUFFER_MIB",
     Some("--buffer-mib"),
     Kind::Count { min: 2, max: 4096 },
-    "32",
+    "16",
     Group::Transfer,
     BOTH,
     "memory for ciphertext in flight, MiB (pooled segment buffers; bounds the ranged GETs in flight)",

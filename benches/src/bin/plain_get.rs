@@ -55,7 +55,8 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     file_concurrency: usize,
     /// Ranged GETs in flight in all (`range` mode): the most `pull` reaches with its default
-    /// 32 MiB of segment buffers (32 less one per core of a 2-core machine). Unlike `pull`,
+    /// 16 MiB of segment buffers (two ranges per buffer less one per core of a 2-core
+    /// machine). Unlike `pull`,
     /// each range is received whole before it is written, so memory grows with this.
     #[arg(long, default_value_t = 30)]
     in_flight: usize,

@@ -32,6 +32,14 @@ const MIN_WINDOW: Duration = Duration::from_millis(150);
 const MAX_WINDOW: Duration = Duration::from_secs(2);
 /// In-flight ranges the adaptive limit starts from.
 const START_IN_FLIGHT: usize = 8;
+/// Ranged GETs allowed in flight per segment buffer. A range takes a buffer only when its
+/// body has bytes to give, so ranges without one simply stop reading: their bytes wait in the
+/// kernel's socket buffers and TCP holds the sender back, and a freed buffer fills at memory
+/// speed. This keeps a paced link's connections busy with half the process memory. It relies
+/// on one connection per request (HTTP/1.1, see `storage::client`): with HTTP/2 the streams
+/// not read would hold the connection's flow-control window and starve the ones holding
+/// buffers.
+const IN_FLIGHT_PER_BUFFER: usize = 2;
 
 /// Aborts a spawned task when dropped (a failed pull stops its in-flight work).
 pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
@@ -287,21 +295,26 @@ impl Driver {
         Schedule::new(per_file, self.opts.file_concurrency)
     }
 
-    /// Segment buffers the memory bound allows (at least two, and one more per core than
-    /// ranges can be in flight, so opening never waits for a buffer receiving holds).
+    /// Segment buffers the memory bound allows (at least two).
     fn buffers(&self, segment: usize) -> usize {
         let by_memory =
             usize::try_from(self.opts.buffer_bytes / segment.max(1) as u64).unwrap_or(usize::MAX);
         by_memory.max(2)
     }
 
-    /// The in-flight limit: adaptive up to the caps and the buffers, or fixed at the caps.
+    /// The in-flight limit: adaptive up to the caps and [`IN_FLIGHT_PER_BUFFER`] ranges per
+    /// buffer less one per core (the buffers being opened), or fixed there.
     fn flow(&self, buffers: usize) -> Flow {
         let caps = self
             .opts
             .file_concurrency
             .saturating_mul(self.opts.read_ahead);
-        let max = caps.min(buffers.saturating_sub(cpus()).max(1));
+        let max = caps.min(
+            buffers
+                .saturating_mul(IN_FLIGHT_PER_BUFFER)
+                .saturating_sub(cpus())
+                .max(1),
+        );
         if self.opts.adaptive {
             Flow::adaptive(START_IN_FLIGHT, max)
         } else {

@@ -7,7 +7,8 @@
 //! grows by a quarter while a step buys at least [`GROWTH`]; the first step that buys nothing
 //! is undone, and from then on the limit is probed a step up every [`PROBE_EVERY`] windows. A window with throttling answers (HTTP 429/503 `SlowDown`) or
 //! retried failures halves the limit. The limit never leaves `1..=max`; `max` is the caps
-//! (files × read-ahead) and the memory bound (one pooled segment per range in flight).
+//! (files × read-ahead) and the memory bound (two ranges in flight per pooled segment buffer, less
+//! one per core).
 
 /// Throughput must grow by this factor for a higher limit to be kept.
 pub(crate) const GROWTH: f64 = 1.15;

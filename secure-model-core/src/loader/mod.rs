@@ -192,7 +192,7 @@ impl Default for LoadOptions {
             read_ahead: 32,
             file_concurrency: 4,
             range_attempts: 4,
-            buffer_bytes: 32 << 20,
+            buffer_bytes: 16 << 20,
             adaptive: true,
             relax: Relaxations::NONE,
         }

@@ -140,7 +140,12 @@ pub(crate) fn client_options(
         .with_allow_http(allow_http)
         .with_timeout(settings.timeout)
         .with_connect_timeout(settings.connect_timeout)
-        .with_pool_max_idle_per_host(64);
+        .with_pool_max_idle_per_host(64)
+        // One connection per request: parallel ranges then each get their own TCP window (the
+        // per-connection ceiling real links have), and the pull may keep more ranges in flight
+        // than it has buffers (loader::driver): a range not read stalls only its own
+        // connection. Every object store speaks HTTP/1.1.
+        .with_http1_only();
     let general = settings
         .ca_bundle
         .as_ref()
