@@ -496,17 +496,11 @@ fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
     let Some(s3) = servers::s3rver(&["models"]) else {
         panic!("the image test needs s3rver (SECURE_MODEL_S3RVER, set by scripts/test.sh)");
     };
-    let hostport = s3.endpoint().trim_start_matches("http://").to_owned();
-    let kserve_env: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "S3RVER"),
-        ("AWS_SECRET_ACCESS_KEY", "S3RVER"),
-        ("S3_ENDPOINT", hostport.as_str()),
-        ("S3_USE_HTTPS", "0"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    let kserve_env: Vec<(String, String)> = s3
+        .kserve_s3_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     let secrets = work.join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     s3_packages(&s3, &secrets, &kserve_env);

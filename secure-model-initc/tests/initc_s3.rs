@@ -38,14 +38,7 @@ fn pulls_secure_s3_uris_with_kserve_variables() {
     .unwrap();
     let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(kek));
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-model");
-    let hostport = s3.endpoint().trim_start_matches("http://").to_string();
-    let kserve_env = [
-        ("AWS_ACCESS_KEY_ID", "S3RVER".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "S3RVER".to_string()),
-        ("S3_ENDPOINT", hostport.clone()),
-        ("S3_USE_HTTPS", "0".to_string()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-    ];
+    let kserve_env = s3.kserve_s3_env();
     let store = open_location(
         "s3://models/tiny",
         true,

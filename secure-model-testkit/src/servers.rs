@@ -24,6 +24,18 @@ impl Server {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// The variables KServe's storage initializer takes for this s3rver: its fixed
+    /// credentials, `S3_ENDPOINT` as host:port and plain HTTP.
+    pub fn kserve_s3_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "S3RVER".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "S3RVER".to_owned()),
+            ("S3_ENDPOINT", format!("127.0.0.1:{}", self.port)),
+            ("S3_USE_HTTPS", "0".to_owned()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ]
+    }
 }
 
 impl Drop for Server {

@@ -65,14 +65,7 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
     let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(
         Kek::from_slice(kek.expose_secret()).unwrap(),
     ));
-    let hostport = s3.endpoint().trim_start_matches("http://").to_string();
-    let s3_env = [
-        ("AWS_ACCESS_KEY_ID", "S3RVER".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "S3RVER".to_string()),
-        ("S3_ENDPOINT", hostport.clone()),
-        ("S3_USE_HTTPS", "0".to_string()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-    ];
+    let s3_env = s3.kserve_s3_env();
     let store = open_location(
         "s3://models/tiny/v1",
         true,
@@ -95,8 +88,9 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
     let kek_dir = work.path().join("secrets/kek");
     let pem = sk.verifying_key().to_pem();
     let profile = format!(
-        "profiles:\n  s3:\n    image: secure-model-initc:test\n    env:\n      SECURE_MODEL_KEYS: local:{kek}/kek.bin\n      S3_ENDPOINT: \"{hostport}\"\n      S3_USE_HTTPS: \"0\"\n      AWS_DEFAULT_REGION: us-east-1\n      SECURE_MODEL_TRUSTED_KEYS_PEM: |\n{pem_block}    secretEnv:\n      AWS_ACCESS_KEY_ID: {{name: s3-creds, key: id}}\n      AWS_SECRET_ACCESS_KEY: {{name: s3-creds, key: secret}}\n    secretVolumes:\n      - {{name: kek, secretName: model-kek, mountPath: {kek}}}\n",
+        "profiles:\n  s3:\n    image: secure-model-initc:test\n    env:\n      SECURE_MODEL_KEYS: local:{kek}/kek.bin\n      S3_ENDPOINT: \"127.0.0.1:{port}\"\n      S3_USE_HTTPS: \"0\"\n      AWS_DEFAULT_REGION: us-east-1\n      SECURE_MODEL_TRUSTED_KEYS_PEM: |\n{pem_block}    secretEnv:\n      AWS_ACCESS_KEY_ID: {{name: s3-creds, key: id}}\n      AWS_SECRET_ACCESS_KEY: {{name: s3-creds, key: secret}}\n    secretVolumes:\n      - {{name: kek, secretName: model-kek, mountPath: {kek}}}\n",
         kek = kek_dir.display(),
+        port = s3.port,
         pem_block = pem.lines().map(|l| format!("        {l}\n")).collect::<String>(),
     );
     let profiles = Profiles::parse(&profile).unwrap();
