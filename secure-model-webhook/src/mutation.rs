@@ -139,6 +139,29 @@ fn norm(path: &str) -> &str {
     }
 }
 
+/// Every container is an object whose `volumeMounts`, when set, is a list: the patch appends
+/// to those lists, and a patch the API server cannot apply must never be answered.
+fn check_container_shapes(spec: &Spec<'_>) -> Result<(), Refusal> {
+    for field in ["initContainers", "containers"] {
+        for (i, c) in spec.list(field)?.iter().enumerate() {
+            let Some(c) = c.as_object() else {
+                return Err(Refusal::malformed(format!(
+                    "spec.{field}[{i}] is not an object"
+                )));
+            };
+            if !matches!(
+                c.get("volumeMounts"),
+                None | Some(Value::Null | Value::Array(_))
+            ) {
+                return Err(Refusal::malformed(format!(
+                    "spec.{field}[{i}].volumeMounts is not a list"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn memory_backed(volume: &Value) -> bool {
     volume.pointer("/emptyDir/medium").and_then(Value::as_str) == Some("Memory")
 }
@@ -165,6 +188,7 @@ pub fn inject(
     {
         return Ok(Decision::AlreadyInjected);
     }
+    check_container_shapes(&spec)?;
     check_runtime_class(&spec, profile)?;
     let targets = targets(&spec, ask)?;
     let volume = model_volume(&spec, &ask.destination)?;

@@ -337,6 +337,20 @@ fn refusals_say_what_to_change() {
             },
             "not a list",
         ),
+        (
+            "a container's volumeMounts is no list (a fuzz finding: the patch appended to it)",
+            |p| {
+                p["spec"]["containers"][0]["volumeMounts"] = json!("secure-model.io/injected");
+            },
+            "spec.containers[0].volumeMounts is not a list",
+        ),
+        (
+            "an init container is no object",
+            |p| {
+                p["spec"]["initContainers"] = json!(["busybox"]);
+            },
+            "spec.initContainers[0] is not an object",
+        ),
     ];
     for (what, mutate, expect) in cases {
         let mut pod = vllm_pod(json!({}));
