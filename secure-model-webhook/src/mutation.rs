@@ -162,6 +162,19 @@ fn check_container_shapes(spec: &Spec<'_>) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The metadata the injection annotates is an object whose `annotations`, when set, is one.
+fn check_metadata_shape(object: &Value, meta: &PointerBuf) -> Result<(), Refusal> {
+    let bad = |what: &str| Refusal::malformed(format!("{meta}{what} is not an object"));
+    match object.pointer(meta.as_str()) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(m)) => match m.get("annotations") {
+            None | Some(Value::Null | Value::Object(_)) => Ok(()),
+            Some(_) => Err(bad("/annotations")),
+        },
+        Some(_) => Err(bad("")),
+    }
+}
+
 fn memory_backed(volume: &Value) -> bool {
     volume.pointer("/emptyDir/medium").and_then(Value::as_str) == Some("Memory")
 }
@@ -189,6 +202,9 @@ pub fn inject(
         return Ok(Decision::AlreadyInjected);
     }
     check_container_shapes(&spec)?;
+    if let Some(meta) = &at.metadata {
+        check_metadata_shape(object, meta)?;
+    }
     check_runtime_class(&spec, profile)?;
     let targets = targets(&spec, ask)?;
     let volume = model_volume(&spec, &ask.destination)?;

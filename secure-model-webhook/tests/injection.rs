@@ -360,6 +360,30 @@ fn refusals_say_what_to_change() {
     }
 }
 
+#[test]
+fn inject_refuses_metadata_it_cannot_annotate() {
+    // `mutation::inject` is public and takes the ask from its caller, so the metadata it
+    // annotates need not be where the ask came from: a shape a patch cannot extend is refused.
+    use secure_model_webhook::mutation::{inject, InjectError, PodAt};
+    let ask = secure_model_webhook::request::ask_for("secure+s3://models/llama/v1", None).unwrap();
+    let profiles = profiles();
+    let profile = profiles.get(None).unwrap();
+    for (meta, expect) in [
+        (json!("x"), "/metadata is not an object"),
+        (
+            json!({"annotations": ["x"]}),
+            "/metadata/annotations is not an object",
+        ),
+    ] {
+        let mut pod = vllm_pod(json!({}));
+        pod["metadata"] = meta;
+        match inject(&pod, &PodAt::template("/"), &ask, profile) {
+            Err(InjectError::Refused(r)) => assert!(r.to_string().contains(expect), "{r}"),
+            other => panic!("expected a refusal naming {expect}, got {other:?}"),
+        }
+    }
+}
+
 fn workload(kind: &str, api_version: &str, template: &Value) -> Value {
     let t = json!({"metadata": template["metadata"], "spec": template["spec"]});
     let selector = json!({"matchLabels": {"app": "vllm"}});
