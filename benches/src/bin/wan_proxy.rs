@@ -6,7 +6,9 @@
 //!   each chunk of the response leaves at `max(end of the previous chunk, now - 2 ms) + len /
 //!   rate`, so idle time earns no credit beyond the timer's slack;
 //! - the first byte of every response waits `--first-byte-ms` after the request that asked for
-//!   it (a request is the client's bytes after the previous response started).
+//!   it (a request is the client's bytes after the previous response started);
+//! - with `--total-mib`, all connections together are paced to that rate as well (a link the
+//!   client can saturate: beyond some number of connections, more buy nothing).
 //!
 //! Listens on 127.0.0.1 (a free port unless `--port`), prints the port on stdout, and forwards
 //! every connection to `--upstream HOST:PORT` until it is killed.
@@ -35,7 +37,36 @@ struct Args {
     /// Port to listen on (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Rate of all connections together, MiB/s (0: no shared limit).
+    #[arg(long, default_value_t = 0.0)]
+    total_mib: f64,
 }
+
+/// A pace: when the next chunk may leave, at `rate` bytes per second.
+struct Pace {
+    next: Instant,
+    rate: f64,
+}
+
+impl Pace {
+    fn new(rate: f64) -> Self {
+        Self {
+            next: Instant::now(),
+            rate,
+        }
+    }
+
+    /// Reserves `n` bytes; returns when they may leave.
+    fn reserve(&mut self, n: usize) -> Instant {
+        let now = Instant::now();
+        self.next = self.next.max(now.checked_sub(SLACK).unwrap_or(now))
+            + Duration::from_secs_f64(n as f64 / self.rate);
+        self.next
+    }
+}
+
+/// The shared pace of all connections, if any.
+type Link = Option<Arc<Mutex<Pace>>>;
 
 /// Bytes forwarded per paced write.
 const QUANTUM: usize = 64 << 10;
@@ -53,11 +84,14 @@ async fn main() -> Result<()> {
     println!("{}", listener.local_addr()?.port());
     let rate = a.rate_mib * f64::from(1u32 << 20);
     let delay = Duration::from_millis(a.first_byte_ms);
+    let link: Link = (a.total_mib > 0.0)
+        .then(|| Arc::new(Mutex::new(Pace::new(a.total_mib * f64::from(1u32 << 20)))));
     loop {
         let (client, _) = listener.accept().await?;
         let upstream = a.upstream.clone();
+        let link = link.clone();
         tokio::spawn(async move {
-            if let Err(e) = relay(client, &upstream, rate, delay).await {
+            if let Err(e) = relay(client, &upstream, rate, delay, link).await {
                 eprintln!("wan_proxy: connection ended: {e:#}");
             }
         });
@@ -65,7 +99,13 @@ async fn main() -> Result<()> {
 }
 
 /// Forwards one connection: requests at once, responses delayed and paced.
-async fn relay(client: TcpStream, upstream: &str, rate: f64, delay: Duration) -> Result<()> {
+async fn relay(
+    client: TcpStream,
+    upstream: &str,
+    rate: f64,
+    delay: Duration,
+    link: Link,
+) -> Result<()> {
     client.set_nodelay(true)?;
     let server = TcpStream::connect(upstream)
         .await
@@ -91,7 +131,7 @@ async fn relay(client: TcpStream, upstream: &str, rate: f64, delay: Duration) ->
         }
     });
     let mut buf = vec![0u8; QUANTUM];
-    let mut next = Instant::now();
+    let mut pace = Pace::new(rate);
     loop {
         let n = sr.read(&mut buf).await?;
         if n == 0 {
@@ -102,10 +142,13 @@ async fn relay(client: TcpStream, upstream: &str, rate: f64, delay: Duration) ->
         if let Some(t) = request {
             tokio::time::sleep_until(t + delay).await;
         }
-        let now = Instant::now();
-        next = next.max(now.checked_sub(SLACK).unwrap_or(now))
-            + Duration::from_secs_f64(n as f64 / rate);
-        tokio::time::sleep_until(next).await;
+        let mut at = pace.reserve(n);
+        if let Some(l) = &link {
+            if let Ok(mut shared) = l.lock() {
+                at = at.max(shared.reserve(n));
+            }
+        }
+        tokio::time::sleep_until(at).await;
         cw.write_all(buf.get(..n).unwrap_or_default()).await?;
     }
     up.abort();
