@@ -376,7 +376,8 @@ impl ObjectWriter for MultipartWriter {
         w.wait_for_capacity(4)
             .await
             .map_err(|e| self.backend.map_err("upload", &self.key, e))?;
-        w.write(&data);
+        // `put` queues the caller's buffer as it is (`write` would copy it into the part).
+        w.put(data);
         Ok(())
     }
 
