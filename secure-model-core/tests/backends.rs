@@ -451,16 +451,22 @@ async fn https_with_a_private_ca_and_plain_http_only_by_opt_in() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_slowdown_halves_the_ranged_gets_in_flight_and_the_pull_completes() {
-    let Some(s3) = servers::s3rver(&["throttled"]) else {
-        return;
-    };
+/// An s3rver with `bucket`, and a publisher whose big model is packed at `s3://bucket/pkg`.
+async fn packed_on_s3rver(bucket: &str) -> Option<(servers::Server, Publisher)> {
+    let s3 = servers::s3rver(&[bucket])?;
     let p = Publisher::new();
     model(&p.model(), true);
-    let direct = s3_env(&s3.endpoint(), "S3RVER", "S3RVER");
-    let store = open_location_with_env("s3://throttled/pkg", true, &direct).unwrap();
+    let env = s3_env(&s3.endpoint(), "S3RVER", "S3RVER");
+    let store = open_location_with_env(&format!("s3://{bucket}/pkg"), true, &env).unwrap();
     p.pack_to(store.as_ref()).await;
+    Some((s3, p))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_slowdown_halves_the_ranged_gets_in_flight_and_the_pull_completes() {
+    let Some((s3, p)) = packed_on_s3rver("throttled").await else {
+        return;
+    };
     let proxy = FaultProxy::start(s3.port, Faults::SlowDown { every: 2 }).await;
     let env = s3_env(
         &format!("http://127.0.0.1:{}", proxy.port),
@@ -490,14 +496,11 @@ async fn s3_slowdown_halves_the_ranged_gets_in_flight_and_the_pull_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_more_ranges_in_flight_than_buffers_complete_byte_exact() {
-    let Some(s3) = servers::s3rver(&["tight"]) else {
+    let Some((s3, p)) = packed_on_s3rver("tight").await else {
         return;
     };
-    let p = Publisher::new();
-    model(&p.model(), true);
     let env = s3_env(&s3.endpoint(), "S3RVER", "S3RVER");
-    let store = open_location_with_env("s3://tight/pkg", true, &env).unwrap();
-    p.pack_to(store.as_ref()).await;
+    let store = open_location_with_env("s3://tight/pkg", false, &env).unwrap();
     let out = shm_dir();
     let dest = out.path().join("model");
     // Four 1 MiB buffers and 28 one-segment ranges: six in flight (two per buffer, less one per
