@@ -820,8 +820,11 @@ http {{
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         order = {r: i for i, (r, _) in enumerate(rows_def)}
         desc = dict(rows_def)
-        for key in sorted(sizes, key=lambda k: (parse(k)[1], parse(k)[2], parse(k)[3],
-                                                order[parse(k)[0]])):
+        def sort_key(key):
+            row, kind, mib, variant = parse(key)
+            return kind, mib, variant, order[row]
+
+        for key in sorted(sizes, key=sort_key):
             row, kind, _, variant = parse(key)
             s = sizes[key]
             where = " WAN" if kind == "w" else ""
