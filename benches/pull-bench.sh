@@ -9,7 +9,7 @@
 #
 # Not part of scripts/test.sh. Needs: cargo, openssl, curl, GNU time (/usr/bin/time), npm
 # (s3rver via scripts/setup-servers.sh) and the Python venv with kserve-storage, boto3 and
-# jwcrypto (SECURE_MODEL_PYTHON, else scripts/setup-python.sh creates it).
+# jwcrypto (SMTEST_PYTHON, else scripts/setup-python.sh creates it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -25,7 +25,7 @@ if [[ -z "${PULL_BENCH_NO_BUILD:-}" ]]; then
 fi
 
 eval "$(scripts/setup-servers.sh)"
-PY="${SECURE_MODEL_PYTHON:-}"
+PY="${SMTEST_PYTHON:-}"
 if [[ -z "$PY" ]]; then
   PY="$(scripts/setup-python.sh | tail -n1)"
 fi

@@ -387,9 +387,9 @@ class Bench:
 
     # -- servers
     def start_servers(self):
-        s3rver = os.environ.get("SECURE_MODEL_S3RVER")
+        s3rver = os.environ.get("SMTEST_S3RVER")
         if not s3rver:
-            raise SystemExit("SECURE_MODEL_S3RVER is not set (run through benches/pull-bench.sh)")
+            raise SystemExit("SMTEST_S3RVER is not set (run through benches/pull-bench.sh)")
         self.s3dir = self.c.dir(tempfile.mkdtemp(prefix="s3rver.", dir=self.work))
         port = free_port()
         p = self.c.proc(
@@ -419,7 +419,7 @@ class Bench:
     def start_nginx(self, root):
         """nginx (sendfile) serving `root` read-only over plain HTTP: a C server with far more
         headroom than s3rver, for the same (1) vs (2) comparison on the HTTP backend."""
-        bin_ = os.environ.get("SECURE_MODEL_NGINX")
+        bin_ = os.environ.get("SMTEST_NGINX")
         if not bin_:
             return None
         d = self.c.dir(tempfile.mkdtemp(prefix="nginx.", dir=self.work))

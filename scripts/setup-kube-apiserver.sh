@@ -3,16 +3,16 @@
 # own source package of Kubernetes (1.20.2, with its vendored dependencies) and Debian's Go,
 # and installs etcd from Debian. Nothing comes from anywhere but Debian's registry.
 #
-#   cache:  ${SECURE_MODEL_KUBE_DIR:-<repo>/target/kube}/kube-apiserver-<version>
+#   cache:  ${SMTEST_KUBE_DIR:-<repo>/target/kube}/kube-apiserver-<version>
 #   stdout: shell `export` lines (eval "$(scripts/setup-kube-apiserver.sh)"):
-#           SECURE_MODEL_KUBE_APISERVER, SECURE_MODEL_ETCD (kubectl is installed when missing)
+#           SMTEST_KUBE_APISERVER, SMTEST_ETCD (kubectl is installed when missing)
 # Everything else goes to stderr. A cold run takes 8-12 minutes on 2 cores (the Go build);
 # a warm one is instant. The build tree (~2 GB) and Go cache (~1 GB) are deleted afterwards.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname -- "$SCRIPT_DIR")"
-KUBE_DIR="${SECURE_MODEL_KUBE_DIR:-$REPO/target/kube}"
+KUBE_DIR="${SMTEST_KUBE_DIR:-$REPO/target/kube}"
 # Debian bookworm's source package (security update 1.1+deb12u1): kube-apiserver v1.20.2.
 SRC_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 ORIG="kubernetes_1.20.5+really1.20.2.orig.tar.gz"
@@ -71,5 +71,5 @@ if [[ ! -x "$BIN" ]]; then
   log "built $("$BIN" --version) in $(( $(date +%s) - start )) s"
 fi
 
-printf 'export SECURE_MODEL_KUBE_APISERVER=%q\n' "$BIN"
-printf 'export SECURE_MODEL_ETCD=%q\n' "$(command -v etcd)"
+printf 'export SMTEST_KUBE_APISERVER=%q\n' "$BIN"
+printf 'export SMTEST_ETCD=%q\n' "$(command -v etcd)"

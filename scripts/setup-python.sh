@@ -3,7 +3,7 @@
 # and install the pinned reference implementations (Tink, model-signing) and reference data
 # (kubernetes-validate: the strict Kubernetes JSON Schemas the webhook tests validate against).
 #
-#   venv:   ${SECURE_MODEL_VENV:-<repo>/target/pyenv}
+#   venv:   ${SMTEST_VENV:-<repo>/target/pyenv}
 #   python: ${PYTHON:-python3}  (CPython 3.11 tested)
 #
 # stdout: exactly one line, the venv's python path (last line).  All other
@@ -13,7 +13,7 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname -- "$SCRIPT_DIR")"
-VENV="${SECURE_MODEL_VENV:-$REPO/target/pyenv}"
+VENV="${SMTEST_VENV:-$REPO/target/pyenv}"
 PYTHON="${PYTHON:-python3}"
 
 # model-signing 1.1.1 imports OpenSSL (pyopenssl) but does not declare it.

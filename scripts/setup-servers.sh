@@ -4,7 +4,7 @@
 # moto (S3/KMS) and fake-gcs-server come with the Python venv (scripts/setup-python.sh).
 #
 # stdout: shell `export` lines for the tests (eval "$(scripts/setup-servers.sh)"):
-#   SECURE_MODEL_S3RVER, SECURE_MODEL_AZURITE, SECURE_MODEL_NGINX
+#   SMTEST_S3RVER, SMTEST_AZURITE, SMTEST_NGINX
 # Everything else goes to stderr.
 set -euo pipefail
 
@@ -48,6 +48,6 @@ if [[ -z "$NGINX" ]]; then
   NGINX=/usr/sbin/nginx
 fi
 
-printf 'export SECURE_MODEL_S3RVER=%q\n' "$NODE_DIR/node_modules/.bin/s3rver"
-printf 'export SECURE_MODEL_AZURITE=%q\n' "$NODE_DIR/node_modules/.bin/azurite-blob"
-printf 'export SECURE_MODEL_NGINX=%q\n' "$NGINX"
+printf 'export SMTEST_S3RVER=%q\n' "$NODE_DIR/node_modules/.bin/s3rver"
+printf 'export SMTEST_AZURITE=%q\n' "$NODE_DIR/node_modules/.bin/azurite-blob"
+printf 'export SMTEST_NGINX=%q\n' "$NGINX"

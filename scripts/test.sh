@@ -44,10 +44,10 @@ stop_prepared() {
 trap stop_prepared EXIT
 
 step "python interop environment"
-SECURE_MODEL_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
-export SECURE_MODEL_PYTHON
-SECURE_MODEL_PYENV_BIN="$(dirname "$SECURE_MODEL_PYTHON")"
-export SECURE_MODEL_PYENV_BIN
+SMTEST_PYTHON="$(scripts/setup-python.sh | tail -n 1)"
+export SMTEST_PYTHON
+SMTEST_PYENV_BIN="$(dirname "$SMTEST_PYTHON")"
+export SMTEST_PYENV_BIN
 
 step "object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)"
 eval "$(scripts/setup-servers.sh)"
@@ -77,7 +77,7 @@ cargo test --workspace --all-features --test static_binary -- --ignored
 step "real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)"
 await system
 eval "$(cat "$PREP/system.out")"
-export SECURE_MODEL_KUBE_APISERVER SECURE_MODEL_ETCD
+export SMTEST_KUBE_APISERVER SMTEST_ETCD
 cargo test --workspace --all-features --test apiserver -- --ignored
 
 step "container image: built with umoci, run under runc (read-only, UID 65532, no capabilities, seccomp)"

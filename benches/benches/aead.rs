@@ -11,10 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use secure_model_core::crypto::streaming::{
-    encrypt_all, Header, SegmentOpener, StreamEncryptor, StreamParams,
-};
+use secure_model_core::crypto::streaming::{encrypt_all, Header, StreamEncryptor, StreamParams};
 use secure_model_core::crypto::{DataKey, Sha256};
+use secure_model_core::hazmat::SegmentOpener;
 
 const MIB: usize = 1 << 20;
 const TOTAL: usize = 256 * MIB;

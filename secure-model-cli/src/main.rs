@@ -9,8 +9,9 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
 use secure_model_settings::logging::{self, LogFormat};
-use secure_model_settings::registry::{flag_value, LOG};
+use secure_model_settings::registry::{flag_value, Binary, LOG};
 use secure_model_settings::{Environment, Failure, Source};
 
 /// Encrypt, sign, verify and load ML model packages for confidential serving.
@@ -105,10 +106,43 @@ async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
     }
 }
 
+/// A command-line that does not parse: clap's own message on stderr (help and version on
+/// stdout, exit 0), and for a command that prints JSON the same failure as a JSON error object
+/// on stdout (`class` `usage`, exit code 2), so scripts get one document either way.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let _ = e.print();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json") || args.first().is_some_and(|a| a == "attest");
+    if json {
+        let text = e.render().to_string();
+        let message = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        println!(
+            "{}",
+            serde_json::json!({"error": {"class": "usage", "exit_code": 2, "message": message, "hint": "see --help"}})
+        );
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let src = Source::new(Environment::capture()).flag(&LOG, cli.log.as_ref());
-    let filter = src.text(&LOG).ok().flatten();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
+    let src = Source::new(Environment::capture())
+        .for_binary(Binary::Cli)
+        .with(&LOG, cli.log.clone());
+    let filter = src.get(&LOG).ok().flatten();
     logging::init(
         filter.as_deref().unwrap_or("warn"),
         "warn",
@@ -163,14 +197,14 @@ mod tests {
         long_flags(&super::Cli::command(), &mut flags);
         for s in SETTINGS
             .iter()
-            .filter(|s| s.binaries.contains(&Binary::Cli))
+            .filter(|s| s.binaries().contains(&Binary::Cli))
         {
-            if let Some(f) = s.flag {
+            if let Some(f) = s.flag() {
                 let name = f.trim_start_matches("--");
                 assert!(
                     flags.contains(name),
                     "{f} ({}) is not a flag of secure-model",
-                    s.env
+                    s.env()
                 );
             }
         }

@@ -573,9 +573,20 @@ fn attest_prints_evidence_or_names_what_is_missing() {
     assert_eq!(a["report_data"].as_str().unwrap().len(), 96);
     assert_ne!(a["report_data"], b["report_data"]);
 
+    // An unknown attester is a usage error (exit 2), reported as JSON too.
+    let o = run(&["attest", "--attester", "sgx"]);
+    assert_eq!(code(&o), 2);
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["error"]["class"], "usage", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown attester"),
+        "{out}"
+    );
     for (args, needle) in [
         (vec!["attest", "--attester", "sample"], "explicitly allowed"),
-        (vec!["attest", "--attester", "sgx"], "unknown attester"),
         (
             vec![
                 "attest",
@@ -665,15 +676,15 @@ impl Drop for Moto {
 
 #[cfg(feature = "aws-kms")]
 fn start_moto() -> Option<Moto> {
-    let python = match std::env::var_os("SECURE_MODEL_PYTHON") {
+    let python = match std::env::var_os("SMTEST_PYTHON") {
         Some(p) => PathBuf::from(p),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping the KMS test against moto");
+        None if std::env::var_os("SMTEST_SKIP_INTEROP").is_some() => {
+            eprintln!("SMTEST_SKIP_INTEROP set: skipping the KMS test against moto");
             return None;
         }
         None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh, \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
+            "SMTEST_PYTHON is not set: run the suite with scripts/test.sh, \
+             or set SMTEST_SKIP_INTEROP=1 to skip explicitly"
         ),
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")

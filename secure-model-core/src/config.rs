@@ -205,11 +205,8 @@ pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, cra
                 path: p.display().to_string(),
                 source,
             })?;
-        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| {
-            crate::keys::KeyError::InvalidSpec {
-                spec: p.display().to_string(),
-                reason: e.to_string(),
-            }
+        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| VerifyError::InvalidPolicy {
+            reason: format!("trusted key file {}: {e}", p.display()),
         })?;
         for k in set.keys() {
             keys.push(k.clone());

@@ -22,7 +22,7 @@
 //! |---|---|---|
 //! | [`crypto`] | Tink streaming AEAD (opener public, sealer private), KEK wraps, secrets, digests | — |
 //! | [`format`](mod@format) | package documents: manifest, keys file, paths, limits | crypto |
-//! | [`verify`] | signatures, trust policies (keys, X.509 chains, Sigstore keyless), manifest checks, the proof types `VerifiedManifest` → `UnlockedManifest` | crypto, format |
+//! | [`verify`] | signatures, trust policies (keys, X.509 chains, Sigstore keyless), manifest checks, the proof type `VerifiedManifest` | crypto, format |
 //! | [`jwe`] | JWE primitives (KBS responses, KServe's files) | crypto |
 //! | [`attest`] | TEE evidence: configfs-tsm (TDX, SNP, CCA), `/dev/sev-guest`, sample | crypto, danger |
 //! | [`keys`] | key providers, key brokers (KBS, CDH), the shared DEK unlock | attest, crypto, danger, format, jwe |
@@ -32,6 +32,7 @@
 //! | [`config`] | operator inputs read from files: trusted keys, trust policy files, certificate roots, Sigstore trusted roots, key specs, digest pins | keys, verify |
 //! | [`danger`] | the named relaxations of the secure defaults | — |
 //! | `test_support` | test seams, only with the `test-support` feature | attest, keys |
+//! | `hazmat` | the AEAD's decrypting primitives without the signed digests, only with the `hazmat` feature (interop tests, fuzzing, benchmarks) | crypto |
 //! | `error` (private) | the crate [`Error`]: one variant per module error | every module's error |
 //! | `class` (private) | [`ErrorClass`] and [`chain_message`]; a leaf every module's error uses | — |
 //!
@@ -76,6 +77,8 @@ pub mod crypto;
 pub mod danger;
 mod error;
 pub mod format;
+#[cfg(feature = "hazmat")]
+pub mod hazmat;
 pub mod jwe;
 pub mod keys;
 pub mod loader;

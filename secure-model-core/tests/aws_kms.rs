@@ -278,7 +278,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
 
     let r = rewrap(
         f.store.as_ref(),
-        &f.provider,
+        std::slice::from_ref(&f.provider),
         &[kms_p.clone(), kbs_pub.clone()],
         &[f.provider.recipient().clone()],
         Some(&f.trusted().into()),
@@ -373,7 +373,7 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     // Nor can it drive a further rewrap.
     let e = rewrap(
         f.store.as_ref(),
-        &f.provider,
+        std::slice::from_ref(&f.provider),
         &[],
         &[kms_p.recipient().clone()],
         None,

@@ -24,7 +24,7 @@ use secure_model_core::storage::{StorageBackend, StorageSettings};
 use secure_model_core::verify::{SigningKey, TrustedKeys};
 use secure_model_core::{Error, ErrorClass};
 use secure_model_kserve::uri::open as open_location_with_env;
-use secure_model_settings::{build, Environment, Source};
+use secure_model_settings::{storage::storage_settings, Environment, Source};
 
 use common::{bytes, kek_file, shm_dir, write_model};
 use servers::{FaultProxy, Faults};
@@ -32,8 +32,22 @@ use servers::{FaultProxy, Faults};
 /// Storage settings as the binaries build them from these variables (the settings layer: the
 /// same parsers, the KServe storage secret, the CA bundle and plain-HTTP relaxations).
 fn env(pairs: &[(&str, String)]) -> StorageSettings {
+    try_env(pairs).unwrap()
+}
+
+fn try_env(pairs: &[(&str, String)]) -> Result<StorageSettings, String> {
     let vars = Environment::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    build::storage_settings(&Source::new(vars)).unwrap()
+    storage_settings(&Source::new(vars)).map_err(|e| e.to_string())
+}
+
+/// Plain HTTP to a GCS or Azure emulator carries a bearer token, key or SAS in clear: refused
+/// without the explicit opt-in, naming it.
+fn plain_http_is_refused_without_opt_in(pairs: &[(&str, String)]) {
+    let e = try_env(pairs).unwrap_err();
+    assert!(
+        e.contains("SECURE_MODEL_ALLOW_HTTP") && e.contains("clear text"),
+        "{e}"
+    );
 }
 
 /// A model with a file larger than one multipart chunk (16 MiB) when `big`.
@@ -348,10 +362,16 @@ async fn moto_s3_round_trip_and_tamper_matrix() {
 async fn azurite_round_trip() {
     let Some(az) = servers::azurite() else { return };
     servers::azurite_container(&az, "models");
+    plain_http_is_refused_without_opt_in(&[
+        ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+        ("AZURITE_BLOB_STORAGE_URL", az.endpoint()),
+        ("AZURE_STORAGE_ACCESS_KEY", servers::AZURITE_KEY.into()),
+    ]);
     let e = env(&[
         ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
         ("AZURITE_BLOB_STORAGE_URL", az.endpoint()),
         ("AZURE_STORAGE_ACCESS_KEY", servers::AZURITE_KEY.into()),
+        ("SECURE_MODEL_ALLOW_HTTP", "true".into()),
     ]);
     let p = Publisher::new();
     let uri = format!("az://{}/models/pkg", servers::AZURITE_ACCOUNT);
@@ -367,6 +387,7 @@ async fn azurite_round_trip() {
         ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
         ("AZURITE_BLOB_STORAGE_URL", az.endpoint()),
         ("AZURE_STORAGE_ACCESS_KEY", "AAAA".repeat(22)),
+        ("SECURE_MODEL_ALLOW_HTTP", "true".into()),
     ]);
     let err = p.pull_err(&uri, &bad).await;
     assert_eq!(err.class(), ErrorClass::Storage, "{}", err.chain_message());
@@ -387,7 +408,9 @@ async fn fake_gcs_round_trip() {
     .unwrap();
     p.pack_to(store.as_ref()).await;
     servers::gcs_seed(&gcs, "bkt", "models/pkg", &local).await;
-    let e = env(&[("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port))]);
+    let host = ("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", gcs.port));
+    plain_http_is_refused_without_opt_in(std::slice::from_ref(&host));
+    let e = env(&[host, ("SECURE_MODEL_ALLOW_HTTP", "true".into())]);
     p.pull_ok("gs://bkt/models/pkg", &e).await;
     p.pull_ok("secure+gs://bkt/models/pkg/", &e).await;
     let err = p.pull_err("gs://bkt/models/missing", &e).await;
@@ -443,10 +466,12 @@ async fn https_with_a_private_ca_and_plain_http_only_by_opt_in() {
     let url = format!("http://127.0.0.1:{}/pkg", http.port);
     let err = p.pull_err(&url, &env(&[])).await;
     assert!(
-        err.chain_message().contains("SECURE_MODEL_ALLOW_HTTP"),
+        err.chain_message()
+            .contains("plain-http-storage relaxation"),
         "{}",
         err.chain_message()
     );
+    assert_eq!(err.class(), ErrorClass::Config);
     p.pull_ok(&url, &env(&[("SECURE_MODEL_ALLOW_HTTP", "true".into())]))
         .await;
 }

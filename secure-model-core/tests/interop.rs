@@ -3,7 +3,7 @@
 //! on a pulled directory, and the upstream `model_signing` Python API for every hash ×
 //! serialization in both directions (its signatures verify with ours; our packages, pulled,
 //! verify with it). The Python environment comes from `scripts/setup-python.sh`
-//! (`SECURE_MODEL_PYTHON`); `scripts/test.sh` and `.ci/run` set it.
+//! (`SMTEST_PYTHON`); `scripts/test.sh` and `.ci/run` set it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,9 +15,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use secure_model_core::crypto::streaming::{decrypt_all, encrypt_all, StreamParams};
+use secure_model_core::crypto::streaming::{encrypt_all, StreamParams};
 use secure_model_core::crypto::{DataKey, HashAlgorithm};
 use secure_model_core::format::{Hashing, Limits};
+use secure_model_core::hazmat::decrypt_all;
 use secure_model_core::loader::LoadOptions;
 use secure_model_core::package::check_model_dir;
 use secure_model_core::package::PackOptions;

@@ -1,7 +1,7 @@
 //! JWE interop with Python `jwcrypto` (an implementation we did not write), both directions,
 //! for every key-management algorithm of the subset and both serializations. Uses
-//! `SECURE_MODEL_PYTHON` like `interop.rs`; fails unless it is set or
-//! `SECURE_MODEL_SKIP_INTEROP=1`.
+//! `SMTEST_PYTHON` like `interop.rs`; fails unless it is set or
+//! `SMTEST_SKIP_INTEROP=1`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

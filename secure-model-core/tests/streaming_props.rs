@@ -9,10 +9,9 @@
 )]
 
 use proptest::prelude::*;
-use secure_model_core::crypto::streaming::{
-    decrypt_all, encrypt_all, Header, SegmentOpener, StreamParams,
-};
+use secure_model_core::crypto::streaming::{encrypt_all, Header, StreamParams};
 use secure_model_core::crypto::DataKey;
+use secure_model_core::hazmat::{decrypt_all, SegmentOpener};
 
 mod common;
 

@@ -8,8 +8,9 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use secure_model_core::crypto::streaming::{decrypt_all, Header, SegmentOpener, StreamParams};
+use secure_model_core::crypto::streaming::{Header, StreamParams};
 use secure_model_core::crypto::DataKey;
+use secure_model_core::hazmat::{decrypt_all, SegmentOpener};
 
 mod common;
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use secure_model_core::keys::cdh::CdhClient;
 use secure_model_core::keys::probe_kbs;
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::InitializerSettings;
+use secure_model_settings::Settings;
 
 use crate::Check;
 
@@ -45,9 +45,9 @@ fn clock_check(name: &str, date: Option<&str>) -> Option<Check> {
 }
 
 /// KBS URLs the configuration uses directly.
-fn kbs_urls(settings: &InitializerSettings) -> Vec<String> {
+fn kbs_urls(settings: &Settings) -> Vec<String> {
     let mut urls: Vec<String> = settings
-        .key_specs
+        .keys
         .iter()
         .filter_map(|s| s.strip_prefix("kbs:"))
         .filter_map(|rest| rest.rsplit_once('#').map(|(u, _)| u.to_string()))
@@ -65,8 +65,8 @@ fn kbs_urls(settings: &InitializerSettings) -> Vec<String> {
 }
 
 /// Whether the configuration goes through the CDH.
-fn uses_cdh(settings: &InitializerSettings) -> bool {
-    settings.key_specs.iter().any(|s| s.starts_with("cdh:"))
+fn uses_cdh(settings: &Settings) -> bool {
+    settings.keys.iter().any(|s| s.starts_with("cdh:"))
         || settings
             .confidential
             .as_ref()
@@ -74,7 +74,7 @@ fn uses_cdh(settings: &InitializerSettings) -> bool {
 }
 
 /// The broker checks.
-pub(crate) async fn checks(settings: &InitializerSettings) -> Vec<Check> {
+pub(crate) async fn checks(settings: &Settings) -> Vec<Check> {
     let mut out = Vec::new();
     for url in kbs_urls(settings) {
         let name = format!("kbs {url}");
@@ -97,7 +97,7 @@ pub(crate) async fn checks(settings: &InitializerSettings) -> Vec<Check> {
     out
 }
 
-async fn cdh_check(settings: &InitializerSettings) -> Check {
+async fn cdh_check(settings: &Settings) -> Check {
     let cdh = match CdhClient::new(settings.kbs.cdh_addr.as_deref()) {
         Ok(c) => c,
         Err(e) => {

@@ -4,10 +4,13 @@
 
 use std::path::Path;
 
-use secure_model_core::loader::{filesystem_kind, FsKind};
+use secure_model_core::danger::Relaxation;
+use secure_model_core::format::ModelPath;
+use secure_model_core::loader::{check_destination, filesystem_kind, FsKind};
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::InitializerSettings;
+use secure_model_settings::Settings;
 
+use crate::package::Found;
 use crate::Check;
 
 /// `(limit, usage)` of this process's memory cgroup in bytes, cgroup v2 then v1; `None` when
@@ -37,8 +40,9 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-/// The destination checks of `dest`; `size` is the model's signed plaintext size, when known.
-pub(crate) fn checks(settings: &InitializerSettings, dest: &Path, size: Option<u64>) -> Vec<Check> {
+/// The destination checks of `dest`, given what the manifest says (signed plaintext size and
+/// paths) when it could be read: the pull's own checks ([`check_destination`]), then room.
+pub(crate) fn checks(settings: &Settings, dest: &Path, found: Option<&Found>) -> Vec<Check> {
     let name = format!("destination {}", dest.display());
     let Some(existing) = dest.ancestors().find(|p| p.exists()) else {
         return vec![Check::fail(
@@ -48,11 +52,9 @@ pub(crate) fn checks(settings: &InitializerSettings, dest: &Path, size: Option<u
             "mount the model volume",
         )];
     };
-    let mut out = vec![kind_check(settings, &name, existing)];
-    if let Some(c) = conflict_check(&name, dest) {
-        out.push(c);
-    }
-    if let Some(size) = size {
+    let paths = found.map(|f| f.paths.as_slice()).unwrap_or_default();
+    let mut out = vec![pull_check(settings, &name, dest, paths)];
+    if let Some(size) = found.map(|f| f.plaintext_bytes) {
         out.push(space_check(&name, existing, size));
         if let Some(c) = memory_check(&name, existing, size) {
             out.push(c);
@@ -61,44 +63,34 @@ pub(crate) fn checks(settings: &InitializerSettings, dest: &Path, size: Option<u
     out
 }
 
-fn kind_check(settings: &InitializerSettings, name: &str, existing: &Path) -> Check {
-    match filesystem_kind(existing) {
-        Ok(FsKind::Tmpfs | FsKind::Ramfs) => Check::ok(name, "memory-backed (tmpfs/ramfs)"),
-        Ok(_) if settings.load.relaxations().disk_plaintext() => Check::warn(
+/// Exactly what a pull checks before it writes: memory-backed (or allowed), nothing in the
+/// way of the package's paths.
+fn pull_check(settings: &Settings, name: &str, dest: &Path, paths: &[ModelPath]) -> Check {
+    match check_destination(dest, paths, settings.relax) {
+        Ok(FsKind::Tmpfs | FsKind::Ramfs) => {
+            Check::ok(name, "memory-backed (tmpfs/ramfs), nothing in the way")
+        }
+        Ok(_) => Check::warn(
             name,
-            "NOT memory-backed; plaintext on disk is allowed (SECURE_MODEL_ALLOW_DISK_PLAINTEXT)",
+            format!(
+                "NOT memory-backed; plaintext on disk is allowed ({})",
+                settings
+                    .relax
+                    .origin(Relaxation::DiskPlaintext)
+                    .unwrap_or("allowed")
+            ),
             "in Kata pods a disk emptyDir is shared with the host: prefer medium: Memory",
         ),
-        Ok(_) => Check::fail(
-            name,
-            ErrorClass::Destination,
-            "not memory-backed: plaintext would land on disk",
-            "use an emptyDir with medium: Memory (or /dev/shm)",
-        ),
-        Err(e) => Check::fail(
-            name,
-            ErrorClass::Destination,
-            secure_model_core::chain_message(&e),
-            "check the destination path",
-        ),
+        Err(e) => {
+            let f = secure_model_settings::Failure::from(e);
+            Check::fail(
+                name,
+                f.class,
+                f.message,
+                f.hint.as_deref().unwrap_or("check the destination path"),
+            )
+        }
     }
-}
-
-fn conflict_check(name: &str, dest: &Path) -> Option<Check> {
-    let entries: Vec<String> = std::fs::read_dir(dest)
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with(".secure-model-staging-"))
-        .collect();
-    if entries.is_empty() {
-        return None;
-    }
-    Some(Check::warn(
-        name,
-        format!("not empty ({} entries, e.g. {})", entries.len(), entries.iter().take(3).cloned().collect::<Vec<_>>().join(", ")),
-        "a model file that already exists there is refused (nothing is overwritten): choose an empty directory",
-    ))
 }
 
 fn space_check(name: &str, existing: &Path, size: u64) -> Check {

@@ -38,8 +38,8 @@ mod package;
 mod tee;
 
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::{InitializerSettings, Pair};
-use secure_model_settings::{build, Source};
+use secure_model_kserve::initializer::Pair;
+use secure_model_settings::{Settings, Source};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -157,7 +157,7 @@ impl Report {
 /// Runs every check for `pairs` with the settings of `src`, as the init container would run.
 pub async fn run(src: &Source, pairs: &[Pair]) -> Report {
     let mut checks = Vec::new();
-    let settings = match build::initializer(src) {
+    let settings = match Settings::from_source(src) {
         Ok(s) => {
             checks.push(Check::ok("settings", "every variable parses"));
             s
@@ -182,9 +182,8 @@ pub async fn run(src: &Source, pairs: &[Pair]) -> Report {
 }
 
 /// The storage, signature, key and destination checks of one `SRC DEST` pair.
-async fn check_pair(settings: &InitializerSettings, pair: &Pair) -> Vec<Check> {
+async fn check_pair(settings: &Settings, pair: &Pair) -> Vec<Check> {
     let (mut checks, found) = package::checks(settings, &pair.source).await;
-    let size = found.as_ref().map(|p| p.plaintext_bytes);
-    checks.extend(destination::checks(settings, &pair.dest, size));
+    checks.extend(destination::checks(settings, &pair.dest, found.as_ref()));
     checks
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::InitializerSettings;
+use secure_model_settings::Settings;
 use secure_model_settings::Source;
 
 use crate::Check;
@@ -46,13 +46,13 @@ fn ca_check(name: &str, path: &Path) -> Check {
 }
 
 /// The network checks.
-pub(crate) fn checks(src: &Source, settings: &InitializerSettings) -> Vec<Check> {
+pub(crate) fn checks(src: &Source, settings: &Settings) -> Vec<Check> {
     let mut out = Vec::new();
     let vars = src.environment();
     let set: Vec<&str> = PROXY_VARS
         .iter()
         .copied()
-        .filter(|v| vars.get(v).is_some())
+        .filter(|v| vars.is_set(v))
         .collect();
     if set.is_empty() {
         out.push(Check::ok("proxy", "no proxy variable set"));
@@ -64,14 +64,23 @@ pub(crate) fn checks(src: &Source, settings: &InitializerSettings) -> Vec<Check>
             "storage, KMS and KBS requests go through the proxy unless NO_PROXY lists their hosts; the CDH on 127.0.0.1 must be in NO_PROXY",
         ));
     }
-    let storage = &settings.storage;
-    if let Some(ca) = &storage.ca_bundle {
-        out.push(ca_check("SECURE_MODEL_CA_BUNDLE", ca));
-    }
-    for var in ["AWS_CA_BUNDLE", "GCS_CA_BUNDLE", "AZURE_CA_BUNDLE"] {
-        if let Some(p) = storage.env.get(var) {
-            out.push(ca_check(var, Path::new(p)));
+    let storage = &settings.storage.settings;
+    let mut bundles: Vec<(&str, &Path)> = Vec::new();
+    for (backend, tls) in [
+        ("S3", storage.s3.tls()),
+        ("GCS", storage.gcs.tls()),
+        ("Azure", storage.azure.tls()),
+        ("HTTP mirrors", &storage.http),
+    ] {
+        if let Some(ca) = &tls.ca_bundle {
+            match bundles.iter_mut().find(|(_, p)| *p == ca.as_path()) {
+                Some(_) => {}
+                None => bundles.push((backend, ca.as_path())),
+            }
         }
+    }
+    for (backend, ca) in bundles {
+        out.push(ca_check(&format!("({backend})"), ca));
     }
     if let Some(ca) = &settings.kbs.ca_file {
         out.push(ca_check("SECURE_MODEL_KBS_CA", ca));

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use secure_model_core::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
-use secure_model_core::storage::{PackageLocation, StorageBackend, StorageEnv};
-use secure_model_core::verify::{parse_unverified, verify_manifest};
+use secure_model_core::format::{KeysFile, Limits, ModelPath, KEYS_OBJECT, MANIFEST_OBJECT};
+use secure_model_core::storage::{PackageLocation, StorageBackend, StorageError};
+use secure_model_core::verify::{parse_unverified, verify_manifest, UnverifiedManifest};
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::InitializerSettings;
+use secure_model_settings::storage::CredentialSource;
+use secure_model_settings::{Failure, Settings};
 
 use crate::Check;
 
@@ -16,84 +17,49 @@ use crate::Check;
 pub(crate) struct Found {
     /// Total plaintext size the manifest signs.
     pub(crate) plaintext_bytes: u64,
+    /// The paths the manifest would publish.
+    pub(crate) paths: Vec<ModelPath>,
 }
 
-/// Where the credentials of `location` come from, in words (never their values).
-fn credential_source(location: &PackageLocation, env: &StorageEnv) -> (bool, String) {
-    let has = |v: &str| env.get(v).is_some();
-    match location {
-        PackageLocation::Local(_) => (true, "a local directory: no credentials".into()),
-        PackageLocation::S3 { .. } => {
-            if env.flag("awsAnonymousCredential").ok().flatten() == Some(true) {
-                (true, "anonymous (awsAnonymousCredential)".into())
-            } else if has("STORAGE_CONFIG") {
-                (
-                    true,
-                    "KServe's storage-config secret (STORAGE_CONFIG)".into(),
-                )
-            } else if has("AWS_ACCESS_KEY_ID") && has("AWS_SECRET_ACCESS_KEY") {
-                (
-                    true,
-                    "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)".into(),
-                )
-            } else if has("AWS_WEB_IDENTITY_TOKEN_FILE") && has("AWS_ROLE_ARN") {
-                (
-                    true,
-                    "web identity / IRSA (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)".into(),
-                )
-            } else {
-                (false, "none in the environment: only instance or container metadata could supply them".into())
-            }
+impl Found {
+    fn of(m: &UnverifiedManifest) -> Self {
+        Self {
+            plaintext_bytes: m.total_plaintext(),
+            paths: m.files().iter().map(|f| f.model_path().clone()).collect(),
         }
-        PackageLocation::Gcs { .. } => {
-            if has("GOOGLE_APPLICATION_CREDENTIALS") {
-                (
-                    true,
-                    "service-account file (GOOGLE_APPLICATION_CREDENTIALS)".into(),
-                )
-            } else if has("STORAGE_EMULATOR_HOST") || has("GCS_ANONYMOUS") {
-                (true, "anonymous (emulator or GCS_ANONYMOUS)".into())
-            } else {
-                (false, "none in the environment: only workload identity (metadata server) could supply them".into())
-            }
-        }
-        PackageLocation::Azure { .. } => {
-            if has("AZURE_STORAGE_ACCESS_KEY") {
-                (true, "shared key (AZURE_STORAGE_ACCESS_KEY)".into())
-            } else if has("AZURE_STORAGE_SAS_TOKEN") {
-                (true, "SAS token (AZURE_STORAGE_SAS_TOKEN)".into())
-            } else if has("AZURE_CLIENT_SECRET") || has("AZ_CLIENT_SECRET") {
-                (
-                    true,
-                    "client secret (AZURE_CLIENT_ID / AZURE_CLIENT_SECRET / AZURE_TENANT_ID)"
-                        .into(),
-                )
-            } else if env.flag("AZURE_STORAGE_USE_EMULATOR").ok().flatten() == Some(true) {
-                (true, "the Azurite emulator".into())
-            } else {
-                (
-                    false,
-                    "none in the environment: only workload identity could supply them".into(),
-                )
-            }
-        }
-        PackageLocation::Http { .. } => (true, "HTTP(S) mirror: no credentials".into()),
-        other => (true, format!("{other:?}")),
     }
 }
 
-fn storage_fail(check: &str, e: &(dyn std::error::Error + 'static), advice: &str) -> Check {
-    Check::fail(
-        check,
-        ErrorClass::Storage,
-        secure_model_core::chain_message(e),
-        advice,
-    )
+/// Where the credentials of `location` come from, in words (never their values): the
+/// settings layer's finding, so the doctor and the clients agree.
+fn credential_source(location: &PackageLocation, settings: &Settings) -> (bool, String) {
+    let c = &settings.storage.credentials;
+    let source = match location {
+        PackageLocation::Local(_) => return (true, "a local directory: no credentials".into()),
+        PackageLocation::Http { .. } => return (true, "HTTP(S) mirror: no credentials".into()),
+        PackageLocation::S3 { .. } => &c.s3,
+        PackageLocation::Gcs { .. } => &c.gcs,
+        PackageLocation::Azure { .. } => &c.azure,
+        other => return (true, format!("{other:?}")),
+    };
+    match source {
+        CredentialSource::Configured(how) => (true, (*how).to_string()),
+        CredentialSource::Missing(why) => (false, format!("none configured: {why}")),
+        other => (false, format!("{other:?}")),
+    }
+}
+
+/// A storage failure as a pull reports it (the same class, message and, where the cause has
+/// one, the same hint); `advice` otherwise.
+fn storage_fail(check: &str, e: StorageError, advice: &str) -> Check {
+    let f = Failure::from(e);
+    let advice = f.hint.as_deref().unwrap_or(advice);
+    Check::fail(check, f.class, f.message.clone(), advice)
 }
 
 /// Parses and opens `source`; the location and credentials checks.
 fn open(
-    settings: &InitializerSettings,
+    settings: &Settings,
     source: &str,
     checks: &mut Vec<Check>,
 ) -> Option<Arc<dyn StorageBackend>> {
@@ -112,7 +78,7 @@ fn open(
             return None;
         }
     };
-    let (found, how) = credential_source(&location, &settings.storage.env);
+    let (found, how) = credential_source(&location, settings);
     checks.push(if found {
         Check::ok(format!("credentials {source}"), how)
     } else {
@@ -122,12 +88,12 @@ fn open(
             "set the storage credentials (docs/storage.md), or check the pod's service account",
         )
     });
-    match secure_model_kserve::uri::open(source, false, &settings.storage) {
+    match secure_model_kserve::uri::open(source, false, &settings.storage.settings) {
         Ok(store) => Some(store),
         Err(e) => {
             checks.push(storage_fail(
                 &name,
-                &e,
+                e,
                 "fix the storage URI or its settings",
             ));
             None
@@ -136,10 +102,7 @@ fn open(
 }
 
 /// The storage, signature and recipient checks of `source`.
-pub(crate) async fn checks(
-    settings: &InitializerSettings,
-    source: &str,
-) -> (Vec<Check>, Option<Found>) {
+pub(crate) async fn checks(settings: &Settings, source: &str) -> (Vec<Check>, Option<Found>) {
     let mut checks = Vec::new();
     let Some(store) = open(settings, source, &mut checks) else {
         return (checks, None);
@@ -151,7 +114,7 @@ pub(crate) async fn checks(
         Err(e) => {
             checks.push(storage_fail(
                 &name,
-                &e,
+                e,
                 "check the URI, the credentials and that the store is reachable from this pod (NetworkPolicy, proxy)",
             ));
             return (checks, None);
@@ -176,7 +139,7 @@ pub(crate) async fn checks(
 
 /// The signature check; the signed plaintext size when the structure parses.
 fn signature(
-    settings: &InitializerSettings,
+    settings: &Settings,
     source: &str,
     bytes: &[u8],
     limits: &Limits,
@@ -184,7 +147,7 @@ fn signature(
 ) -> Option<Found> {
     let name = format!("signature {source}");
     let claimed = parse_unverified(bytes, limits).ok();
-    let trusted = match settings.trust.load() {
+    let trusted = match settings.trust_policy() {
         Ok(t) => t,
         Err(e) => {
             checks.push(Check::fail(
@@ -193,12 +156,10 @@ fn signature(
                 secure_model_core::chain_message(&e),
                 "configure the trusted signers (SECURE_MODEL_TRUSTED_KEYS / _PEM, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with _ISSUER, or SECURE_MODEL_TRUST_POLICY; docs/signing.md)",
             ));
-            return claimed.map(|m| Found {
-                plaintext_bytes: m.total_plaintext(),
-            });
+            return claimed.as_ref().map(Found::of);
         }
     };
-    let pin = settings.manifest_digests.first();
+    let pin = settings.pins.first();
     match verify_manifest(bytes, &trusted, limits, pin) {
         Ok(m) => checks.push(Check::ok(
             &name,
@@ -217,14 +178,12 @@ fn signature(
             "trust the publisher's key, certificate roots or identity (docs/signing.md), or check that this is the package you meant (a pinned digest refuses older manifests)",
         )),
     }
-    claimed.map(|m| Found {
-        plaintext_bytes: m.total_plaintext(),
-    })
+    claimed.as_ref().map(Found::of)
 }
 
 /// Whether each configured key is a recipient of the package.
 async fn recipients(
-    settings: &InitializerSettings,
+    settings: &Settings,
     source: &str,
     store: &dyn StorageBackend,
     manifest: &[u8],
@@ -237,7 +196,7 @@ async fn recipients(
         Err(e) => {
             checks.push(storage_fail(
                 &name,
-                &e,
+                e,
                 "the package is incomplete: re-upload keys.json",
             ));
             return;
@@ -271,7 +230,7 @@ async fn recipients(
         .iter()
         .map(|e| format!("{}:{}", e.provider, e.key_ref))
         .collect();
-    let mut specs: Vec<String> = settings.key_specs.clone();
+    let mut specs: Vec<String> = settings.keys.clone();
     if let Some(c) = &settings.confidential {
         specs.insert(0, format!("kbs resource {}", c.resource));
     }
@@ -299,7 +258,7 @@ async fn recipients(
 
 /// The configured recipients present in `kf` (`provider:key_ref`).
 fn match_specs(
-    settings: &InitializerSettings,
+    settings: &Settings,
     kf: &KeysFile,
 ) -> Result<Vec<String>, secure_model_core::Error> {
     let mut recipients: Vec<secure_model_core::keys::Recipient> = Vec::new();
@@ -309,7 +268,7 @@ fn match_specs(
             c.resource.uri(),
         ));
     }
-    for spec in &settings.key_specs {
+    for spec in &settings.keys {
         recipients.push(secure_model_core::keys::recipient_of_spec(spec)?);
     }
     Ok(recipients

@@ -3,24 +3,24 @@
 
 use secure_model_core::attest::AttesterChoice;
 use secure_model_core::ErrorClass;
-use secure_model_kserve::initializer::InitializerSettings;
+use secure_model_settings::Settings;
 
 use crate::Check;
 
 /// Whether anything in this configuration attests in this process: a `kbs:` key spec, or
 /// confidential mode fetching directly from a KBS (the CDH attests for the pod otherwise).
-fn attestation_needed(settings: &InitializerSettings) -> bool {
+fn attestation_needed(settings: &Settings) -> bool {
     let direct_kbs = settings
         .confidential
         .as_ref()
         .is_some_and(|c| c.kbs_url.is_some());
-    let kbs_spec = settings.key_specs.iter().any(|s| s.starts_with("kbs:"));
+    let kbs_spec = settings.keys.iter().any(|s| s.starts_with("kbs:"));
     let passport = settings.kbs.token_file.is_some();
     (direct_kbs || kbs_spec) && !passport
 }
 
 /// The TEE check.
-pub(crate) async fn check(settings: &InitializerSettings) -> Check {
+pub(crate) async fn check(settings: &Settings) -> Check {
     let needed = attestation_needed(settings);
     let choice = &settings.kbs.attester;
     let attester = match choice.build(settings.kbs.relax) {

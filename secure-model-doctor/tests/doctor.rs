@@ -261,10 +261,13 @@ async fn a_store_that_never_answers_fails_within_the_first_byte_timeout() {
     let c = failed(&r, "manifest");
     assert!(
         c.detail.contains("no response")
-            && c.detail
+            && c.advice
+                .as_deref()
+                .unwrap_or_default()
                 .contains("SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS"),
-        "{}",
-        c.detail
+        "{} / {:?}",
+        c.detail,
+        c.advice
     );
     // Not the 120 s of the total timeout and retries: the first-byte timeout (2 s here).
     assert!(waited.as_secs() < 30, "took {waited:?}");

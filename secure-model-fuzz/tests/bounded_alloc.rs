@@ -23,10 +23,11 @@ use secure_model_core::attest::{
     cca_realm_challenge, parse_cert_table, tdx_quote_report_data, AttestError, SampleAttester,
     MAX_CERT_TABLE,
 };
-use secure_model_core::crypto::streaming::{Header, SegmentOpener, StreamParams};
+use secure_model_core::crypto::streaming::{Header, StreamParams};
 use secure_model_core::crypto::CryptoError;
 use secure_model_core::danger::Relaxations;
 use secure_model_core::format::{FormatError, KeysFile, Limits};
+use secure_model_core::hazmat::SegmentOpener;
 use secure_model_core::jwe::{Jwe, JweError};
 use secure_model_core::keys::cdh::{CdhClient, CdhError};
 use secure_model_core::keys::kbs::{KbsClient, KbsError, Passport, TeeKeyKind, TeeKeyPair};

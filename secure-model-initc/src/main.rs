@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use secure_model_core::loader::LogProgress;
 use secure_model_kserve::initializer::{self, Pair, Summary};
 use secure_model_settings::logging::{self, LogFormat};
-use secure_model_settings::{build, registry, Environment, Failure, Source};
+use secure_model_settings::{registry, Environment, Failure, Settings, Source};
 
 const USAGE: &str = "usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]";
 
@@ -35,7 +35,7 @@ fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
 async fn run(src: &Source, args: &[String]) -> Result<Summary, Failure> {
     let started = Instant::now();
     let pairs = pairs(args)?;
-    let settings = build::initializer(src)?;
+    let settings = Settings::from_source(src)?.initializer()?;
     let progress = Arc::new(LogProgress::new(Duration::from_secs(2)));
     let published = initializer::run(&settings, &pairs, progress).await?;
     Ok(Summary::of(&published, started.elapsed().as_secs_f64()))
@@ -45,7 +45,10 @@ async fn run(src: &Source, args: &[String]) -> Result<Summary, Failure> {
 /// creating it when it does not exist. Kubernetes creates `/dev/termination-log`; a failure
 /// to write the default path outside Kubernetes is not worth a warning, a custom one is.
 fn termination_message(src: &Source, text: &str) {
-    let custom = src.path(&registry::TERMINATION_LOG).ok().flatten();
+    let custom = src
+        .is_given(&registry::TERMINATION_LOG)
+        .then(|| src.get(&registry::TERMINATION_LOG).ok().flatten())
+        .flatten();
     let path = custom
         .clone()
         .unwrap_or_else(|| PathBuf::from(registry::TERMINATION_LOG.default));
@@ -90,10 +93,16 @@ fn fail(src: &Source, f: &Failure) -> ExitCode {
         outcome = "failure",
         class = f.class.as_str(),
         exit_code = f.exit_code(),
+        hint = f.hint.as_deref(),
         "{}",
         f.message
     );
-    termination_message(src, &format!("secure-model-initc: {}", f.one_line(4000)));
+    // `kubectl describe` and KServe show this line alone: it carries the hint too.
+    let line = match &f.hint {
+        Some(h) => format!("secure-model-initc: {} (hint: {h})", f.one_line(3000)),
+        None => format!("secure-model-initc: {}", f.one_line(4000)),
+    };
+    termination_message(src, &line);
     ExitCode::from(f.exit_code())
 }
 
@@ -118,7 +127,7 @@ async fn doctor(src: &Source, args: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     let src = Source::new(Environment::capture());
-    let filter = src.text(&registry::LOG).ok().flatten();
+    let filter = src.get(&registry::LOG).ok().flatten();
     logging::init(
         filter.as_deref().unwrap_or("info"),
         "info",

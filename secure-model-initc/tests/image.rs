@@ -413,7 +413,7 @@ fn s3_packages(s3: &servers::Server, secrets: &Path, kserve_env: &[(String, Stri
         crypto::Kek,
         keys::{KeyProvider, LocalKeyProvider},
         package,
-        storage::{open_location, StorageEnv, StorageSettings},
+        storage::open_location,
         verify::SigningKey,
     };
     let kek = Kek::generate().unwrap();
@@ -424,7 +424,11 @@ fn s3_packages(s3: &servers::Server, secrets: &Path, kserve_env: &[(String, Stri
         std::fs::set_permissions(secrets.join(f), std::fs::Permissions::from_mode(0o444)).unwrap();
     }
     let provider: std::sync::Arc<dyn KeyProvider> = std::sync::Arc::new(LocalKeyProvider::new(kek));
-    let settings = StorageSettings::new(StorageEnv::from_pairs(kserve_env.iter().cloned()));
+    let settings =
+        secure_model_settings::storage::storage_settings(&secure_model_settings::Source::new(
+            secure_model_settings::Environment::from_pairs(kserve_env.iter().cloned()),
+        ))
+        .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     for prefix in ["tiny", "tampered"] {
         let store = open_location(&format!("s3://models/{prefix}"), true, &settings).unwrap();
@@ -494,7 +498,7 @@ fn image_runs_under_runc_read_only_as_65532_without_capabilities() {
 
 fn run_the_image(work: &Path, bundle: &Path, base: &Value, rootfs: &Path) {
     let Some(s3) = servers::s3rver(&["models"]) else {
-        panic!("the image test needs s3rver (SECURE_MODEL_S3RVER, set by scripts/test.sh)");
+        panic!("the image test needs s3rver (SMTEST_S3RVER, set by scripts/test.sh)");
     };
     let kserve_env: Vec<(String, String)> = s3
         .kserve_s3_env()

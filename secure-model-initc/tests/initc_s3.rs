@@ -18,7 +18,7 @@ use secure_model_core::{
     crypto::Kek,
     keys::{KeyProvider, LocalKeyProvider},
     package,
-    storage::{open_location, StorageEnv, StorageSettings},
+    storage::open_location,
     verify::SigningKey,
 };
 
@@ -42,7 +42,10 @@ fn pulls_secure_s3_uris_with_kserve_variables() {
     let store = open_location(
         "s3://models/tiny",
         true,
-        &StorageSettings::new(StorageEnv::from_pairs(kserve_env.iter().cloned())),
+        &secure_model_settings::storage::storage_settings(&secure_model_settings::Source::new(
+            secure_model_settings::Environment::from_pairs(kserve_env.iter().cloned()),
+        ))
+        .unwrap(),
     )
     .unwrap();
     tokio::runtime::Runtime::new()

@@ -8,10 +8,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use secure_model_core::config::{
-    add_trusted_pem, identity_match, load_certificate_roots, load_key_providers,
-    load_sigstore_root, load_trust_policy, load_trusted_keys,
-};
 use secure_model_core::format::MANIFEST_OBJECT;
 use secure_model_core::keys::{
     BrokeredResource, KbsKeyProvider, KbsSettings, KeyProvider, ResourceBroker, ResourcePath,
@@ -20,139 +16,11 @@ use secure_model_core::loader::{
     LoadOptions, Loader, PhaseTimings, Progress, PullPlan, PullReport, StagedPlan,
 };
 use secure_model_core::storage::{StorageBackend, StorageSettings};
-use secure_model_core::verify::{CertificateSigner, SigstoreSigner, TrustPolicy, TrustedKeys};
+use secure_model_core::verify::TrustPolicy;
 use secure_model_core::ErrorClass;
 
 use crate::jwe::{stage_download, DownloadReport, JweDownloadOptions, ResourceKey, StagedDownload};
 use crate::uri;
-
-/// Where the trust policy comes from: any mix of public keys, certificate roots, a Sigstore
-/// identity and a policy file; every signer they name is trusted (any one suffices).
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct TrustSources {
-    /// PEM files of public keys (`SECURE_MODEL_TRUSTED_KEYS`).
-    pub files: Vec<PathBuf>,
-    /// PEM text of public keys (`SECURE_MODEL_TRUSTED_KEYS_PEM`).
-    pub pem: Option<String>,
-    /// A JSON trust policy file (`SECURE_MODEL_TRUST_POLICY`).
-    pub policy_file: Option<PathBuf>,
-    /// PEM bundles of root CA certificates, one certificate signer each
-    /// (`SECURE_MODEL_TRUSTED_CERT_ROOTS`).
-    pub cert_roots: Vec<PathBuf>,
-    /// Root CA certificates as PEM text, one more certificate signer
-    /// (`SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`).
-    pub cert_roots_pem: Option<String>,
-    /// Required leaf subject of those signers (`SECURE_MODEL_TRUSTED_CERT_SUBJECT`).
-    pub cert_subject: Option<String>,
-    /// Required leaf identity (SAN) of those signers (`SECURE_MODEL_TRUSTED_CERT_IDENTITY`).
-    pub cert_identity: Option<String>,
-    /// Sigstore identity, exact (`SECURE_MODEL_SIGSTORE_IDENTITY`).
-    pub sigstore_identity: Option<String>,
-    /// Sigstore identity, anchored regex (`SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`).
-    pub sigstore_identity_regex: Option<String>,
-    /// Sigstore OIDC issuer (`SECURE_MODEL_SIGSTORE_ISSUER`).
-    pub sigstore_issuer: Option<String>,
-    /// Sigstore trusted root file; the embedded public-good root when unset
-    /// (`SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`).
-    pub sigstore_trusted_root: Option<PathBuf>,
-}
-
-impl TrustSources {
-    fn is_empty(&self) -> bool {
-        self.files.is_empty()
-            && self.pem.as_deref().is_none_or(|p| p.trim().is_empty())
-            && self.policy_file.is_none()
-            && self.cert_roots.is_empty()
-            && self.inline_roots().is_none()
-            && self.sigstore_identity.is_none()
-            && self.sigstore_identity_regex.is_none()
-    }
-
-    /// Loads every signer of every source into one policy.
-    ///
-    /// # Errors
-    /// [`InitError::Config`] when no source is set, a source is incomplete (a Sigstore identity
-    /// without issuer) or unreadable; the core's errors for unreadable key files.
-    pub fn load(&self) -> Result<TrustPolicy, InitError> {
-        if self.is_empty() {
-            return Err(InitError::config(
-                "no trusted signer: set SECURE_MODEL_TRUSTED_KEYS / SECURE_MODEL_TRUSTED_KEYS_PEM (public keys), SECURE_MODEL_TRUSTED_CERT_ROOTS / _PEM (certificate roots), SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER (Sigstore keyless) or SECURE_MODEL_TRUST_POLICY (a policy file)",
-            ));
-        }
-        let mut policy = match &self.policy_file {
-            Some(p) => load_trust_policy(p)?,
-            None => TrustPolicy::new(),
-        };
-        self.load_keys(&mut policy)?;
-        let cert_id = identity_match(self.cert_identity.as_deref(), None)?;
-        for roots in &self.cert_roots {
-            policy.push(load_certificate_roots(
-                roots,
-                self.cert_subject.as_deref(),
-                cert_id.clone(),
-            )?);
-        }
-        if let Some(pem) = self.inline_roots() {
-            let mut c = CertificateSigner::from_pem("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", pem)?;
-            if let Some(s) = &self.cert_subject {
-                c = c.with_subject(s.clone());
-            }
-            if let Some(i) = &cert_id {
-                c = c.with_identity(i.clone());
-            }
-            policy.push(c);
-        }
-        let no_roots = self.cert_roots.is_empty() && self.inline_roots().is_none();
-        if no_roots && (self.cert_subject.is_some() || cert_id.is_some()) {
-            return Err(InitError::config(
-                "SECURE_MODEL_TRUSTED_CERT_SUBJECT / _IDENTITY need SECURE_MODEL_TRUSTED_CERT_ROOTS or _ROOTS_PEM",
-            ));
-        }
-        self.load_sigstore(&mut policy)?;
-        Ok(policy)
-    }
-
-    fn inline_roots(&self) -> Option<&str> {
-        self.cert_roots_pem
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-    }
-
-    fn load_keys(&self, policy: &mut TrustPolicy) -> Result<(), InitError> {
-        let mut trusted = if self.files.is_empty() {
-            TrustedKeys::new()
-        } else {
-            load_trusted_keys(&self.files)?
-        };
-        if let Some(pem) = self.pem.as_deref().filter(|p| !p.trim().is_empty()) {
-            add_trusted_pem(&mut trusted, pem)
-                .map_err(|e| InitError::config(format!("SECURE_MODEL_TRUSTED_KEYS_PEM: {e}")))?;
-        }
-        for k in trusted.keys() {
-            policy.push(k.clone());
-        }
-        Ok(())
-    }
-
-    fn load_sigstore(&self, policy: &mut TrustPolicy) -> Result<(), InitError> {
-        let id = identity_match(
-            self.sigstore_identity.as_deref(),
-            self.sigstore_identity_regex.as_deref(),
-        )?;
-        match (id, &self.sigstore_issuer) {
-            (None, None) => Ok(()),
-            (Some(id), Some(issuer)) => {
-                let root = load_sigstore_root(self.sigstore_trusted_root.as_deref())?;
-                policy.push(SigstoreSigner::new(id, issuer.clone(), root));
-                Ok(())
-            }
-            _ => Err(InitError::config(
-                "a Sigstore signer needs both SECURE_MODEL_SIGSTORE_IDENTITY (or _IDENTITY_REGEX) and SECURE_MODEL_SIGSTORE_ISSUER",
-            )),
-        }
-    }
-}
 
 /// KServe's confidential mode (`CONFIDENTIAL_ENABLED=true`).
 #[derive(Debug, Clone)]
@@ -183,14 +51,15 @@ impl ConfidentialSettings {
     }
 }
 
-/// Everything the storage initializer is configured with, as the settings layer builds it.
+/// Everything the storage initializer is configured with, as the settings layer resolves it.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct InitializerSettings {
-    /// Trusted signer keys.
-    pub trust: TrustSources,
-    /// `SECURE_MODEL_KEYS`: key specifications.
-    pub key_specs: Vec<String>,
+    /// The trust policy; `None` when no signer is configured, which is an error as soon as a
+    /// package is to be verified.
+    pub trust: Option<TrustPolicy>,
+    /// The providers of the configured keys (`SECURE_MODEL_KEYS`).
+    pub providers: Vec<Arc<dyn KeyProvider>>,
     /// `SECURE_MODEL_MANIFEST_DIGEST`: one manifest pin per pair, or none.
     pub manifest_digests: Vec<[u8; 32]>,
     /// Transfer tuning and relaxations.
@@ -207,6 +76,12 @@ pub struct InitializerSettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
+    /// A package is to be verified but no trusted signer is configured.
+    #[error("no trusted signer is configured")]
+    NoTrustedSigner,
+    /// No key is configured outside confidential mode.
+    #[error("no key is configured: nothing can unlock a package")]
+    NoKeys,
     /// The arguments or configuration do not fit together.
     #[error("{reason}")]
     Config {
@@ -237,7 +112,7 @@ impl InitError {
     /// The failure class.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Config { .. } => ErrorClass::Config,
+            Self::Config { .. } | Self::NoTrustedSigner | Self::NoKeys => ErrorClass::Config,
             Self::NotAPackage { .. } => ErrorClass::Storage,
             Self::Core(e) => e.class(),
             Self::Jwe(e) => e.class(),
@@ -405,12 +280,10 @@ fn keys(settings: &InitializerSettings) -> Result<Keys, InitError> {
             &resource,
         ))));
         jwe_key = Some(ResourceKey::from_resource(resource));
-    } else if settings.key_specs.is_empty() {
-        return Err(InitError::config(
-            "SECURE_MODEL_KEYS is not set: name the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin",
-        ));
+    } else if settings.providers.is_empty() {
+        return Err(InitError::NoKeys);
     }
-    providers.extend(load_key_providers(&settings.key_specs, &settings.kbs)?);
+    providers.extend(settings.providers.iter().cloned());
     Ok(Keys { providers, jwe_key })
 }
 
@@ -503,6 +376,11 @@ async fn stage_downloads(
     Ok(staged)
 }
 
+/// The trust policy, required once a package is to be verified.
+fn trusted(settings: &InitializerSettings) -> Result<TrustPolicy, InitError> {
+    settings.trust.clone().ok_or(InitError::NoTrustedSigner)
+}
+
 /// Stages every pair: packages through one [`PullPlan`], KServe JWE downloads (confidential
 /// mode only) next to them. Nothing is published.
 ///
@@ -518,7 +396,7 @@ pub async fn stage(
     // Outside confidential mode every source must be a package: fail fast on the trusted keys,
     // before any storage access.
     let early = match settings.confidential {
-        None => Some(settings.trust.load()?),
+        None => Some(trusted(settings)?),
         Some(_) => None,
     };
     let keys = keys(settings)?;
@@ -527,7 +405,7 @@ pub async fn stage(
         Some(t) => t,
         None if packages.is_empty() => TrustPolicy::new(),
         // Signatures are required in confidential mode too.
-        None => settings.trust.load()?,
+        None => trusted(settings)?,
     };
     let mut plan = PullPlan::new(
         Loader::new(trusted, keys.providers)

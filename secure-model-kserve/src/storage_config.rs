@@ -1,9 +1,7 @@
 //! KServe's storage-config secret: `STORAGE_CONFIG` (one entry of the `storage-config`
 //! secret, JSON) merged with `STORAGE_OVERRIDE_CONFIG`, mapped onto the variables KServe's own
-//! initializer sets for an `s3` entry. Applied by the settings layer to its snapshot of the
-//! environment before the storage credentials are built.
-
-use std::collections::BTreeMap;
+//! initializer sets for an `s3` entry. The settings layer applies them to its snapshot of the
+//! environment before the storage configuration is built.
 
 use secure_model_core::storage::StorageError;
 
@@ -38,29 +36,31 @@ fn object(
     }
 }
 
-fn non_empty<'a>(vars: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
-}
-
-/// Applies the storage spec in `vars` (if any, and only of `type` `s3`) to `vars`, the way
-/// KServe's initializer does: each mapped key overwrites its variable.
+/// The variables KServe's initializer sets from a storage spec: `storage_config` (the
+/// `STORAGE_CONFIG` entry) with the members of `override_config` (`STORAGE_OVERRIDE_CONFIG`)
+/// over it. Only a spec of `type` `s3` sets any; each mapped key gives its variable's value,
+/// which overwrites the variable.
 ///
 /// # Errors
 /// [`StorageError::InvalidConfig`] naming the variable (never its value) when a spec is not
 /// a JSON object or a mapped member is not a string, boolean or number.
-pub fn apply(vars: &mut BTreeMap<String, String>) -> Result<(), StorageError> {
-    let mut spec = match non_empty(vars, STORAGE_CONFIG) {
+pub fn variables(
+    storage_config: Option<&str>,
+    override_config: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, StorageError> {
+    let mut spec = match storage_config.filter(|t| !t.trim().is_empty()) {
         Some(t) => object(STORAGE_CONFIG, t)?,
         None => serde_json::Map::new(),
     };
-    if let Some(t) = non_empty(vars, STORAGE_OVERRIDE_CONFIG) {
+    if let Some(t) = override_config.filter(|t| !t.trim().is_empty()) {
         for (k, v) in object(STORAGE_OVERRIDE_CONFIG, t)? {
             spec.insert(k, v);
         }
     }
     if spec.get("type").and_then(|t| t.as_str()) != Some("s3") {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let mut out = Vec::new();
     for (key, var) in S3_STORAGE_SPEC {
         let Some(v) = spec.get(*key) else { continue };
         let text = match v {
@@ -74,23 +74,29 @@ pub fn apply(vars: &mut BTreeMap<String, String>) -> Result<(), StorageError> {
                 })
             }
         };
-        vars.insert((*var).to_string(), text);
+        out.push((*var, text));
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secure_model_core::storage::StorageEnv;
+    use std::collections::BTreeMap;
 
-    fn applied(pairs: &[(&str, &str)]) -> Result<StorageEnv, StorageError> {
+    fn applied(pairs: &[(&str, &str)]) -> Result<BTreeMap<String, String>, StorageError> {
         let mut vars: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        apply(&mut vars)?;
-        Ok(StorageEnv::from_pairs(vars))
+        let set = variables(
+            vars.get(STORAGE_CONFIG).map(String::as_str),
+            vars.get(STORAGE_OVERRIDE_CONFIG).map(String::as_str),
+        )?;
+        for (k, v) in set {
+            vars.insert(k.to_string(), v);
+        }
+        Ok(vars)
     }
 
     #[test]
@@ -104,12 +110,13 @@ mod tests {
             ("AWS_DEFAULT_REGION", "ignored"),
         ])
         .unwrap();
-        assert_eq!(env.get("AWS_ACCESS_KEY_ID"), Some("AK"));
-        assert_eq!(env.get("AWS_SECRET_ACCESS_KEY"), Some("SK"));
-        assert_eq!(env.get("AWS_ENDPOINT_URL"), Some("http://minio:9000"));
-        assert_eq!(env.get("AWS_DEFAULT_REGION"), Some("us-east-2"));
-        assert_eq!(env.flag("S3_VERIFY_SSL").unwrap(), Some(false));
-        assert_eq!(env.flag("awsAnonymousCredential").unwrap(), Some(false));
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("AWS_ACCESS_KEY_ID"), Some("AK"));
+        assert_eq!(get("AWS_SECRET_ACCESS_KEY"), Some("SK"));
+        assert_eq!(get("AWS_ENDPOINT_URL"), Some("http://minio:9000"));
+        assert_eq!(get("AWS_DEFAULT_REGION"), Some("us-east-2"));
+        assert_eq!(get("S3_VERIFY_SSL"), Some("0"));
+        assert_eq!(get("awsAnonymousCredential"), Some("False"));
     }
 
     #[test]

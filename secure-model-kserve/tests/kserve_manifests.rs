@@ -6,7 +6,7 @@
 //! schemes claimed by KServe's default ClusterStorageContainer (whose regex is searched anywhere
 //! in the URI, like Go's `regexp.MatchString`), memory-backed model volumes in confidential pods.
 //!
-//! The KServe reference files are read from `SECURE_MODEL_KSERVE_REF` (default
+//! The KServe reference files are read from `SMTEST_KSERVE_REF` (default
 //! `<repo>/../shared/kserve`). Without them the schema checks are skipped with a notice, and the
 //! structural rules still run on the facts encoded below.
 #![allow(

@@ -1,31 +1,10 @@
 //! The settings list as documentation: `secure-model settings` prints it, `docs/settings.md`
 //! is generated from it (a test keeps the file in step).
 
-use crate::registry::{Binary, Group, Kind, Setting, SETTINGS};
+use crate::registry::{AnySetting, Binary, Group, SETTINGS};
 
-fn kind_text(kind: &Kind) -> String {
-    match kind {
-        Kind::Bool => "bool".into(),
-        Kind::Count { min, max } => format!("integer {min}..={max}"),
-        Kind::Seconds { min, max } => format!("seconds {min}..={max}"),
-        Kind::Bytes { min, max } => format!("bytes {min}..={max}"),
-        Kind::Choice(words) => words.join(" \\| "),
-        Kind::Path => "path".into(),
-        Kind::Paths => "paths, comma-separated".into(),
-        Kind::KeySpecs => "key specs, comma-separated".into(),
-        Kind::Digest => "sha256 hex".into(),
-        Kind::Digests => "sha256 hex, comma-separated".into(),
-        Kind::Attester => "attester".into(),
-        Kind::Resource => "kbs:///repo/type/tag".into(),
-        Kind::Url => "URL".into(),
-        Kind::SocketAddr => "IP:PORT".into(),
-        Kind::Text => "text".into(),
-        Kind::Passthrough => "as KServe / the SDK define it".into(),
-    }
-}
-
-fn binaries(s: &Setting) -> String {
-    s.binaries
+fn binaries(s: &dyn AnySetting) -> String {
+    s.binaries()
         .iter()
         .map(|b| match b {
             Binary::Cli => "CLI",
@@ -36,29 +15,29 @@ fn binaries(s: &Setting) -> String {
         .join(", ")
 }
 
-fn row(s: &Setting) -> String {
-    let flag = s.flag.map(|f| format!("`{f}`")).unwrap_or_default();
-    let default = if s.default.is_empty() {
+fn row(s: &dyn AnySetting) -> String {
+    let flag = s.flag().map(|f| format!("`{f}`")).unwrap_or_default();
+    let default = if s.default_text().is_empty() {
         String::new()
     } else {
-        format!("`{}`", s.default)
+        format!("`{}`", s.default_text())
     };
-    let secret = if s.sensitive { " (secret)" } else { "" };
+    let secret = if s.sensitive() { " (secret)" } else { "" };
     format!(
         "| `{}` | {} | {} | {} | {} | {}{} |",
-        s.env,
+        s.env(),
         flag,
-        kind_text(&s.kind),
+        s.describe(),
         default,
         binaries(s),
-        s.doc.replace('|', "\\|"),
+        s.doc().replace('|', "\\|"),
         secret
     )
 }
 
 /// Every setting as Markdown, one table per group.
 pub fn markdown() -> String {
-    let mut groups: Vec<Group> = SETTINGS.iter().map(|s| s.group).collect();
+    let mut groups: Vec<Group> = SETTINGS.iter().map(|s| s.group()).collect();
     groups.sort();
     groups.dedup();
     let mut out = String::from(
@@ -77,8 +56,8 @@ pub fn markdown() -> String {
             "\n## {}\n\n| variable | flag | value | default | read by | meaning |\n|---|---|---|---|---|---|\n",
             g.title()
         ));
-        for s in SETTINGS.iter().filter(|s| s.group == g) {
-            out.push_str(&row(s));
+        for s in SETTINGS.iter().filter(|s| s.group() == g) {
+            out.push_str(&row(*s));
             out.push('\n');
         }
     }
@@ -92,14 +71,14 @@ pub fn json() -> serde_json::Value {
             .iter()
             .map(|s| {
                 serde_json::json!({
-                    "env": s.env,
-                    "flag": s.flag,
-                    "value": kind_text(&s.kind),
-                    "default": s.default,
-                    "group": s.group.title(),
-                    "read_by": binaries(s),
-                    "doc": s.doc,
-                    "secret": s.sensitive,
+                    "env": s.env(),
+                    "flag": s.flag(),
+                    "value": s.describe(),
+                    "default": s.default_text(),
+                    "group": s.group().title(),
+                    "read_by": binaries(*s),
+                    "doc": s.doc(),
+                    "secret": s.sensitive(),
                 })
             })
             .collect(),

@@ -14,8 +14,8 @@ pub struct Failure {
     pub class: ErrorClass,
     /// One line: the error and its causes.
     pub message: String,
-    /// What to try, when the class suggests something.
-    pub hint: Option<&'static str>,
+    /// What to try, when the cause or class suggests something.
+    pub hint: Option<String>,
 }
 
 impl Failure {
@@ -30,7 +30,7 @@ impl Failure {
         Self {
             class,
             message: message.into(),
-            hint,
+            hint: hint.map(String::from),
         }
     }
 
@@ -73,6 +73,12 @@ impl Failure {
         self
     }
 
+    /// The same failure with `hint`.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         self.class.exit_code()
@@ -82,7 +88,7 @@ impl Failure {
     /// command-line binary ends on this failure.
     pub fn report(&self) -> std::process::ExitCode {
         eprintln!("error: {}", self.message);
-        if let Some(h) = self.hint {
+        if let Some(h) = &self.hint {
             eprintln!("hint: {h}");
         }
         std::process::ExitCode::from(self.exit_code())
@@ -144,11 +150,38 @@ fn load_error(e: &secure_model_core::Error) -> Option<&LoadError> {
     }
 }
 
+/// Advice for a failure that needs a relaxation the configuration does not grant, naming the
+/// setting that opts in.
+fn relaxation_hint(e: &secure_model_core::Error) -> Option<&'static str> {
+    use secure_model_core::danger::Relaxation;
+    use secure_model_core::storage::StorageError;
+    let storage = match e {
+        secure_model_core::Error::Storage(s) => Some(s),
+        secure_model_core::Error::Load(LoadError::Storage(s)) => Some(s),
+        _ => None,
+    }?;
+    match storage {
+        StorageError::Relaxation { relaxation, .. } if *relaxation == Relaxation::PlainHttpStorage => Some(
+            "use an https:// endpoint; only for a test, an emulator or an air-gapped mirror set SECURE_MODEL_ALLOW_HTTP=true (integrity still holds, but the traffic and any credential cross in clear)",
+        ),
+        StorageError::Relaxation { .. } => Some(
+            "give the store's CA instead (AWS_CA_BUNDLE, GCS_CA_BUNDLE, AZURE_CA_BUNDLE or SECURE_MODEL_CA_BUNDLE)",
+        ),
+        StorageError::NoResponse { .. } => Some(
+            "the store accepted the request but did not answer; if it is just slow, raise SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
+        ),
+        _ => None,
+    }
+}
+
 impl From<secure_model_core::Error> for Failure {
     fn from(e: secure_model_core::Error) -> Self {
         let mut f = Self::new(e.class(), e.chain_message());
-        if let Some(h) = load_error(&e).and_then(destination_hint) {
-            f.hint = Some(h);
+        if let Some(h) = load_error(&e)
+            .and_then(destination_hint)
+            .or_else(|| relaxation_hint(&e))
+        {
+            f.hint = Some(h.to_string());
         }
         f
     }
@@ -179,7 +212,9 @@ impl From<KserveJweError> for Failure {
     fn from(e: KserveJweError) -> Self {
         let mut f = Self::new(e.class(), secure_model_core::chain_message(&e));
         if let KserveJweError::Load(l) = &e {
-            f.hint = destination_hint(l).or(f.hint);
+            if let Some(h) = destination_hint(l) {
+                f.hint = Some(h.to_string());
+            }
         }
         f
     }
@@ -187,17 +222,34 @@ impl From<KserveJweError> for Failure {
 
 impl From<InitError> for Failure {
     fn from(e: InitError) -> Self {
+        let f = match e {
+            InitError::Core(c) => return c.into(),
+            InitError::Jwe(j) => return j.into(),
+            other => Self::new(other.class(), secure_model_core::chain_message(&other)),
+        };
+        match &f.message {
+            m if m.starts_with("no trusted signer") => f.with_hint("set SECURE_MODEL_TRUSTED_KEYS or SECURE_MODEL_TRUSTED_KEYS_PEM (public keys), SECURE_MODEL_TRUSTED_CERT_ROOTS or _PEM (certificate roots), SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER, or SECURE_MODEL_TRUST_POLICY (docs/signing.md)"),
+            m if m.starts_with("no key is configured") => f.with_hint("set SECURE_MODEL_KEYS to the key(s) to unlock with, e.g. local:/var/run/secrets/kek/kek.bin (docs/key-providers.md)"),
+            _ => f,
+        }
+    }
+}
+
+impl From<crate::resolve::SettingsError> for Failure {
+    fn from(e: crate::resolve::SettingsError) -> Self {
         match e {
-            InitError::Core(c) => c.into(),
-            InitError::Jwe(j) => j.into(),
+            crate::resolve::SettingsError::Keys(k) => k.into(),
             other => Self::new(other.class(), secure_model_core::chain_message(&other)),
         }
     }
 }
 
-impl From<crate::build::SettingsError> for Failure {
-    fn from(e: crate::build::SettingsError) -> Self {
-        Self::new(e.class(), secure_model_core::chain_message(&e))
+impl From<crate::trust::TrustError> for Failure {
+    fn from(e: crate::trust::TrustError) -> Self {
+        match e {
+            crate::trust::TrustError::Load(c) => c.into(),
+            other => Self::config(secure_model_core::chain_message(&other)),
+        }
     }
 }
 
@@ -219,7 +271,7 @@ mod tests {
             source: Some(std::io::Error::from_raw_os_error(28)),
         };
         let f: Failure = full.into();
-        assert!(f.hint.unwrap().contains("sizeLimit"), "{:?}", f.hint);
+        assert!(f.hint.unwrap().contains("sizeLimit"));
         let conflict: Failure = LoadError::DestinationConflict {
             path: "/m/a".into(),
         }
@@ -228,7 +280,10 @@ mod tests {
         let disk: Failure = LoadError::NotMemoryBacked { path: "/m".into() }.into();
         assert!(disk.hint.unwrap().contains("--allow-disk-plaintext"));
         for f in [full_failure(), conflict_failure()] {
-            assert!(!f.hint.unwrap_or("").contains("--allow-disk-plaintext"));
+            assert!(!f
+                .hint
+                .unwrap_or_default()
+                .contains("--allow-disk-plaintext"));
         }
     }
 

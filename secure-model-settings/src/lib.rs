@@ -1,16 +1,16 @@
 //! # secure-model-settings
 //!
-//! The one settings layer of the secure-model binaries. Every setting is declared once in
-//! [`registry`] (environment variable, CLI flag, value kind and bounds, default, doc line,
-//! which binary reads it); [`Source`] reads values from one snapshot of the process
-//! environment ([`Environment::capture`], the workspace's only read of it) overridden by the
-//! CLI's flags, with one parser per kind, so a value means the same from a flag and from the
-//! environment and a bad one is an error naming where it came from; [`build`] turns them into
-//! the typed settings the libraries take (`LoadOptions`, `StorageSettings`, `KbsSettings`,
-//! `Relaxations`, the KServe initializer's settings). The libraries never read the
-//! environment.
+//! The one settings layer of the secure-model binaries, and the only reader of the process
+//! environment and of KServe's storage-config secret. Every setting is declared once in
+//! [`registry`] (environment variable, CLI flag, typed kind and bounds, default, doc line,
+//! which binary reads it); [`Source`] reads values from one snapshot of the environment
+//! ([`Environment::capture`]) overridden by the CLI's typed flags, with one parser per kind;
+//! [`resolve`] turns them into the one resolved configuration of a run ([`Settings`]): the
+//! trust sources and policy ([`trust`]), the key providers, each storage backend's typed
+//! configuration ([`storage`], where KServe's and the SDKs' variable names are known), transfer
+//! options and a single set of relaxations. The libraries never read the environment.
 //!
-//! The crate also holds what both binaries share around it: their [`Failure`] type (class →
+//! The crate also holds what the binaries share around it: their [`Failure`] type (class →
 //! exit code, one-line message, hint), [`logging`] setup, and the settings list as docs
 //! ([`docs`]).
 //!
@@ -18,25 +18,31 @@
 //!
 //! | module | owns | uses (of this crate) |
 //! |---|---|---|
-//! | [`registry`] | every setting: variable, flag, kind and bounds, default, doc; `flag_value` for clap | — |
+//! | [`kind`] | value kinds: one parser per kind | — |
+//! | [`registry`] | every setting, declared once: `Setting<Kind>` constants and the list | kind |
 //! | `source` | [`Environment::capture`] (the one read of the environment), [`Source`]'s typed reads | registry |
-//! | [`build`] | typed library settings from a [`Source`] | registry, source |
-//! | `failure` | [`Failure`]: class, one-line message, hint | build, source |
+//! | [`trust`] | trust sources → the trust policy | registry, source |
+//! | [`storage`] | storage variables → each backend's typed configuration, implied relaxations, credential sources | registry, source |
+//! | [`resolve`] | the resolved configuration of a run | registry, source, storage, trust |
+//! | `failure` | [`Failure`]: class, one-line message, hint | resolve, source |
 //! | [`logging`] | the binaries' tracing setup | — |
 //! | [`docs`] | the settings as Markdown and JSON | registry |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod build;
 pub mod docs;
 mod failure;
+pub mod kind;
 pub mod logging;
 pub mod registry;
+pub mod resolve;
 mod source;
+pub mod storage;
+pub mod trust;
 
-pub use build::SettingsError;
 pub use failure::Failure;
-pub use source::{Environment, SettingError, Source};
+pub use resolve::{Settings, SettingsError};
+pub use source::{Environment, Origin, SettingError, Source};
 
 /// Logs a warning for each variable with our prefixes that is no setting (a typo is silently
 /// ignored otherwise).

@@ -9,11 +9,7 @@ use crate::Source;
 
 /// Whether log lines may carry ANSI colour: stderr is a terminal and `NO_COLOR` is unset.
 pub fn colour(src: &Source) -> bool {
-    let no_color = src
-        .text(&NO_COLOR)
-        .ok()
-        .flatten()
-        .is_some_and(|v| !v.is_empty());
+    let no_color = src.is_given(&NO_COLOR);
     !no_color && std::io::stderr().is_terminal()
 }
 

@@ -1,133 +1,20 @@
-//! Every setting of the binaries, once: its environment variable, command-line flag, value
-//! kind and bounds, default and doc line. The parsers ([`crate::Source`]), the typed builders
-//! ([`crate::build`]), `secure-model settings` and `docs/settings.md` all read this list.
+//! Every setting of the binaries, declared once: its environment variable, command-line flag,
+//! value kind and bounds, default and doc line. The declaration yields both the typed constant
+//! (`TRUSTED_KEYS: Setting<Files>`) and the list [`SETTINGS`]; the parsers
+//! ([`crate::Source`]), the resolved configuration ([`crate::resolve`]), `secure-model
+//! settings` and `docs/settings.md` all read it. A setting's kind is part of its type:
+//!
+//! ```compile_fail
+//! # use secure_model_settings::{registry::TRUSTED_KEYS, Environment, Source};
+//! let src = Source::new(Environment::default());
+//! // TRUSTED_KEYS is a list of paths; reading it as a number does not compile.
+//! let n: Option<u64> = src.get(&TRUSTED_KEYS).unwrap();
+//! ```
 
-/// The kind of value, with its bounds: how a value is parsed and validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Kind {
-    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), case-insensitive.
-    Bool,
-    /// An integer in `min..=max`.
-    Count {
-        /// Smallest value.
-        min: u64,
-        /// Largest value.
-        max: u64,
-    },
-    /// Whole seconds in `min..=max`.
-    Seconds {
-        /// Smallest value.
-        min: u64,
-        /// Largest value.
-        max: u64,
-    },
-    /// A byte count in `min..=max`.
-    Bytes {
-        /// Smallest value.
-        min: u64,
-        /// Largest value.
-        max: u64,
-    },
-    /// One of these words.
-    Choice(&'static [&'static str]),
-    /// A file path.
-    Path,
-    /// Comma-separated file paths (a flag may repeat).
-    Paths,
-    /// Comma-separated key specifications `TYPE:ARG` (a flag may repeat).
-    KeySpecs,
-    /// One SHA-256 digest: 64 hex characters, optionally `sha256:`.
-    Digest,
-    /// Comma-separated SHA-256 digests.
-    Digests,
-    /// An attester: `auto`, `sample`, `tsm[:DIR]`, `tdx`, `snp`, `cca`, `sev-guest[:DEVICE]`.
-    Attester,
-    /// A KBS resource `kbs:///<repo>/<type>/<tag>`.
-    Resource,
-    /// An `http(s)://` URL.
-    Url,
-    /// Text (PEM, log filters).
-    Text,
-    /// A socket address `IP:PORT` (`0.0.0.0:8443`, `[::]:8443`).
-    SocketAddr,
-    /// Read by the storage backends as KServe and the cloud SDKs define it (credentials and
-    /// endpoints); passed through in the storage snapshot, validated where it is used.
-    Passthrough,
-}
-
-impl Kind {
-    /// The accepted values, for messages and docs.
-    pub fn expected(&self) -> String {
-        match self {
-            Kind::Bool => secure_model_core::config::BOOL_EXPECTED.into(),
-            Kind::Count { min, max } => format!("expected an integer from {min} to {max}"),
-            Kind::Seconds { min, max } => {
-                format!("expected whole seconds from {min} to {max}")
-            }
-            Kind::Bytes { min, max } => format!("expected a number of bytes from {min} to {max}"),
-            Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
-            Kind::Path => "expected a file path".into(),
-            Kind::Paths => "expected comma-separated file paths".into(),
-            Kind::KeySpecs => "expected comma-separated key specifications TYPE:ARG".into(),
-            Kind::Digest => "expected 64 hex characters (optionally prefixed sha256:)".into(),
-            Kind::Digests => "expected comma-separated 64-hex-character digests".into(),
-            Kind::Attester => {
-                "unknown attester; expected auto, sample, tsm, tdx, snp, cca, sev-guest, tsm:DIR or sev-guest:DEVICE"
-                    .into()
-            }
-            Kind::Resource => "expected kbs:///<repo>/<type>/<tag>".into(),
-            Kind::Url => "expected an http(s):// URL".into(),
-            Kind::SocketAddr => "expected an address IP:PORT, e.g. 0.0.0.0:8443".into(),
-            Kind::Text | Kind::Passthrough => "any text".into(),
-        }
-    }
-}
-
-impl Kind {
-    /// Whether `text` is a valid value: the rule [`crate::Source`] applies, so a flag checked
-    /// by [`flag_value`] is accepted by the settings layer too.
-    pub fn accepts(&self, text: &str) -> bool {
-        let t = text.trim();
-        let number = |min: u64, max: u64| t.parse::<u64>().is_ok_and(|n| (min..=max).contains(&n));
-        match *self {
-            Kind::Bool => secure_model_core::config::parse_bool(t).is_some(),
-            Kind::Count { min, max } | Kind::Seconds { min, max } | Kind::Bytes { min, max } => {
-                number(min, max)
-            }
-            Kind::Choice(words) => words.contains(&t),
-            Kind::Digest => {
-                secure_model_core::config::parse_digest_pin(&t.to_ascii_lowercase()).is_ok()
-            }
-            Kind::Digests => t
-                .split(',')
-                .map(str::trim)
-                .filter(|d| !d.is_empty())
-                .all(|d| secure_model_core::config::parse_digest_pin(d).is_ok()),
-            Kind::Attester => secure_model_core::attest::AttesterChoice::parse(t).is_ok(),
-            Kind::Resource => {
-                t.starts_with("kbs:///") && secure_model_core::keys::ResourcePath::parse(t).is_ok()
-            }
-            Kind::Url => t.starts_with("http://") || t.starts_with("https://"),
-            Kind::SocketAddr => t.parse::<std::net::SocketAddr>().is_ok(),
-            Kind::Path | Kind::Paths | Kind::KeySpecs | Kind::Text | Kind::Passthrough => true,
-        }
-    }
-}
-
-/// A clap value parser for `setting`'s flag: the registry's rule and message, so a flag and
-/// its variable accept exactly the same values (a refused flag is a usage error, exit 2).
-pub fn flag_value(
-    setting: &'static Setting,
-) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
-    move |text: &str| {
-        if setting.kind.accepts(text) {
-            Ok(text.to_string())
-        } else {
-            Err(setting.kind.expected())
-        }
-    }
-}
+pub use crate::kind::{
+    Attester, Bool, Bytes, Choice, Count, Credential, Digest, Digests, Endpoint, File, Files,
+    KeySpecs, Kind, ListKind, Resource, Seconds, SocketAddr, Text, Url,
+};
 
 /// What a setting is about (the sections of `docs/settings.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -151,8 +38,12 @@ pub enum Group {
     Output,
     /// The publisher's side (`pack`).
     Publish,
-    /// Storage credentials and endpoints in KServe's and the cloud SDKs' names.
-    StorageCredentials,
+    /// S3 credentials and endpoints in KServe's and the AWS SDK's names.
+    S3,
+    /// GCS credentials and endpoints.
+    Gcs,
+    /// Azure Blob credentials and endpoints.
+    Azure,
     /// The injection webhook's server and its profiles file.
     Webhook,
     /// Proxies, read by the HTTP clients themselves.
@@ -172,7 +63,9 @@ impl Group {
             Group::Confidential => "KServe confidential mode",
             Group::Output => "Logs and termination message",
             Group::Publish => "Publishing",
-            Group::StorageCredentials => "Storage credentials (KServe's and the SDKs' variables)",
+            Group::S3 => "S3 (KServe's and the AWS SDK's variables)",
+            Group::Gcs => "Google Cloud Storage",
+            Group::Azure => "Azure Blob Storage",
             Group::Webhook => "Injection webhook (secure-model-webhook)",
             Group::Network => "Network (read by the HTTP clients)",
         }
@@ -191,17 +84,17 @@ pub enum Binary {
     Webhook,
 }
 
-/// One setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One setting whose values are of kind `K`.
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct Setting {
+pub struct Setting<K: Kind> {
     /// Environment variable.
     pub env: &'static str,
     /// Command-line flag of the binaries that read it, when it has one (`--read-ahead`).
     pub flag: Option<&'static str>,
     /// Value kind and bounds.
-    pub kind: Kind,
-    /// Default, as text (empty: unset).
+    pub kind: K,
+    /// Default, as text (empty: unset); parsed by the kind like any value.
     pub default: &'static str,
     /// One line for the docs.
     pub doc: &'static str,
@@ -213,21 +106,95 @@ pub struct Setting {
     pub sensitive: bool,
 }
 
+/// A setting of any kind, for lists and lookups by name.
+pub trait AnySetting: Sync + std::fmt::Debug {
+    /// Environment variable.
+    fn env(&self) -> &'static str;
+    /// Command-line flag, when it has one.
+    fn flag(&self) -> Option<&'static str>;
+    /// Default, as text (empty: unset).
+    fn default_text(&self) -> &'static str;
+    /// One line for the docs.
+    fn doc(&self) -> &'static str;
+    /// Section.
+    fn group(&self) -> Group;
+    /// Which binaries read it.
+    fn binaries(&self) -> &'static [Binary];
+    /// Whether values may be credentials.
+    fn sensitive(&self) -> bool;
+    /// What the value looks like (`integer 1..=256`).
+    fn describe(&self) -> String;
+    /// What is accepted, for messages.
+    fn expected(&self) -> String;
+    /// Whether `text` is a value of the setting's kind: the parser of [`crate::Source`].
+    fn accepts(&self, text: &str) -> bool;
+}
+
+impl<K: Kind + std::fmt::Debug> AnySetting for Setting<K> {
+    fn env(&self) -> &'static str {
+        self.env
+    }
+    fn flag(&self) -> Option<&'static str> {
+        self.flag
+    }
+    fn default_text(&self) -> &'static str {
+        self.default
+    }
+    fn doc(&self) -> &'static str {
+        self.doc
+    }
+    fn group(&self) -> Group {
+        self.group
+    }
+    fn binaries(&self) -> &'static [Binary] {
+        self.binaries
+    }
+    fn sensitive(&self) -> bool {
+        self.sensitive
+    }
+    fn describe(&self) -> String {
+        self.kind.describe()
+    }
+    fn expected(&self) -> String {
+        self.kind.expected()
+    }
+    fn accepts(&self, text: &str) -> bool {
+        self.kind.parse(text.trim()).is_ok()
+    }
+}
+
+/// A clap value parser for `setting`'s flag: the kind's parser, so a flag and its variable
+/// accept exactly the same values and the flag arrives typed (a refused flag is a usage error,
+/// exit 2). Key specifications are checked later, where a refusal can be shown redacted.
+pub fn flag_value<K: Kind + std::fmt::Debug>(
+    setting: &'static Setting<K>,
+) -> impl Fn(&str) -> Result<K::Value, String> + Clone + Send + Sync + 'static {
+    move |text: &str| setting.kind.parse(text.trim())
+}
+
+/// A clap value parser for one item of a list setting's flag (`--trusted-key A --trusted-key
+/// B`, each also split at commas by clap's `value_delimiter`).
+pub fn flag_item<K: ListKind + std::fmt::Debug>(
+    setting: &'static Setting<K>,
+) -> impl Fn(&str) -> Result<K::Item, String> + Clone + Send + Sync + 'static {
+    move |text: &str| setting.kind.parse_item(text.trim())
+}
+
 const BOTH: &[Binary] = &[Binary::Cli, Binary::Initc];
 const INITC: &[Binary] = &[Binary::Initc];
 const CLI: &[Binary] = &[Binary::Cli];
 const WEBHOOK: &[Binary] = &[Binary::Webhook];
 const ALL: &[Binary] = &[Binary::Cli, Binary::Initc, Binary::Webhook];
 
-const fn s(
+const fn s<K: Kind>(
     env: &'static str,
     flag: Option<&'static str>,
-    kind: Kind,
+    kind: K,
     default: &'static str,
     group: Group,
     binaries: &'static [Binary],
     doc: &'static str,
-) -> Setting {
+) -> Setting<K> {
     Setting {
         env,
         flag,
@@ -240,638 +207,517 @@ const fn s(
     }
 }
 
-const fn secret(env: &'static str, doc: &'static str) -> Setting {
+/// A variable of a storage backend (KServe's or its SDK's name), read by both binaries.
+const fn store<K: Kind>(env: &'static str, kind: K, group: Group, doc: &'static str) -> Setting<K> {
+    s(env, None, kind, "", group, BOTH, doc)
+}
+
+/// A storage credential: never shown.
+const fn secret(env: &'static str, group: Group, doc: &'static str) -> Setting<Credential> {
     Setting {
-        env,
-        flag: None,
-        kind: Kind::Passthrough,
-        default: "",
-        doc,
-        group: Group::StorageCredentials,
-        binaries: BOTH,
         sensitive: true,
+        ..store(env, Credential, group, doc)
     }
 }
 
-const fn pass(env: &'static str, doc: &'static str) -> Setting {
-    Setting {
-        sensitive: false,
-        ..secret(env, doc)
-    }
+const fn net(env: &'static str, doc: &'static str) -> Setting<Credential> {
+    secret(env, Group::Network, doc)
 }
 
-const fn net(env: &'static str, doc: &'static str) -> Setting {
-    Setting {
-        group: Group::Network,
-        sensitive: true,
-        ..secret(env, doc)
-    }
+const TUNING: Count = Count { min: 1, max: 256 };
+
+/// Declares each setting once: the typed constant and its place in [`SETTINGS`].
+macro_rules! settings {
+    ($( $(#[$meta:meta])* $name:ident : $kind:ty = $init:expr ;)*) => {
+        $( $(#[$meta])* pub const $name: Setting<$kind> = $init; )*
+        /// Every setting, in documentation order.
+        pub static SETTINGS: &[&dyn AnySetting] = &[$(&$name),*];
+    };
 }
 
-const TUNING: Kind = Kind::Count { min: 1, max: 256 };
-
-/// `SECURE_MODEL_TRUSTED_KEYS`.
-pub const TRUSTED_KEYS: Setting = s(
-    "SECURE_MODEL_TRUSTED_KEYS",
+settings! {
+    /// `SECURE_MODEL_TRUSTED_KEYS`.
+    TRUSTED_KEYS: Files = s("SECURE_MODEL_TRUSTED_KEYS",
     Some("--trusted-key"),
-    Kind::Paths,
+    Files,
     "",
     Group::Trust,
     BOTH,
-    "PEM files with the trusted signer public keys (comma-separated; the flag repeats)",
-);
-/// `SECURE_MODEL_TRUSTED_KEYS_PEM`.
-pub const TRUSTED_KEYS_PEM: Setting = s("SECURE_MODEL_TRUSTED_KEYS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
+    "PEM files with the trusted signer public keys (comma-separated; the flag repeats)",);
+    /// `SECURE_MODEL_TRUSTED_KEYS_PEM`.
+    TRUSTED_KEYS_PEM: Text = s("SECURE_MODEL_TRUSTED_KEYS_PEM", None, Text, "", Group::Trust, BOTH,
     "trusted signer public keys as PEM text (one or more PUBLIC KEY blocks), e.g. inline in a ClusterStorageContainer; combined with SECURE_MODEL_TRUSTED_KEYS");
-/// `SECURE_MODEL_TRUST_POLICY`.
-pub const TRUST_POLICY: Setting = s("SECURE_MODEL_TRUST_POLICY", Some("--trust-policy"), Kind::Path, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_TRUST_POLICY`.
+    TRUST_POLICY: File = s("SECURE_MODEL_TRUST_POLICY", Some("--trust-policy"), File, "", Group::Trust, BOTH,
     "a JSON trust policy file listing several signers (keys, certificate roots, Sigstore identities; docs/signing.md); combined with the other trust settings");
-/// `SECURE_MODEL_TRUSTED_CERT_ROOTS`.
-pub const TRUSTED_CERT_ROOTS: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS", Some("--trusted-cert-roots"), Kind::Paths, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_TRUSTED_CERT_ROOTS`.
+    TRUSTED_CERT_ROOTS: Files = s("SECURE_MODEL_TRUSTED_CERT_ROOTS", Some("--trusted-cert-roots"), Files, "", Group::Trust, BOTH,
     "PEM bundles of root CA certificates (comma-separated; the flag repeats): a signature whose certificate chain leads to one is trusted (model_signing sign certificate)");
-/// `SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`.
-pub const TRUSTED_CERT_ROOTS_PEM: Setting = s("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", None, Kind::Text, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM`.
+    TRUSTED_CERT_ROOTS_PEM: Text = s("SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM", None, Text, "", Group::Trust, BOTH,
     "root CA certificates as PEM text (CERTIFICATE blocks), e.g. inline in a ClusterStorageContainer: one more certificate-chain signer");
-/// `SECURE_MODEL_TRUSTED_CERT_SUBJECT`.
-pub const TRUSTED_CERT_SUBJECT: Setting = s("SECURE_MODEL_TRUSTED_CERT_SUBJECT", Some("--trusted-cert-subject"), Kind::Text, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_TRUSTED_CERT_SUBJECT`.
+    TRUSTED_CERT_SUBJECT: Text = s("SECURE_MODEL_TRUSTED_CERT_SUBJECT", Some("--trusted-cert-subject"), Text, "", Group::Trust, BOTH,
     "with the certificate roots: require this leaf subject, RFC 4514 as verify-signature prints it (e.g. CN=signer,O=Example)");
-/// `SECURE_MODEL_TRUSTED_CERT_IDENTITY`.
-pub const TRUSTED_CERT_IDENTITY: Setting = s("SECURE_MODEL_TRUSTED_CERT_IDENTITY", Some("--trusted-cert-identity"), Kind::Text, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_TRUSTED_CERT_IDENTITY`.
+    TRUSTED_CERT_IDENTITY: Text = s("SECURE_MODEL_TRUSTED_CERT_IDENTITY", Some("--trusted-cert-identity"), Text, "", Group::Trust, BOTH,
     "with the certificate roots: require a leaf subject alternative name (email, URI or DNS name) equal to this");
-/// `SECURE_MODEL_SIGSTORE_IDENTITY`.
-pub const SIGSTORE_IDENTITY: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY", Some("--sigstore-identity"), Kind::Text, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_SIGSTORE_IDENTITY`.
+    SIGSTORE_IDENTITY: Text = s("SECURE_MODEL_SIGSTORE_IDENTITY", Some("--sigstore-identity"), Text, "", Group::Trust, BOTH,
     "trust Sigstore keyless signatures whose certificate identity (email or URI) equals this; needs SECURE_MODEL_SIGSTORE_ISSUER");
-/// `SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`.
-pub const SIGSTORE_IDENTITY_REGEX: Setting = s("SECURE_MODEL_SIGSTORE_IDENTITY_REGEX", Some("--sigstore-identity-regex"), Kind::Text, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_SIGSTORE_IDENTITY_REGEX`.
+    SIGSTORE_IDENTITY_REGEX: Text = s("SECURE_MODEL_SIGSTORE_IDENTITY_REGEX", Some("--sigstore-identity-regex"), Text, "", Group::Trust, BOTH,
     "as SECURE_MODEL_SIGSTORE_IDENTITY, an anchored regular expression (RE2 syntax) instead of an exact value");
-/// `SECURE_MODEL_SIGSTORE_ISSUER`.
-pub const SIGSTORE_ISSUER: Setting = s("SECURE_MODEL_SIGSTORE_ISSUER", Some("--sigstore-issuer"), Kind::Url, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_SIGSTORE_ISSUER`.
+    SIGSTORE_ISSUER: Url = s("SECURE_MODEL_SIGSTORE_ISSUER", Some("--sigstore-issuer"), Url, "", Group::Trust, BOTH,
     "the OIDC issuer of the Sigstore identity, exact (e.g. https://accounts.google.com, https://token.actions.githubusercontent.com)");
-/// `SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`.
-pub const SIGSTORE_TRUSTED_ROOT: Setting = s("SECURE_MODEL_SIGSTORE_TRUSTED_ROOT", Some("--sigstore-trusted-root"), Kind::Path, "", Group::Trust, BOTH,
+    /// `SECURE_MODEL_SIGSTORE_TRUSTED_ROOT`.
+    SIGSTORE_TRUSTED_ROOT: File = s("SECURE_MODEL_SIGSTORE_TRUSTED_ROOT", Some("--sigstore-trusted-root"), File, "", Group::Trust, BOTH,
     "a Sigstore trusted_root.json (or ClientTrustConfig) for a private Sigstore instance; default: the public-good root built into the binary");
-/// `SECURE_MODEL_KEYS`.
-pub const KEYS: Setting = s("SECURE_MODEL_KEYS", Some("--key"), Kind::KeySpecs, "", Group::Keys, BOTH,
+    /// `SECURE_MODEL_KEYS`.
+    KEYS: KeySpecs = s("SECURE_MODEL_KEYS", Some("--key"), KeySpecs, "", Group::Keys, BOTH,
     "key specifications to unlock with, e.g. local:/var/run/secrets/kek/kek.bin, aws-kms:alias/models, kbs:URL#repo/type/tag, cdh:repo/type/tag");
-/// `SECURE_MODEL_MANIFEST_DIGEST`.
-pub const MANIFEST_DIGEST: Setting = s(
-    "SECURE_MODEL_MANIFEST_DIGEST",
+    /// `SECURE_MODEL_MANIFEST_DIGEST`.
+    MANIFEST_DIGEST: Digests = s("SECURE_MODEL_MANIFEST_DIGEST",
     Some("--manifest-digest"),
-    Kind::Digests,
+    Digests,
     "",
     Group::Trust,
     BOTH,
-    "manifest SHA-256 pins (anti-rollback), one per SRC DEST pair",
-);
-/// `SECURE_MODEL_ATTESTER`.
-pub const ATTESTER: Setting = s(
-    "SECURE_MODEL_ATTESTER",
+    "manifest SHA-256 pins (anti-rollback), one per SRC DEST pair",);
+    /// `SECURE_MODEL_ATTESTER`.
+    ATTESTER: Attester = s("SECURE_MODEL_ATTESTER",
     Some("--attester"),
-    Kind::Attester,
+    Attester,
     "auto",
     Group::Kbs,
     BOTH,
-    "TEE interface producing evidence for kbs: keys and `attest` (docs/attestation.md)",
-);
-/// `SECURE_MODEL_KBS_CA`.
-pub const KBS_CA: Setting = s(
-    "SECURE_MODEL_KBS_CA",
+    "TEE interface producing evidence for kbs: keys and `attest` (docs/attestation.md)",);
+    /// `SECURE_MODEL_KBS_CA`.
+    KBS_CA: File = s("SECURE_MODEL_KBS_CA",
     None,
-    Kind::Path,
+    File,
     "",
     Group::Kbs,
     BOTH,
-    "PEM bundle trusted instead of the system roots for the KBS",
-);
-/// `SECURE_MODEL_KBS_TEE_KEY`.
-pub const KBS_TEE_KEY: Setting = s(
-    "SECURE_MODEL_KBS_TEE_KEY",
+    "PEM bundle trusted instead of the system roots for the KBS",);
+    /// `SECURE_MODEL_KBS_TEE_KEY`.
+    KBS_TEE_KEY: Choice = s("SECURE_MODEL_KBS_TEE_KEY",
     None,
-    Kind::Choice(&["ec", "rsa"]),
+    Choice(&["ec", "rsa"]),
     "ec",
     Group::Kbs,
     BOTH,
-    "ephemeral TEE key of the KBS session: ec (P-256) or rsa (RSA-2048)",
-);
-/// `SECURE_MODEL_KBS_TOKEN_FILE`.
-pub const KBS_TOKEN_FILE: Setting = s(
-    "SECURE_MODEL_KBS_TOKEN_FILE",
+    "ephemeral TEE key of the KBS session: ec (P-256) or rsa (RSA-2048)",);
+    /// `SECURE_MODEL_KBS_TOKEN_FILE`.
+    KBS_TOKEN_FILE: File = s("SECURE_MODEL_KBS_TOKEN_FILE",
     None,
-    Kind::Path,
+    File,
     "",
     Group::Kbs,
     BOTH,
-    "passport mode: the pre-issued attestation token (with SECURE_MODEL_KBS_TEE_KEY_FILE)",
-);
-/// `SECURE_MODEL_KBS_TEE_KEY_FILE`.
-pub const KBS_TEE_KEY_FILE: Setting = s(
-    "SECURE_MODEL_KBS_TEE_KEY_FILE",
+    "passport mode: the pre-issued attestation token (with SECURE_MODEL_KBS_TEE_KEY_FILE)",);
+    /// `SECURE_MODEL_KBS_TEE_KEY_FILE`.
+    KBS_TEE_KEY_FILE: File = s("SECURE_MODEL_KBS_TEE_KEY_FILE",
     None,
-    Kind::Path,
+    File,
     "",
     Group::Kbs,
     BOTH,
-    "passport mode: the PKCS#8 PEM TEE private key the token was issued for",
-);
-/// `SECURE_MODEL_KBS_INITDATA`.
-pub const KBS_INITDATA: Setting = s(
-    "SECURE_MODEL_KBS_INITDATA",
+    "passport mode: the PKCS#8 PEM TEE private key the token was issued for",);
+    /// `SECURE_MODEL_KBS_INITDATA`.
+    KBS_INITDATA: File = s("SECURE_MODEL_KBS_INITDATA",
     None,
-    Kind::Path,
+    File,
     "",
     Group::Kbs,
     BOTH,
-    "a file with the pod's init-data TOML, sent as the attest request's init-data",
-);
-/// `CDH_ADDR`.
-pub const CDH_ADDR: Setting = s(
-    "CDH_ADDR",
+    "a file with the pod's init-data TOML, sent as the attest request's init-data",);
+    /// `CDH_ADDR`.
+    CDH_ADDR: Url = s("CDH_ADDR",
     None,
-    Kind::Url,
+    Url,
     "http://127.0.0.1:8006",
     Group::Kbs,
     BOTH,
-    "the Confidential Data Hub's address",
-);
-/// `SECURE_MODEL_RANGE_MIB`.
-pub const RANGE_MIB: Setting = s(
-    "SECURE_MODEL_RANGE_MIB",
+    "the Confidential Data Hub's address",);
+    /// `SECURE_MODEL_RANGE_MIB`.
+    RANGE_MIB: Count = s("SECURE_MODEL_RANGE_MIB",
     Some("--range-segments"),
     TUNING,
     "8",
     Group::Transfer,
     BOTH,
-    "ciphertext segments (1 MiB each) per ranged GET; the flag's alias is --range-mib",
-);
-/// `SECURE_MODEL_READ_AHEAD`.
-pub const READ_AHEAD: Setting = s(
-    "SECURE_MODEL_READ_AHEAD",
+    "ciphertext segments (1 MiB each) per ranged GET; the flag's alias is --range-mib",);
+    /// `SECURE_MODEL_READ_AHEAD`.
+    READ_AHEAD: Count = s("SECURE_MODEL_READ_AHEAD",
     Some("--read-ahead"),
     TUNING,
     "32",
     Group::Transfer,
     BOTH,
-    "most ranged GETs in flight per file (a cap: the number in flight adapts to the store)",
-);
-/// `SECURE_MODEL_FILE_CONCURRENCY`.
-pub const FILE_CONCURRENCY: Setting = s(
-    "SECURE_MODEL_FILE_CONCURRENCY",
+    "most ranged GETs in flight per file (a cap: the number in flight adapts to the store)",);
+    /// `SECURE_MODEL_FILE_CONCURRENCY`.
+    FILE_CONCURRENCY: Count = s("SECURE_MODEL_FILE_CONCURRENCY",
     Some("--file-concurrency"),
     TUNING,
     "4",
     Group::Transfer,
     BOTH,
-    "most files fetched and decrypted concurrently (a cap, like --read-ahead)",
-);
-/// `SECURE_MODEL_BUFFER_MIB`.
-pub const BUFFER_MIB: Setting = s(
-    "SECURE_MODEL_BUFFER_MIB",
+    "most files fetched and decrypted concurrently (a cap, like --read-ahead)",);
+    /// `SECURE_MODEL_BUFFER_MIB`.
+    BUFFER_MIB: Count = s("SECURE_MODEL_BUFFER_MIB",
     Some("--buffer-mib"),
-    Kind::Count { min: 2, max: 4096 },
+    Count { min: 2, max: 4096 },
     "16",
     Group::Transfer,
     BOTH,
-    "memory for ciphertext in flight, MiB (pooled segment buffers; bounds the ranged GETs in flight)",
-);
-/// `SECURE_MODEL_ADAPTIVE`.
-pub const ADAPTIVE: Setting = s(
-    "SECURE_MODEL_ADAPTIVE",
+    "memory for ciphertext in flight, MiB (pooled segment buffers; bounds the ranged GETs in flight)",);
+    /// `SECURE_MODEL_ADAPTIVE`.
+    ADAPTIVE: Bool = s("SECURE_MODEL_ADAPTIVE",
     Some("--adaptive"),
-    Kind::Bool,
+    Bool,
     "true",
     Group::Transfer,
     BOTH,
-    "adapt the ranged GETs in flight to the store (grow while throughput grows, halve on 429/503 and retries); false keeps them at the caps",
-);
-/// `SECURE_MODEL_RANGE_ATTEMPTS`.
-pub const RANGE_ATTEMPTS: Setting = s(
-    "SECURE_MODEL_RANGE_ATTEMPTS",
+    "adapt the ranged GETs in flight to the store (grow while throughput grows, halve on 429/503 and retries); false keeps them at the caps",);
+    /// `SECURE_MODEL_RANGE_ATTEMPTS`.
+    RANGE_ATTEMPTS: Count = s("SECURE_MODEL_RANGE_ATTEMPTS",
     None,
     TUNING,
     "4",
     Group::Transfer,
     BOTH,
-    "attempts per ranged GET on transient failures (after the client's own retries)",
-);
-/// `SECURE_MODEL_STORAGE_TIMEOUT_SECS`.
-pub const STORAGE_TIMEOUT: Setting = s(
-    "SECURE_MODEL_STORAGE_TIMEOUT_SECS",
+    "attempts per ranged GET on transient failures (after the client's own retries)",);
+    /// `SECURE_MODEL_STORAGE_TIMEOUT_SECS`.
+    STORAGE_TIMEOUT: Seconds = s("SECURE_MODEL_STORAGE_TIMEOUT_SECS",
     None,
-    Kind::Seconds {
+    Seconds {
         min: 1,
         max: 86_400,
     },
     "60",
     Group::Storage,
     BOTH,
-    "total timeout of one storage request, body included (a ranged GET is a few MiB)",
-);
-/// `SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS`.
-pub const STORAGE_CONNECT_TIMEOUT: Setting = s(
-    "SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS",
+    "total timeout of one storage request, body included (a ranged GET is a few MiB)",);
+    /// `SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS`.
+    STORAGE_CONNECT_TIMEOUT: Seconds = s("SECURE_MODEL_STORAGE_CONNECT_TIMEOUT_SECS",
     None,
-    Kind::Seconds { min: 1, max: 3_600 },
+    Seconds { min: 1, max: 3_600 },
     "5",
     Group::Storage,
     BOTH,
-    "connect timeout of the storage clients",
-);
-/// `SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS`.
-pub const STORAGE_FIRST_BYTE_TIMEOUT: Setting = s(
-    "SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
+    "connect timeout of the storage clients",);
+    /// `SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS`.
+    STORAGE_FIRST_BYTE_TIMEOUT: Seconds = s("SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
     None,
-    Kind::Seconds { min: 1, max: 3_600 },
+    Seconds { min: 1, max: 3_600 },
     "10",
     Group::Storage,
     BOTH,
-    "longest wait for a storage response to start (retries included): a store that accepts connections but never answers fails in seconds; progress is logged every 5 s while waiting",
-);
-/// `SECURE_MODEL_STORAGE_MAX_RETRIES`.
-pub const STORAGE_MAX_RETRIES: Setting = s(
-    "SECURE_MODEL_STORAGE_MAX_RETRIES",
+    "longest wait for a storage response to start (retries included): a store that accepts connections but never answers fails in seconds; progress is logged every 5 s while waiting",);
+    /// `SECURE_MODEL_STORAGE_MAX_RETRIES`.
+    STORAGE_MAX_RETRIES: Count = s("SECURE_MODEL_STORAGE_MAX_RETRIES",
     None,
-    Kind::Count { min: 0, max: 100 },
+    Count { min: 0, max: 100 },
     "6",
     Group::Storage,
     BOTH,
-    "retries of one storage request on transient failures (429, 5xx, resets)",
-);
-/// `SECURE_MODEL_STORAGE_RETRY_TIMEOUT_SECS`.
-pub const STORAGE_RETRY_TIMEOUT: Setting = s(
-    "SECURE_MODEL_STORAGE_RETRY_TIMEOUT_SECS",
+    "retries of one storage request on transient failures (429, 5xx, resets)",);
+    /// `SECURE_MODEL_STORAGE_RETRY_TIMEOUT_SECS`.
+    STORAGE_RETRY_TIMEOUT: Seconds = s("SECURE_MODEL_STORAGE_RETRY_TIMEOUT_SECS",
     None,
-    Kind::Seconds {
+    Seconds {
         min: 1,
         max: 86_400,
     },
     "120",
     Group::Storage,
     BOTH,
-    "longest time spent retrying one storage request",
-);
-/// `SECURE_MODEL_CA_BUNDLE`.
-pub const CA_BUNDLE: Setting = s(
-    "SECURE_MODEL_CA_BUNDLE",
+    "longest time spent retrying one storage request",);
+    /// `SECURE_MODEL_CA_BUNDLE`.
+    CA_BUNDLE: File = s("SECURE_MODEL_CA_BUNDLE",
     None,
-    Kind::Path,
+    File,
     "",
     Group::Storage,
     BOTH,
-    "PEM bundle of extra trusted CAs for every storage backend",
-);
-/// `SECURE_MODEL_ALLOW_DISK_PLAINTEXT`.
-pub const ALLOW_DISK_PLAINTEXT: Setting = s(
-    "SECURE_MODEL_ALLOW_DISK_PLAINTEXT",
+    "PEM bundle of extra trusted CAs for every storage backend",);
+    /// `SECURE_MODEL_ALLOW_DISK_PLAINTEXT`.
+    ALLOW_DISK_PLAINTEXT: Bool = s("SECURE_MODEL_ALLOW_DISK_PLAINTEXT",
     Some("--allow-disk-plaintext"),
-    Kind::Bool,
+    Bool,
     "false",
     Group::Danger,
     BOTH,
-    "allow a destination that is not tmpfs/ramfs (unsafe in Kata pods: shared with the host)",
-);
-/// `SECURE_MODEL_ALLOW_SAMPLE_ATTESTER`.
-pub const ALLOW_SAMPLE_ATTESTER: Setting = s(
-    "SECURE_MODEL_ALLOW_SAMPLE_ATTESTER",
+    "allow a destination that is not tmpfs/ramfs (unsafe in Kata pods: shared with the host)",);
+    /// `SECURE_MODEL_ALLOW_SAMPLE_ATTESTER`.
+    ALLOW_SAMPLE_ATTESTER: Bool = s("SECURE_MODEL_ALLOW_SAMPLE_ATTESTER",
     Some("--allow-sample"),
-    Kind::Bool,
+    Bool,
     "false",
     Group::Danger,
     BOTH,
-    "allow the sample attester (no TEE; development only)",
-);
-/// `SECURE_MODEL_ALLOW_HTTP`.
-pub const ALLOW_HTTP: Setting = s(
-    "SECURE_MODEL_ALLOW_HTTP",
+    "allow the sample attester (no TEE; development only)",);
+    /// `SECURE_MODEL_ALLOW_HTTP`.
+    ALLOW_HTTP: Bool = s("SECURE_MODEL_ALLOW_HTTP",
     None,
-    Kind::Bool,
+    Bool,
     "false",
     Group::Danger,
     BOTH,
-    "allow plain http:// package mirrors (tests, air gaps; integrity still holds)",
-);
-/// `SECURE_MODEL_KBS_ALLOW_HTTP`.
-pub const KBS_ALLOW_HTTP: Setting = s(
-    "SECURE_MODEL_KBS_ALLOW_HTTP",
+    "allow plain http:// to object stores and package mirrors (tests, emulators, air gaps): needed for http:// GCS and Azure endpoints and http:// mirrors; integrity still holds, but the store can be read and impersonated on the wire and credentials sent to it cross in clear",);
+    /// `SECURE_MODEL_KBS_ALLOW_HTTP`.
+    KBS_ALLOW_HTTP: Bool = s("SECURE_MODEL_KBS_ALLOW_HTTP",
     None,
-    Kind::Bool,
+    Bool,
     "false",
     Group::Danger,
     BOTH,
-    "allow a plain http:// KBS (tests and loopback only)",
-);
-/// `CONFIDENTIAL_ENABLED`.
-pub const CONFIDENTIAL_ENABLED: Setting = s("CONFIDENTIAL_ENABLED", None, Kind::Bool, "false", Group::Confidential, INITC,
+    "allow a plain http:// KBS (tests and loopback only)",);
+    /// `CONFIDENTIAL_ENABLED`.
+    CONFIDENTIAL_ENABLED: Bool = s("CONFIDENTIAL_ENABLED", None, Bool, "false", Group::Confidential, INITC,
     "KServe's confidential mode: the key of CONFIDENTIAL_RESOURCE_ID unlocks packages and KServe JWE files");
-/// `CONFIDENTIAL_RESOURCE_ID`.
-pub const CONFIDENTIAL_RESOURCE_ID: Setting = s(
-    "CONFIDENTIAL_RESOURCE_ID",
+    /// `CONFIDENTIAL_RESOURCE_ID`.
+    CONFIDENTIAL_RESOURCE_ID: Resource = s("CONFIDENTIAL_RESOURCE_ID",
     None,
-    Kind::Resource,
+    Resource,
     "",
     Group::Confidential,
     INITC,
-    "the key's KBS resource, kbs:///<repo>/<type>/<tag> (required in confidential mode)",
-);
-/// `SECURE_MODEL_KBS_URL`.
-pub const KBS_URL: Setting = s(
-    "SECURE_MODEL_KBS_URL",
+    "the key's KBS resource, kbs:///<repo>/<type>/<tag> (required in confidential mode)",);
+    /// `SECURE_MODEL_KBS_URL`.
+    KBS_URL: Url = s("SECURE_MODEL_KBS_URL",
     None,
-    Kind::Url,
+    Url,
     "",
     Group::Confidential,
     INITC,
-    "confidential mode: fetch the key directly from this KBS instead of through the CDH",
-);
-/// `SECURE_MODEL_ALLOW_MIXED_JWE`.
-pub const ALLOW_MIXED_JWE: Setting = s(
-    "SECURE_MODEL_ALLOW_MIXED_JWE",
+    "confidential mode: fetch the key directly from this KBS instead of through the CDH",);
+    /// `SECURE_MODEL_ALLOW_MIXED_JWE`.
+    ALLOW_MIXED_JWE: Bool = s("SECURE_MODEL_ALLOW_MIXED_JWE",
     None,
-    Kind::Bool,
+    Bool,
     "false",
     Group::Confidential,
     INITC,
-    "confidential mode: accept unencrypted files next to JWE files",
-);
-/// `SECURE_MODEL_JWE_MAX_BYTES`.
-pub const JWE_MAX_BYTES: Setting = s(
-    "SECURE_MODEL_JWE_MAX_BYTES",
+    "confidential mode: accept unencrypted files next to JWE files",);
+    /// `SECURE_MODEL_JWE_MAX_BYTES`.
+    JWE_MAX_BYTES: Bytes = s("SECURE_MODEL_JWE_MAX_BYTES",
     None,
-    Kind::Bytes {
+    Bytes {
         min: 1,
         max: 1 << 40,
     },
     "4294967296",
     Group::Confidential,
     INITC,
-    "confidential mode: largest JWE file decrypted in memory",
-);
-/// `VERIFICATION_DIGEST`.
-pub const VERIFICATION_DIGEST: Setting = s(
-    "VERIFICATION_DIGEST",
+    "confidential mode: largest JWE file decrypted in memory",);
+    /// `VERIFICATION_DIGEST`.
+    VERIFICATION_DIGEST: Digest = s("VERIFICATION_DIGEST",
     None,
-    Kind::Digest,
+    Digest,
     "",
     Group::Confidential,
     INITC,
-    "confidential mode: SHA-256 of the single downloaded file (or of the package manifest)",
-);
-/// `SECURE_MODEL_LOG`.
-pub const LOG: Setting = s("SECURE_MODEL_LOG", Some("--log"), Kind::Text, "", Group::Output, ALL,
+    "confidential mode: SHA-256 of the single downloaded file (or of the package manifest)",);
+    /// `SECURE_MODEL_LOG`.
+    LOG: Text = s("SECURE_MODEL_LOG", Some("--log"), Text, "", Group::Output, ALL,
     "log filter (tracing syntax, e.g. info or secure_model_core=debug; default warn for the CLI, info for the init container and the webhook); logs go to stderr");
-/// `SECURE_MODEL_TERMINATION_LOG`.
-pub const TERMINATION_LOG: Setting = s(
-    "SECURE_MODEL_TERMINATION_LOG",
+    /// `SECURE_MODEL_TERMINATION_LOG`.
+    TERMINATION_LOG: File = s("SECURE_MODEL_TERMINATION_LOG",
     None,
-    Kind::Path,
+    File,
     "/dev/termination-log",
     Group::Output,
     INITC,
-    "where the one-line failure reason is written (KServe shows it)",
-);
-/// `NO_COLOR`.
-pub const NO_COLOR: Setting = s("NO_COLOR", None, Kind::Text, "", Group::Output, BOTH,
+    "where the one-line failure reason is written (KServe shows it)",);
+    /// `NO_COLOR`.
+    NO_COLOR: Text = s("NO_COLOR", None, Text, "", Group::Output, BOTH,
     "any non-empty value turns colour off in logs (colour is used only on a terminal anyway); see no-color.org");
-/// `SECURE_MODEL_SIGNING_KEY`.
-pub const SIGNING_KEY: Setting = s(
-    "SECURE_MODEL_SIGNING_KEY",
+    /// `SECURE_MODEL_SIGNING_KEY`.
+    SIGNING_KEY: File = s("SECURE_MODEL_SIGNING_KEY",
     Some("--signing-key"),
-    Kind::Path,
+    File,
     "",
     Group::Publish,
     CLI,
-    "PKCS#8 PEM ECDSA private key that signs the manifest (pack): P-256, or P-256/P-384 with SECURE_MODEL_SIGNING_CERTIFICATE",
-);
-/// `SECURE_MODEL_SIGNING_CERTIFICATE`.
-pub const SIGNING_CERTIFICATE: Setting = s("SECURE_MODEL_SIGNING_CERTIFICATE", Some("--signing-certificate"), Kind::Path, "", Group::Publish, CLI,
+    "PKCS#8 PEM ECDSA private key that signs the manifest (pack): P-256, or P-256/P-384 with SECURE_MODEL_SIGNING_CERTIFICATE",);
+    /// `SECURE_MODEL_SIGNING_CERTIFICATE`.
+    SIGNING_CERTIFICATE: File = s("SECURE_MODEL_SIGNING_CERTIFICATE", Some("--signing-certificate"), File, "", Group::Publish, CLI,
     "the signing key's leaf certificate (PEM): pack signs with the certificate chain instead of a bare key (model_signing sign certificate form)");
-/// `SECURE_MODEL_CERTIFICATE_CHAIN`.
-pub const CERTIFICATE_CHAIN: Setting = s("SECURE_MODEL_CERTIFICATE_CHAIN", Some("--certificate-chain"), Kind::Paths, "", Group::Publish, CLI,
+    /// `SECURE_MODEL_CERTIFICATE_CHAIN`.
+    CERTIFICATE_CHAIN: Files = s("SECURE_MODEL_CERTIFICATE_CHAIN", Some("--certificate-chain"), Files, "", Group::Publish, CLI,
     "PEM files of the intermediate CA certificates written into the bundle after the leaf (comma-separated; the flag repeats)");
-/// `SECURE_MODEL_WEBHOOK_LISTEN`.
-pub const WEBHOOK_LISTEN: Setting = s(
-    "SECURE_MODEL_WEBHOOK_LISTEN",
+    /// `SECURE_MODEL_WEBHOOK_LISTEN`.
+    WEBHOOK_LISTEN: SocketAddr = s("SECURE_MODEL_WEBHOOK_LISTEN",
     Some("--listen"),
-    Kind::SocketAddr,
+    SocketAddr,
     "0.0.0.0:8443",
     Group::Webhook,
     WEBHOOK,
-    "address the webhook's HTTPS server listens on",
-);
-/// `SECURE_MODEL_WEBHOOK_TLS_CERT`.
-pub const WEBHOOK_TLS_CERT: Setting = s(
-    "SECURE_MODEL_WEBHOOK_TLS_CERT",
+    "address the webhook's HTTPS server listens on",);
+    /// `SECURE_MODEL_WEBHOOK_TLS_CERT`.
+    WEBHOOK_TLS_CERT: File = s("SECURE_MODEL_WEBHOOK_TLS_CERT",
     Some("--tls-cert"),
-    Kind::Path,
+    File,
     "/etc/secure-model-webhook/tls/tls.crt",
     Group::Webhook,
     WEBHOOK,
-    "PEM certificate chain of the webhook's server certificate (reloaded when it changes)",
-);
-/// `SECURE_MODEL_WEBHOOK_TLS_KEY`.
-pub const WEBHOOK_TLS_KEY: Setting = s(
-    "SECURE_MODEL_WEBHOOK_TLS_KEY",
+    "PEM certificate chain of the webhook's server certificate (reloaded when it changes)",);
+    /// `SECURE_MODEL_WEBHOOK_TLS_KEY`.
+    WEBHOOK_TLS_KEY: File = s("SECURE_MODEL_WEBHOOK_TLS_KEY",
     Some("--tls-key"),
-    Kind::Path,
+    File,
     "/etc/secure-model-webhook/tls/tls.key",
     Group::Webhook,
     WEBHOOK,
-    "PEM private key (PKCS#8, SEC1 or PKCS#1) of the server certificate (reloaded with it)",
-);
-/// `SECURE_MODEL_WEBHOOK_PROFILES`.
-pub const WEBHOOK_PROFILES: Setting = s(
-    "SECURE_MODEL_WEBHOOK_PROFILES",
+    "PEM private key (PKCS#8, SEC1 or PKCS#1) of the server certificate (reloaded with it)",);
+    /// `SECURE_MODEL_WEBHOOK_PROFILES`.
+    WEBHOOK_PROFILES: File = s("SECURE_MODEL_WEBHOOK_PROFILES",
     Some("--profiles"),
-    Kind::Path,
+    File,
     "/etc/secure-model-webhook/profiles/profiles.yaml",
     Group::Webhook,
     WEBHOOK,
-    "the injection profiles file (YAML; docs/webhook.md); the server reloads it when it changes",
-);
-/// `SECURE_MODEL_WEBHOOK_RELOAD_SECS`.
-pub const WEBHOOK_RELOAD_SECS: Setting = s(
-    "SECURE_MODEL_WEBHOOK_RELOAD_SECS",
+    "the injection profiles file (YAML; docs/webhook.md); the server reloads it when it changes",);
+    /// `SECURE_MODEL_WEBHOOK_RELOAD_SECS`.
+    WEBHOOK_RELOAD_SECS: Seconds = s("SECURE_MODEL_WEBHOOK_RELOAD_SECS",
     None,
-    Kind::Seconds { min: 1, max: 3_600 },
+    Seconds { min: 1, max: 3_600 },
     "5",
     Group::Webhook,
     WEBHOOK,
-    "how often the certificate, key and profiles files are checked for changes",
-);
-/// `SECURE_MODEL_WEBHOOK_MAX_BODY`.
-pub const WEBHOOK_MAX_BODY: Setting = s(
-    "SECURE_MODEL_WEBHOOK_MAX_BODY",
+    "how often the certificate, key and profiles files are checked for changes",);
+    /// `SECURE_MODEL_WEBHOOK_MAX_BODY`.
+    WEBHOOK_MAX_BODY: Bytes = s("SECURE_MODEL_WEBHOOK_MAX_BODY",
     None,
-    Kind::Bytes {
+    Bytes {
         min: 4_096,
         max: 64 << 20,
     },
     "4194304",
     Group::Webhook,
     WEBHOOK,
-    "largest AdmissionReview body accepted (413 beyond)",
-);
-/// `SECURE_MODEL_WEBHOOK_TIMEOUT_SECS`.
-pub const WEBHOOK_TIMEOUT_SECS: Setting = s(
-    "SECURE_MODEL_WEBHOOK_TIMEOUT_SECS",
+    "largest AdmissionReview body accepted (413 beyond)",);
+    /// `SECURE_MODEL_WEBHOOK_TIMEOUT_SECS`.
+    WEBHOOK_TIMEOUT_SECS: Seconds = s("SECURE_MODEL_WEBHOOK_TIMEOUT_SECS",
     None,
-    Kind::Seconds { min: 1, max: 30 },
+    Seconds { min: 1, max: 30 },
     "10",
     Group::Webhook,
     WEBHOOK,
-    "time allowed for a TLS handshake, for reading a request's headers and body, and for answering",
-);
-/// `SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS`.
-pub const WEBHOOK_SHUTDOWN_SECS: Setting = s(
-    "SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS",
+    "time allowed for a TLS handshake, for reading a request's headers and body, and for answering",);
+    /// `SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS`.
+    WEBHOOK_SHUTDOWN_SECS: Seconds = s("SECURE_MODEL_WEBHOOK_SHUTDOWN_SECS",
     None,
-    Kind::Seconds { min: 1, max: 300 },
+    Seconds { min: 1, max: 300 },
     "20",
     Group::Webhook,
     WEBHOOK,
-    "on SIGTERM: /readyz fails at once, in-flight requests get this long to finish",
-);
-
-/// Every setting, in documentation order.
-pub const SETTINGS: &[Setting] = &[
-    TRUSTED_KEYS,
-    TRUSTED_KEYS_PEM,
-    TRUST_POLICY,
-    TRUSTED_CERT_ROOTS,
-    TRUSTED_CERT_ROOTS_PEM,
-    TRUSTED_CERT_SUBJECT,
-    TRUSTED_CERT_IDENTITY,
-    SIGSTORE_IDENTITY,
-    SIGSTORE_IDENTITY_REGEX,
-    SIGSTORE_ISSUER,
-    SIGSTORE_TRUSTED_ROOT,
-    MANIFEST_DIGEST,
-    KEYS,
-    ATTESTER,
-    KBS_CA,
-    KBS_TEE_KEY,
-    KBS_TOKEN_FILE,
-    KBS_TEE_KEY_FILE,
-    KBS_INITDATA,
-    CDH_ADDR,
-    RANGE_MIB,
-    READ_AHEAD,
-    FILE_CONCURRENCY,
-    BUFFER_MIB,
-    ADAPTIVE,
-    RANGE_ATTEMPTS,
-    STORAGE_TIMEOUT,
-    STORAGE_CONNECT_TIMEOUT,
-    STORAGE_FIRST_BYTE_TIMEOUT,
-    STORAGE_MAX_RETRIES,
-    STORAGE_RETRY_TIMEOUT,
-    CA_BUNDLE,
-    ALLOW_DISK_PLAINTEXT,
-    ALLOW_SAMPLE_ATTESTER,
-    ALLOW_HTTP,
-    KBS_ALLOW_HTTP,
-    CONFIDENTIAL_ENABLED,
-    CONFIDENTIAL_RESOURCE_ID,
-    KBS_URL,
-    ALLOW_MIXED_JWE,
-    JWE_MAX_BYTES,
-    VERIFICATION_DIGEST,
-    LOG,
-    TERMINATION_LOG,
-    NO_COLOR,
-    SIGNING_KEY,
-    SIGNING_CERTIFICATE,
-    CERTIFICATE_CHAIN,
-    WEBHOOK_LISTEN,
-    WEBHOOK_TLS_CERT,
-    WEBHOOK_TLS_KEY,
-    WEBHOOK_PROFILES,
-    WEBHOOK_RELOAD_SECS,
-    WEBHOOK_MAX_BODY,
-    WEBHOOK_TIMEOUT_SECS,
-    WEBHOOK_SHUTDOWN_SECS,
-    pass(
-        "AWS_ENDPOINT_URL",
-        "S3 (and KMS) endpoint URL; AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_KMS per service",
-    ),
-    pass(
-        "S3_ENDPOINT",
-        "KServe's S3 endpoint host[:port], with S3_USE_HTTPS",
-    ),
-    pass(
-        "S3_USE_HTTPS",
-        "KServe: whether S3_ENDPOINT uses HTTPS (default true)",
-    ),
-    pass(
-        "S3_VERIFY_SSL",
-        "KServe: false turns off TLS verification for S3 (logged)",
-    ),
-    pass(
-        "S3_USER_VIRTUAL_BUCKET",
-        "KServe: virtual-hosted-style bucket addressing (default path-style)",
-    ),
-    pass("AWS_DEFAULT_REGION", "S3/KMS region (also AWS_REGION)"),
-    pass("AWS_CA_BUNDLE", "PEM bundle of CAs for S3"),
-    pass("awsAnonymousCredential", "KServe: anonymous S3 access"),
-    secret(
-        "AWS_ACCESS_KEY_ID",
-        "S3/KMS access key id (or IRSA / instance credentials)",
-    ),
-    secret("AWS_SECRET_ACCESS_KEY", "S3/KMS secret access key"),
-    secret("AWS_SESSION_TOKEN", "S3/KMS session token"),
-    secret(
-        "STORAGE_CONFIG",
-        "KServe's storage-config secret entry (JSON), mapped onto the S3 variables",
-    ),
-    secret(
-        "STORAGE_OVERRIDE_CONFIG",
-        "KServe: members overriding STORAGE_CONFIG",
-    ),
-    pass(
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "GCS service-account file (or workload identity)",
-    ),
-    pass(
-        "STORAGE_EMULATOR_HOST",
-        "GCS emulator host:port (anonymous unless credentials are set)",
-    ),
-    pass("GCS_ANONYMOUS", "anonymous GCS access"),
-    pass("GCS_CA_BUNDLE", "PEM bundle of CAs for GCS"),
-    secret("AZURE_STORAGE_ACCESS_KEY", "Azure Blob shared key"),
-    pass("AZURE_CLIENT_ID", "Azure client id (also AZ_CLIENT_ID)"),
-    secret(
-        "AZURE_CLIENT_SECRET",
-        "Azure client secret (also AZ_CLIENT_SECRET)",
-    ),
-    pass("AZURE_TENANT_ID", "Azure tenant id (also AZ_TENANT_ID)"),
-    secret("AZURE_STORAGE_SAS_TOKEN", "Azure SAS token"),
-    pass(
-        "AZURE_STORAGE_USE_EMULATOR",
-        "Azure: use the Azurite emulator",
-    ),
-    pass("AZURE_STORAGE_ENDPOINT", "Azure Blob endpoint URL"),
-    pass("AZURE_CA_BUNDLE", "PEM bundle of CAs for Azure Blob"),
-    net(
-        "HTTPS_PROXY",
-        "proxy for HTTPS requests (also https_proxy); may carry credentials",
-    ),
-    net(
-        "HTTP_PROXY",
-        "proxy for plain HTTP requests (also http_proxy)",
-    ),
-    net(
-        "NO_PROXY",
-        "hosts that bypass the proxy (also no_proxy); list the CDH's 127.0.0.1",
-    ),
-];
+    "on SIGTERM: /readyz fails at once, in-flight requests get this long to finish",);
+    /// `AWS_ACCESS_KEY_ID`.
+    AWS_ACCESS_KEY_ID: Credential = secret("AWS_ACCESS_KEY_ID", Group::S3, "S3 access key id (or web identity / IRSA, container or instance credentials)");
+    /// `AWS_SECRET_ACCESS_KEY`.
+    AWS_SECRET_ACCESS_KEY: Credential = secret("AWS_SECRET_ACCESS_KEY", Group::S3, "S3 secret access key");
+    /// `AWS_SESSION_TOKEN`.
+    AWS_SESSION_TOKEN: Credential = secret("AWS_SESSION_TOKEN", Group::S3, "S3 session token");
+    /// `AWS_REGION`.
+    AWS_REGION: Text = store("AWS_REGION", Text, Group::S3, "S3 region (default us-east-1)");
+    /// `AWS_DEFAULT_REGION`.
+    AWS_DEFAULT_REGION: Text = store("AWS_DEFAULT_REGION", Text, Group::S3, "S3 region when AWS_REGION is unset (KServe writes this one)");
+    /// `AWS_ENDPOINT_URL_S3`.
+    AWS_ENDPOINT_URL_S3: Endpoint = store("AWS_ENDPOINT_URL_S3", Endpoint, Group::S3, "S3 endpoint URL (wins over AWS_ENDPOINT_URL); http:// is accepted as KServe does and logged as the plain-http-storage relaxation");
+    /// `AWS_ENDPOINT_URL`.
+    AWS_ENDPOINT_URL: Endpoint = store("AWS_ENDPOINT_URL", Endpoint, Group::S3, "S3 (and KMS) endpoint URL; http:// is accepted as KServe does and logged as the plain-http-storage relaxation");
+    /// `S3_ENDPOINT`.
+    S3_ENDPOINT: Endpoint = store("S3_ENDPOINT", Endpoint, Group::S3, "KServe's S3 endpoint host[:port], with S3_USE_HTTPS");
+    /// `S3_USE_HTTPS`.
+    S3_USE_HTTPS: Bool = s("S3_USE_HTTPS", None, Bool, "true", Group::S3, BOTH, "KServe: whether S3_ENDPOINT speaks HTTPS; false is accepted as KServe does and logged as the plain-http-storage relaxation");
+    /// `S3_VERIFY_SSL`.
+    S3_VERIFY_SSL: Bool = s("S3_VERIFY_SSL", None, Bool, "true", Group::S3, BOTH, "KServe: false turns off TLS certificate verification for S3, accepted as KServe does and logged as the unverified-storage-tls relaxation");
+    /// `S3_USER_VIRTUAL_BUCKET`.
+    S3_USER_VIRTUAL_BUCKET: Bool = s("S3_USER_VIRTUAL_BUCKET", None, Bool, "false", Group::S3, BOTH, "KServe: virtual-hosted-style bucket addressing (default path-style)");
+    /// `awsAnonymousCredential`.
+    AWS_ANONYMOUS_CREDENTIAL: Bool = s("awsAnonymousCredential", None, Bool, "false", Group::S3, BOTH, "KServe: anonymous S3 access (requests are not signed)");
+    /// `AWS_CA_BUNDLE`.
+    AWS_CA_BUNDLE: File = store("AWS_CA_BUNDLE", File, Group::S3, "PEM bundle of CAs for S3 (instead of SECURE_MODEL_CA_BUNDLE)");
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`.
+    AWS_WEB_IDENTITY_TOKEN_FILE: File = store("AWS_WEB_IDENTITY_TOKEN_FILE", File, Group::S3, "web identity (IRSA): the token file, with AWS_ROLE_ARN");
+    /// `AWS_ROLE_ARN`.
+    AWS_ROLE_ARN: Text = store("AWS_ROLE_ARN", Text, Group::S3, "web identity (IRSA): the role to assume");
+    /// `AWS_ROLE_SESSION_NAME`.
+    AWS_ROLE_SESSION_NAME: Text = store("AWS_ROLE_SESSION_NAME", Text, Group::S3, "web identity: the session name");
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: Text = store("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", Text, Group::S3, "ECS task credentials endpoint path");
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: Text = store("AWS_CONTAINER_CREDENTIALS_FULL_URI", Text, Group::S3, "container credentials endpoint (EKS Pod Identity), with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`.
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: File = store("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", File, Group::S3, "container credentials (EKS Pod Identity): the token file");
+    /// `AWS_METADATA_ENDPOINT`.
+    AWS_METADATA_ENDPOINT: Text = store("AWS_METADATA_ENDPOINT", Text, Group::S3, "instance metadata endpoint (default http://169.254.169.254)");
+    /// `STORAGE_CONFIG`.
+    STORAGE_CONFIG: Credential = secret("STORAGE_CONFIG", Group::S3, "KServe's storage-config secret entry (JSON); an s3 entry sets the S3 variables as KServe's initializer does");
+    /// `STORAGE_OVERRIDE_CONFIG`.
+    STORAGE_OVERRIDE_CONFIG: Credential = secret("STORAGE_OVERRIDE_CONFIG", Group::S3, "KServe: members overriding STORAGE_CONFIG");
+    /// `GOOGLE_APPLICATION_CREDENTIALS`.
+    GOOGLE_APPLICATION_CREDENTIALS: File = store("GOOGLE_APPLICATION_CREDENTIALS", File, Group::Gcs, "GCS service-account or authorized-user file (or workload identity)");
+    /// `GOOGLE_SERVICE_ACCOUNT`.
+    GOOGLE_SERVICE_ACCOUNT: File = store("GOOGLE_SERVICE_ACCOUNT", File, Group::Gcs, "GCS service-account JSON file");
+    /// `GOOGLE_SERVICE_ACCOUNT_KEY`.
+    GOOGLE_SERVICE_ACCOUNT_KEY: Credential = secret("GOOGLE_SERVICE_ACCOUNT_KEY", Group::Gcs, "GCS service-account key as JSON text");
+    /// `STORAGE_EMULATOR_HOST`.
+    STORAGE_EMULATOR_HOST: Endpoint = store("STORAGE_EMULATOR_HOST", Endpoint, Group::Gcs, "GCS emulator host:port (http:// unless a scheme is given; anonymous unless credentials are set); plain HTTP needs SECURE_MODEL_ALLOW_HTTP");
+    /// `GCS_ENDPOINT`.
+    GCS_ENDPOINT: Endpoint = store("GCS_ENDPOINT", Endpoint, Group::Gcs, "GCS base URL when STORAGE_EMULATOR_HOST is unset; plain HTTP needs SECURE_MODEL_ALLOW_HTTP");
+    /// `GCS_ANONYMOUS`.
+    GCS_ANONYMOUS: Bool = s("GCS_ANONYMOUS", None, Bool, "false", Group::Gcs, BOTH, "anonymous GCS access (no bearer token)");
+    /// `GCS_CA_BUNDLE`.
+    GCS_CA_BUNDLE: File = store("GCS_CA_BUNDLE", File, Group::Gcs, "PEM bundle of CAs for GCS (instead of SECURE_MODEL_CA_BUNDLE)");
+    /// `AZURE_STORAGE_ACCESS_KEY`.
+    AZURE_STORAGE_ACCESS_KEY: Credential = secret("AZURE_STORAGE_ACCESS_KEY", Group::Azure, "Azure Blob shared key");
+    /// `AZURE_STORAGE_SAS_TOKEN`.
+    AZURE_STORAGE_SAS_TOKEN: Credential = secret("AZURE_STORAGE_SAS_TOKEN", Group::Azure, "Azure SAS token (query string, with or without the leading ?)");
+    /// `AZURE_CLIENT_ID`.
+    AZURE_CLIENT_ID: Text = store("AZURE_CLIENT_ID", Text, Group::Azure, "Azure client id (service principal or workload identity)");
+    /// `AZ_CLIENT_ID`.
+    AZ_CLIENT_ID: Text = store("AZ_CLIENT_ID", Text, Group::Azure, "KServe's older name of AZURE_CLIENT_ID");
+    /// `AZURE_CLIENT_SECRET`.
+    AZURE_CLIENT_SECRET: Credential = secret("AZURE_CLIENT_SECRET", Group::Azure, "Azure client secret (with AZURE_CLIENT_ID and AZURE_TENANT_ID)");
+    /// `AZ_CLIENT_SECRET`.
+    AZ_CLIENT_SECRET: Credential = secret("AZ_CLIENT_SECRET", Group::Azure, "KServe's older name of AZURE_CLIENT_SECRET");
+    /// `AZURE_TENANT_ID`.
+    AZURE_TENANT_ID: Text = store("AZURE_TENANT_ID", Text, Group::Azure, "Azure tenant id");
+    /// `AZ_TENANT_ID`.
+    AZ_TENANT_ID: Text = store("AZ_TENANT_ID", Text, Group::Azure, "KServe's older name of AZURE_TENANT_ID");
+    /// `AZURE_FEDERATED_TOKEN_FILE`.
+    AZURE_FEDERATED_TOKEN_FILE: File = store("AZURE_FEDERATED_TOKEN_FILE", File, Group::Azure, "workload identity: the federated token file (with AZURE_CLIENT_ID and AZURE_TENANT_ID)");
+    /// `AZURE_AUTHORITY_HOST`.
+    AZURE_AUTHORITY_HOST: Text = store("AZURE_AUTHORITY_HOST", Text, Group::Azure, "Azure AD authority host (sovereign clouds)");
+    /// `AZURE_STORAGE_ENDPOINT`.
+    AZURE_STORAGE_ENDPOINT: Endpoint = store("AZURE_STORAGE_ENDPOINT", Endpoint, Group::Azure, "Azure Blob endpoint URL; plain HTTP needs SECURE_MODEL_ALLOW_HTTP");
+    /// `AZURE_STORAGE_USE_EMULATOR`.
+    AZURE_STORAGE_USE_EMULATOR: Bool = s("AZURE_STORAGE_USE_EMULATOR", None, Bool, "false", Group::Azure, BOTH, "use the Azurite emulator (at AZURITE_BLOB_STORAGE_URL); plain HTTP needs SECURE_MODEL_ALLOW_HTTP");
+    /// `AZURITE_BLOB_STORAGE_URL`.
+    AZURITE_BLOB_STORAGE_URL: Endpoint = s("AZURITE_BLOB_STORAGE_URL", None, Endpoint, "http://127.0.0.1:10000", Group::Azure, BOTH, "the Azurite emulator's blob URL");
+    /// `AZURE_CA_BUNDLE`.
+    AZURE_CA_BUNDLE: File = store("AZURE_CA_BUNDLE", File, Group::Azure, "PEM bundle of CAs for Azure Blob (instead of SECURE_MODEL_CA_BUNDLE)");
+    /// `HTTPS_PROXY`.
+    HTTPS_PROXY: Credential = net("HTTPS_PROXY", "proxy for HTTPS requests (also https_proxy); may carry credentials");
+    /// `HTTP_PROXY`.
+    HTTP_PROXY: Credential = net("HTTP_PROXY", "proxy for plain HTTP requests (also http_proxy)");
+    /// `NO_PROXY`.
+    NO_PROXY: Credential = net("NO_PROXY", "hosts that bypass the proxy (also no_proxy); list the CDH's 127.0.0.1");
+}
 
 /// The setting of `env`, if any.
-pub fn by_env(env: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.env == env)
+pub fn by_env(env: &str) -> Option<&'static dyn AnySetting> {
+    SETTINGS.iter().copied().find(|s| s.env() == env)
 }
 
 /// The setting of `flag` (`--read-ahead`), if any.
-pub fn by_flag(flag: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.flag == Some(flag))
+pub fn by_flag(flag: &str) -> Option<&'static dyn AnySetting> {
+    SETTINGS.iter().copied().find(|s| s.flag() == Some(flag))
 }
 
 /// The setting variable closest to `name` (edit distance at most 3), for "did you mean"
@@ -879,7 +725,7 @@ pub fn by_flag(flag: &str) -> Option<&'static Setting> {
 pub fn closest_env(name: &str) -> Option<&'static str> {
     SETTINGS
         .iter()
-        .map(|s| (distance(name, s.env), s.env))
+        .map(|s| (distance(name, s.env()), s.env()))
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, env)| env)
@@ -904,21 +750,33 @@ fn distance(a: &str, b: &str) -> usize {
 /// Prefixes that mark a variable as ours: an unknown variable with one is most likely a typo.
 pub const OWN_PREFIXES: &[&str] = &["SECURE_MODEL_", "CONFIDENTIAL_"];
 
-/// Variables with our prefixes that are not settings of the binaries: the test harness's
-/// (`scripts/test.sh`, `secure-model-testkit`) and the example model server's.
-pub const NOT_SETTINGS: &[&str] = &[
-    "SECURE_MODEL_PYTHON",
-    "SECURE_MODEL_PYENV_BIN",
-    "SECURE_MODEL_VENV",
-    "SECURE_MODEL_SKIP_SERVERS",
-    "SECURE_MODEL_SKIP_INTEROP",
-    "SECURE_MODEL_SERVER_LOGS",
-    "SECURE_MODEL_KSERVE_REF",
-    "SECURE_MODEL_S3RVER",
-    "SECURE_MODEL_AZURITE",
-    "SECURE_MODEL_NGINX",
-    "SECURE_MODEL_PACKAGE",
-    "SECURE_MODEL_KUBE_APISERVER",
-    "SECURE_MODEL_ETCD",
-    "SECURE_MODEL_KUBE_DIR",
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_defaults_parse() {
+        let mut envs = std::collections::BTreeSet::new();
+        let mut flags = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(envs.insert(s.env()), "{} declared twice", s.env());
+            if let Some(f) = s.flag() {
+                assert!(flags.insert(f), "{f} declared twice");
+            }
+            if !s.default_text().is_empty() {
+                assert!(
+                    s.accepts(s.default_text()),
+                    "{}: default {:?}",
+                    s.env(),
+                    s.default_text()
+                );
+            }
+        }
+        assert_eq!(by_env("SECURE_MODEL_KEYS").map(|s| s.env()), Some(KEYS.env));
+        assert_eq!(
+            by_flag("--read-ahead").map(|s| s.env()),
+            Some(READ_AHEAD.env)
+        );
+        assert_eq!(closest_env("SECURE_MODEL_KEY"), Some("SECURE_MODEL_KEYS"));
+    }
+}

@@ -1,13 +1,14 @@
 //! Where values come from: one snapshot of the process environment (taken by
 //! [`Environment::capture`], the only place in the workspace that reads it) and the binary's
-//! command-line flags, which win over it. Every typed read goes through [`Kind`]'s parser and
-//! bounds, so a value means the same from a flag and from the environment, and a bad value is
-//! an error naming the flag or variable it came from.
+//! command-line flags, which win over it. Every read is typed by the setting's kind and goes
+//! through the kind's one parser, so a value means the same from a flag, the environment or the
+//! default, and a bad value is an error naming the flag or variable it came from.
 
+use std::any::Any;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::registry::{self, Kind, Setting};
+use crate::registry::{self, AnySetting, Binary, Kind, Setting};
 
 /// A setting's value could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +71,8 @@ impl Environment {
         env
     }
 
-    /// A snapshot of `pairs` (tests, and embedders that configure from elsewhere).
+    /// A snapshot of `pairs` (tests, a webhook profile's environment, and embedders that
+    /// configure from elsewhere).
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -86,18 +88,24 @@ impl Environment {
         }
     }
 
-    /// A variable, when set and not empty (for diagnostics; typed reads go through
+    /// This snapshot with `name` set to `value` (KServe's storage-config secret is applied
+    /// this way, as KServe's own initializer sets variables).
+    pub(crate) fn with_var(mut self, name: &str, value: String) -> Self {
+        self.vars.insert(name.to_string(), value);
+        self
+    }
+
+    /// Whether a variable is set and not empty (for diagnostics; typed reads go through
     /// [`Source`]).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub fn is_set(&self, name: &str) -> bool {
+        self.raw(name).is_some()
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
             .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// Every variable (for the storage credentials snapshot).
-    pub(crate) fn vars(&self) -> &BTreeMap<String, String> {
-        &self.vars
+            .filter(|v| !v.trim().is_empty())
     }
 
     /// Variables with our prefixes that are no setting (probably typos), each with the
@@ -106,49 +114,105 @@ impl Environment {
         self.vars
             .keys()
             .filter(|k| registry::OWN_PREFIXES.iter().any(|p| k.starts_with(p)))
-            .filter(|k| {
-                registry::by_env(k).is_none() && !registry::NOT_SETTINGS.contains(&k.as_str())
-            })
+            .filter(|k| registry::by_env(k).is_none())
             .map(|k| (k.clone(), registry::closest_env(k)))
             .collect()
     }
 }
 
-/// A flag's value(s) as the CLI parsed them.
-#[derive(Debug, Clone)]
-enum FlagValue {
-    One(String),
-    Many(Vec<String>),
+/// Where one value came from, for messages and for naming what turned a relaxation on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A command-line flag (`--read-ahead`).
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// The setting's default.
+    Default(&'static str),
 }
 
-/// Where one value came from, for messages.
-#[derive(Debug, Clone, Copy)]
-enum Origin<'a> {
-    Flag(&'a str),
-    Env(&'a str),
-    Default,
+impl Origin {
+    /// The flag or variable.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Flag(n) | Origin::Env(n) | Origin::Default(n) => n,
+        }
+    }
 }
 
-/// The environment snapshot plus flag overrides: what typed settings are read from.
-#[derive(Debug, Clone, Default)]
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(n) | Origin::Env(n) => f.write_str(n),
+            Origin::Default(n) => write!(f, "{n} (default)"),
+        }
+    }
+}
+
+/// A flag's typed value, as the CLI parsed it.
+#[derive(Clone)]
+struct FlagValue {
+    flag: &'static str,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+/// The environment snapshot plus flag overrides: what typed settings are read from, and which
+/// binary reads them (messages name the flag where that binary has one).
+#[derive(Clone)]
 pub struct Source {
     env: Environment,
     flags: BTreeMap<&'static str, FlagValue>,
+    binary: Binary,
 }
 
-fn as_text(v: &FlagValue) -> String {
-    match v {
-        FlagValue::One(s) => s.clone(),
-        FlagValue::Many(v) => v.join(","),
+impl Default for Source {
+    fn default() -> Self {
+        Self::new(Environment::default())
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("env", &self.env)
+            .field("flags", &self.flags.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 impl Source {
-    /// Values from `env`, no flag given.
+    /// Values from `env`, no flag given, read by the init container (messages name variables).
     pub fn new(env: Environment) -> Self {
         Self {
             env,
             flags: BTreeMap::new(),
+            binary: Binary::Initc,
+        }
+    }
+
+    /// The same values, read by `binary`: messages name its flags where it has them.
+    #[must_use]
+    pub fn for_binary(mut self, binary: Binary) -> Self {
+        self.binary = binary;
+        self
+    }
+
+    /// The binary reading these values.
+    pub fn binary(&self) -> Binary {
+        self.binary
+    }
+
+    /// How this binary's messages name `setting`: its flag where this binary has one
+    /// (`--trusted-key`), otherwise its variable.
+    pub fn name(&self, setting: &dyn AnySetting) -> String {
+        match setting.flag() {
+            Some(flag)
+                if setting.binaries().contains(&self.binary) && self.binary == Binary::Cli =>
+            {
+                flag.to_string()
+            }
+            _ => setting.env().to_string(),
         }
     }
 
@@ -157,222 +221,161 @@ impl Source {
         &self.env
     }
 
-    /// `--flag VALUE` of `setting` was given: it wins over the variable.
-    pub fn flag(mut self, setting: &Setting, value: Option<impl ToString>) -> Self {
+    /// These values with variable `name` set to `value` in the snapshot (KServe's
+    /// storage-config secret sets variables this way).
+    #[must_use]
+    pub(crate) fn with_env_var(mut self, name: &str, value: String) -> Self {
+        self.env = self.env.with_var(name, value);
+        self
+    }
+
+    /// The flag of `setting` was given `value` (parsed by the kind's parser, see
+    /// [`registry::flag_value`]): it wins over the variable. `None` leaves the variable in
+    /// charge.
+    #[must_use]
+    pub fn with<K: Kind>(mut self, setting: &Setting<K>, value: Option<K::Value>) -> Self {
         if let Some(v) = value {
-            self.flags
-                .insert(setting.env, FlagValue::One(v.to_string()));
-        }
-        self
-    }
-
-    /// A repeatable flag of `setting` was given these values (none: the variable applies).
-    pub fn flags(mut self, setting: &Setting, values: &[impl ToString]) -> Self {
-        if !values.is_empty() {
-            let v = values.iter().map(ToString::to_string).collect();
-            self.flags.insert(setting.env, FlagValue::Many(v));
-        }
-        self
-    }
-
-    /// A boolean flag of `setting` (`--allow-disk-plaintext`): `true` overrides, `false` leaves
-    /// the variable in charge.
-    pub fn switch(mut self, setting: &Setting, on: bool) -> Self {
-        if on {
-            self.flags
-                .insert(setting.env, FlagValue::One("true".into()));
-        }
-        self
-    }
-
-    fn raw(&self, setting: &Setting) -> Result<Option<(String, Origin<'static>)>, SettingError> {
-        if let Some(v) = self.flags.get(setting.env) {
             let flag = setting.flag.unwrap_or(setting.env);
-            return Ok(Some((as_text(v), Origin::Flag(flag))));
+            self.flags.insert(
+                setting.env,
+                FlagValue {
+                    flag,
+                    value: Arc::new(v),
+                },
+            );
         }
-        if self.env.not_unicode.iter().any(|k| k == setting.env) {
-            return Err(SettingError::NotUnicode {
-                name: setting.env.into(),
-            });
-        }
-        Ok(self
-            .env
-            .vars
-            .get(setting.env)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (v.clone(), Origin::Env(setting.env))))
+        self
     }
 
-    fn invalid(setting: &Setting, origin: Origin<'_>, value: &str) -> SettingError {
-        let origin_text = match origin {
-            Origin::Flag(f) => f.to_string(),
-            Origin::Env(e) => e.to_string(),
-            Origin::Default => format!("{} (default)", setting.env),
-        };
-        let shown = if setting.sensitive {
-            " [value hidden]".to_string()
-        } else {
-            let v: String = value.chars().take(128).collect();
-            match origin {
+    /// A repeatable flag of a list setting was given `values` (none: the variable applies).
+    #[must_use]
+    pub fn with_list<K: registry::ListKind>(
+        self,
+        setting: &Setting<K>,
+        values: Vec<K::Item>,
+    ) -> Self {
+        let v = (!values.is_empty()).then_some(values);
+        self.with(setting, v)
+    }
+
+    /// A switch of a boolean setting (`--allow-disk-plaintext`): on overrides the variable,
+    /// off leaves the variable in charge.
+    #[must_use]
+    pub fn switch(self, setting: &Setting<registry::Bool>, on: bool) -> Self {
+        self.with(setting, on.then_some(true))
+    }
+
+    fn invalid(
+        setting: &dyn AnySetting,
+        shown: Option<String>,
+        origin: Origin,
+        expected: String,
+    ) -> SettingError {
+        let shown = match (setting.sensitive(), shown) {
+            (true, _) | (false, None) => " [value hidden]".to_string(),
+            (false, Some(v)) => match origin {
                 Origin::Flag(_) => format!(" {v:?}"),
                 _ => format!("={v:?}"),
-            }
+            },
         };
         SettingError::Invalid {
-            origin: origin_text,
+            origin: origin.to_string(),
             shown,
-            expected: setting.kind.expected(),
+            expected,
         }
     }
 
-    /// The value of `setting` (flag, then variable, then its default), or `None`.
-    fn value(&self, setting: &Setting) -> Result<Option<(String, Origin<'static>)>, SettingError> {
-        Ok(self.raw(setting)?.or_else(|| {
-            (!setting.default.is_empty()).then(|| (setting.default.to_string(), Origin::Default))
-        }))
-    }
-
-    /// A [`Kind::Bool`] setting (unset and no default: `false`).
+    /// Where the value of `setting` comes from: the flag, the variable, or its default; `None`
+    /// when unset without default.
     ///
     /// # Errors
-    /// [`SettingError::Invalid`] naming the flag or variable.
-    pub fn bool(&self, setting: &Setting) -> Result<bool, SettingError> {
-        match self.value(setting)? {
-            None => Ok(false),
-            Some((v, o)) => secure_model_core::config::parse_bool(&v)
-                .ok_or_else(|| Self::invalid(setting, o, &v)),
+    /// [`SettingError::NotUnicode`].
+    pub fn origin(&self, setting: &dyn AnySetting) -> Result<Option<Origin>, SettingError> {
+        if let Some(f) = self.flags.get(setting.env()) {
+            return Ok(Some(Origin::Flag(f.flag)));
         }
+        if self.env.not_unicode.iter().any(|k| k == setting.env()) {
+            return Err(SettingError::NotUnicode {
+                name: setting.env().into(),
+            });
+        }
+        if self.env.raw(setting.env()).is_some() {
+            return Ok(Some(Origin::Env(setting.env())));
+        }
+        Ok((!setting.default_text().is_empty()).then_some(Origin::Default(setting.env())))
     }
 
-    /// A bounded number ([`Kind::Count`], [`Kind::Seconds`], [`Kind::Bytes`]); `None` when
-    /// unset without default.
+    /// Whether `setting` was given (flag or variable), its default aside.
+    pub fn is_given(&self, setting: &dyn AnySetting) -> bool {
+        matches!(
+            self.origin(setting),
+            Ok(Some(Origin::Flag(_) | Origin::Env(_)))
+        )
+    }
+
+    /// The value of `setting`: its flag, else its variable, else its default, parsed by its
+    /// kind; `None` when unset without default.
     ///
     /// # Errors
-    /// [`SettingError::Invalid`] naming the flag or variable.
-    pub fn number(&self, setting: &Setting) -> Result<Option<u64>, SettingError> {
-        let (min, max) = match setting.kind {
-            Kind::Count { min, max } | Kind::Seconds { min, max } | Kind::Bytes { min, max } => {
-                (min, max)
-            }
-            _ => (0, u64::MAX),
+    /// [`SettingError::Invalid`] naming the flag or variable; [`SettingError::NotUnicode`].
+    pub fn get<K: Kind + std::fmt::Debug>(
+        &self,
+        setting: &Setting<K>,
+    ) -> Result<Option<K::Value>, SettingError> {
+        let Some(origin) = self.origin(setting)? else {
+            return Ok(None);
         };
-        match self.value(setting)? {
-            None => Ok(None),
-            Some((v, o)) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
+        if let Origin::Flag(_) = origin {
+            return self
+                .flags
+                .get(setting.env)
+                .and_then(|f| f.value.downcast_ref::<K::Value>().cloned())
                 .map(Some)
-                .ok_or_else(|| Self::invalid(setting, o, &v)),
+                .ok_or_else(|| SettingError::Conflict {
+                    reason: format!("{}: the flag's value has the wrong type", setting.env),
+                });
         }
-    }
-
-    /// Text, trimmed; `None` when unset without default.
-    ///
-    /// # Errors
-    /// [`SettingError::NotUnicode`].
-    pub fn text(&self, setting: &Setting) -> Result<Option<String>, SettingError> {
-        Ok(self.value(setting)?.map(|(v, _)| v.trim().to_string()))
-    }
-
-    /// A path; `None` when unset.
-    ///
-    /// # Errors
-    /// [`SettingError::NotUnicode`].
-    pub fn path(&self, setting: &Setting) -> Result<Option<PathBuf>, SettingError> {
-        Ok(self.text(setting)?.map(PathBuf::from))
-    }
-
-    /// A comma-separated list (or the flag's repeated values, each also split at commas, as
-    /// the variable is), empty items dropped.
-    ///
-    /// # Errors
-    /// [`SettingError::NotUnicode`].
-    pub fn list(&self, setting: &Setting) -> Result<Vec<String>, SettingError> {
-        if let Some(FlagValue::Many(v)) = self.flags.get(setting.env) {
-            return Ok(v
-                .iter()
-                .flat_map(|s| s.split(','))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect());
-        }
-        Ok(self
-            .value(setting)?
-            .map(|(v, _)| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
+        let text = match origin {
+            Origin::Env(name) => self.env.raw(name).unwrap_or_default(),
+            _ => setting.default,
+        };
+        setting
+            .kind
+            .parse(text.trim())
+            .map(Some)
+            .map_err(|expected| {
+                Self::invalid(setting, setting.kind.shown(text.trim()), origin, expected)
             })
-            .unwrap_or_default())
     }
 
-    /// One of [`Kind::Choice`]'s words; `None` when unset without default.
+    /// The value of `setting`, or `fallback` when unset without default.
     ///
     /// # Errors
-    /// [`SettingError::Invalid`] naming the flag or variable.
-    pub fn choice(&self, setting: &Setting) -> Result<Option<String>, SettingError> {
-        let Kind::Choice(words) = setting.kind else {
-            return self.text(setting);
-        };
-        match self.value(setting)? {
-            None => Ok(None),
-            Some((v, o)) => {
-                let t = v.trim();
-                if words.contains(&t) {
-                    Ok(Some(t.to_string()))
-                } else {
-                    Err(Self::invalid(setting, o, &v))
-                }
-            }
-        }
-    }
-
-    /// A value parsed by `parse` (digests, attesters, resources, URLs).
-    ///
-    /// # Errors
-    /// [`SettingError::Invalid`] naming the flag or variable when `parse` refuses.
-    pub fn parsed<T>(
+    /// As [`Source::get`].
+    pub fn get_or<K: Kind + std::fmt::Debug>(
         &self,
-        setting: &Setting,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, SettingError> {
-        match self.value(setting)? {
-            None => Ok(None),
-            Some((v, o)) => parse(v.trim())
-                .map(Some)
-                .ok_or_else(|| Self::invalid(setting, o, &v)),
-        }
+        setting: &Setting<K>,
+        fallback: K::Value,
+    ) -> Result<K::Value, SettingError> {
+        Ok(self.get(setting)?.unwrap_or(fallback))
     }
 
-    /// Each item of a list parsed by `parse`.
+    /// A boolean setting, `false` when unset without default.
     ///
     /// # Errors
-    /// [`SettingError::Invalid`] naming the flag or variable and the item refused.
-    pub fn parsed_list<T>(
-        &self,
-        setting: &Setting,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Vec<T>, SettingError> {
-        let origin = match self.flags.get(setting.env) {
-            Some(_) => Origin::Flag(setting.flag.unwrap_or(setting.env)),
-            None => Origin::Env(setting.env),
-        };
-        self.list(setting)?
-            .iter()
-            .map(|item| parse(item).ok_or_else(|| Self::invalid(setting, origin, item)))
-            .collect()
+    /// As [`Source::get`].
+    pub fn flag_on(&self, setting: &Setting<registry::Bool>) -> Result<bool, SettingError> {
+        self.get_or(setting, false)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{ALLOW_DISK_PLAINTEXT, READ_AHEAD, STORAGE_MAX_RETRIES, TRUSTED_KEYS};
+    use crate::registry::{
+        ALLOW_DISK_PLAINTEXT, KEYS, READ_AHEAD, STORAGE_CONFIG, STORAGE_MAX_RETRIES, TRUSTED_KEYS,
+    };
+    use std::path::PathBuf;
 
     fn src(pairs: &[(&str, &str)]) -> Source {
         Source::new(Environment::from_pairs(pairs.iter().copied()))
@@ -380,12 +383,12 @@ mod tests {
 
     #[test]
     fn bools_follow_one_rule_and_name_the_variable() {
-        assert!(!src(&[]).bool(&ALLOW_DISK_PLAINTEXT).unwrap());
+        assert!(!src(&[]).flag_on(&ALLOW_DISK_PLAINTEXT).unwrap());
         assert!(src(&[("SECURE_MODEL_ALLOW_DISK_PLAINTEXT", "TRUE")])
-            .bool(&ALLOW_DISK_PLAINTEXT)
+            .flag_on(&ALLOW_DISK_PLAINTEXT)
             .unwrap());
         let e = src(&[("SECURE_MODEL_ALLOW_DISK_PLAINTEXT", "ture")])
-            .bool(&ALLOW_DISK_PLAINTEXT)
+            .flag_on(&ALLOW_DISK_PLAINTEXT)
             .unwrap_err()
             .to_string();
         assert!(
@@ -393,26 +396,32 @@ mod tests {
             "{e}"
         );
         let on = src(&[]).switch(&ALLOW_DISK_PLAINTEXT, true);
-        assert!(on.bool(&ALLOW_DISK_PLAINTEXT).unwrap());
+        assert!(on.flag_on(&ALLOW_DISK_PLAINTEXT).unwrap());
+        assert_eq!(
+            on.origin(&ALLOW_DISK_PLAINTEXT).unwrap(),
+            Some(Origin::Flag("--allow-disk-plaintext"))
+        );
     }
 
     #[test]
     fn one_bound_for_flag_and_variable() {
-        assert_eq!(src(&[]).number(&READ_AHEAD).unwrap(), Some(32));
+        assert_eq!(src(&[]).get(&READ_AHEAD).unwrap(), Some(32));
         let env = src(&[("SECURE_MODEL_READ_AHEAD", "300")]);
-        let e = env.number(&READ_AHEAD).unwrap_err().to_string();
+        let e = env.get(&READ_AHEAD).unwrap_err().to_string();
         assert_eq!(
             e,
             "SECURE_MODEL_READ_AHEAD=\"300\": expected an integer from 1 to 256"
         );
-        let flag = src(&[("SECURE_MODEL_READ_AHEAD", "8")]).flag(&READ_AHEAD, Some(300));
-        let e = flag.number(&READ_AHEAD).unwrap_err().to_string();
-        assert_eq!(e, "--read-ahead \"300\": expected an integer from 1 to 256");
-        let flag = src(&[("SECURE_MODEL_READ_AHEAD", "8")]).flag(&READ_AHEAD, Some(16));
-        assert_eq!(flag.number(&READ_AHEAD).unwrap(), Some(16));
+        let parse = registry::flag_value(&READ_AHEAD);
+        assert_eq!(
+            parse("300").unwrap_err(),
+            "expected an integer from 1 to 256"
+        );
+        let flag = src(&[("SECURE_MODEL_READ_AHEAD", "8")]).with(&READ_AHEAD, parse("16").ok());
+        assert_eq!(flag.get(&READ_AHEAD).unwrap(), Some(16));
         assert_eq!(
             src(&[("SECURE_MODEL_STORAGE_MAX_RETRIES", "0")])
-                .number(&STORAGE_MAX_RETRIES)
+                .get(&STORAGE_MAX_RETRIES)
                 .unwrap(),
             Some(0)
         );
@@ -421,11 +430,15 @@ mod tests {
     #[test]
     fn lists_from_variable_or_repeated_flag() {
         let env = src(&[("SECURE_MODEL_TRUSTED_KEYS", "a.pem, b.pem,,")]);
-        assert_eq!(env.list(&TRUSTED_KEYS).unwrap(), ["a.pem", "b.pem"]);
-        let flag = env.flags(&TRUSTED_KEYS, &["c.pem", "d.pem,e.pem"]);
+        let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
         assert_eq!(
-            flag.list(&TRUSTED_KEYS).unwrap(),
-            ["c.pem", "d.pem", "e.pem"]
+            env.get(&TRUSTED_KEYS).unwrap().unwrap(),
+            paths(&["a.pem", "b.pem"])
+        );
+        let flag = env.with_list(&TRUSTED_KEYS, paths(&["c.pem", "d.pem"]));
+        assert_eq!(
+            flag.get(&TRUSTED_KEYS).unwrap().unwrap(),
+            paths(&["c.pem", "d.pem"])
         );
     }
 
@@ -433,7 +446,7 @@ mod tests {
     fn unknown_own_variables_are_found_with_a_suggestion() {
         let env = Environment::from_pairs([
             ("SECURE_MODEL_ALLOW_DISK_PLAINTXT", "1"),
-            ("SECURE_MODEL_PYTHON", "/x"),
+            ("SMTEST_PYTHON", "/x"),
             ("HOME", "/root"),
         ]);
         assert_eq!(
@@ -446,10 +459,14 @@ mod tests {
     }
 
     #[test]
-    fn credentials_are_never_echoed() {
-        let s = Source::new(Environment::from_pairs([("STORAGE_CONFIG", "s3cr3t")]));
-        let setting = registry::by_env("STORAGE_CONFIG").unwrap();
-        let e = s.parsed(setting, |_| None::<()>).unwrap_err().to_string();
-        assert!(!e.contains("s3cr3t") && e.contains("STORAGE_CONFIG"), "{e}");
+    fn credentials_and_keys_are_never_echoed() {
+        let s = src(&[("STORAGE_CONFIG", "s3cr3t")]);
+        assert_eq!(s.get(&STORAGE_CONFIG).unwrap().as_deref(), Some("s3cr3t"));
+        let kek = "cd".repeat(32);
+        let e = src(&[("SECURE_MODEL_KEYS", kek.as_str())])
+            .get(&KEYS)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains(&kek) && e.contains("SECURE_MODEL_KEYS"), "{e}");
     }
 }

@@ -27,10 +27,10 @@ pub fn load_yaml(path: &Path) -> Value {
         .unwrap()
 }
 
-/// KServe's reference files (`SECURE_MODEL_KSERVE_REF`, default `<repo>/../shared/kserve`),
+/// KServe's reference files (`SMTEST_KSERVE_REF`, default `<repo>/../shared/kserve`),
 /// or `None` with a notice when absent (a fresh clone): callers skip their cross-checks.
 pub fn kserve_ref() -> Option<PathBuf> {
-    let p = std::env::var_os("SECURE_MODEL_KSERVE_REF")
+    let p = std::env::var_os("SMTEST_KSERVE_REF")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo().join("../shared/kserve"));
     if p.join("serving.kserve.io_clusterstoragecontainers.full.yaml")
@@ -39,7 +39,7 @@ pub fn kserve_ref() -> Option<PathBuf> {
         Some(p)
     } else {
         eprintln!(
-            "NOTICE: KServe reference files not found at {} (set SECURE_MODEL_KSERVE_REF): \
+            "NOTICE: KServe reference files not found at {} (set SMTEST_KSERVE_REF): \
              schema validation skipped, structural rules still checked",
             p.display()
         );
@@ -104,7 +104,7 @@ pub struct K8sSchemas {
 }
 
 impl K8sSchemas {
-    /// The schemas of [`K8S_SCHEMA_VERSION`] from the venv of `SECURE_MODEL_PYTHON` (`None`
+    /// The schemas of [`K8S_SCHEMA_VERSION`] from the venv of `SMTEST_PYTHON` (`None`
     /// when interop is skipped). Panics when the venv lacks them: run scripts/setup-python.sh.
     pub fn load() -> Option<Self> {
         let py = crate::python()?;

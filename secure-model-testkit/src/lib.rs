@@ -73,19 +73,19 @@ pub fn shm_dir() -> tempfile::TempDir {
         .expect("/dev/shm must be a tmpfs for the loader tests")
 }
 
-/// The Python of the interop venv (`SECURE_MODEL_PYTHON`), or `None` (test skipped) when
-/// `SECURE_MODEL_SKIP_INTEROP` is set. Panics otherwise: a missing reference implementation
+/// The Python of the interop venv (`SMTEST_PYTHON`), or `None` (test skipped) when
+/// `SMTEST_SKIP_INTEROP` is set. Panics otherwise: a missing reference implementation
 /// must not pass silently.
 pub fn python() -> Option<PathBuf> {
-    match std::env::var_os("SECURE_MODEL_PYTHON") {
+    match std::env::var_os("SMTEST_PYTHON") {
         Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("SECURE_MODEL_SKIP_INTEROP").is_some() => {
-            eprintln!("SECURE_MODEL_SKIP_INTEROP set: skipping live Python interop");
+        None if std::env::var_os("SMTEST_SKIP_INTEROP").is_some() => {
+            eprintln!("SMTEST_SKIP_INTEROP set: skipping live Python interop");
             None
         }
         None => panic!(
-            "SECURE_MODEL_PYTHON is not set: run the suite with scripts/test.sh (it installs the Python reference implementations), \
-             or set SECURE_MODEL_SKIP_INTEROP=1 to skip explicitly"
+            "SMTEST_PYTHON is not set: run the suite with scripts/test.sh (it installs the Python reference implementations), \
+             or set SMTEST_SKIP_INTEROP=1 to skip explicitly"
         ),
     }
 }

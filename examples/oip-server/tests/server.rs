@@ -113,7 +113,6 @@ fn command(p: &Packed, pkg: &Path, pem: &str, extra: &[&str]) -> Command {
     ])
     .args(extra)
     .env_remove("SECURE_MODEL_TRUSTED_KEYS")
-    .env_remove("SECURE_MODEL_PACKAGE")
     .env("SECURE_MODEL_TRUSTED_KEYS_PEM", pem)
     .env(
         "SECURE_MODEL_KEYS",

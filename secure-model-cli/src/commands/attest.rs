@@ -1,11 +1,11 @@
 //! `attest`: TEE evidence over report data, as a KBS would receive it.
 
 use clap::Args;
-use secure_model_core::attest::MAX_REPORT_DATA;
-use secure_model_settings::registry::{ALLOW_SAMPLE_ATTESTER, ATTESTER};
-use secure_model_settings::{build, Source};
+use secure_model_core::attest::{AttesterChoice, MAX_REPORT_DATA};
+use secure_model_settings::registry::{flag_value, ALLOW_SAMPLE_ATTESTER, ATTESTER};
+use secure_model_settings::Source;
 
-use super::{print_json, Failure, Res};
+use super::{print_json, settings, Failure, Res};
 
 /// Arguments of `attest`.
 #[derive(Debug, Args)]
@@ -13,8 +13,8 @@ pub(crate) struct AttestArgs {
     /// Which TEE interface: auto, tdx, snp, cca, tsm, tsm:DIR, sev-guest, sev-guest:DEVICE,
     /// sample (see docs/attestation.md); default SECURE_MODEL_ATTESTER or auto. An unknown
     /// name is a configuration error (exit 3), like any attester selection error.
-    #[arg(long)]
-    attester: Option<String>,
+    #[arg(long, value_parser = flag_value(&ATTESTER))]
+    attester: Option<AttesterChoice>,
     /// Allow the `sample` attester (no TEE; development only); or
     /// SECURE_MODEL_ALLOW_SAMPLE_ATTESTER.
     #[arg(long)]
@@ -58,10 +58,10 @@ fn report_data(hex_text: Option<&str>) -> Result<Vec<u8>, Failure> {
 pub(crate) async fn run(a: AttestArgs, src: &Source) -> Res {
     let src = src
         .clone()
-        .flag(&ATTESTER, a.attester.as_ref())
+        .with(&ATTESTER, a.attester)
         .switch(&ALLOW_SAMPLE_ATTESTER, a.allow_sample);
     let report_data = report_data(a.report_data.as_deref())?;
-    let kbs = build::kbs_settings(&src)?;
+    let kbs = settings(&src)?.kbs;
     let attester = kbs.attester.build(kbs.relax)?;
     let evidence = attester.evidence(&report_data).await?;
     print_json(&AttestReport {

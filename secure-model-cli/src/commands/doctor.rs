@@ -3,10 +3,10 @@
 
 use clap::Args;
 use secure_model_kserve::initializer::Pair;
-use secure_model_settings::registry::{flag_value, ALLOW_DISK_PLAINTEXT, KEYS, MANIFEST_DIGEST};
+use secure_model_settings::registry::{flag_item, ALLOW_DISK_PLAINTEXT, MANIFEST_DIGEST};
 use secure_model_settings::Source;
 
-use super::{print_json, Failure, Output, Res};
+use super::{print_json, Failure, KeyArgs, Output, Res};
 
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]
@@ -17,15 +17,14 @@ pub(crate) struct DoctorArgs {
     pairs: Vec<String>,
     #[command(flatten)]
     trust: super::TrustArgs,
-    /// Key specification (`TYPE:ARG`); or SECURE_MODEL_KEYS.
-    #[arg(long = "key", value_parser = flag_value(&KEYS))]
-    keys: Vec<String>,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Plaintext on a disk-backed destination is acceptable.
     #[arg(long)]
     allow_disk_plaintext: bool,
-    /// Manifest SHA-256 pin.
-    #[arg(long, value_parser = flag_value(&MANIFEST_DIGEST))]
-    manifest_digest: Option<String>,
+    /// Manifest SHA-256 pin (one per pair, or repeat).
+    #[arg(long, value_delimiter = ',', value_parser = flag_item(&MANIFEST_DIGEST))]
+    manifest_digest: Vec<[u8; 32]>,
     #[command(flatten)]
     pub(crate) output: Output,
 }
@@ -43,10 +42,9 @@ pub(crate) fn pairs(args: &[String]) -> Result<Vec<Pair>, Failure> {
 /// Runs `doctor`; the exit code is the report's (0 when a pull can succeed).
 pub(crate) async fn run(a: DoctorArgs, src: &Source) -> Res {
     let src = a
-        .trust
-        .apply(src)
-        .flags(&KEYS, &a.keys)
-        .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref())
+        .keys
+        .apply(a.trust.apply(src))
+        .with_list(&MANIFEST_DIGEST, a.manifest_digest)
         .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext);
     let report = secure_model_doctor::run(&src, &pairs(&a.pairs)?).await;
     if a.output.json {

@@ -5,7 +5,7 @@ use secure_model_core::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
 use secure_model_core::verify::parse_unverified;
 use secure_model_settings::Source;
 
-use super::{open, print_json, Output, Res};
+use super::{open, print_json, settings, Output, Res};
 
 /// Arguments of `inspect`.
 #[derive(Debug, Args)]
@@ -76,7 +76,7 @@ fn print_human(location: &str, r: &InspectReport) {
 
 /// Runs `inspect`.
 pub(crate) async fn run(a: InspectArgs, src: &Source) -> Res {
-    let store = open(&a.pkg, false, src)?;
+    let store = open(&a.pkg, false, &settings(src)?)?;
     let limits = Limits::default();
     let bytes = store
         .get(MANIFEST_OBJECT, limits.max_manifest_bytes)

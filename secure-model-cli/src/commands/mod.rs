@@ -16,17 +16,16 @@ pub(crate) mod verify_signature;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
 use secure_model_core::keys::KeyProvider;
 use secure_model_core::loader::{LoadOptions, Loader};
 use secure_model_core::storage::StorageBackend;
-use secure_model_core::verify::TrustPolicy;
-use secure_model_settings::registry::flag_value;
+use secure_model_settings::registry::{self as r, flag_item, flag_value};
 pub(crate) use secure_model_settings::Failure;
-use secure_model_settings::{build, registry, Source};
+use secure_model_settings::{Settings, Source};
 
 use crate::progress::Bar;
 
@@ -65,114 +64,135 @@ pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> Res {
         .map_err(|e| Failure::internal(format!("cannot write {}: {e}", path.display())))
 }
 
+/// The resolved configuration of this run: `src` (flags over the environment) read once.
+pub(crate) fn settings(src: &Source) -> Result<Settings, Failure> {
+    Ok(Settings::from_source(src)?)
+}
+
 /// Opens a package location (plain or KServe `secure+` form) with the storage settings.
 pub(crate) fn open(
     uri: &str,
     create: bool,
-    src: &Source,
+    settings: &Settings,
 ) -> Result<Arc<dyn StorageBackend>, Failure> {
-    let storage = build::storage_settings(src)?;
-    Ok(secure_model_kserve::uri::open(uri, create, &storage)?)
+    Ok(secure_model_kserve::uri::open(
+        uri,
+        create,
+        &settings.storage.settings,
+    )?)
 }
 
-/// The trust policy flags `verify`, `verify-signature`, `pull` and `doctor` share; each
-/// overrides its variable (`secure-model settings`).
+/// The trust policy flags `verify`, `verify-signature`, `pull`, `rewrap` and `doctor` share;
+/// each overrides its variable (`secure-model settings`).
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct TrustArgs {
     /// Trusted signer public key (SPKI PEM). Repeat for several (or SECURE_MODEL_TRUSTED_KEYS).
-    #[arg(long = "trusted-key", value_parser = flag_value(&registry::TRUSTED_KEYS))]
-    pub(crate) trusted_keys: Vec<String>,
+    #[arg(long = "trusted-key", value_delimiter = ',', value_parser = flag_item(&r::TRUSTED_KEYS))]
+    pub(crate) trusted_keys: Vec<PathBuf>,
     /// JSON trust policy file listing several signers (docs/signing.md).
-    #[arg(long, value_parser = flag_value(&registry::TRUST_POLICY))]
-    trust_policy: Option<String>,
+    #[arg(long, value_parser = flag_value(&r::TRUST_POLICY))]
+    trust_policy: Option<PathBuf>,
     /// PEM bundle of trusted root CA certificates (certificate-chain signatures). Repeats.
-    #[arg(long = "trusted-cert-roots", value_parser = flag_value(&registry::TRUSTED_CERT_ROOTS))]
-    trusted_cert_roots: Vec<String>,
+    #[arg(long = "trusted-cert-roots", value_delimiter = ',', value_parser = flag_item(&r::TRUSTED_CERT_ROOTS))]
+    trusted_cert_roots: Vec<PathBuf>,
     /// With --trusted-cert-roots: the required leaf subject (RFC 4514).
-    #[arg(long, value_parser = flag_value(&registry::TRUSTED_CERT_SUBJECT))]
+    #[arg(long, value_parser = flag_value(&r::TRUSTED_CERT_SUBJECT))]
     trusted_cert_subject: Option<String>,
     /// With --trusted-cert-roots: a required leaf SAN (email, URI, DNS name).
-    #[arg(long, value_parser = flag_value(&registry::TRUSTED_CERT_IDENTITY))]
+    #[arg(long, value_parser = flag_value(&r::TRUSTED_CERT_IDENTITY))]
     trusted_cert_identity: Option<String>,
     /// Sigstore keyless: the certificate identity (exact), with --sigstore-issuer.
-    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_IDENTITY))]
+    #[arg(long, value_parser = flag_value(&r::SIGSTORE_IDENTITY))]
     sigstore_identity: Option<String>,
     /// Sigstore keyless: the certificate identity as an anchored regex.
-    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_IDENTITY_REGEX))]
+    #[arg(long, value_parser = flag_value(&r::SIGSTORE_IDENTITY_REGEX))]
     sigstore_identity_regex: Option<String>,
     /// Sigstore keyless: the OIDC issuer URL.
-    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_ISSUER))]
-    sigstore_issuer: Option<String>,
+    #[arg(long, value_parser = flag_value(&r::SIGSTORE_ISSUER))]
+    sigstore_issuer: Option<url::Url>,
     /// Sigstore trusted_root.json or ClientTrustConfig (default: the public-good root).
-    #[arg(long, value_parser = flag_value(&registry::SIGSTORE_TRUSTED_ROOT))]
-    sigstore_trusted_root: Option<String>,
+    #[arg(long, value_parser = flag_value(&r::SIGSTORE_TRUSTED_ROOT))]
+    sigstore_trusted_root: Option<PathBuf>,
 }
 
 impl TrustArgs {
     /// `src` with these flags over their variables.
     pub(crate) fn apply(&self, src: &Source) -> Source {
-        use registry as r;
         src.clone()
-            .flags(&r::TRUSTED_KEYS, &self.trusted_keys)
-            .flag(&r::TRUST_POLICY, self.trust_policy.as_ref())
-            .flags(&r::TRUSTED_CERT_ROOTS, &self.trusted_cert_roots)
-            .flag(&r::TRUSTED_CERT_SUBJECT, self.trusted_cert_subject.as_ref())
-            .flag(
+            .with_list(&r::TRUSTED_KEYS, self.trusted_keys.clone())
+            .with(&r::TRUST_POLICY, self.trust_policy.clone())
+            .with_list(&r::TRUSTED_CERT_ROOTS, self.trusted_cert_roots.clone())
+            .with(&r::TRUSTED_CERT_SUBJECT, self.trusted_cert_subject.clone())
+            .with(
                 &r::TRUSTED_CERT_IDENTITY,
-                self.trusted_cert_identity.as_ref(),
+                self.trusted_cert_identity.clone(),
             )
-            .flag(&r::SIGSTORE_IDENTITY, self.sigstore_identity.as_ref())
-            .flag(
+            .with(&r::SIGSTORE_IDENTITY, self.sigstore_identity.clone())
+            .with(
                 &r::SIGSTORE_IDENTITY_REGEX,
-                self.sigstore_identity_regex.as_ref(),
+                self.sigstore_identity_regex.clone(),
             )
-            .flag(&r::SIGSTORE_ISSUER, self.sigstore_issuer.as_ref())
-            .flag(
+            .with(&r::SIGSTORE_ISSUER, self.sigstore_issuer.clone())
+            .with(
                 &r::SIGSTORE_TRUSTED_ROOT,
-                self.sigstore_trusted_root.as_ref(),
+                self.sigstore_trusted_root.clone(),
             )
     }
 }
 
-/// The trust policy of `src`: keys, certificate roots, Sigstore identity, policy file.
-pub(crate) fn trust_policy(src: &Source) -> Result<TrustPolicy, Failure> {
-    Ok(build::trust_sources(src)?.load()?)
+/// `--key`: the keys to unlock with, as every command that unlocks takes them.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct KeyArgs {
+    /// Key to unlock with (`TYPE:ARG`, e.g. `local:kek.bin`). Repeat to try several (or
+    /// SECURE_MODEL_KEYS).
+    #[arg(long = "key", value_delimiter = ',', value_parser = flag_item(&r::KEYS))]
+    pub(crate) keys: Vec<String>,
 }
 
-/// Key providers from `--key`/`SECURE_MODEL_KEYS`.
-pub(crate) fn key_providers(src: &Source) -> Result<Vec<Arc<dyn KeyProvider>>, Failure> {
-    let specs = src.list(&registry::KEYS)?;
-    key_providers_of(&specs, src)
+impl KeyArgs {
+    /// `src` with these keys over `SECURE_MODEL_KEYS`.
+    pub(crate) fn apply(&self, src: Source) -> Source {
+        src.with_list(&r::KEYS, self.keys.clone())
+    }
 }
 
-/// Key providers of `specs`, with the KBS settings of `src`.
+/// The key providers of the settings, refusing none.
+pub(crate) fn required_keys(settings: &Settings) -> Result<Vec<Arc<dyn KeyProvider>>, Failure> {
+    let providers = settings.key_providers()?;
+    if providers.is_empty() {
+        return Err(Failure::config(format!(
+            "no key: pass {0} TYPE:ARG, e.g. {0} local:keys/kek.bin (or set {1})",
+            settings.keys_name(),
+            r::KEYS.env
+        )));
+    }
+    Ok(providers)
+}
+
+/// Key providers of `specs` (recipients of `pack`, `rewrap --add`), with the KBS settings of
+/// the run.
 pub(crate) fn key_providers_of(
     specs: &[String],
-    src: &Source,
+    settings: &Settings,
 ) -> Result<Vec<Arc<dyn KeyProvider>>, Failure> {
-    let kbs = build::kbs_settings(src)?;
-    Ok(secure_model_core::config::load_key_providers(specs, &kbs)?)
+    Ok(secure_model_core::config::load_key_providers(
+        specs,
+        &settings.kbs,
+    )?)
 }
 
-/// The loader `verify` and `pull` share: trusted keys, key providers, options (with the
+/// The loader `verify` and `pull` share: the trust policy, key providers, options (with the
 /// manifest pin, when one is given) and a progress bar.
 pub(crate) fn loader(
-    src: &Source,
+    settings: &Settings,
     providers: Vec<Arc<dyn KeyProvider>>,
     bar: Bar,
 ) -> Result<Loader, Failure> {
-    let mut opts: LoadOptions = build::load_options(src)?;
-    match build::manifest_digests(src)?.as_slice() {
-        [] => {}
-        [pin] => opts = opts.pin_manifest_digest(*pin),
-        more => {
-            return Err(Failure::config(format!(
-                "{} manifest digests given; one package takes one",
-                more.len()
-            )))
-        }
+    let mut opts: LoadOptions = settings.load.clone();
+    if let Some(pin) = settings.single_pin()? {
+        opts = opts.pin_manifest_digest(pin);
     }
-    Ok(Loader::new(trust_policy(src)?, providers)
+    Ok(Loader::new(settings.trust_policy()?, providers)
         .with_options(opts)
         .with_progress(Arc::new(bar)))
 }

@@ -11,11 +11,11 @@ use secure_model_core::loader::Progress;
 use secure_model_core::package::{self, PackOptions};
 use secure_model_core::verify::{CertificateSigningKey, SigningKey, StatementSigner};
 use secure_model_settings::registry::{
-    flag_value, CERTIFICATE_CHAIN, SIGNING_CERTIFICATE, SIGNING_KEY,
+    flag_item, flag_value, CERTIFICATE_CHAIN, SIGNING_CERTIFICATE, SIGNING_KEY,
 };
 use secure_model_settings::Source;
 
-use super::{key_providers_of, open, print_json, Failure, Output, Res};
+use super::{key_providers_of, open, print_json, settings, Failure, Output, Res};
 use crate::progress::Bar;
 
 /// Arguments of `pack`.
@@ -32,15 +32,15 @@ pub(crate) struct PackArgs {
     /// PKCS#8 PEM ECDSA private key that signs the manifest (or SECURE_MODEL_SIGNING_KEY):
     /// P-256, or P-256/P-384 with --signing-certificate.
     #[arg(long, value_parser = flag_value(&SIGNING_KEY))]
-    signing_key: Option<String>,
+    signing_key: Option<PathBuf>,
     /// The signing key's leaf certificate (PEM): sign with the certificate chain, as
     /// `model_signing sign certificate` does (or SECURE_MODEL_SIGNING_CERTIFICATE).
     #[arg(long, value_parser = flag_value(&SIGNING_CERTIFICATE))]
-    signing_certificate: Option<String>,
+    signing_certificate: Option<PathBuf>,
     /// Intermediate CA certificates (PEM) to include after the leaf. Repeatable (or
     /// SECURE_MODEL_CERTIFICATE_CHAIN).
-    #[arg(long, value_parser = flag_value(&CERTIFICATE_CHAIN))]
-    certificate_chain: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = flag_item(&CERTIFICATE_CHAIN))]
+    certificate_chain: Vec<PathBuf>,
     /// Recipient that can unwrap the data key, `TYPE:ARG` (e.g. `local:keys/kek.bin`).
     /// Repeat for several.
     #[arg(long = "recipient", required = true)]
@@ -113,13 +113,14 @@ fn read_text(what: &str, path: &Path) -> Result<zeroize::Zeroizing<String>, Fail
 
 /// The manifest signer: a bare key, or a key with its certificate chain.
 fn statement_signer(src: &Source) -> Result<Box<dyn StatementSigner>, Failure> {
-    let key_path = src.path(&SIGNING_KEY)?.ok_or_else(|| {
+    let key_path = src.get(&SIGNING_KEY)?.ok_or_else(|| {
         Failure::config(
             "no signing key: pass --signing-key KEY.pem (or set SECURE_MODEL_SIGNING_KEY)",
         )
     })?;
-    let Some(leaf_path) = src.path(&SIGNING_CERTIFICATE)? else {
-        if !src.list(&CERTIFICATE_CHAIN)?.is_empty() {
+    let chain_paths = src.get(&CERTIFICATE_CHAIN)?.unwrap_or_default();
+    let Some(leaf_path) = src.get(&SIGNING_CERTIFICATE)? else {
+        if !chain_paths.is_empty() {
             return Err(Failure::config(
                 "--certificate-chain needs --signing-certificate (the leaf)",
             ));
@@ -127,8 +128,8 @@ fn statement_signer(src: &Source) -> Result<Box<dyn StatementSigner>, Failure> {
         return Ok(Box::new(read_signing_key(&key_path)?));
     };
     let mut chain = String::new();
-    for p in src.list(&CERTIFICATE_CHAIN)? {
-        chain.push_str(&read_text("certificate chain", Path::new(&p))?);
+    for p in chain_paths {
+        chain.push_str(&read_text("certificate chain", &p)?);
         chain.push('\n');
     }
     let signer = CertificateSigningKey::from_pem(
@@ -144,14 +145,15 @@ fn statement_signer(src: &Source) -> Result<Box<dyn StatementSigner>, Failure> {
 pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     let src = src
         .clone()
-        .flag(&SIGNING_KEY, a.signing_key.as_ref())
-        .flag(&SIGNING_CERTIFICATE, a.signing_certificate.as_ref())
-        .flags(&CERTIFICATE_CHAIN, &a.certificate_chain);
+        .with(&SIGNING_KEY, a.signing_key.clone())
+        .with(&SIGNING_CERTIFICATE, a.signing_certificate.clone())
+        .with_list(&CERTIFICATE_CHAIN, a.certificate_chain.clone());
     let signer = statement_signer(&src)?;
-    let recipients = key_providers_of(&a.recipients, &src)?;
+    let settings = settings(&src)?;
+    let recipients = key_providers_of(&a.recipients, &settings)?;
     let params = StreamParams::new(a.segment_size)
         .map_err(|e| Failure::config(format!("--segment-size: {e}")))?;
-    let store = open(&a.dest, true, &src)?;
+    let store = open(&a.dest, true, &settings)?;
     let bar: Arc<dyn Progress> = Arc::new(Bar::new("packing", a.output.json));
     let mut opts = PackOptions::default()
         .with_params(params)

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 use secure_model_core::loader::PullPlan;
 use secure_model_settings::registry::{
-    flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, FILE_CONCURRENCY, KEYS,
+    flag_item, flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, FILE_CONCURRENCY,
     MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD,
 };
 use secure_model_settings::Source;
 
-use super::{key_providers, loader, open, print_json, Output, Res, TrustArgs};
+use super::{loader, open, print_json, required_keys, settings, KeyArgs, Output, Res, TrustArgs};
 use crate::progress::Bar;
 
 /// Arguments of `pull`.
@@ -24,64 +24,64 @@ pub(crate) struct PullArgs {
     dest: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Key to unlock with (`TYPE:ARG`, e.g. `local:kek.bin`). Repeat to try several (or
-    /// SECURE_MODEL_KEYS).
-    #[arg(long = "key", value_parser = flag_value(&KEYS))]
-    keys: Vec<String>,
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Allow plaintext on a disk-backed destination (unsafe in Kata pods: shared with the host).
     #[arg(long)]
     allow_disk_plaintext: bool,
     /// Require the manifest to have this SHA-256 (hex): refuses rollbacks.
-    #[arg(long, value_parser = flag_value(&MANIFEST_DIGEST))]
-    manifest_digest: Option<String>,
+    #[arg(long, value_parser = flag_item(&MANIFEST_DIGEST))]
+    manifest_digest: Vec<[u8; 32]>,
     #[command(flatten)]
     tuning: PullTuning,
     #[command(flatten)]
     pub(crate) output: Output,
 }
 
-/// Pipeline knobs of `pull` (defaults and bounds: `secure-model settings`). The ranged GETs in
-/// flight adapt to the store within the caps; in-flight memory is bounded by --buffer-mib.
+/// Pipeline knobs of `pull`. The ranged GETs in flight adapt to the store within the caps;
+/// in-flight memory is bounded by --buffer-mib.
 #[derive(Debug, Args)]
 pub(crate) struct PullTuning {
-    /// Ciphertext segments per ranged GET (MiB with the default 1 MiB segment size).
+    /// Ciphertext segments per ranged GET (MiB with the default 1 MiB segment size)
+    /// [default: 8].
     #[arg(long, visible_alias = "range-mib", value_parser = flag_value(&RANGE_MIB))]
-    range_segments: Option<String>,
-    /// Most ranged GETs in flight per file.
+    range_segments: Option<u64>,
+    /// Most ranged GETs in flight per file [default: 32].
     #[arg(long, value_parser = flag_value(&READ_AHEAD))]
-    read_ahead: Option<String>,
-    /// Most files fetched and decrypted concurrently.
+    read_ahead: Option<u64>,
+    /// Most files fetched and decrypted concurrently [default: 4].
     #[arg(long, value_parser = flag_value(&FILE_CONCURRENCY))]
-    file_concurrency: Option<String>,
-    /// Memory for ciphertext in flight, MiB.
+    file_concurrency: Option<u64>,
+    /// Memory for ciphertext in flight, MiB [default: 16].
     #[arg(long, value_parser = flag_value(&BUFFER_MIB))]
-    buffer_mib: Option<String>,
-    /// `false` keeps the ranged GETs in flight at the caps instead of adapting.
+    buffer_mib: Option<u64>,
+    /// `false` keeps the ranged GETs in flight at the caps instead of adapting [default: true].
     #[arg(long, value_parser = flag_value(&ADAPTIVE))]
-    adaptive: Option<String>,
+    adaptive: Option<bool>,
+}
+
+impl PullTuning {
+    /// `src` with these flags over their variables.
+    pub(crate) fn apply(&self, src: Source) -> Source {
+        src.with(&RANGE_MIB, self.range_segments)
+            .with(&READ_AHEAD, self.read_ahead)
+            .with(&FILE_CONCURRENCY, self.file_concurrency)
+            .with(&BUFFER_MIB, self.buffer_mib)
+            .with(&ADAPTIVE, self.adaptive)
+    }
 }
 
 /// Runs `pull`.
 pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
     let src = a
-        .trust
-        .apply(src)
-        .flags(&KEYS, &a.keys)
-        .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref())
-        .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext)
-        .flag(&RANGE_MIB, a.tuning.range_segments.as_ref())
-        .flag(&READ_AHEAD, a.tuning.read_ahead.as_ref())
-        .flag(&FILE_CONCURRENCY, a.tuning.file_concurrency.as_ref())
-        .flag(&BUFFER_MIB, a.tuning.buffer_mib.as_ref())
-        .flag(&ADAPTIVE, a.tuning.adaptive.as_ref());
-    let providers = key_providers(&src)?;
-    if providers.is_empty() {
-        return Err(super::Failure::config(
-            "no key: pass --key TYPE:ARG (or set SECURE_MODEL_KEYS)",
-        ));
-    }
-    let loader = loader(&src, providers, Bar::new("pulling", a.output.json))?;
-    let store = open(&a.pkg, false, &src)?;
+        .tuning
+        .apply(a.keys.apply(a.trust.apply(src)))
+        .with_list(&MANIFEST_DIGEST, a.manifest_digest)
+        .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext);
+    let settings = settings(&src)?;
+    let providers = required_keys(&settings)?;
+    let loader = loader(&settings, providers, Bar::new("pulling", a.output.json))?;
+    let store = open(&a.pkg, false, &settings)?;
     let mut plan = PullPlan::new(loader);
     plan.add(store, &a.dest, None);
     let r = plan
@@ -95,12 +95,15 @@ pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
         return print_json(&r);
     }
     println!(
-        "pulled {} files ({} bytes) of model {:?} into {} ({:?}) in {:.2}s via {}",
+        "pulled {} files ({} bytes) of model {:?} into {} ({}) in {:.2}s via {}",
         r.files,
         r.plaintext_bytes,
         r.model_name,
         r.destination.display(),
-        r.destination_fs,
+        serde_json::to_value(r.destination_fs)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         r.seconds,
         r.recipient
     );

@@ -5,7 +5,11 @@ use secure_model_core::keys::Recipient;
 use secure_model_core::package;
 use secure_model_settings::Source;
 
-use super::{key_providers_of, open, print_json, trust_policy, Failure, Output, Res};
+use super::{
+    key_providers_of, open, print_json, required_keys, settings, Failure, KeyArgs, Output, Res,
+    TrustArgs,
+};
+use secure_model_settings::Settings;
 
 /// Arguments of `rewrap`.
 #[derive(Debug, Args)]
@@ -14,9 +18,10 @@ pub(crate) struct RewrapArgs {
     /// `https://HOST/PATH` (read-only), a directory or `file://` URI (KServe's `secure+` forms
     /// too). Credentials: `secure-model settings` and docs/storage.md.
     pkg: String,
-    /// A current recipient's key (`TYPE:ARG`) used to unwrap the data key.
-    #[arg(long)]
-    key: String,
+    /// A current recipient's key (`TYPE:ARG`) that unwraps the data key. Repeat to try
+    /// several (or SECURE_MODEL_KEYS).
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Recipient to add (`TYPE:ARG`). Repeatable.
     #[arg(long = "add")]
     add: Vec<String>,
@@ -24,20 +29,20 @@ pub(crate) struct RewrapArgs {
     /// Repeatable.
     #[arg(long = "remove")]
     remove: Vec<String>,
-    /// Verify the manifest signature with this public key first (recommended).
-    #[arg(long = "trusted-key")]
-    trusted_keys: Vec<String>,
+    /// Verify the manifest signature first (recommended): any trusted signer, as for `verify`.
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     pub(crate) output: Output,
 }
 
 /// The recipients to remove: a key spec that resolves (local:FILE) names its recipient;
 /// otherwise the `provider:key_ref` printed by `inspect`.
-fn removals(specs: &[String], src: &Source) -> Result<Vec<Recipient>, Failure> {
+fn removals(specs: &[String], settings: &Settings) -> Result<Vec<Recipient>, Failure> {
     specs
         .iter()
         .map(
-            |spec| match key_providers_of(std::slice::from_ref(spec), src) {
+            |spec| match key_providers_of(std::slice::from_ref(spec), settings) {
                 Ok(p) if p.len() == 1 => Ok(p.iter().map(|p| p.recipient().clone()).collect()),
                 _ => spec
                     .split_once(':')
@@ -58,22 +63,17 @@ pub(crate) async fn run(a: RewrapArgs, src: &Source) -> Res {
     if a.add.is_empty() && a.remove.is_empty() {
         return Err(Failure::config("nothing to do: give --add and/or --remove"));
     }
-    let current = key_providers_of(std::slice::from_ref(&a.key), src)?
-        .pop()
-        .ok_or_else(|| Failure::internal("no provider for --key"))?;
-    let add = key_providers_of(&a.add, src)?;
-    let remove = removals(&a.remove, src)?;
-    // Only an explicit --trusted-key verifies here (SECURE_MODEL_TRUSTED_KEYS is not read).
-    let trusted = if a.trusted_keys.is_empty() {
+    let settings = settings(&a.keys.apply(a.trust.apply(src)))?;
+    let current = required_keys(&settings)?;
+    let add = key_providers_of(&a.add, &settings)?;
+    let remove = removals(&a.remove, &settings)?;
+    // Any trusted signer configured (flags or variables) verifies the manifest first.
+    let trusted = if settings.trust.is_empty() {
         None
     } else {
-        let files = src.clone().flags(
-            &secure_model_settings::registry::TRUSTED_KEYS,
-            &a.trusted_keys,
-        );
-        Some(trust_policy(&files)?)
+        Some(settings.trust_policy()?)
     };
-    let store = open(&a.pkg, false, src)?;
+    let store = open(&a.pkg, false, &settings)?;
     let r = package::rewrap(store.as_ref(), &current, &add, &remove, trusted.as_ref()).await?;
     if a.output.json {
         return print_json(&r);
@@ -86,7 +86,9 @@ pub(crate) async fn run(a: RewrapArgs, src: &Source) -> Res {
     }
     println!("recipients now: {}", r.recipients.join(", "));
     if !r.manifest_verified {
-        println!("note: manifest signature not verified (pass --trusted-key)");
+        println!(
+            "note: manifest signature not verified (pass --trusted-key or another trusted signer)"
+        );
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! `verify`: signature, structure, ciphertext digests; with `--key` also every plaintext.
 
 use clap::Args;
-use secure_model_settings::registry::{flag_value, MANIFEST_DIGEST};
+use secure_model_settings::registry::{flag_item, MANIFEST_DIGEST};
 use secure_model_settings::Source;
 
-use super::{key_providers_of, loader, open, print_json, Output, Res, TrustArgs};
+use super::{loader, open, print_json, settings, KeyArgs, Output, Res, TrustArgs};
 use crate::progress::Bar;
 
 /// Arguments of `verify`.
@@ -16,13 +16,13 @@ pub(crate) struct VerifyArgs {
     pkg: String,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Also decrypt with this key (`TYPE:ARG`) and check every plaintext SHA-256 (nothing is
-    /// written).
-    #[arg(long = "key")]
-    keys: Vec<String>,
+    /// With a key (`--key` or SECURE_MODEL_KEYS) also decrypt and check every signed plaintext
+    /// digest, exactly as a pull does (nothing is written).
+    #[command(flatten)]
+    keys: KeyArgs,
     /// Require the manifest to have this SHA-256 (hex).
-    #[arg(long, value_parser = flag_value(&MANIFEST_DIGEST))]
-    manifest_digest: Option<String>,
+    #[arg(long, value_parser = flag_item(&MANIFEST_DIGEST))]
+    manifest_digest: Vec<[u8; 32]>,
     #[command(flatten)]
     pub(crate) output: Output,
 }
@@ -30,14 +30,15 @@ pub(crate) struct VerifyArgs {
 /// Runs `verify`.
 pub(crate) async fn run(a: VerifyArgs, src: &Source) -> Res {
     let src = a
-        .trust
-        .apply(src)
-        .flag(&MANIFEST_DIGEST, a.manifest_digest.as_ref());
-    // Only an explicit --key decrypts: SECURE_MODEL_KEYS alone does not turn it on.
-    let decrypt = !a.keys.is_empty();
-    let providers = key_providers_of(&a.keys, &src)?;
-    let loader = loader(&src, providers, Bar::new("verifying", a.output.json))?;
-    let store = open(&a.pkg, false, &src)?;
+        .keys
+        .apply(a.trust.apply(src))
+        .with_list(&MANIFEST_DIGEST, a.manifest_digest);
+    let settings = settings(&src)?;
+    // A configured key (flag or SECURE_MODEL_KEYS, as for pull) decrypts too.
+    let providers = settings.key_providers()?;
+    let decrypt = !providers.is_empty();
+    let loader = loader(&settings, providers, Bar::new("verifying", a.output.json))?;
+    let store = open(&a.pkg, false, &settings)?;
     let r = loader.verify_package(store, decrypt).await?;
     if a.output.json {
         return print_json(&r);
@@ -55,7 +56,7 @@ pub(crate) async fn run(a: VerifyArgs, src: &Source) -> Res {
             "OK: decrypted with {rc}; {} plaintext bytes match their signed SHA-256",
             r.plaintext_bytes
         ),
-        None => println!("(no --key given: plaintext not checked)"),
+        None => println!("(no key given: plaintext not checked; pass --key to check it)"),
     }
     Ok(())
 }

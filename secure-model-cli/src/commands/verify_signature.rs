@@ -9,7 +9,9 @@ use secure_model_core::package::check_model_dir;
 use secure_model_core::verify::verify_model_signature;
 use secure_model_settings::Source;
 
-use super::{print_json, trust_policy, Failure, Output, Res, TrustArgs};
+use secure_model_settings::trust::TrustSources;
+
+use super::{print_json, Failure, Output, Res, TrustArgs};
 
 /// Arguments of `verify-signature`.
 #[derive(Debug, Args)]
@@ -55,8 +57,8 @@ fn read_signature(a: &VerifySignatureArgs, limits: &Limits) -> Result<Vec<u8>, F
 
 /// Runs `verify-signature`.
 pub(crate) fn run(a: VerifySignatureArgs, src: &Source) -> Res {
-    let src = a.trust.apply(src);
-    let policy = trust_policy(&src)?;
+    // Only the trust part of the settings: nothing else is needed to check a directory.
+    let policy = TrustSources::from_source(&a.trust.apply(src))?.load()?;
     let limits = Limits::default();
     let bytes = read_signature(&a, &limits)?;
     let sig = verify_model_signature(&bytes, &policy, &limits)?;

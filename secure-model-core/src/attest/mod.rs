@@ -80,7 +80,7 @@ pub enum AttestError {
         probed: String,
     },
     /// The sample attester was selected but not explicitly allowed.
-    #[error("the sample attester provides no security and is refused unless explicitly allowed (SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=1)")]
+    #[error("the sample attester provides no security and is refused unless explicitly allowed (the sample-attester relaxation)")]
     SampleNotAllowed,
     /// Report data longer than the TEE accepts.
     #[error("report data is {len} bytes; at most {MAX_REPORT_DATA} are accepted")]

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use super::{AttestError, Attester, TeeType, MAX_REPORT_DATA};
-use crate::danger::Relaxations;
+use crate::danger::{Relaxation, Relaxations};
 
 /// Sample evidence for development and tests. Construction fails unless explicitly allowed,
 /// and every use logs a warning.
@@ -25,10 +25,7 @@ impl SampleAttester {
         if !relax.sample_attester() {
             return Err(AttestError::SampleNotAllowed);
         }
-        tracing::warn!(
-            "SAMPLE ATTESTER ENABLED: evidence is not produced by a TEE and proves nothing; \
-             use only for development and tests"
-        );
+        relax.take_effect(Relaxation::SampleAttester, "the sample attester");
         Ok(Self { _allowed: () })
     }
 }

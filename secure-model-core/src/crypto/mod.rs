@@ -3,6 +3,7 @@
 //! package layout or of key providers.
 
 mod digests;
+pub(crate) mod opening;
 mod secrets;
 pub mod streaming;
 pub mod tree;

@@ -18,7 +18,7 @@ pub use manifest::{
     DEFAULT_IGNORE_PATHS, ENCRYPTION_FORMAT, IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_TYPE,
     MODEL_SIGNING_PREDICATE_TYPE,
 };
-pub use paths::{compare_paths, validate_object_key, validate_path};
+pub use paths::{compare_paths, validate_object_key, validate_path, ModelPath};
 pub use serialization::{
     parse_shard_name, shard_name, FileHasher, Hashing, Serialization, ShardSize,
     UPSTREAM_SHARD_SIZE,

@@ -43,6 +43,45 @@ pub fn validate_path(path: &str, limits: &Limits) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// A model file path that passed [`validate_path`]: relative, normalised, within the limits.
+/// Whatever joins a path onto a directory (staging, publishing) takes this type, so an
+/// unchecked string cannot reach the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModelPath(String);
+
+impl ModelPath {
+    /// Checks `path` by [`validate_path`].
+    ///
+    /// # Errors
+    /// [`FormatError::InvalidPath`] naming the rule broken.
+    pub fn new(path: &str, limits: &Limits) -> Result<Self, FormatError> {
+        validate_path(path, limits)?;
+        Ok(Self(path.to_string()))
+    }
+
+    /// The path, `/`-separated.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its first component: the entry it creates at the top of a directory.
+    pub fn top_level(&self) -> &str {
+        self.0.split('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl std::fmt::Display for ModelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for ModelPath {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Component-wise order: `weights/x` sorts before `weights-notes.txt` because the component
 /// `weights` is a prefix of `weights-notes.txt`. This is the order of `model_signing`'s
 /// resources list.

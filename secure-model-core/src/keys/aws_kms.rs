@@ -127,7 +127,7 @@ impl AwsKmsKeyProvider {
 /// typo fails before any network call. No normalisation: the string is the recipient reference.
 pub(crate) fn validate_key_ref(key_id: &str) -> Result<(), KeyError> {
     let bad = |reason: &str| KeyError::InvalidSpec {
-        spec: format!("{AWS_KMS}:{key_id}"),
+        spec: super::spec::shown_spec(&format!("{AWS_KMS}:{key_id}")),
         reason: reason.into(),
     };
     if key_id.is_empty() {

@@ -89,12 +89,16 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
                 let what = format!("init-data file {} is not UTF-8 text", f.display());
                 b = b.with_init_data(text(read(f, MAX_INIT_DATA)?, what)?);
             }
-            let attester = settings.attester.build(settings.relax).map_err(KbsError::from)?;
+            let attester = settings
+                .attester
+                .build(settings.relax)
+                .map_err(KbsError::from)?;
             b = b.with_attester(attester);
         }
         _ => {
             return Err(KbsError::Config {
-                reason: "passport mode needs both SECURE_MODEL_KBS_TOKEN_FILE and SECURE_MODEL_KBS_TEE_KEY_FILE".into(),
+                reason: "passport mode needs both the attestation token file and the TEE key file"
+                    .into(),
             }
             .into())
         }

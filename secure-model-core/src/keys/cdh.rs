@@ -27,7 +27,7 @@ pub enum CdhError {
         addr: String,
     },
     /// Transport failure (is the CDH running in this pod?).
-    #[error("CDH request for {resource} failed (is the Confidential Data Hub running at the configured CDH_ADDR?)")]
+    #[error("CDH request for {resource} failed (is the Confidential Data Hub running at the configured address?)")]
     Http {
         /// Resource.
         resource: String,

@@ -138,7 +138,7 @@ impl KeyProvider for KbsKeyProvider {
 
 fn invalid(spec: &str, reason: impl Into<String>) -> KeyError {
     KeyError::InvalidSpec {
-        spec: spec.into(),
+        spec: super::spec::shown_spec(spec),
         reason: reason.into(),
     }
 }

@@ -52,7 +52,7 @@ impl LocalKeyProvider {
 /// Reads a KEK file in the encodings of [`LocalKeyProvider::from_file`] (shared with the
 /// `kbs-resource` publisher spec).
 pub(super) fn read_kek_file(path: &std::path::Path) -> Result<Kek, KeyError> {
-    let shown = path.display().to_string();
+    let shown = super::spec::shown_part(&path.display().to_string());
     let meta = std::fs::metadata(path).map_err(|source| KeyError::ReadKeyFile {
         path: shown.clone(),
         source,

@@ -16,6 +16,7 @@ pub mod kbs;
 mod kbs_recipient;
 mod local;
 pub mod resource;
+pub mod spec;
 mod unlock;
 
 use std::fmt::Debug;
@@ -30,7 +31,8 @@ pub use kbs_recipient::{KbsKeyProvider, KBS};
 pub(crate) use local::parse_kek;
 pub use local::LocalKeyProvider;
 pub use resource::ResourcePath;
-pub use unlock::{unlock_dek, Commitment, UnlockError, UnlockFailure, UnlockedKey};
+pub(crate) use unlock::{unlock_dek, Commitment};
+pub use unlock::{UnlockError, UnlockFailure};
 
 use crate::crypto::{CryptoError, DataKey};
 
@@ -65,7 +67,7 @@ pub enum KeyError {
     /// A `--recipient`/`--key` specification could not be parsed.
     #[error("invalid key specification {spec:?}: {reason}")]
     InvalidSpec {
-        /// The specification as given (contains no secret: it names a file or resource).
+        /// The specification as shown by [`spec::shown_spec`]: key-like text is redacted.
         spec: String,
         /// Why.
         reason: String,
@@ -250,7 +252,7 @@ pub const KNOWN_PROVIDERS: &str = "local, kbs, kbs-resource, cdh, aws-kms";
 
 fn split_spec(spec: &str) -> Result<(&str, &str), KeyError> {
     spec.split_once(':').ok_or_else(|| KeyError::InvalidSpec {
-        spec: spec.into(),
+        spec: spec::shown_spec(spec),
         reason: "expected TYPE:ARGUMENT, for example local:/path/to/kek".into(),
     })
 }
@@ -275,7 +277,7 @@ pub fn recipient_of_spec(spec: &str) -> Result<Recipient, KeyError> {
             Ok(Recipient::new(aws_kms::AWS_KMS, arg))
         }
         other => Err(KeyError::UnknownProvider {
-            scheme: other.into(),
+            scheme: spec::shown_scheme(other),
             known: KNOWN_PROVIDERS,
         }),
     }
@@ -300,7 +302,7 @@ pub fn provider_from_spec(
         "local" => {
             if arg.is_empty() {
                 return Err(KeyError::InvalidSpec {
-                    spec: spec.into(),
+                    spec: spec::shown_spec(spec),
                     reason: "local: needs a key file path".into(),
                 });
             }
@@ -312,7 +314,7 @@ pub fn provider_from_spec(
         #[cfg(feature = "aws-kms")]
         "aws-kms" => Ok(std::sync::Arc::new(AwsKmsKeyProvider::new(arg)?)),
         other => Err(KeyError::UnknownProvider {
-            scheme: other.into(),
+            scheme: spec::shown_scheme(other),
             known: KNOWN_PROVIDERS,
         }),
     }

@@ -71,21 +71,20 @@ impl UnlockError {
 
 /// A data key that matched the signed commitment, and the recipient that produced it.
 #[derive(Debug)]
-#[non_exhaustive]
-pub struct UnlockedKey {
+pub(crate) struct UnlockedKey {
     /// The package's DEK.
-    pub dek: DataKey,
+    pub(crate) dek: DataKey,
     /// The recipient whose provider unwrapped it.
-    pub recipient: Recipient,
+    pub(crate) recipient: Recipient,
 }
 
 /// The package a keys file must belong to: its `model_id` and signed DEK commitment.
 #[derive(Debug, Clone, Copy)]
-pub struct Commitment<'a> {
+pub(crate) struct Commitment<'a> {
     /// The manifest's `model_id`.
-    pub model_id: &'a str,
+    pub(crate) model_id: &'a str,
     /// The manifest's signed DEK commitment.
-    pub dek_commitment: &'a [u8; 32],
+    pub(crate) dek_commitment: &'a [u8; 32],
 }
 
 /// Tries each of `providers` that is a recipient of `keys`, in order, and returns the first
@@ -95,7 +94,7 @@ pub struct Commitment<'a> {
 /// [`UnlockError::ModelIdMismatch`] for a keys file of another package,
 /// [`UnlockError::NoMatchingRecipient`] when no provider is a recipient,
 /// [`UnlockError::Failed`] with the last failure when every matching provider failed.
-pub async fn unlock_dek(
+pub(crate) async fn unlock_dek(
     keys: &KeysFile,
     providers: &[Arc<dyn KeyProvider>],
     package: Commitment<'_>,

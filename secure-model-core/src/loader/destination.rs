@@ -22,8 +22,9 @@ fn rename_noreplace(from_dir: &File, to_dir: &File, name: &str) -> std::io::Resu
 use super::sink::FileSink;
 use super::LoadError;
 use crate::crypto::random_fill;
-use crate::danger::Relaxations;
-use crate::verify::FileEntry;
+use crate::danger::{Relaxation, Relaxations};
+use crate::format::ModelPath;
+use crate::verify::VerifiedFile;
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -169,12 +170,11 @@ fn create_destination(dest: &Path) -> Result<CreatedDirs, LoadError> {
 /// The top-level names `paths` would create in `dest`; refuses any that already exists.
 fn free_top_level<'a>(
     dest: &Path,
-    paths: impl IntoIterator<Item = &'a str>,
+    paths: impl IntoIterator<Item = &'a ModelPath>,
 ) -> Result<BTreeSet<String>, LoadError> {
     let mut top_level = BTreeSet::new();
     for p in paths {
-        let top = p.split('/').next().unwrap_or(p);
-        top_level.insert(top.to_string());
+        top_level.insert(p.top_level().to_string());
     }
     for top in &top_level {
         let target = dest.join(top);
@@ -216,6 +216,37 @@ fn locked_staging_root(dest: &Path) -> Result<(PathBuf, nix::fcntl::Flock<File>)
     }
 }
 
+/// The checks [`Staging::create`] makes, without creating anything: `dest` (or, when it does
+/// not exist yet, its nearest existing ancestor) must be memory-backed unless `relax` allows
+/// disk plaintext, and no top-level entry of `paths` may exist in it. Returns the filesystem
+/// kind. `doctor` runs exactly these checks, so it and a pull agree.
+///
+/// # Errors
+/// [`LoadError::NotMemoryBacked`], [`LoadError::DestinationConflict`],
+/// [`LoadError::Destination`].
+pub fn check_destination<'a>(
+    dest: &Path,
+    paths: impl IntoIterator<Item = &'a ModelPath>,
+    relax: Relaxations,
+) -> Result<FsKind, LoadError> {
+    let existing = dest
+        .ancestors()
+        .find(|p| p.exists())
+        .ok_or_else(|| LoadError::Destination {
+            path: dest.display().to_string(),
+            reason: "no existing ancestor",
+            source: None,
+        })?;
+    let kind = filesystem_kind(existing)?;
+    if kind == FsKind::Other && !relax.disk_plaintext() {
+        return Err(not_memory_backed(dest));
+    }
+    if existing == dest {
+        free_top_level(dest, paths)?;
+    }
+    Ok(kind)
+}
+
 impl Staging {
     /// [`Staging::create`] on the blocking pool.
     ///
@@ -223,17 +254,15 @@ impl Staging {
     /// As [`Staging::create`].
     pub async fn prepare(
         dest: &Path,
-        paths: Vec<String>,
+        paths: Vec<ModelPath>,
         relax: Relaxations,
     ) -> Result<Self, LoadError> {
         let dest = dest.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            Self::create(&dest, paths.iter().map(String::as_str), relax)
-        })
-        .await
-        .map_err(|_| LoadError::Internal {
-            what: "staging task panicked or was cancelled",
-        })?
+        tokio::task::spawn_blocking(move || Self::create(&dest, &paths, relax))
+            .await
+            .map_err(|_| LoadError::Internal {
+                what: "staging task panicked or was cancelled",
+            })?
     }
 
     /// Creates `dest` if needed, enforces the memory-backed policy (unless `relax` allows disk
@@ -245,7 +274,7 @@ impl Staging {
     /// [`LoadError::Destination`].
     pub fn create<'a>(
         dest: &Path,
-        paths: impl IntoIterator<Item = &'a str>,
+        paths: impl IntoIterator<Item = &'a ModelPath>,
         relax: Relaxations,
     ) -> Result<Self, LoadError> {
         let allow_disk = relax.disk_plaintext();
@@ -263,7 +292,7 @@ impl Staging {
             if !allow_disk {
                 return Err(not_memory_backed(dest));
             }
-            tracing::warn!(destination = %dest.display(), "writing plaintext to a destination that is not memory-backed (explicitly allowed)");
+            relax.take_effect(Relaxation::DiskPlaintext, &dest.display().to_string());
         }
         let top_level = free_top_level(dest, paths)?;
         let (root, lock) = locked_staging_root(dest)?;
@@ -286,16 +315,17 @@ impl Staging {
     /// One preallocated staging file per manifest file, created on the blocking pool.
     pub(crate) async fn file_sinks(
         self,
-        files: Vec<FileEntry>,
-    ) -> Result<(Self, Vec<FileSink>), LoadError> {
+        files: Vec<VerifiedFile>,
+    ) -> Result<(Self, Vec<(VerifiedFile, FileSink)>), LoadError> {
         tokio::task::spawn_blocking(move || {
             let sinks = files
-                .iter()
+                .into_iter()
                 .map(|f| {
-                    self.create_file(f.path(), f.plaintext_size())
-                        .map(|file| FileSink::new(file, f.path()))
+                    let file = self.create_file(f.model_path(), f.plaintext_size())?;
+                    let sink = FileSink::new(file, f.path());
+                    Ok((f, sink))
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, LoadError>>()?;
             Ok((self, sinks))
         })
         .await
@@ -304,13 +334,13 @@ impl Staging {
         })?
     }
 
-    /// Creates the staging file for relative path `rel` (validated by the manifest checks),
-    /// preallocated to `size` bytes. Blocks on filesystem calls.
+    /// Creates the staging file for `rel`, preallocated to `size` bytes. Blocks on filesystem
+    /// calls.
     ///
     /// # Errors
     /// [`LoadError::Destination`].
-    pub fn create_file(&self, rel: &str, size: u64) -> Result<File, LoadError> {
-        let path = self.root.join(rel);
+    fn create_file(&self, rel: &ModelPath, size: u64) -> Result<File, LoadError> {
+        let path = self.root.join(rel.as_str());
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -332,10 +362,10 @@ impl Staging {
         Ok(f)
     }
 
-    /// Where relative path `rel` (already validated by the caller) lives inside the staging
-    /// directory, for callers that stage files themselves (KServe JWE downloads).
-    pub fn path_of(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+    /// Where `rel` lives inside the staging directory, for callers that stage files
+    /// themselves (KServe JWE downloads).
+    pub fn path_of(&self, rel: &ModelPath) -> PathBuf {
+        self.root.join(rel.as_str())
     }
 
     /// Moves every top-level entry into the destination (`renameat2(RENAME_NOREPLACE)`, so
@@ -405,12 +435,13 @@ mod tests {
         std::fs::create_dir(&stale).unwrap();
         std::fs::write(stale.join("weights.bin"), b"partial plaintext").unwrap();
 
-        let live = Staging::create(&dest, ["a.bin"], Relaxations::NONE).unwrap();
+        let path = |p: &str| ModelPath::new(p, &crate::format::Limits::default()).unwrap();
+        let live = Staging::create(&dest, &[path("a.bin")], Relaxations::NONE).unwrap();
         assert!(!stale.exists(), "stale staging must be removed");
         assert!(live.root.exists());
 
         // A second loader in the same destination leaves the live one alone.
-        let second = Staging::create(&dest, ["b.bin"], Relaxations::NONE).unwrap();
+        let second = Staging::create(&dest, &[path("b.bin")], Relaxations::NONE).unwrap();
         assert!(
             live.root.exists(),
             "a staging directory in use must be kept"

@@ -23,7 +23,7 @@ use super::schedule::{FileRanges, Schedule};
 use super::sink::PlaintextSink;
 use super::{LoadError, LoadOptions, Progress, TransferStats};
 use crate::storage::{Pressure, StorageBackend};
-use crate::verify::UnlockedManifest;
+use crate::verify::{UnlockedManifest, VerifiedFile};
 
 /// How often the driver samples whether the limit holds it back.
 const TICK: Duration = Duration::from_millis(25);
@@ -206,15 +206,16 @@ impl<S: PlaintextSink> Pull<S> {
 }
 
 impl Driver {
-    /// Decrypts every file of `unlocked` into its sink (`sinks[i]` for file `i`) and returns the
-    /// sinks' outputs in file order, once every file verified, and what the transfer did. On
-    /// failure the outputs built so far are dropped (zeroized for memory sinks).
+    /// Decrypts each file of `work` (files of `unlocked`'s manifest, each with its sink) and
+    /// returns the sinks' outputs in `work`'s order, once every file verified, and what the
+    /// transfer did. On failure the outputs built so far are dropped (zeroized for memory
+    /// sinks).
     pub(crate) async fn decrypt_all<S: PlaintextSink>(
         &self,
         unlocked: &Arc<UnlockedManifest>,
-        sinks: Vec<S>,
+        work: Vec<(VerifiedFile, S)>,
     ) -> Result<(Vec<S::Output>, TransferStats), LoadError> {
-        let files = self.openers(unlocked, sinks)?;
+        let files = self.openers(unlocked, work)?;
         let schedule = self.schedule(unlocked, &files);
         let segment = unlocked.manifest().params().segment_size() as usize;
         let env = Arc::new(Env {
@@ -238,25 +239,24 @@ impl Driver {
         pull.run().await
     }
 
-    /// The openers of every file, with their sinks and digest checks.
+    /// The openers of the files of `work`, with their sinks and digest checks. Each file must
+    /// be one of `unlocked`'s: its associated data and digests are that manifest's.
     fn openers<S: PlaintextSink>(
         &self,
         unlocked: &UnlockedManifest,
-        sinks: Vec<S>,
+        work: Vec<(VerifiedFile, S)>,
     ) -> Result<Vec<Arc<FileOpener<S>>>, LoadError> {
-        let files = unlocked.manifest().files();
-        if sinks.len() != files.len() {
-            return Err(LoadError::Internal {
-                what: "one sink per file",
-            });
-        }
-        files
-            .iter()
-            .zip(sinks)
+        let ours = unlocked.manifest().files();
+        work.into_iter()
             .map(|(file, sink)| {
+                if !ours.contains(&file) {
+                    return Err(LoadError::Internal {
+                        what: "a file of another manifest",
+                    });
+                }
                 Ok(Arc::new(FileOpener {
-                    check: FileCheck::new(file)?,
-                    file: file.clone(),
+                    check: FileCheck::new(&file)?,
+                    file,
                     opener: std::sync::OnceLock::new(),
                     params: unlocked.manifest().params(),
                     sink,

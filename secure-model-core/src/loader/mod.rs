@@ -18,20 +18,19 @@ mod pool;
 mod progress;
 mod pull_plan;
 mod ranges;
+mod reader;
 mod schedule;
 mod sink;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use zeroize::Zeroizing;
-
-pub use destination::{filesystem_kind, FsKind, Staging, STAGING_PREFIX};
+pub use destination::{check_destination, filesystem_kind, FsKind, Staging, STAGING_PREFIX};
 pub use phases::PhaseTimings;
 pub use progress::{LogProgress, Progress};
 pub use pull_plan::{PullPlan, StagedPlan};
+pub use reader::{LoadedModel, PackageReader};
 
 use crate::crypto::CryptoError;
 use crate::danger::Relaxations;
@@ -39,12 +38,12 @@ use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
 use crate::keys::{unlock_dek, Commitment, KeyProvider, UnlockError};
 use crate::storage::{StorageBackend, StorageError};
 use crate::verify::{
-    verify_manifest, TrustPolicy, UnlockedManifest, VerifiedManifest, VerifyError,
+    verify_manifest, TrustPolicy, UnlockedManifest, VerifiedFile, VerifiedManifest, VerifyError,
 };
 use crate::ErrorClass;
 use driver::Driver;
 use phases::StageClock;
-use sink::{MemorySink, PlaintextSink, VerifySink};
+use sink::{PlaintextSink, VerifySink};
 
 /// Loader errors.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +122,12 @@ pub enum LoadError {
         /// Plaintext bytes that were asked for.
         bytes: u64,
     },
+    /// A file asked for by path is not in the package.
+    #[error("the package has no file {path:?}")]
+    NotInPackage {
+        /// The path asked for.
+        path: String,
+    },
     /// A primitive failed.
     #[error("cryptographic failure")]
     Crypto(#[source] CryptoError),
@@ -150,6 +155,7 @@ impl LoadError {
             | LoadError::TooLargeForMemory { .. } => ErrorClass::Destination,
             LoadError::Storage(e) => e.class(),
             LoadError::Verify(e) => e.class(),
+            LoadError::NotInPackage { .. } => ErrorClass::Config,
             LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
         }
     }
@@ -344,55 +350,6 @@ impl StagedModel {
     }
 }
 
-/// A package verified and decrypted into process memory by [`Loader::load_in_memory`]. Every
-/// file's plaintext SHA-256 matched the signed manifest. The buffers are zeroed when dropped;
-/// `Debug` shows paths and sizes only.
-#[non_exhaustive]
-pub struct LoadedModel {
-    /// Package id.
-    pub model_id: String,
-    /// Model name from the manifest subject.
-    pub model_name: String,
-    /// Hex SHA-256 of the manifest object.
-    pub manifest_digest: String,
-    /// The trusted signer that verified: its key hint, `x509:` and the leaf subject, or
-    /// `sigstore:` and the identity.
-    pub signer: String,
-    /// Recipient whose key unlocked the package (`provider:key_ref`).
-    pub recipient: String,
-    /// Plaintext of every file, by model path (`/`-separated, as signed).
-    pub files: BTreeMap<String, Zeroizing<Vec<u8>>>,
-}
-
-impl LoadedModel {
-    /// The plaintext of the file at model path `path`.
-    pub fn file(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(|v| v.as_slice())
-    }
-    /// Total plaintext bytes.
-    pub fn plaintext_bytes(&self) -> u64 {
-        self.files.values().map(|v| v.len() as u64).sum()
-    }
-}
-
-impl std::fmt::Debug for LoadedModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes: BTreeMap<&str, usize> = self
-            .files
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.len()))
-            .collect();
-        f.debug_struct("LoadedModel")
-            .field("model_id", &self.model_id)
-            .field("model_name", &self.model_name)
-            .field("manifest_digest", &self.manifest_digest)
-            .field("signer", &self.signer)
-            .field("recipient", &self.recipient)
-            .field("file_sizes", &sizes)
-            .finish()
-    }
-}
-
 /// Loads packages. Configure the trust policy (trusted keys, certificate roots, Sigstore
 /// identities) and key providers; everything else has secure defaults (signature required,
 /// memory-backed destination required).
@@ -490,12 +447,10 @@ impl Loader {
     }
 
     /// Reads the keys file and unlocks `manifest` with the first configured provider that is a
-    /// recipient and returns the DEK matching the signed commitment
-    /// ([`crate::keys::unlock_dek`]).
-    ///
-    /// # Errors
-    /// Storage failures and [`LoadError::Unlock`].
-    pub async fn unlock(
+    /// recipient and returns the DEK matching the signed commitment. Private: an unlocked
+    /// manifest opens segments before their digests are checked, so it never leaves the
+    /// loader.
+    async fn unlock(
         &self,
         store: &dyn StorageBackend,
         manifest: VerifiedManifest,
@@ -529,25 +484,27 @@ impl Loader {
         result
     }
 
-    /// Decrypts every file of `unlocked` into `sinks`: the one skeleton of [`Loader::stage`],
-    /// [`Loader::load_in_memory`] and [`Loader::verify_package`].
+    /// Decrypts each file of `work` into its sink, checking every signed digest: the one
+    /// skeleton of [`Loader::stage`], [`PackageReader::read`] and [`Loader::verify_package`].
     async fn decrypt_into<S: PlaintextSink>(
         &self,
         store: &Arc<dyn StorageBackend>,
-        unlocked: UnlockedManifest,
-        sinks: Vec<S>,
+        unlocked: &Arc<UnlockedManifest>,
+        work: Vec<(VerifiedFile, S)>,
         phases: &mut PhaseTimings,
-    ) -> Result<(Arc<UnlockedManifest>, Vec<S::Output>, TransferStats), LoadError> {
-        let unlocked = Arc::new(unlocked);
+    ) -> Result<(Vec<S::Output>, TransferStats), LoadError> {
+        let total = work.iter().map(|(f, _)| f.plaintext_size()).sum();
         let clock = Arc::new(StageClock::default());
         let started = Instant::now();
         let (outputs, stats) = self
-            .driver(store, &clock)
-            .decrypt_all(&unlocked, sinks)
+            .tracked(
+                total,
+                self.driver(store, &clock).decrypt_all(unlocked, work),
+            )
             .await?;
         phases.download = started.elapsed().as_secs_f64();
         (phases.download_busy, phases.decrypt_hash) = clock.seconds();
-        Ok((unlocked, outputs, stats))
+        Ok((outputs, stats))
     }
 
     /// [`Loader::unlock`], recording the key release time in `phases`.
@@ -556,11 +513,11 @@ impl Loader {
         store: &dyn StorageBackend,
         manifest: VerifiedManifest,
         phases: &mut PhaseTimings,
-    ) -> Result<(UnlockedManifest, String), LoadError> {
+    ) -> Result<(Arc<UnlockedManifest>, String), LoadError> {
         let started = Instant::now();
-        let unlocked = self.unlock(store, manifest).await?;
+        let (unlocked, recipient) = self.unlock(store, manifest).await?;
         phases.key_release = started.elapsed().as_secs_f64();
-        Ok(unlocked)
+        Ok((Arc::new(unlocked), recipient))
     }
 
     /// Verifies, unlocks, decrypts and verifies every file into a staging directory inside
@@ -582,25 +539,17 @@ impl Loader {
         let paths = manifest
             .files()
             .iter()
-            .map(|f| f.path().to_string())
+            .map(|f| f.model_path().clone())
             .collect();
         let staging = Staging::prepare(dest, paths, self.options.relax).await?;
         let (unlocked, recipient) = self
             .unlock_timed(store.as_ref(), manifest, &mut phases)
             .await?;
-        let entries = unlocked
-            .manifest()
-            .files()
-            .iter()
-            .map(|f| (**f).clone())
-            .collect();
-        let (staging, sinks) = staging.file_sinks(entries).await?;
-        let total = unlocked.manifest().total_plaintext();
-        let (unlocked, _, transfer) = self
-            .tracked(
-                total,
-                self.decrypt_into(&store, unlocked, sinks, &mut phases),
-            )
+        let (staging, work) = staging
+            .file_sinks(unlocked.manifest().files().to_vec())
+            .await?;
+        let (_, transfer) = self
+            .decrypt_into(&store, &unlocked, work, &mut phases)
             .await?;
         let m = unlocked.manifest();
         let report = PullReport {
@@ -621,11 +570,30 @@ impl Loader {
         Ok(StagedModel { staging, report })
     }
 
+    /// Verifies the manifest and unlocks the package for reading into memory: the start of
+    /// [`Loader::stage`] (signature, structure, the DEK released and matched against the signed
+    /// commitment) without a destination. The reader hands out a file's bytes only after every
+    /// signed digest of that file matched, for model servers that embed the library.
+    ///
+    /// # Errors
+    /// Storage failures, [`LoadError::Verify`] and [`LoadError::Unlock`].
+    pub async fn open(&self, store: Arc<dyn StorageBackend>) -> Result<PackageReader, LoadError> {
+        let manifest = self.fetch_manifest(store.as_ref()).await?;
+        let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
+        Ok(PackageReader::new(
+            self.clone(),
+            store,
+            Arc::new(unlocked),
+            recipient,
+        ))
+    }
+
     /// Verifies, unlocks, decrypts and verifies every file into memory: the same pipeline as
     /// [`Loader::stage`] (signature, structure, DEK commitment, ciphertext sizes, AEAD, every
-    /// plaintext SHA-256) with no filesystem involved. `max_bytes` caps the total plaintext; a
-    /// larger model is refused after the signature check and before any key is requested.
-    /// Returns only when every file verified; on failure, whatever was decrypted is zeroed.
+    /// signed plaintext digest) with no filesystem involved. `max_bytes` caps the total
+    /// plaintext; a larger model is refused after the signature check and before any key is
+    /// requested. Returns only when every file verified; on failure, whatever was decrypted is
+    /// zeroed.
     ///
     /// # Errors
     /// Any [`LoadError`]; [`LoadError::TooLargeForMemory`] over `max_bytes` or when the
@@ -644,41 +612,9 @@ impl Loader {
             });
         }
         let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-        let sinks = unlocked
-            .manifest()
-            .files()
-            .iter()
-            .map(|f| MemorySink::new(f.plaintext_size(), f.path()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut phases = PhaseTimings::default();
-        let (unlocked, buffers, _) = self
-            .tracked(
-                total,
-                self.decrypt_into(&store, unlocked, sinks, &mut phases),
-            )
-            .await?;
-        let m = unlocked.manifest();
-        let files: BTreeMap<String, Zeroizing<Vec<u8>>> = m
-            .files()
-            .iter()
-            .map(|f| f.path().to_string())
-            .zip(buffers)
-            .collect();
-        tracing::info!(
-            model = m.model_name(),
-            files = files.len(),
-            bytes = total,
-            recipient = %recipient,
-            "model verified and decrypted into memory"
-        );
-        Ok(LoadedModel {
-            model_id: m.model_id().to_string(),
-            model_name: m.model_name().to_string(),
-            manifest_digest: hex::encode(m.digest()),
-            signer: m.signer().to_string(),
-            recipient,
-            files,
-        })
+        PackageReader::new(self.clone(), store, Arc::new(unlocked), recipient)
+            .into_loaded()
+            .await
     }
 
     /// [`Loader::stage`] then [`StagedModel::publish`].
@@ -737,19 +673,15 @@ impl Loader {
             return Ok(report);
         }
         let (unlocked, recipient) = self.unlock(store.as_ref(), manifest).await?;
-        let sinks = unlocked
+        let unlocked = Arc::new(unlocked);
+        let work = unlocked
             .manifest()
             .files()
             .iter()
-            .map(|_| VerifySink)
+            .map(|f| (f.clone(), VerifySink))
             .collect();
-        let total = unlocked.manifest().total_plaintext();
-        let mut phases = PhaseTimings::default();
-        self.tracked(
-            total,
-            self.decrypt_into(&store, unlocked, sinks, &mut phases),
-        )
-        .await?;
+        self.decrypt_into(&store, &unlocked, work, &mut PhaseTimings::default())
+            .await?;
         report.decrypted_with = Some(recipient);
         Ok(report)
     }

@@ -13,7 +13,8 @@ use super::phases::StageClock;
 use super::pool::PooledBuf;
 use super::sink::PlaintextSink;
 use super::LoadError;
-use crate::crypto::streaming::{SegmentOpener, StreamParams, HEADER_LEN};
+use crate::crypto::opening::SegmentOpener;
+use crate::crypto::streaming::{StreamParams, HEADER_LEN};
 use crate::verify::{UnlockedManifest, VerifiedFile};
 
 /// Permits for CPU-bound work (segment decryption and hashing): one per available core. More

@@ -13,7 +13,7 @@ use crate::storage::StorageBackend;
 use crate::verify::{parse_unverified, verify_manifest, TrustPolicy};
 
 /// The shared unlock's refusals in `rewrap`'s terms: the current key must be a recipient.
-fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
+fn unlock_error(e: UnlockError, current: &[Arc<dyn KeyProvider>]) -> PackError {
     match e {
         UnlockError::ModelIdMismatch {
             keys_file,
@@ -23,7 +23,11 @@ fn unlock_error(e: UnlockError, current: &Recipient) -> PackError {
             manifest,
         },
         UnlockError::NoMatchingRecipient { .. } => PackError::RecipientNotFound {
-            recipient: current.to_string(),
+            recipient: current
+                .iter()
+                .map(|p| p.recipient().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         },
         UnlockError::Format(e) => PackError::Format(e),
         UnlockError::Failed {
@@ -90,13 +94,13 @@ pub struct RewrapReport {
     pub manifest_verified: bool,
 }
 
-/// Unwraps the DEK with `current`, checks it against the manifest's DEK commitment, wraps it
-/// for each of `add`, drops each of `remove`, and rewrites `keys.json` (one atomic put). The
-/// manifest and ciphertext objects are not touched. With `trusted`, the manifest signature is
-/// verified first.
+/// Unwraps the DEK with the first of `current` that is a recipient, checks it against the
+/// manifest's DEK commitment, wraps it for each of `add`, drops each of `remove`, and rewrites
+/// `keys.json` (one atomic put). The manifest and ciphertext objects are not touched. With
+/// `trusted`, the manifest signature is verified first.
 pub async fn rewrap(
     store: &dyn StorageBackend,
-    current: &Arc<dyn KeyProvider>,
+    current: &[Arc<dyn KeyProvider>],
     add: &[Arc<dyn KeyProvider>],
     remove: &[Recipient],
     trusted: Option<&TrustPolicy>,
@@ -109,9 +113,9 @@ pub async fn rewrap(
         model_id: &model_id,
         dek_commitment: &commitment,
     };
-    let dek = unlock_dek(&keys, std::slice::from_ref(current), package, &limits)
+    let dek = unlock_dek(&keys, current, package, &limits)
         .await
-        .map_err(|e| unlock_error(e, current.recipient()))?
+        .map_err(|e| unlock_error(e, current))?
         .dek;
     let ctx = WrapContext::new(&model_id);
 

@@ -1,33 +1,32 @@
-//! HTTP client settings shared by every network backend: TLS roots (custom CA bundle), the
-//! explicit opt-outs (plain HTTP, certificate verification), timeouts and request retries,
-//! all from the typed [`StorageSettings`].
+//! HTTP client settings shared by every network backend: the per-backend configuration
+//! ([`S3Config`], [`GcsConfig`], [`AzureConfig`], [`Tls`] for HTTP(S) mirrors), timeouts and
+//! request retries, and the one gate of the storage relaxations ([`client_options`]): plain
+//! HTTP and unverified TLS pass only when [`StorageSettings::relax`] carries them.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
-use super::{StorageEnv, StorageError};
-use crate::danger::Relaxations;
-
-/// Variable naming a PEM bundle of extra trusted CAs for every backend (named in messages;
-/// the binaries' settings layer reads it into [`StorageSettings::ca_bundle`]).
-pub const CA_BUNDLE_VAR: &str = "SECURE_MODEL_CA_BUNDLE";
-/// Variable that permits plain `http://` for HTTP(S) package locations (named in messages;
-/// the settings layer turns it into [`Relaxations::allow_plain_http_storage`]).
-pub const ALLOW_HTTP_VAR: &str = "SECURE_MODEL_ALLOW_HTTP";
+use super::config::{AzureConfig, GcsConfig, S3Config, Tls};
+use super::StorageError;
+use crate::danger::{Relaxation, Relaxations};
 
 /// Default of [`StorageSettings::first_byte_timeout`].
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How storage clients are configured: the credentials snapshot (KServe's variables and each
-/// backend's own), timeouts, retries, an extra CA bundle and relaxations. The default has no
-/// credentials, the documented timeouts and no relaxation.
+/// How storage clients are configured: each backend's configuration, timeouts, retries and
+/// relaxations. The default has no credentials, the documented timeouts and no relaxation.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StorageSettings {
-    /// Credentials and backend variables (`AWS_*`, `S3_*`, `GOOGLE_*`, `AZURE_*`...).
-    pub env: StorageEnv,
+    /// S3 (and S3-compatible stores).
+    pub s3: S3Config,
+    /// Google Cloud Storage.
+    pub gcs: GcsConfig,
+    /// Azure Blob Storage.
+    pub azure: AzureConfig,
+    /// HTTP(S) package mirrors (read-only).
+    pub http: Tls,
     /// Per-request timeout, body included (default 60 s; a ranged GET is a few MiB).
     pub timeout: Duration,
     /// Connect timeout (default 5 s).
@@ -39,52 +38,72 @@ pub struct StorageSettings {
     pub max_retries: usize,
     /// Longest time spent retrying one request (default 120 s).
     pub retry_timeout: Duration,
-    /// PEM bundle of extra trusted CAs for every backend ([`CA_BUNDLE_VAR`]).
-    pub ca_bundle: Option<PathBuf>,
-    /// Relaxations (plain-HTTP package mirrors).
+    /// Relaxations: plain HTTP to stores, unverified TLS.
     pub relax: Relaxations,
 }
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        Self::new(StorageEnv::default())
-    }
-}
-
-impl StorageSettings {
-    /// Defaults with the credentials of `env`.
-    pub fn new(env: StorageEnv) -> Self {
         Self {
-            env,
+            s3: S3Config::default(),
+            gcs: GcsConfig::default(),
+            azure: AzureConfig::default(),
+            http: Tls::default(),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
             max_retries: 6,
             retry_timeout: Duration::from_secs(120),
-            ca_bundle: None,
             relax: Relaxations::NONE,
         }
     }
+}
 
-    /// Sets [`StorageSettings::ca_bundle`].
-    pub fn with_ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundle = Some(path.into());
+impl StorageSettings {
+    /// Sets [`StorageSettings::s3`].
+    #[must_use]
+    pub fn with_s3(mut self, s3: S3Config) -> Self {
+        self.s3 = s3;
+        self
+    }
+
+    /// Sets [`StorageSettings::gcs`].
+    #[must_use]
+    pub fn with_gcs(mut self, gcs: GcsConfig) -> Self {
+        self.gcs = gcs;
+        self
+    }
+
+    /// Sets [`StorageSettings::azure`].
+    #[must_use]
+    pub fn with_azure(mut self, azure: AzureConfig) -> Self {
+        self.azure = azure;
+        self
+    }
+
+    /// Sets [`StorageSettings::http`], the TLS of HTTP(S) mirrors.
+    #[must_use]
+    pub fn with_http(mut self, tls: Tls) -> Self {
+        self.http = tls;
         self
     }
 
     /// Sets [`StorageSettings::relax`].
+    #[must_use]
     pub fn with_relaxations(mut self, relax: Relaxations) -> Self {
         self.relax = relax;
         self
     }
 
     /// Sets the per-request timeout.
+    #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Sets the retries per request and the time they may take.
+    #[must_use]
     pub fn with_retries(mut self, max_retries: usize, retry_timeout: Duration) -> Self {
         self.max_retries = max_retries;
         self.retry_timeout = retry_timeout;
@@ -106,38 +125,57 @@ pub(crate) fn retry_config(settings: &StorageSettings) -> RetryConfig {
     }
 }
 
-/// Reads a CA bundle named by `var` (for messages) at `path`.
-fn ca_certificates(var: &str, path: &str) -> Result<Vec<Certificate>, StorageError> {
-    let pem = std::fs::read(path).map_err(|e| StorageError::InvalidConfig {
-        name: var.into(),
-        reason: format!("cannot read CA bundle {path}: {e}"),
-    })?;
-    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| StorageError::InvalidConfig {
-        name: var.into(),
-        reason: format!("CA bundle {path} is not valid PEM: {e}"),
-    })?;
+/// Reads the CA bundle at `path` for `backend`'s client.
+fn ca_certificates(
+    backend: &str,
+    path: &std::path::Path,
+) -> Result<Vec<Certificate>, StorageError> {
+    let shown = path.display();
+    let bad = |reason: String| StorageError::InvalidConfig {
+        name: format!("{backend} CA bundle"),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    let certs = Certificate::from_pem_bundle(&pem)
+        .map_err(|e| bad(format!("{shown} is not valid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(StorageError::InvalidConfig {
-            name: var.into(),
-            reason: format!("CA bundle {path} holds no certificate"),
-        });
+        return Err(bad(format!("{shown} holds no certificate")));
     }
     Ok(certs)
 }
 
-/// Client options. `ca_vars` are backend-specific CA bundle variables of the credentials
-/// snapshot, checked in order before [`StorageSettings::ca_bundle`]; `verify_var` may turn
-/// verification off (`S3_VERIFY_SSL=false`, KServe's variable; logged as a warning).
+/// The one gate of the storage relaxations, and the client options of one backend: plain
+/// HTTP to `endpoint` passes only with [`Relaxation::PlainHttpStorage`], skipping certificate
+/// verification only with [`Relaxation::UnverifiedStorageTls`]; each is announced when it
+/// takes effect. Every network backend's client is configured here.
+///
+/// # Errors
+/// [`StorageError::Relaxation`] naming the backend and what would be relaxed;
+/// [`StorageError::InvalidConfig`] for an unreadable CA bundle.
 pub(crate) fn client_options(
     settings: &StorageSettings,
-    ca_vars: &[&str],
-    verify_var: Option<&str>,
-    allow_http: bool,
+    backend: &'static str,
+    endpoint: Option<&url::Url>,
+    tls: &Tls,
 ) -> Result<ClientOptions, StorageError> {
     crate::crypto::install_rustls_provider();
-    let env = &settings.env;
+    let relax = &settings.relax;
+    let plain = endpoint.filter(|u| u.scheme() == "http");
+    if let Some(url) = plain {
+        if !relax.allows(Relaxation::PlainHttpStorage) {
+            return Err(StorageError::Relaxation {
+                backend,
+                relaxation: Relaxation::PlainHttpStorage,
+                detail: format!(
+                    "endpoint {} is plain http://",
+                    super::redact_uri(url.as_str())
+                ),
+            });
+        }
+        relax.take_effect(Relaxation::PlainHttpStorage, &format!("{backend} {url}"));
+    }
     let mut opts = ClientOptions::new()
-        .with_allow_http(allow_http)
+        .with_allow_http(plain.is_some())
         .with_timeout(settings.timeout)
         .with_connect_timeout(settings.connect_timeout)
         .with_pool_max_idle_per_host(64)
@@ -146,27 +184,21 @@ pub(crate) fn client_options(
         // than it has buffers (loader::driver): a range not read stalls only its own
         // connection. Every object store speaks HTTP/1.1.
         .with_http1_only();
-    let general = settings
-        .ca_bundle
-        .as_ref()
-        .map(|p| (CA_BUNDLE_VAR, p.display().to_string()));
-    let ca_path = ca_vars
-        .iter()
-        .find_map(|v| env.get(v).map(|p| (*v, p.to_string())))
-        .or(general);
-    if let Some((var, path)) = ca_path {
-        for c in ca_certificates(var, &path)? {
+    if let Some(path) = &tls.ca_bundle {
+        for c in ca_certificates(backend, path)? {
             opts = opts.with_root_certificate(c);
         }
     }
-    if let Some(var) = verify_var {
-        if env.flag(var)? == Some(false) {
-            tracing::warn!(
-                variable = var,
-                "TLS certificate verification is DISABLED for object storage: the store can be impersonated (integrity still holds: everything is signed and authenticated)"
-            );
-            opts = opts.with_allow_invalid_certificates(true);
+    if tls.skip_verify {
+        if !relax.allows(Relaxation::UnverifiedStorageTls) {
+            return Err(StorageError::Relaxation {
+                backend,
+                relaxation: Relaxation::UnverifiedStorageTls,
+                detail: "certificate verification is turned off".into(),
+            });
         }
+        relax.take_effect(Relaxation::UnverifiedStorageTls, backend);
+        opts = opts.with_allow_invalid_certificates(true);
     }
     Ok(opts)
 }

@@ -1,7 +1,6 @@
 //! Package locations: URIs for every backend, and opening a location with the typed
-//! [`StorageSettings`] (credentials snapshot with KServe's variable names, timeouts, CA
-//! bundle, relaxations). KServe's own `secure+` URI schemes are mapped onto these by the
-//! KServe crate before they get here.
+//! [`StorageSettings`] (each backend's configuration, timeouts, TLS, relaxations). Other URI
+//! forms (an orchestrator's own schemes) are mapped onto these by their callers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,9 +12,11 @@ use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 
-use super::client::{client_options, retry_config, StorageSettings, ALLOW_HTTP_VAR};
+use super::config::{AmazonS3ConfigKey, S3Config};
+
+use super::client::{client_options, retry_config, StorageSettings};
 use super::pressure::{ObservingConnector, PressureCounters};
-use super::{ObjectStoreBackend, StorageBackend, StorageEnv, StorageError};
+use super::{ObjectStoreBackend, StorageBackend, StorageError};
 
 /// A parsed package location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,30 +291,21 @@ fn prefixed(
     ))
 }
 
-/// A read-only HTTP(S) mirror; plain `http://` only with the relaxation.
+/// A read-only HTTP(S) mirror; plain `http://` only with the relaxation (the gate in
+/// [`client_options`]).
 fn open_http(
     uri: &str,
     url: url::Url,
     create: bool,
     settings: &StorageSettings,
 ) -> Result<Arc<dyn StorageBackend>, StorageError> {
-    let allow_http = settings.relax.plain_http_storage();
-    if url.scheme() == "http" && !allow_http {
-        return Err(invalid(
-            uri,
-            format!("plain http:// is refused; use https:// or set {ALLOW_HTTP_VAR}=true for a test or air-gapped mirror"),
-        ));
-    }
     if create {
         return Err(StorageError::Unsupported {
             location: url.to_string(),
             operation: "writing (HTTP(S) locations are read-only)",
         });
     }
-    if allow_http {
-        tracing::warn!(location = %url, "plain HTTP to the package mirror was explicitly allowed");
-    }
-    let opts = client_options(settings, &[], None, allow_http)?;
+    let opts = client_options(settings, "HTTP mirror", Some(&url), &settings.http)?;
     let counters = Arc::new(PressureCounters::default());
     let store = HttpBuilder::new()
         .with_url(url.as_str())
@@ -354,83 +346,46 @@ fn open_local(
     )))
 }
 
-/// The S3 endpoint from KServe's variables: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, or
-/// `S3_ENDPOINT` (host[:port]) with `S3_USE_HTTPS` (default true).
-fn s3_endpoint(env: &StorageEnv) -> Result<Option<String>, StorageError> {
-    if let Some(e) = env
-        .get("AWS_ENDPOINT_URL_S3")
-        .or(env.get("AWS_ENDPOINT_URL"))
-    {
-        return Ok(Some(e.trim_end_matches('/').to_string()));
+/// The endpoint of an S3 client for `bucket`: the configured one, with the bucket in the host
+/// for virtual-hosted-style addressing (as `object_store` expects for custom endpoints).
+fn s3_endpoint(s3: &S3Config, bucket: &str) -> Result<Option<url::Url>, StorageError> {
+    let Some(ep) = s3.endpoint() else {
+        return Ok(None);
+    };
+    if !s3.virtual_hosted() {
+        return Ok(Some(ep.clone()));
     }
-    if let Some(host) = env.get("S3_ENDPOINT") {
-        if host.contains("://") {
-            return Ok(Some(host.trim_end_matches('/').to_string()));
-        }
-        let https = env.flag("S3_USE_HTTPS")?.unwrap_or(true);
-        let scheme = if https { "https" } else { "http" };
-        return Ok(Some(format!("{scheme}://{}", host.trim_end_matches('/'))));
-    }
-    Ok(None)
+    let mut u = ep.clone();
+    let host = format!("{bucket}.{}", ep.host_str().unwrap_or_default());
+    u.set_host(Some(&host))
+        .map_err(|e| StorageError::InvalidConfig {
+            name: "S3 endpoint".into(),
+            reason: format!("cannot put the bucket in the host for virtual-hosted style: {e}"),
+        })?;
+    Ok(Some(u))
 }
 
-/// An S3 client configured the way KServe's initializer configures boto3.
-pub(crate) fn s3_builder(
-    settings: &StorageSettings,
-    bucket: &str,
-) -> Result<AmazonS3Builder, StorageError> {
-    let env = &settings.env;
+/// An S3 client for `bucket`, configured by `settings.s3`.
+fn s3_builder(settings: &StorageSettings, bucket: &str) -> Result<AmazonS3Builder, StorageError> {
+    let s3 = &settings.s3;
     let mut b = AmazonS3Builder::new();
-    // Forward the standard AWS_* variables (web identity, container credentials, profile-less
-    // IMDS settings...) the way `AmazonS3Builder::from_env` does, but from our snapshot.
-    for (k, v) in env.with_prefix("AWS_") {
-        if let Ok(key) = k.to_ascii_lowercase().parse() {
-            b = b.with_config(key, v);
-        }
+    for (k, v) in s3.options() {
+        b = b.with_config(*k, v);
+    }
+    if s3.option(&AmazonS3ConfigKey::Region).is_none()
+        && s3.option(&AmazonS3ConfigKey::DefaultRegion).is_none()
+    {
+        b = b.with_region("us-east-1");
     }
     b = b.with_bucket_name(bucket);
-    let region = env
-        .get("AWS_REGION")
-        .or(env.get("AWS_DEFAULT_REGION"))
-        .unwrap_or("us-east-1");
-    b = b.with_region(region);
-    let virtual_hosted = env.flag("S3_USER_VIRTUAL_BUCKET")?.unwrap_or(false);
-    let endpoint = s3_endpoint(env)?;
-    let mut allow_http = false;
+    let endpoint = s3_endpoint(s3, bucket)?;
     if let Some(ep) = &endpoint {
-        let url = url::Url::parse(ep).map_err(|e| StorageError::InvalidConfig {
-            name: "AWS_ENDPOINT_URL/S3_ENDPOINT".into(),
-            reason: format!("not a valid URL: {e}"),
-        })?;
-        allow_http = url.scheme() == "http";
-        let ep = if virtual_hosted {
-            // object_store expects the bucket in the host for virtual-hosted custom endpoints.
-            let mut u = url.clone();
-            let host = format!("{bucket}.{}", url.host_str().unwrap_or_default());
-            u.set_host(Some(&host))
-                .map_err(|e| StorageError::InvalidConfig {
-                    name: "S3_USER_VIRTUAL_BUCKET".into(),
-                    reason: format!("cannot build the virtual-hosted endpoint: {e}"),
-                })?;
-            u.to_string().trim_end_matches('/').to_string()
-        } else {
-            ep.clone()
-        };
-        b = b.with_endpoint(ep);
+        b = b.with_endpoint(ep.as_str().trim_end_matches('/'));
     }
-    b = b
-        .with_virtual_hosted_style_request(virtual_hosted)
-        .with_allow_http(allow_http);
-    if env.flag("awsAnonymousCredential")?.unwrap_or(false) {
-        b = b.with_skip_signature(true);
-    }
-    let opts = client_options(
-        settings,
-        &["AWS_CA_BUNDLE"],
-        Some("S3_VERIFY_SSL"),
-        allow_http,
-    )?;
-    Ok(b.with_client_options(opts)
+    let opts = client_options(settings, "S3", endpoint.as_ref(), s3.tls())?;
+    Ok(b.with_virtual_hosted_style_request(s3.virtual_hosted())
+        .with_skip_signature(s3.anonymous())
+        .with_client_options(opts)
         .with_retry(retry_config(settings)))
 }
 
@@ -438,35 +393,17 @@ fn gcs_builder(
     settings: &StorageSettings,
     bucket: &str,
 ) -> Result<GoogleCloudStorageBuilder, StorageError> {
-    let env = &settings.env;
+    let gcs = &settings.gcs;
     let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket);
-    for (k, v) in env.with_prefix("GOOGLE_") {
-        if let Ok(key) = k.to_ascii_lowercase().parse() {
-            b = b.with_config(key, v);
-        }
+    for (k, v) in gcs.options() {
+        b = b.with_config(*k, v);
     }
-    if let Some(p) = env.get("GOOGLE_APPLICATION_CREDENTIALS") {
-        b = b.with_application_credentials(p);
+    if let Some(base) = gcs.base_url() {
+        b = b.with_base_url(base.as_str().trim_end_matches('/'));
     }
-    let mut allow_http = false;
-    // STORAGE_EMULATOR_HOST is the variable Google's own client libraries use for emulators.
-    if let Some(host) = env.get("STORAGE_EMULATOR_HOST").or(env.get("GCS_ENDPOINT")) {
-        let base = if host.contains("://") {
-            host.trim_end_matches('/').to_string()
-        } else {
-            format!("http://{}", host.trim_end_matches('/'))
-        };
-        allow_http = base.starts_with("http://");
-        b = b.with_base_url(&base);
-    }
-    if env.flag("GCS_ANONYMOUS")?.unwrap_or(false)
-        || env.get("STORAGE_EMULATOR_HOST").is_some()
-            && env.get("GOOGLE_APPLICATION_CREDENTIALS").is_none()
-    {
-        b = b.with_skip_signature(true);
-    }
-    let opts = client_options(settings, &["GCS_CA_BUNDLE"], None, allow_http)?;
-    Ok(b.with_client_options(opts)
+    let opts = client_options(settings, "GCS", gcs.base_url(), gcs.tls())?;
+    Ok(b.with_skip_signature(gcs.anonymous())
+        .with_client_options(opts)
         .with_retry(retry_config(settings)))
 }
 
@@ -475,52 +412,31 @@ fn azure_builder(
     account: &str,
     container: &str,
 ) -> Result<MicrosoftAzureBuilder, StorageError> {
-    let env = &settings.env;
+    let az = &settings.azure;
     let mut b = MicrosoftAzureBuilder::new();
-    for (k, v) in env.with_prefix("AZURE_") {
-        // The emulator switch is handled below from our snapshot: object_store's own emulator
-        // mode reads the process environment for the endpoint.
-        if k.eq_ignore_ascii_case("AZURE_STORAGE_USE_EMULATOR") {
-            continue;
-        }
-        if let Ok(key) = k.to_ascii_lowercase().parse() {
-            b = b.with_config(key, v);
-        }
+    for (k, v) in az.options() {
+        b = b.with_config(*k, v);
     }
     b = b.with_account(account).with_container_name(container);
-    // KServe's names, legacy AZ_* client-secret variables included.
-    if let Some(k) = env.get("AZURE_STORAGE_ACCESS_KEY") {
-        b = b.with_access_key(k);
+    // The emulator's URL carries the account in its path (object_store's own emulator mode
+    // would read the process environment for it).
+    let endpoint = match (az.endpoint(), az.emulator()) {
+        (Some(ep), _) => Some(ep.clone()),
+        (None, Some(base)) => {
+            let joined = format!("{}/{account}", base.as_str().trim_end_matches('/'));
+            Some(
+                url::Url::parse(&joined).map_err(|e| StorageError::InvalidConfig {
+                    name: "Azure emulator URL".into(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
+        (None, None) => None,
+    };
+    if let Some(ep) = &endpoint {
+        b = b.with_endpoint(ep.as_str().trim_end_matches('/').to_string());
     }
-    let client_id = env.get("AZURE_CLIENT_ID").or(env.get("AZ_CLIENT_ID"));
-    let secret = env
-        .get("AZURE_CLIENT_SECRET")
-        .or(env.get("AZ_CLIENT_SECRET"));
-    let tenant = env.get("AZURE_TENANT_ID").or(env.get("AZ_TENANT_ID"));
-    if let (Some(c), Some(s), Some(t)) = (client_id, secret, tenant) {
-        b = b.with_client_secret_authorization(c, s, t);
-    }
-    if let Some(sas) = env.get("AZURE_STORAGE_SAS_TOKEN") {
-        let pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(sas.trim_start_matches('?').as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-        b = b.with_sas_authorization(pairs);
-    }
-    let mut allow_http = false;
-    if let Some(ep) = env.get("AZURE_STORAGE_ENDPOINT") {
-        allow_http = ep.starts_with("http://");
-        b = b.with_endpoint(ep.trim_end_matches('/').to_string());
-    } else if env.flag("AZURE_STORAGE_USE_EMULATOR")?.unwrap_or(false) {
-        let base = env
-            .get("AZURITE_BLOB_STORAGE_URL")
-            .unwrap_or("http://127.0.0.1:10000")
-            .trim_end_matches('/');
-        allow_http = base.starts_with("http://");
-        b = b.with_endpoint(format!("{base}/{account}"));
-    }
-    b = b.with_allow_http(allow_http);
-    let opts = client_options(settings, &["AZURE_CA_BUNDLE"], None, allow_http)?;
+    let opts = client_options(settings, "Azure Blob", endpoint.as_ref(), az.tls())?;
     Ok(b.with_client_options(opts)
         .with_retry(retry_config(settings)))
 }
@@ -528,7 +444,8 @@ fn azure_builder(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::danger::Relaxations;
+    use crate::danger::{Relaxation, Relaxations};
+    use crate::storage::{AzureConfig, GcsConfig, S3Config, Tls};
 
     #[test]
     fn parse_forms() {
@@ -599,7 +516,10 @@ mod tests {
     fn http_needs_opt_in_and_is_read_only() {
         let strict = StorageSettings::default();
         let e = open_location("http://127.0.0.1:1/m", false, &strict).unwrap_err();
-        assert!(e.to_string().contains(ALLOW_HTTP_VAR), "{e}");
+        assert!(
+            matches!(&e, StorageError::Relaxation { relaxation, .. } if *relaxation == Relaxation::PlainHttpStorage),
+            "{e}"
+        );
         let relaxed = StorageSettings::default()
             .with_relaxations(Relaxations::NONE.allow_plain_http_storage());
         open_location("http://127.0.0.1:1/m", false, &relaxed).unwrap();
@@ -607,31 +527,68 @@ mod tests {
     }
 
     #[test]
-    fn s3_endpoint_from_kserve_variables() {
-        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000"), ("S3_USE_HTTPS", "0")]);
-        assert_eq!(
-            s3_endpoint(&env).unwrap().as_deref(),
-            Some("http://minio:9000")
-        );
-        let env = StorageEnv::from_pairs([("S3_ENDPOINT", "minio:9000")]);
-        assert_eq!(
-            s3_endpoint(&env).unwrap().as_deref(),
-            Some("https://minio:9000")
-        );
-        let env = StorageEnv::from_pairs([
-            ("S3_ENDPOINT", "minio:9000"),
-            ("AWS_ENDPOINT_URL", "http://other:1/"),
-        ]);
-        assert_eq!(
-            s3_endpoint(&env).unwrap().as_deref(),
-            Some("http://other:1")
-        );
-        let env = StorageEnv::from_pairs([("AWS_CA_BUNDLE", "/nonexistent/ca.pem")]);
-        let e = s3_builder(&StorageSettings::new(env), "b")
-            .unwrap_err()
-            .to_string();
+    fn every_backend_goes_through_the_gate() {
+        let http = url::Url::parse("http://127.0.0.1:1").unwrap();
+        let strict = |s: StorageSettings| s;
+        let cases: [(&str, StorageSettings); 3] = [
+            (
+                "s3://b/p",
+                strict(
+                    StorageSettings::default()
+                        .with_s3(S3Config::default().with_endpoint(http.clone())),
+                ),
+            ),
+            (
+                "gs://b/p",
+                strict(
+                    StorageSettings::default()
+                        .with_gcs(GcsConfig::default().with_base_url(http.clone())),
+                ),
+            ),
+            (
+                "az://a/c/p",
+                strict(
+                    StorageSettings::default()
+                        .with_azure(AzureConfig::default().with_emulator(http.clone())),
+                ),
+            ),
+        ];
+        for (uri, settings) in cases {
+            let e = open_location(uri, false, &settings).unwrap_err();
+            assert!(matches!(e, StorageError::Relaxation { .. }), "{uri}: {e}");
+            let relaxed = settings.with_relaxations(Relaxations::NONE.allow_plain_http_storage());
+            open_location(uri, false, &relaxed).unwrap();
+        }
+        let insecure = StorageSettings::default()
+            .with_s3(S3Config::default().with_tls(Tls::default().skipping_verification()));
+        let e = open_location("s3://b/p", false, &insecure).unwrap_err();
         assert!(
-            e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/ca.pem"),
+            matches!(&e, StorageError::Relaxation { relaxation, .. } if *relaxation == Relaxation::UnverifiedStorageTls),
+            "{e}"
+        );
+        let relaxed = insecure.with_relaxations(Relaxations::NONE.allow_unverified_storage_tls());
+        open_location("s3://b/p", false, &relaxed).unwrap();
+    }
+
+    #[test]
+    fn virtual_hosted_endpoints_carry_the_bucket() {
+        let s3 = S3Config::default()
+            .with_endpoint(url::Url::parse("https://minio:9000").unwrap())
+            .with_virtual_hosted_style(true);
+        assert_eq!(
+            s3_endpoint(&s3, "models").unwrap().unwrap().as_str(),
+            "https://models.minio:9000/"
+        );
+        let e = s3_builder(
+            &StorageSettings::default().with_s3(
+                S3Config::default().with_tls(Tls::default().with_ca_bundle("/nonexistent/ca.pem")),
+            ),
+            "b",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("S3 CA bundle") && e.contains("/nonexistent/ca.pem"),
             "{e}"
         );
     }

@@ -1,9 +1,10 @@
 //! Where package objects live. Owns the [`StorageBackend`] trait, its `object_store`
-//! implementation, package-location URIs and the typed [`StorageSettings`] (credentials
-//! snapshot, timeouts, CA bundle). Knows nothing of the format, of keys or of KServe.
+//! implementation, package-location URIs and the typed [`StorageSettings`] (each backend's
+//! configuration in `object_store`'s config keys, timeouts, TLS, the relaxations gate). Knows
+//! nothing of the format, of keys, of environment variables or of any orchestrator.
 
 mod client;
-mod env;
+pub mod config;
 mod location;
 mod object;
 mod pressure;
@@ -14,8 +15,8 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use client::{StorageSettings, ALLOW_HTTP_VAR, CA_BUNDLE_VAR, DEFAULT_FIRST_BYTE_TIMEOUT};
-pub use env::StorageEnv;
+pub use client::{StorageSettings, DEFAULT_FIRST_BYTE_TIMEOUT};
+pub use config::{AzureConfig, GcsConfig, S3Config, Tls};
 pub use location::{open_location, redact_uri, PackageLocation};
 pub use object::ObjectStoreBackend;
 pub use pressure::Pressure;
@@ -90,7 +91,7 @@ pub enum StorageError {
     },
     /// The store did not start answering within the first-byte timeout (it accepted the
     /// connection, or not, but sent no response).
-    #[error("no response from {location} to {operation} {key} within {seconds} s (SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS)")]
+    #[error("no response from {location} to {operation} {key} within {seconds} s (the first-byte timeout)")]
     NoResponse {
         /// What was attempted.
         operation: &'static str,
@@ -109,14 +110,25 @@ pub enum StorageError {
         /// Why.
         reason: String,
     },
-    /// A configuration variable has an invalid value (the message names the variable, never
-    /// its value: it may be a credential).
+    /// A configuration value is invalid (the message names the value's role, never the value:
+    /// it may be a credential).
     #[error("invalid storage configuration {name}: {reason}")]
     InvalidConfig {
-        /// Variable (or `STORAGE_CONFIG.key`).
+        /// What is configured (the backend's CA bundle, an endpoint...).
         name: String,
         /// Why.
         reason: String,
+    },
+    /// The configuration needs a relaxation that is not on (plain HTTP to a store, TLS without
+    /// certificate verification).
+    #[error("{backend}: {detail}; refused without the {} relaxation", relaxation.name())]
+    Relaxation {
+        /// Which backend's client.
+        backend: &'static str,
+        /// The relaxation it needs.
+        relaxation: crate::danger::Relaxation,
+        /// What is configured (credentials redacted).
+        detail: String,
     },
     /// The backend cannot do this (for example writing to a read-only HTTPS mirror).
     #[error("{location} does not support {operation}")]
@@ -134,7 +146,9 @@ impl StorageError {
     pub fn class(&self) -> crate::ErrorClass {
         use crate::ErrorClass;
         match self {
-            StorageError::InvalidLocation { .. } => ErrorClass::Config,
+            StorageError::InvalidLocation { .. } | StorageError::Relaxation { .. } => {
+                ErrorClass::Config
+            }
             StorageError::TooLarge { .. } | StorageError::ShortRead { .. } => ErrorClass::Integrity,
             _ => ErrorClass::Storage,
         }

@@ -4,7 +4,8 @@ use super::bundle::{decode_bundle, invalid, pae, subject_sha256, Decoded, Eviden
 use super::policy::{Signer, TrustPolicy};
 use super::statement::{check_model_signing, package_files, FileEntry, SignedFile};
 use super::VerifyError;
-use crate::crypto::streaming::{SegmentOpener, StreamParams};
+use crate::crypto::opening::SegmentOpener;
+use crate::crypto::streaming::StreamParams;
 use crate::crypto::{check_dek_commitment, sha256, streaming::Header, CryptoError, DataKey};
 use crate::format::{
     file_associated_data, parse_digest, validate_model_id, Aead, DsseEnvelope, FormatError,
@@ -14,7 +15,7 @@ use crate::format::{
 const DOC: &str = "manifest";
 
 /// A file of a [`VerifiedManifest`]: only a verified manifest hands these out, and
-/// [`UnlockedManifest::file_opener`] accepts nothing else. Dereferences to its [`FileEntry`].
+/// the loader's segment openers accept nothing else. Dereferences to its [`FileEntry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedFile(FileEntry);
 
@@ -149,11 +150,12 @@ impl VerifiedManifest {
     }
 
     /// Checks `dek` against the signed DEK commitment (constant time) and returns the unlocked
-    /// manifest that can build segment openers.
+    /// manifest that can build segment openers. Crate-private: only the loader, which checks
+    /// every signed digest of what it opens, holds an unlocked manifest.
     ///
     /// # Errors
     /// [`VerifyError::DekCommitmentMismatch`] when the key is not the package's DEK.
-    pub fn unlock(self, dek: DataKey) -> Result<UnlockedManifest, VerifyError> {
+    pub(crate) fn unlock(self, dek: DataKey) -> Result<UnlockedManifest, VerifyError> {
         check_dek_commitment(&dek, &self.info.model_id, &self.info.dek_commitment)
             .map_err(|_| VerifyError::DekCommitmentMismatch)?;
         Ok(UnlockedManifest {
@@ -163,16 +165,18 @@ impl VerifiedManifest {
     }
 }
 
-/// A verified manifest together with the DEK that matches its commitment.
+/// A verified manifest together with the DEK that matches its commitment. Crate-private: its
+/// openers hand out authenticated plaintext before the signed digests are checked, which only
+/// the loader's digest stage may see.
 #[derive(Debug)]
-pub struct UnlockedManifest {
+pub(crate) struct UnlockedManifest {
     manifest: VerifiedManifest,
     dek: DataKey,
 }
 
 impl UnlockedManifest {
     /// The verified manifest.
-    pub fn manifest(&self) -> &VerifiedManifest {
+    pub(crate) fn manifest(&self) -> &VerifiedManifest {
         &self.manifest
     }
 
@@ -180,7 +184,7 @@ impl UnlockedManifest {
     ///
     /// # Errors
     /// [`CryptoError::Authentication`] for a malformed header.
-    pub fn file_opener(
+    pub(crate) fn file_opener(
         &self,
         file: &VerifiedFile,
         header: &[u8],

@@ -1,7 +1,7 @@
 //! Signatures, trust policies and the checks a reader performs on a manifest. Owns ECDSA keys
 //! (PEM), the trust policy (keys, certificate chains, Sigstore identities), DSSE signing and
-//! verification, and the proof types [`VerifiedManifest`] and [`UnlockedManifest`]: nothing
-//! can be decrypted without them. No I/O, no key providers, no environment.
+//! verification, and the proof type [`VerifiedManifest`] (and, crate-private, the unlocked
+//! manifest the loader decrypts with): nothing can be decrypted without them. No I/O, no key providers, no environment.
 //!
 //! | file | concern |
 //! |---|---|
@@ -27,9 +27,10 @@ mod statement;
 
 pub use chain::{ChainError, MAX_CERTIFICATE_BYTES, MAX_CHAIN_CERTIFICATES};
 pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
+pub(crate) use manifest::UnlockedManifest;
 pub use manifest::{
-    parse_unverified, verify_manifest, verify_model_signature, ManifestInfo, UnlockedManifest,
-    UnverifiedManifest, VerifiedFile, VerifiedManifest, VerifiedModelSignature,
+    parse_unverified, verify_manifest, verify_model_signature, ManifestInfo, UnverifiedManifest,
+    VerifiedFile, VerifiedManifest, VerifiedModelSignature,
 };
 pub use policy::{
     CertificateSigner, IdentityMatch, Refusal, RefusalReason, Refusals, Signer, SigstoreSigner,

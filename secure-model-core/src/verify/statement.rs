@@ -9,8 +9,8 @@ use crate::crypto::streaming::StreamParams;
 use crate::crypto::{Digest, HashAlgorithm};
 use crate::format::{
     compare_paths, parse_digest, parse_shard_name, validate_object_key, validate_path,
-    EncryptedFile, FormatError, Hashing, Limits, Resource, Statement, IN_TOTO_STATEMENT_TYPE,
-    MODEL_SIGNING_PREDICATE_TYPE,
+    EncryptedFile, FormatError, Hashing, Limits, ModelPath, Resource, Statement,
+    IN_TOTO_STATEMENT_TYPE, MODEL_SIGNING_PREDICATE_TYPE,
 };
 
 const DOC: &str = "manifest";
@@ -301,7 +301,7 @@ pub(super) fn check_model_signing(
 /// signed digests. Read-only; decryption does not accept it (see [`super::VerifiedFile`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
-    path: String,
+    path: ModelPath,
     object: String,
     plaintext_size: u64,
     ciphertext_size: u64,
@@ -313,6 +313,10 @@ pub struct FileEntry {
 impl FileEntry {
     /// Relative POSIX path of the plaintext file.
     pub fn path(&self) -> &str {
+        self.path.as_str()
+    }
+    /// The same path as a checked [`ModelPath`].
+    pub fn model_path(&self) -> &ModelPath {
         &self.path
     }
     /// Object key of the ciphertext, relative to the package prefix.
@@ -401,9 +405,9 @@ pub(super) fn package_files(
     let mut total: u64 = 0;
     let mut objects = std::collections::HashSet::with_capacity(enc_files.len());
     for ef in enc_files {
-        validate_path(&ef.path, limits)?;
+        let path = ModelPath::new(&ef.path, limits)?;
         if let Some(prev) = files.last() {
-            check_after(&prev.path, &ef.path)?;
+            check_after(prev.path(), &ef.path)?;
         }
         let digests = digests_of(ef, hashing, &mut signed)?;
         validate_object_key(&ef.object)?;
@@ -421,7 +425,7 @@ pub(super) fn package_files(
             "secure_model.files.ciphertext_sha256",
         )?;
         files.push(FileEntry {
-            path: ef.path.clone(),
+            path,
             object: ef.object.clone(),
             plaintext_size: ef.plaintext_size,
             ciphertext_size: ef.ciphertext_size,

@@ -20,7 +20,7 @@ use super::{
     DEFAULT_MAX_JWE_BYTES, JWE_MAGIC,
 };
 use secure_model_core::danger::Relaxations;
-use secure_model_core::format::{validate_path, Limits};
+use secure_model_core::format::{Limits, ModelPath};
 use secure_model_core::keys::cdh::CdhClient;
 use secure_model_core::keys::kbs::KbsClient;
 use secure_model_core::keys::{BrokeredResource, ResourceBroker, ResourcePath};
@@ -202,9 +202,10 @@ impl StagedDownload {
 
 #[derive(Debug)]
 struct Entry {
-    key: String,
+    /// Object key (and the download's path in the ciphertext staging directory).
+    key: ModelPath,
     size: u64,
-    output: String,
+    output: ModelPath,
 }
 
 #[derive(Debug)]
@@ -255,7 +256,7 @@ async fn fetch(
     let mut at = 0u64;
     while at < entry.size {
         let end = entry.size.min(at.saturating_add(chunk.max(1)));
-        let bytes = store.get_range(&entry.key, at..end).await?;
+        let bytes = store.get_range(entry.key.as_str(), at..end).await?;
         ctx.update(&bytes);
         if head.len() < JWE_MAGIC.len() {
             let need = JWE_MAGIC.len() - head.len();
@@ -365,10 +366,12 @@ fn plan(
     let mut outputs: BTreeMap<String, String> = BTreeMap::new();
     let mut entries = Vec::with_capacity(objects.len());
     for o in objects {
-        validate_path(&o.key, &limits).map_err(|source| KserveJweError::InvalidPath {
+        let invalid = |source| KserveJweError::InvalidPath {
             key: o.key.escape_debug().to_string(),
             source,
-        })?;
+        };
+        let key = ModelPath::new(&o.key, &limits).map_err(invalid)?;
+        let output = ModelPath::new(output_path(&o.key), &limits).map_err(invalid)?;
         if has_jwe_suffix(&o.key) && o.size > opts.max_jwe_bytes {
             return Err(KserveJweError::TooLarge {
                 path: o.key,
@@ -376,16 +379,15 @@ fn plan(
                 max: opts.max_jwe_bytes,
             });
         }
-        let output = output_path(&o.key).to_string();
-        if let Some(first) = outputs.insert(output.clone(), o.key.clone()) {
+        if let Some(first) = outputs.insert(output.to_string(), o.key.clone()) {
             return Err(KserveJweError::NameCollision {
                 first,
                 second: o.key,
-                output,
+                output: output.to_string(),
             });
         }
         entries.push(Entry {
-            key: o.key,
+            key,
             size: o.size,
             output,
         });
@@ -410,14 +412,14 @@ fn classify(
     let encrypted: Vec<bool> = entries
         .iter()
         .zip(fetched)
-        .map(|(e, f)| has_jwe_suffix(&e.key) || f.magic)
+        .map(|(e, f)| has_jwe_suffix(e.key.as_str()) || f.magic)
         .collect();
     let n_enc = encrypted.iter().filter(|x| **x).count();
     let plain: Vec<String> = entries
         .iter()
         .zip(&encrypted)
         .filter(|(_, enc)| !**enc)
-        .map(|(e, _)| e.key.clone())
+        .map(|(e, _)| e.key.to_string())
         .collect();
     if n_enc == 0 {
         return Err(KserveJweError::NothingEncrypted {
@@ -449,7 +451,10 @@ fn check_verification_digest(
     };
     // plan() guarantees exactly one entry.
     let actual = fetched.first().map(|f| f.sha256).unwrap_or_default();
-    let path = entries.first().map(|e| e.key.clone()).unwrap_or_default();
+    let path = entries
+        .first()
+        .map(|e| e.key.to_string())
+        .unwrap_or_default();
     if actual != expected {
         return Err(KserveJweError::DigestMismatch {
             path,
@@ -483,23 +488,23 @@ async fn publishable(
             // decrypted ones, so a model server running as another UID can read every file.
             std::fs::set_permissions(&from, std::fs::Permissions::from_mode(PUBLISHED_MODE))
                 .map_err(|source| KserveJweError::Io {
-                    path: e.key.clone(),
+                    path: e.key.to_string(),
                     action: "cannot set the mode of a staged file",
                     source,
                 })?;
             std::fs::rename(&from, &to).map_err(|source| KserveJweError::Io {
-                path: e.key.clone(),
+                path: e.key.to_string(),
                 action: "cannot move staged file",
                 source,
             })?;
             output_bytes += e.size;
             continue;
         }
-        let (k, name, max) = (key.duplicate(), e.key.clone(), opts.max_jwe_bytes);
+        let (k, name, max) = (key.duplicate(), e.key.to_string(), opts.max_jwe_bytes);
         let n = tokio::task::spawn_blocking(move || decrypt_staged(&name, &from, &to, &k, max))
             .await
             .map_err(|_| KserveJweError::Io {
-                path: e.key.clone(),
+                path: e.key.to_string(),
                 action: "decryption task failed",
                 source: std::io::Error::other("task panicked or was cancelled"),
             })??;

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::binding::{report_data, TeeKeyKind, TeeKeyPair};
 use super::{KbsError, ServerErrorKind};
 use crate::attest::{Attester, TeeType};
-use crate::danger::Relaxations;
+use crate::danger::{Relaxation, Relaxations};
 use crate::jwe::{Jwe, JweError};
 use crate::keys::resource::ResourcePath;
 
@@ -164,11 +164,12 @@ impl KbsClientBuilder {
         match url.scheme() {
             "https" => {}
             "http" if self.relax.plain_http_kbs() => {
-                tracing::warn!(kbs = %url, "plain HTTP to the KBS was explicitly allowed");
+                self.relax
+                    .take_effect(Relaxation::PlainHttpKbs, url.as_str());
             }
             "http" => {
                 return Err(cfg(format!(
-                    "KBS URL {url} is plain HTTP; use https or opt in explicitly (SECURE_MODEL_KBS_ALLOW_HTTP=1)"
+                    "KBS URL {url} is plain HTTP; use https (plain HTTP needs the plain-http-kbs relaxation)"
                 )))
             }
             other => return Err(cfg(format!("KBS URL scheme {other:?} is not http(s)"))),
