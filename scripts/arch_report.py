@@ -8,9 +8,14 @@ Prints, for the library and binary sources (tests and benches excluded):
      connected components of more than one module);
   3. the longest functions (lines from `fn` to its closing brace);
   4. every place that reads the process environment: std::env::var/vars/var_os/vars_os
-     and clap's `env = "NAME"` argument attributes (reading argv is not counted).
+     and clap's `env = "NAME"` argument attributes (reading argv is not counted);
+  5. the core's boundaries (issue 19): no environment read and no setting variable or
+     KServe name in the core's code (comments aside); no public way to plaintext that skips
+     the signed digests (the decrypting primitives are crate-private, public only through
+     the `hazmat` feature's module); every storage relaxation through its one gate.
 
-Usage: scripts/arch_report.py [--top N] [ROOT]
+Usage: scripts/arch_report.py [--top N] [--check] [ROOT]
+  --check: exit 1 when a boundary of section 5 is broken (CI runs it).
 """
 
 import argparse
@@ -175,9 +180,99 @@ def sccs(nodes, edges):
     return out
 
 
+SETTING_NAME = re.compile(r'^\s*[A-Z0-9_]+\s*:\s*\w+\s*=\s*(?:s|store|secret|net)\(\s*"([A-Za-z0-9_]+)"', re.M)
+
+# The decrypting primitives, and what makes each unreachable from the default public API.
+DECRYPTING = [
+    ("crypto/opening.rs", r"pub struct SegmentOpener\b"),
+    ("crypto/opening.rs", r"pub struct StreamDecryptor\b"),
+    ("crypto/opening.rs", r"pub fn decrypt_all\b"),
+]
+CRATE_PRIVATE = [
+    ("crypto/mod.rs", r"pub\(crate\) mod opening;"),
+    ("keys/unlock.rs", r"pub\(crate\) async fn unlock_dek\b"),
+    ("verify/manifest.rs", r"pub\(crate\) fn file_opener\b"),
+    ("verify/manifest.rs", r"pub\(crate\) fn unlock\b"),
+    ("verify/manifest.rs", r"pub\(crate\) struct UnlockedManifest\b"),
+    ("loader/mod.rs", r"\n    async fn unlock\("),
+    ("lib.rs", r'#\[cfg\(feature = "hazmat"\)\]\s*pub mod hazmat;'),
+]
+# The one gate of each relaxation: where its decision may be made.
+GATES = {
+    r"\.with_allow_http\(": "storage/client.rs",
+    r"\.with_allow_invalid_certificates\(": "storage/client.rs",
+    r"Relaxation::PlainHttpStorage\)": "storage/client.rs",
+    r"Relaxation::UnverifiedStorageTls\)": "storage/client.rs",
+    r"\.plain_http_kbs\(\)": "keys/kbs/client.rs",
+    r"\.sample_attester\(\)": "attest/sample.rs",
+    r"\.disk_plaintext\(\)": "loader/destination.rs",
+}
+
+
+def boundaries(root):
+    """Section 5: (report lines, violations)."""
+    core = root / "secure-model-core" / "src"
+    names = set(SETTING_NAME.findall((root / "secure-model-settings/src/registry.rs").read_text()))
+    lines, bad = [], []
+    for p in sorted(core.rglob("*.rs")):
+        rel = str(p.relative_to(core))
+        if rel == "test_support.rs":
+            continue
+        # Comments go; string literals stay: a message naming a variable is knowledge of it.
+        text = drop_test_modules(strip_comments(p.read_text()))
+        for i, line in enumerate(text.split("\n"), 1):
+            for n in names:
+                if re.search(rf"\b{re.escape(n)}\b", line):
+                    bad.append(f"core names setting {n}: secure-model-core/src/{rel}:{i}")
+            if re.search(r"kserve", line, re.I):
+                bad.append(f"core names KServe: secure-model-core/src/{rel}:{i}")
+            if ENV_READ.search(line):
+                bad.append(f"core reads the environment: secure-model-core/src/{rel}:{i}")
+    lines.append(f"core: {len(names)} setting names and KServe checked against every file")
+    for rel, pat in DECRYPTING + CRATE_PRIVATE:
+        ok = re.search(pat, (core / rel).read_text()) is not None
+        lines.append(f"{'ok  ' if ok else 'FAIL'} {rel}: {pat}")
+        if not ok:
+            bad.append(f"decrypting path not confined: {rel} lacks {pat}")
+    hazmat = (core / "hazmat.rs").read_text()
+    for item in ("SegmentOpener", "StreamDecryptor", "decrypt_all"):
+        for p in sorted(core.rglob("*.rs")):
+            rel = str(p.relative_to(core))
+            code = strip_comments(p.read_text())
+            if rel not in ("hazmat.rs", "crypto/opening.rs") and re.search(rf"pub use [^;]*\b{item}\b", code):
+                bad.append(f"{item} re-exported publicly outside hazmat: {rel}")
+        if item not in hazmat:
+            bad.append(f"hazmat does not re-export {item}")
+    for pat, home in GATES.items():
+        where = []
+        for p in sorted(core.rglob("*.rs")):
+            rel = str(p.relative_to(core))
+            if rel == "danger.rs":  # where the relaxations are defined
+                continue
+            code = drop_test_modules(strip_code(p.read_text()))
+            if re.search(pat, code):
+                where.append(rel)
+        lines.append(f"gate {pat!r}: {', '.join(where) or '(unused)'}")
+        for rel in where:
+            if rel != home:
+                bad.append(f"relaxation decided outside its gate ({home}): {pat} in {rel}")
+    return lines, bad
+
+
+def strip_comments(text):
+    """Blanks out comments only (string literals stay)."""
+    out = []
+    for line in text.split("\n"):
+        # A `//` inside a string literal is rare in the core; good enough for a boundary check.
+        m = re.search(r"(^|[^:\"])//", line)
+        out.append(line[: m.start() + len(m.group(1))] if m else line)
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--check", action="store_true")
     ap.add_argument("root", nargs="?", default=pathlib.Path(__file__).resolve().parent.parent)
     a = ap.parse_args()
     root = pathlib.Path(a.root)
@@ -238,6 +333,15 @@ def main():
     print(f"\n== places that read the process environment: {len(env_reads)}")
     for r in env_reads:
         print(r)
+
+    lines, bad = boundaries(root)
+    print(f"\n== the core's boundaries: {len(bad)} violation(s)")
+    for l in lines:
+        print(l)
+    for b in bad:
+        print(f"VIOLATION {b}")
+    if a.check and bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

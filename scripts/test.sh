@@ -59,6 +59,7 @@ prepare tools bash -c 'scripts/supply-chain.sh --install-only && scripts/fuzz.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+cargo fmt --manifest-path tests/api-check/Cargo.toml -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -66,8 +67,14 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+step "architecture boundaries: no environment or KServe in the core, decrypting primitives confined, one gate per relaxation"
+python3 scripts/arch_report.py --check >/dev/null || { python3 scripts/arch_report.py | grep VIOLATION >&2; exit 1; }
+
 step "cargo test"
 cargo test --workspace --all-features
+
+step "the public API with default features, as an embedder sees it (tests/api-check: compile-fail doctests)"
+CARGO_TARGET_DIR="$PWD/target" cargo test --manifest-path tests/api-check/Cargo.toml --doc
 
 step "static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)"
 # --workspace --all-features here and below: the feature set of `cargo test` above, so the

@@ -23,7 +23,7 @@
 //! | [`crypto`] | Tink streaming AEAD (opener public, sealer private), KEK wraps, secrets, digests | — |
 //! | [`format`](mod@format) | package documents: manifest, keys file, paths, limits | crypto |
 //! | [`verify`] | signatures, trust policies (keys, X.509 chains, Sigstore keyless), manifest checks, the proof type `VerifiedManifest` | crypto, format |
-//! | [`jwe`] | JWE primitives (KBS responses, KServe's files) | crypto |
+//! | [`jwe`] | JWE primitives (KBS responses, JWE-encrypted files) | crypto |
 //! | [`attest`] | TEE evidence: configfs-tsm (TDX, SNP, CCA), `/dev/sev-guest`, sample | crypto, danger |
 //! | [`keys`] | key providers, key brokers (KBS, CDH), the shared DEK unlock | attest, crypto, danger, format, jwe |
 //! | [`storage`] | object stores, package locations, storage settings | crypto, danger |

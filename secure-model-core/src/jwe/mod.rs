@@ -315,7 +315,7 @@ impl Jwe {
     }
 
     /// [`Jwe::parse_compact`] with a caller-chosen cap on the serialization (and so the
-    /// ciphertext) instead of [`MAX_SERIALIZED_LEN`]; for bulk data such as KServe's JWE model
+    /// ciphertext) instead of [`MAX_SERIALIZED_LEN`]; for bulk data such as JWE-encrypted model
     /// files, whose callers bound memory themselves.
     ///
     /// # Errors

@@ -1,7 +1,7 @@
 //! Key brokers: where a resource `kbs:///<repo>/<type>/<tag>` comes from, directly from a
 //! Trustee KBS (attesting first) or through the CoCo Confidential Data Hub (which attested for
 //! the pod), and the one cached fetch every user of a resource shares ([`BrokeredResource`]):
-//! the `kbs` recipient reads it as a KEK, KServe's confidential mode as its JWE key, and a
+//! the `kbs` recipient reads it as a KEK, a caller may read it as a JWE key too, and a
 //! pod that needs both attests once.
 
 use std::path::PathBuf;

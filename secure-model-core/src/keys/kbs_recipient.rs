@@ -51,8 +51,8 @@ impl KbsKeyProvider {
         }
     }
 
-    /// The KEK from a resource that may be shared with other users (KServe's confidential
-    /// mode reads the same resource as its JWE key).
+    /// The KEK from a resource that may be shared with other users (a caller may read the
+    /// same resource as a JWE key).
     pub fn from_resource(resource: Arc<BrokeredResource>) -> Self {
         Self::with_source(resource.path().clone(), KekSource::Broker(resource))
     }

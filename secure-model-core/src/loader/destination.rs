@@ -363,7 +363,7 @@ impl Staging {
     }
 
     /// Where `rel` lives inside the staging directory, for callers that stage files
-    /// themselves (KServe JWE downloads).
+    /// themselves (JWE-encrypted downloads).
     pub fn path_of(&self, rel: &ModelPath) -> PathBuf {
         self.root.join(rel.as_str())
     }

@@ -1,4 +1,4 @@
-//! A pull of several packages, all or nothing (KServe's `SRC DEST` pairs): every package is
+//! A pull of several packages, all or nothing (a storage initializer's `SRC DEST` pairs): every package is
 //! verified and decrypted into staging first; only when all staged is anything published, so a
 //! failure in the second package leaves the first unpublished too.
 
