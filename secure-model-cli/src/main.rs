@@ -164,7 +164,9 @@ fn main() -> ExitCode {
     match rt.block_on(dispatch(cli.command, &src)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if json {
+            // A failure the command already reported in full (the doctor's report) adds no
+            // second document and no empty error line.
+            if json && !f.is_reported() {
                 println!("{}", f.to_json());
             }
             f.report()

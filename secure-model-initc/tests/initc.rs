@@ -11,6 +11,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use base64::Engine as _;
+
 struct Pkg {
     dir: tempfile::TempDir,
 }
@@ -275,4 +277,49 @@ fn trusted_keys_inline_pem() {
         msg.contains("SECURE_MODEL_TRUSTED_KEYS") && msg.contains("SECURE_MODEL_TRUSTED_KEYS_PEM"),
         "{msg}"
     );
+}
+
+/// A KEK pasted into `SECURE_MODEL_KEYS` (bare, as `local:`, as `kbs:`, under a misspelled
+/// provider; hex or base64) never reaches the logs or the termination message.
+#[test]
+fn a_kek_in_secure_model_keys_is_never_echoed() {
+    let pkg = Pkg::new();
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let term = pkg.dir.path().join("term");
+    let raw = std::fs::read(pkg.p("keys/kek.bin")).unwrap();
+    for kek in [
+        hex::encode(&raw),
+        base64::engine::general_purpose::STANDARD.encode(&raw),
+    ] {
+        for spec in [
+            kek.clone(),
+            format!("local:{kek}"),
+            format!("kbs:{kek}"),
+            format!("lcoal:{kek}"),
+        ] {
+            let o = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
+                .args([pkg.p("a"), shm.path().join("m").display().to_string()])
+                .env(
+                    "SECURE_MODEL_TRUSTED_KEYS",
+                    pkg.p("keys/signing-key.pub.pem"),
+                )
+                .env("SECURE_MODEL_KEYS", &spec)
+                .env("SECURE_MODEL_TERMINATION_LOG", &term)
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(3), "{spec}");
+            let msg = std::fs::read_to_string(&term).unwrap();
+            assert!(
+                msg.contains("[redacted") || msg.contains("unknown key provider \"lcoal\""),
+                "{msg}"
+            );
+            for t in [
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+                msg,
+            ] {
+                assert!(!t.contains(kek.as_str()), "{spec}: {t}");
+            }
+        }
+    }
 }

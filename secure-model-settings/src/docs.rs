@@ -51,6 +51,7 @@ pub fn markdown() -> String {
          variable; an unknown `SECURE_MODEL_*` variable is logged as a warning with the closest \
          known name.\n",
     );
+    out.push_str(&relaxations());
     for g in groups {
         out.push_str(&format!(
             "\n## {}\n\n| variable | flag | value | default | read by | meaning |\n|---|---|---|---|---|---|\n",
@@ -60,6 +61,37 @@ pub fn markdown() -> String {
             out.push_str(&row(*s));
             out.push('\n');
         }
+    }
+    out
+}
+
+/// What turns each relaxation on: the one gate each passes, as a table.
+fn relaxations() -> String {
+    use secure_model_core::danger::Relaxation as R;
+    let on = |r: R| -> &'static str {
+        match r {
+            R::DiskPlaintext => "`SECURE_MODEL_ALLOW_DISK_PLAINTEXT=true` or `--allow-disk-plaintext`",
+            R::SampleAttester => "`SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true` or `--allow-sample`",
+            R::PlainHttpStorage => "`SECURE_MODEL_ALLOW_HTTP=true` (any store; the only opt-in for http:// GCS and Azure endpoints, which would carry a bearer token, shared key or SAS in clear, and for http:// mirrors); an http:// S3 endpoint (`AWS_ENDPOINT_URL[_S3]`, `S3_ENDPOINT` with `S3_USE_HTTPS=false`) is accepted as KServe accepts it and turns it on",
+            R::UnverifiedStorageTls => "`S3_VERIFY_SSL=false` (KServe's variable, accepted as KServe accepts it); give the store's CA instead (`AWS_CA_BUNDLE`, `GCS_CA_BUNDLE`, `AZURE_CA_BUNDLE`, `SECURE_MODEL_CA_BUNDLE`)",
+            R::PlainHttpKbs => "`SECURE_MODEL_KBS_ALLOW_HTTP=true`",
+            _ => "",
+        }
+    };
+    let mut out = String::from(
+        "\n## Relaxations and what turns them on\n\n\
+         Each relaxation of a secure default passes one gate in the library, and is logged as a \
+         warning once per run when it takes effect, naming the setting that turned it on and \
+         what it gives up. Without its setting, the operation is refused with a message naming \
+         the setting.\n\n| relaxation | gives up | turned on by |\n|---|---|---|\n",
+    );
+    for r in R::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            r.name(),
+            r.gives_up(),
+            on(r)
+        ));
     }
     out
 }

@@ -87,6 +87,9 @@ impl Failure {
     /// Prints `error: MESSAGE` (and `hint: HINT`) on stderr and returns the exit code: how a
     /// command-line binary ends on this failure.
     pub fn report(&self) -> std::process::ExitCode {
+        if self.is_reported() {
+            return std::process::ExitCode::from(self.exit_code());
+        }
         eprintln!("error: {}", self.message);
         if let Some(h) = &self.hint {
             eprintln!("hint: {h}");

@@ -376,7 +376,7 @@ pub fn nginx(root: &Path, tls: Option<(&Path, &Path)>) -> Option<Server> {
 pub fn nginx_tls_proxy(upstream: u16, cert: &Path, key: &Path) -> Option<Server> {
     nginx_with(
         &format!(
-            "location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Host $host; }}"
+            "location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Host $http_host; }}"
         ),
         Some((cert, key)),
     )
