@@ -45,10 +45,14 @@ pub enum BadReview {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Verdict {
-    /// Allowed with a patch (profile applied).
-    Injected(String),
+    /// Allowed with a patch (profile applied), and what else was done (take-over, repairs:
+    /// logged as warnings and sent to the client as admission warnings).
+    Injected(String, Vec<String>),
     /// Allowed unchanged.
     Unchanged,
+    /// Allowed unchanged because the pod's namespace is excluded from injection (logged, and a
+    /// warning to the client).
+    Excluded(String),
     /// Denied with this message.
     Denied(String),
 }
@@ -131,11 +135,28 @@ fn decide(
         Ok(v) => v,
         Err(e) => return deny(req, format!("cannot read the pod: {e}")),
     };
+    if let Some(ns) = req
+        .namespace
+        .as_deref()
+        .filter(|n| profiles.excludes_namespace(n))
+    {
+        return excluded(req, ns);
+    }
     match patch_for(&object, profiles, scope) {
         Ok(None) => allow(),
-        Ok(Some((ops, profile))) => {
+        Ok(Some((ops, profile, notes))) => {
             match AdmissionResponse::from(req).with_patch(json_patch::Patch(ops)) {
-                Ok(r) => (r, Verdict::Injected(profile)),
+                Ok(mut r) => {
+                    if !notes.is_empty() {
+                        r.warnings = Some(
+                            notes
+                                .iter()
+                                .map(|n| format!("secure-model-webhook: {n}"))
+                                .collect(),
+                        );
+                    }
+                    (r, Verdict::Injected(profile, notes))
+                }
                 Err(e) => deny(req, format!("cannot encode the patch: {e}")),
             }
         }
@@ -149,8 +170,26 @@ fn decide(
     }
 }
 
-/// The operations for a pod object in `scope` and the profile applied; `None` when it does
-/// not ask or is already injected.
+/// A pod of an excluded namespace is allowed unchanged, with a warning. The webhook checks
+/// the namespace itself: the configuration's exclusion by `kubernetes.io/metadata.name`
+/// excludes nothing on API servers before 1.21.
+fn excluded(
+    req: &AdmissionRequest<DynamicObject>,
+    namespace: &str,
+) -> (AdmissionResponse, Verdict) {
+    let message = format!(
+        "secure-model-webhook: namespace {namespace:?} is excluded from injection (excludedNamespaces of the profiles file); the pod is created without the secure loader"
+    );
+    let mut r = AdmissionResponse::from(req);
+    r.warnings = Some(vec![message.clone()]);
+    (r, Verdict::Excluded(message))
+}
+
+/// What a patched pod got: the operations, the profile applied and what else was done.
+pub type Patched = (Vec<json_patch::PatchOperation>, String, Vec<String>);
+
+/// The operations for a pod object in `scope`, the profile applied and the notes; `None` when
+/// it does not ask or is already injected.
 ///
 /// # Errors
 /// [`InjectError`] when the pod must be refused.
@@ -158,7 +197,7 @@ pub fn patch_for(
     pod: &Value,
     profiles: &Profiles,
     scope: Scope,
-) -> Result<Option<(Vec<json_patch::PatchOperation>, String)>, InjectError> {
+) -> Result<Option<Patched>, InjectError> {
     let meta = &pod["metadata"];
     let Some(ask) = request::ask(
         meta["labels"].as_object(),
@@ -168,10 +207,17 @@ pub fn patch_for(
     else {
         return Ok(None);
     };
-    let profile = profiles.get(ask.profile.as_deref())?;
-    match mutation::inject(pod, &PodAt::template(""), &ask, profile)? {
-        Decision::AlreadyInjected => Ok(None),
-        Decision::Patch(ops) => Ok(Some((ops, profile.name.clone()))),
+    match mutation::inject(pod, &PodAt::template(""), &ask, profiles)? {
+        Decision::Patch {
+            ops,
+            profile,
+            notes,
+        } => Ok(Some((
+            ops,
+            profile,
+            notes.iter().map(ToString::to_string).collect(),
+        ))),
+        _ => Ok(None),
     }
 }
 

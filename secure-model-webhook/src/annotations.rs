@@ -13,9 +13,44 @@ pub const SOURCE: &str = "secure-model.io/source";
 /// Annotation: where the plaintext model is published (default [`DEFAULT_DESTINATION`]).
 pub const DESTINATION: &str = "secure-model.io/destination";
 
-/// Annotation: comma-separated names of the containers that read the model (default: every
-/// container of `spec.containers`; `main` for an LLMInferenceService).
+/// Annotation: comma-separated names of the containers that read the model (default: the
+/// profile's `defaultContainers`, else the serving container: `kserve-container`, `main`
+/// for an LLMInferenceService, else the first container that is no known sidecar).
 pub const CONTAINERS: &str = "secure-model.io/containers";
+
+/// Annotation: `sizeLimit` of the memory-backed model volume (a Kubernetes quantity, e.g.
+/// `40Gi`), at most the profile's `modelSizeLimit`; default the profile's.
+pub const SIZE_LIMIT: &str = "secure-model.io/size-limit";
+
+/// Annotation KServe's controller writes on predictor pods: the InferenceService's
+/// `storageUri`. An opted-in predictor pod without [`SOURCE`] takes its package from here.
+pub const KSERVE_SOURCE_URI: &str = "internal.serving.kserve.io/storage-initializer-sourceuri";
+
+/// The volume KServe's pod mutator creates for the model (`emptyDir: {}`, on disk).
+pub const KSERVE_MODEL_VOLUME: &str = "kserve-provision-location";
+
+/// The container KServe serves an InferenceService from.
+pub const KSERVE_CONTAINER: &str = "kserve-container";
+
+/// Containers other injectors add next to the server: they never get the model unless the
+/// pod names them in [`CONTAINERS`].
+pub const KNOWN_SIDECARS: &[&str] = &[
+    "queue-proxy",
+    "istio-proxy",
+    "linkerd-proxy",
+    "agent",
+    "kserve-agent",
+];
+
+/// Init containers of service meshes that must run before a native sidecar proxy
+/// (`restartPolicy: Always`) when one follows them: the secure loader goes after both, so
+/// its traffic goes through a running proxy.
+pub const MESH_INIT_CONTAINERS: &[&str] = &[
+    "istio-init",
+    "istio-validation",
+    "linkerd-init",
+    "linkerd-network-validator",
+];
 
 /// Annotation: the profile to use (default: the profiles file's `defaultProfile`).
 pub const PROFILE: &str = "secure-model.io/profile";

@@ -1,29 +1,46 @@
 //! The injection as a pure function: given an object, where its pod spec (and metadata) sit,
-//! a checked [`Ask`] and a [`Profile`], the RFC 6902 operations that add the secure loader,
-//! or a [`Refusal`]. No I/O: the webhook, `inject` and the tests call the same code.
+//! a checked [`Ask`] and the checked [`Profiles`], the RFC 6902 operations that add the secure
+//! loader, or a [`Refusal`]. No I/O: the webhook, `inject` and the tests call the same code.
 //!
-//! The operations add: the init container `storage-initializer` first among the init
-//! containers (image, `SRC DEST` args, the profile's variables and secret references, a
-//! hardened security context, the model volume mounted read-write at the destination); a
-//! memory-backed `emptyDir` for the model unless one is already mounted there; read-only
-//! mounts of it in the target containers; the profile's Secret volumes; and the
-//! `secure-model.io/injected` annotation. A pod spec that already has a `storage-initializer`
-//! (ours, or the one KServe's pod mutator adds from our ClusterStorageContainer) is left
-//! alone, so a second admission is a no-op.
+//! The pod is read through `k8s-openapi`'s types ([`PodSpec`], [`ObjectMeta`]): a pod of the
+//! wrong shape is refused by construction, and the operations are computed against the object
+//! as sent, so fields the types do not know are never touched.
+//!
+//! A pod spec that already has an init container named `storage-initializer` is:
+//!
+//! - **ours** when it carries the `secure-model.io/injected` annotation naming a profile whose
+//!   image it runs, or runs a profile's image with a `secure+` source (KServe injected it from
+//!   our ClusterStorageContainer). It is not injected again; the injection only repairs what
+//!   later webhooks changed: it moves the loader back to its place among the init containers,
+//!   and turns KServe's disk `emptyDir` for the model into a memory-backed one;
+//! - **KServe's own** when it writes KServe's model volume (`kserve-provision-location`, an
+//!   `emptyDir`) at the destination: it is **taken over**, removed and replaced by ours, and
+//!   the volume becomes memory-backed;
+//! - **anyone else's**: the pod is **refused**, naming the container. Nothing that is not
+//!   ours or KServe's is removed.
+//!
+//! The loader goes first among the init containers, after only a service mesh's native
+//! sidecar proxy (`restartPolicy: Always`) and the mesh init containers that precede it, so
+//! its traffic to the store and key broker leaves through a running proxy.
 
 use std::collections::BTreeMap;
 
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation};
+use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSpec,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::annotations::{INJECTED, MODEL_VOLUME};
-use crate::profile::Profile;
+use crate::annotations::{
+    INJECTED, KNOWN_SIDECARS, KSERVE_CONTAINER, KSERVE_MODEL_VOLUME, LLMISVC_MAIN_CONTAINER,
+    MESH_INIT_CONTAINERS, MODEL_VOLUME,
+};
+use crate::profile::{quantity_bytes, Profile, Profiles};
 use crate::request::Ask;
 use crate::Refusal;
 use secure_model_kserve::csc::STORAGE_INITIALIZER_CONTAINER;
@@ -64,14 +81,56 @@ fn pointer(s: &str) -> PointerBuf {
     PointerBuf::from_tokens(s.split('/').filter(|t| !t.is_empty()))
 }
 
+/// Something the injection did besides adding the loader, worth a warning in the logs and in
+/// the admission response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Note {
+    /// KServe's own `storage-initializer` (this image) was removed and replaced by ours.
+    TookOver {
+        /// The image of the container removed.
+        image: String,
+    },
+    /// Our loader was moved back to its place among the init containers (another webhook had
+    /// put an init container before it).
+    Reordered {
+        /// Its index before.
+        from: usize,
+        /// Its index now.
+        to: usize,
+    },
+    /// KServe's disk `emptyDir` for the model was made memory-backed.
+    ModelVolumeInMemory {
+        /// The volume.
+        volume: String,
+    },
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::TookOver { image } => write!(f, "replaced KServe's storage-initializer (image {image}) with secure-model's loader"),
+            Note::Reordered { from, to } => write!(f, "moved secure-model's loader from init container {from} back to {to}, ahead of the pod's other init containers"),
+            Note::ModelVolumeInMemory { volume } => write!(f, "made the model volume {volume:?} memory-backed (it was a disk emptyDir)"),
+        }
+    }
+}
+
 /// What the injection does to one pod spec.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Decision {
-    /// A `storage-initializer` is already there: nothing to do.
+    /// Our loader is there and in place: nothing to do.
     AlreadyInjected,
     /// Apply these operations.
-    Patch(Vec<PatchOperation>),
+    Patch {
+        /// The operations.
+        ops: Vec<PatchOperation>,
+        /// The profile applied (or that of the loader found).
+        profile: String,
+        /// What else was done.
+        notes: Vec<Note>,
+    },
 }
 
 /// The injection could not be computed.
@@ -92,44 +151,74 @@ pub enum InjectError {
     },
 }
 
-/// The pod spec's facts the injection works from.
-struct Spec<'a> {
-    spec: &'a serde_json::Map<String, Value>,
+/// The pod as the injection sees it: its spec and metadata, typed.
+#[derive(Clone)]
+struct Pod {
+    spec: PodSpec,
+    meta: Option<ObjectMeta>,
 }
 
-impl<'a> Spec<'a> {
-    fn list(&self, field: &str) -> Result<&'a [Value], Refusal> {
-        match self.spec.get(field) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(Refusal::malformed(format!("spec.{field} is not a list"))),
-        }
+/// `v`, read as a `T`; a wrong shape is a refusal naming the field (`spec.containers[0]
+/// .volumeMounts: invalid type: ...`).
+fn typed<T: serde::de::DeserializeOwned>(v: &Value, at: &PointerBuf) -> Result<T, Refusal> {
+    serde_path_to_error::deserialize(v.clone()).map_err(|e| {
+        let base = at.as_str().trim_start_matches('/').replace('/', ".");
+        let path = e.path().to_string();
+        let field = if path == "." {
+            base
+        } else {
+            format!("{base}.{path}")
+        };
+        Refusal::malformed(format!("{field}: {}", e.inner()))
+    })
+}
+
+impl Pod {
+    /// Reads the pod at `at` in `object`; a wrong shape is a refusal naming the field.
+    fn read(object: &Value, at: &PodAt) -> Result<Self, Refusal> {
+        let raw = object
+            .pointer(at.spec.as_str())
+            .filter(|v| v.is_object())
+            .ok_or_else(|| Refusal::malformed(format!("{} is not a pod spec object", at.spec)))?;
+        let spec: PodSpec = typed(raw, &at.spec)?;
+        let meta = match &at.metadata {
+            None => None,
+            Some(m) => match object.pointer(m.as_str()) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(typed::<ObjectMeta>(v, m)?),
+            },
+        };
+        Ok(Self { spec, meta })
     }
 
-    fn has(&self, field: &str) -> bool {
-        !matches!(self.spec.get(field), None | Some(Value::Null))
+    fn init(&self) -> &[Container] {
+        self.spec.init_containers.as_deref().unwrap_or_default()
     }
 
-    fn volume(&self, name: &str) -> Result<Option<&'a Value>, Refusal> {
-        Ok(self.list("volumes")?.iter().find(|v| v["name"] == name))
+    fn volumes(&self) -> &[Volume] {
+        self.spec.volumes.as_deref().unwrap_or_default()
     }
 
-    /// (kind, container) for every init and app container.
-    fn all_containers(&self) -> Result<Vec<&'a Value>, Refusal> {
-        Ok(self
-            .list("initContainers")?
-            .iter()
-            .chain(self.list("containers")?)
-            .collect())
+    fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes().iter().find(|v| v.name == name)
+    }
+
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.meta
+            .as_ref()?
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    fn all_containers(&self) -> impl Iterator<Item = &Container> {
+        self.init().iter().chain(&self.spec.containers)
     }
 }
 
-fn name_of(c: &Value) -> &str {
-    c["name"].as_str().unwrap_or("")
-}
-
-fn mounts_of(c: &Value) -> &[Value] {
-    c["volumeMounts"].as_array().map_or(&[], Vec::as_slice)
+fn mounts(c: &Container) -> &[VolumeMount] {
+    c.volume_mounts.as_deref().unwrap_or_default()
 }
 
 fn norm(path: &str) -> &str {
@@ -139,47 +228,21 @@ fn norm(path: &str) -> &str {
     }
 }
 
-/// Every container is an object whose `volumeMounts`, when set, is a list: the patch appends
-/// to those lists, and a patch the API server cannot apply must never be answered.
-fn check_container_shapes(spec: &Spec<'_>) -> Result<(), Refusal> {
-    for field in ["initContainers", "containers"] {
-        for (i, c) in spec.list(field)?.iter().enumerate() {
-            let Some(c) = c.as_object() else {
-                return Err(Refusal::malformed(format!(
-                    "spec.{field}[{i}] is not an object"
-                )));
-            };
-            if !matches!(
-                c.get("volumeMounts"),
-                None | Some(Value::Null | Value::Array(_))
-            ) {
-                return Err(Refusal::malformed(format!(
-                    "spec.{field}[{i}].volumeMounts is not a list"
-                )));
-            }
-        }
-    }
-    Ok(())
+fn memory_backed(v: &Volume) -> bool {
+    v.empty_dir.as_ref().and_then(|e| e.medium.as_deref()) == Some("Memory")
 }
 
-/// The metadata the injection annotates is an object whose `annotations`, when set, is one.
-fn check_metadata_shape(object: &Value, meta: &PointerBuf) -> Result<(), Refusal> {
-    let bad = |what: &str| Refusal::malformed(format!("{meta}{what} is not an object"));
-    match object.pointer(meta.as_str()) {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(m)) => match m.get("annotations") {
-            None | Some(Value::Null | Value::Object(_)) => Ok(()),
-            Some(_) => Err(bad("/annotations")),
-        },
-        Some(_) => Err(bad("")),
-    }
+/// KServe's model volume, as its pod mutator creates it: a (disk) `emptyDir` named
+/// `kserve-provision-location`.
+fn kserve_model_volume(v: &Volume) -> bool {
+    v.name == KSERVE_MODEL_VOLUME
+        && v.empty_dir.is_some()
+        && v.persistent_volume_claim.is_none()
+        && v.host_path.is_none()
 }
 
-fn memory_backed(volume: &Value) -> bool {
-    volume.pointer("/emptyDir/medium").and_then(Value::as_str) == Some("Memory")
-}
-
-/// The operations that inject `profile` for `ask` into the pod spec of `object` at `at`.
+/// The operations that inject the secure loader for `ask` into the pod spec of `object` at
+/// `at`, with the profile `profiles` choose for it.
 ///
 /// # Errors
 /// [`InjectError::Refused`] when the pod would break the guarantees (see [`Refusal`]).
@@ -187,79 +250,327 @@ pub fn inject(
     object: &Value,
     at: &PodAt,
     ask: &Ask,
-    profile: &Profile,
+    profiles: &Profiles,
 ) -> Result<Decision, InjectError> {
-    let spec = object
-        .pointer(at.spec.as_str())
-        .and_then(Value::as_object)
-        .ok_or_else(|| Refusal::malformed(format!("{} is not a pod spec object", at.spec)))?;
-    let spec = Spec { spec };
-    if spec
-        .list("initContainers")?
+    let pod = Pod::read(object, at)?;
+    match pod
+        .init()
         .iter()
-        .any(|c| name_of(c) == STORAGE_INITIALIZER_CONTAINER)
+        .position(|c| c.name == STORAGE_INITIALIZER_CONTAINER)
     {
+        None => fresh(object, at, &pod, ask, profiles, Vec::new(), Vec::new()),
+        Some(i) if is_ours(&pod, i, profiles) => repair(at, &pod, i, ask, profiles),
+        Some(i) => take_over(object, at, &pod, i, ask, profiles),
+    }
+}
+
+/// Whether init container `i` (named `storage-initializer`) is secure-model's loader.
+fn is_ours(pod: &Pod, i: usize, profiles: &Profiles) -> bool {
+    let Some(c) = pod.init().get(i) else {
+        return false;
+    };
+    let image = c.image.as_deref().unwrap_or_default();
+    let annotated = pod
+        .annotation(INJECTED)
+        .and_then(|p| profiles.get(Some(p)).ok())
+        .is_some_and(|p| p.image() == image);
+    let secure_source = c
+        .args
+        .as_ref()
+        .and_then(|a| a.first())
+        .is_some_and(|s| s.starts_with("secure+"));
+    annotated || (profiles.is_our_image(image) && secure_source)
+}
+
+/// Where our loader belongs among the init containers `others` (the pod's, ours excluded):
+/// after a leading block of native sidecars and the mesh init containers that precede one.
+fn loader_position(others: &[Container]) -> usize {
+    let native = |c: &Container| c.restart_policy.as_deref() == Some("Always");
+    let last_native = others.iter().rposition(native);
+    let Some(last) = last_native else {
+        return 0;
+    };
+    let block = others.get(..=last).unwrap_or_default();
+    let all_mesh = block
+        .iter()
+        .all(|c| native(c) || MESH_INIT_CONTAINERS.contains(&c.name.as_str()));
+    if all_mesh {
+        last + 1
+    } else {
+        // Native sidecars mixed with application init containers: the mesh's part of the
+        // leading block only.
+        block
+            .iter()
+            .take_while(|c| native(c) || MESH_INIT_CONTAINERS.contains(&c.name.as_str()))
+            .count()
+    }
+}
+
+fn child(base: &PointerBuf, tokens: &[&str]) -> PointerBuf {
+    let mut p = base.clone();
+    for t in tokens {
+        p.push_back(*t);
+    }
+    p
+}
+
+fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Value, InjectError> {
+    serde_json::to_value(v).map_err(|source| InjectError::Encode { what, source })
+}
+
+/// Our loader is there: move it back into place, make KServe's disk volume memory-backed.
+fn repair(
+    at: &PodAt,
+    pod: &Pod,
+    i: usize,
+    ask: &Ask,
+    profiles: &Profiles,
+) -> Result<Decision, InjectError> {
+    let mut ops = Vec::new();
+    let mut notes = Vec::new();
+    let init = pod.init();
+    let others: Vec<Container> = init
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, c)| c.clone())
+        .collect();
+    let to = loader_position(&others);
+    if to != i {
+        ops.push(PatchOperation::Move(MoveOperation {
+            from: child(&at.spec, &["initContainers", &i.to_string()]),
+            path: child(&at.spec, &["initContainers", &to.to_string()]),
+        }));
+        notes.push(Note::Reordered { from: i, to });
+    }
+    let loader = init.get(i).cloned().unwrap_or_default();
+    let dest = loader
+        .args
+        .as_ref()
+        .and_then(|a| a.get(1))
+        .map_or(ask.destination().to_string(), |d| norm(d).to_string());
+    let profile = pod
+        .annotation(INJECTED)
+        .filter(|p| profiles.get(Some(p)).is_ok())
+        .map_or_else(|| "ClusterStorageContainer".to_string(), String::from);
+    if let Some((index, volume)) = loader_volume(pod, &loader, &dest)? {
+        if !memory_backed(volume) {
+            let size = size_limit(ask, profiles.get(Some(&profile)).ok())?;
+            ops.push(to_memory(at, index, volume, size)?);
+            notes.push(Note::ModelVolumeInMemory {
+                volume: volume.name.clone(),
+            });
+        }
+    }
+    if ops.is_empty() {
         return Ok(Decision::AlreadyInjected);
     }
-    check_container_shapes(&spec)?;
-    if let Some(meta) = &at.metadata {
-        check_metadata_shape(object, meta)?;
-    }
-    check_runtime_class(&spec, profile)?;
-    let targets = targets(&spec, ask)?;
-    let volume = model_volume(&spec, &ask.destination)?;
-    check_model_mounts(&spec, volume.name())?;
-    check_secret_volume_names(&spec, profile)?;
-    let mut ops = Vec::new();
-    ops.push(add_init_container(&spec, at, ask, profile, volume.name())?);
-    ops.extend(add_volumes(&spec, at, profile, &volume)?);
-    ops.extend(add_mounts(&spec, at, &targets, ask, volume.name())?);
-    if let Some(meta) = &at.metadata {
-        ops.push(annotate(object, meta, &profile.name));
-    }
-    Ok(Decision::Patch(ops))
+    Ok(Decision::Patch {
+        ops,
+        profile,
+        notes,
+    })
 }
 
-fn check_runtime_class(spec: &Spec<'_>, profile: &Profile) -> Result<(), Refusal> {
-    if !profile.require_tee {
-        return Ok(());
-    }
-    let class = spec.spec.get("runtimeClassName").and_then(Value::as_str);
-    match class {
-        Some(c) if profile.runtime_class_names.iter().any(|a| a == c) => Ok(()),
-        _ => Err(Refusal::RuntimeClassNotAllowed {
-            profile: profile.name.clone(),
-            found: class.map_or_else(|| "unset".to_string(), |c| format!("{c:?}")),
-            allowed: profile.runtime_class_names.join(", "),
-        }),
-    }
-}
-
-/// Indices (in `spec.containers`) of the containers that get the model.
-fn targets(spec: &Spec<'_>, ask: &Ask) -> Result<Vec<usize>, Refusal> {
-    let containers = spec.list("containers")?;
-    let Some(names) = &ask.containers else {
-        if containers.is_empty() {
-            return Err(Refusal::NoContainers);
-        }
-        return Ok((0..containers.len()).collect());
+/// The volume `loader` writes at `dest` (with its index), refused when it is neither
+/// memory-backed nor KServe's disk `emptyDir`.
+fn loader_volume<'p>(
+    pod: &'p Pod,
+    loader: &Container,
+    dest: &str,
+) -> Result<Option<(usize, &'p Volume)>, Refusal> {
+    let Some(m) = mounts(loader).iter().find(|m| norm(&m.mount_path) == dest) else {
+        return Ok(None);
     };
-    names
+    let Some(index) = pod.volumes().iter().position(|v| v.name == m.name) else {
+        return Ok(None);
+    };
+    let volume = pod
+        .volumes()
+        .get(index)
+        .ok_or_else(|| Refusal::malformed("volume index"))?;
+    if memory_backed(volume) || kserve_model_volume(volume) {
+        return Ok(Some((index, volume)));
+    }
+    Err(Refusal::DiskBackedDestination {
+        container: loader.name.clone(),
+        volume: volume.name.clone(),
+        path: dest.to_string(),
+    })
+}
+
+/// Replaces volume `index` by a memory-backed `emptyDir` of the same name.
+fn to_memory(
+    at: &PodAt,
+    index: usize,
+    volume: &Volume,
+    size: Option<String>,
+) -> Result<PatchOperation, InjectError> {
+    let v = Volume {
+        name: volume.name.clone(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: size.map(Quantity),
+        }),
+        ..Default::default()
+    };
+    Ok(PatchOperation::Replace(ReplaceOperation {
+        path: child(&at.spec, &["volumes", &index.to_string()]),
+        value: encode("model volume", &v)?,
+    }))
+}
+
+/// KServe's own `storage-initializer` at `i`: replaced by ours when it writes KServe's model
+/// volume at the destination; anything else is refused.
+fn take_over(
+    object: &Value,
+    at: &PodAt,
+    pod: &Pod,
+    i: usize,
+    ask: &Ask,
+    profiles: &Profiles,
+) -> Result<Decision, InjectError> {
+    let foreign = pod.init().get(i).cloned().unwrap_or_default();
+    let image = foreign.image.clone().unwrap_or_default();
+    let refuse = |why: &str| Refusal::ForeignInitializer {
+        name: foreign.name.clone(),
+        image: image.clone(),
+        why: why.to_string(),
+    };
+    let volume = mounts(&foreign)
         .iter()
-        .map(|n| {
-            containers
-                .iter()
-                .position(|c| name_of(c) == n)
-                .ok_or_else(|| Refusal::UnknownContainer {
+        .find(|m| norm(&m.mount_path) == ask.destination())
+        .and_then(|m| pod.volume(&m.name))
+        .filter(|v| kserve_model_volume(v))
+        .ok_or_else(|| {
+            refuse(&format!(
+                "it does not write KServe's {KSERVE_MODEL_VOLUME} emptyDir at {}",
+                ask.destination()
+            ))
+        })?;
+    let index = pod
+        .volumes()
+        .iter()
+        .position(|v| v.name == volume.name)
+        .ok_or_else(|| refuse("its volume is missing"))?;
+    let profile = profiles.choose(ask.profile(), pod.spec.runtime_class_name.as_deref())?;
+    let size = size_limit(ask, Some(profile))?;
+    let mut ops = vec![PatchOperation::Remove(RemoveOperation {
+        path: child(&at.spec, &["initContainers", &i.to_string()]),
+    })];
+    ops.push(to_memory(at, index, volume, size.clone())?);
+    // The pod as it is after these two operations.
+    let mut after = pod.clone();
+    if let Some(list) = after.spec.init_containers.as_mut() {
+        list.remove(i);
+    }
+    if let Some(v) = after.spec.volumes.as_mut().and_then(|l| l.get_mut(index)) {
+        v.empty_dir = Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: size.map(Quantity),
+        });
+    }
+    let notes = vec![Note::TookOver { image }];
+    fresh(object, at, &after, ask, profiles, ops, notes)
+}
+
+/// The model volume's `sizeLimit`: the pod's annotation, at most the profile's bound; else the
+/// profile's.
+fn size_limit(ask: &Ask, profile: Option<&Profile>) -> Result<Option<String>, Refusal> {
+    let bound = profile.and_then(Profile::model_size_limit);
+    match (ask.size_limit(), bound) {
+        (None, b) => Ok(b.map(String::from)),
+        (Some(a), None) => Ok(Some(a.to_string())),
+        (Some(a), Some(b)) => {
+            let (Some(x), Some(y)) = (quantity_bytes(a), quantity_bytes(b)) else {
+                return Ok(Some(a.to_string()));
+            };
+            if x <= y {
+                Ok(Some(a.to_string()))
+            } else {
+                Err(Refusal::BadSizeLimit {
+                    value: a.to_string(),
+                    why: format!(
+                        "more than the profile's modelSizeLimit {b}: ask the operator for a profile with a larger bound"
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// The operations that add our loader to `pod` (after `prior` operations, already reflected
+/// in `pod`).
+fn fresh(
+    object: &Value,
+    at: &PodAt,
+    pod: &Pod,
+    ask: &Ask,
+    profiles: &Profiles,
+    prior: Vec<PatchOperation>,
+    notes: Vec<Note>,
+) -> Result<Decision, InjectError> {
+    let profile = profiles.choose(ask.profile(), pod.spec.runtime_class_name.as_deref())?;
+    let size = size_limit(ask, Some(profile))?;
+    let targets = targets(pod, ask, profile)?;
+    let volume = model_volume(pod, ask.destination())?;
+    check_model_mounts(pod, volume.name())?;
+    check_secret_volume_names(pod, profile)?;
+    let mut ops = prior;
+    ops.push(add_init_container(pod, at, ask, profile, volume.name())?);
+    ops.extend(add_volumes(pod, at, profile, &volume, size)?);
+    ops.extend(add_mounts(pod, at, &targets, ask, volume.name())?);
+    if let Some(meta) = &at.metadata {
+        ops.push(annotate(object, meta, profile.name()));
+    }
+    Ok(Decision::Patch {
+        ops,
+        profile: profile.name().to_string(),
+        notes,
+    })
+}
+
+/// Indices (in `spec.containers`) of the containers that get the model: the ones the pod
+/// names; else the profile's default containers present in the pod; else the serving
+/// container (`kserve-container`, `main`, or the first container that is no known sidecar).
+fn targets(pod: &Pod, ask: &Ask, profile: &Profile) -> Result<Vec<usize>, Refusal> {
+    let containers = &pod.spec.containers;
+    let index = |n: &str| containers.iter().position(|c| c.name == n);
+    if let Some(names) = ask.containers() {
+        return names
+            .iter()
+            .map(|n| {
+                index(n).ok_or_else(|| Refusal::UnknownContainer {
                     name: n.clone(),
                     present: containers
                         .iter()
-                        .map(name_of)
+                        .map(|c| c.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
                 })
-        })
-        .collect()
+            })
+            .collect();
+    }
+    let defaults: Vec<usize> = profile
+        .default_containers()
+        .iter()
+        .filter_map(|n| index(n))
+        .collect();
+    if !defaults.is_empty() {
+        return Ok(defaults);
+    }
+    let serving = index(KSERVE_CONTAINER)
+        .or_else(|| index(LLMISVC_MAIN_CONTAINER))
+        .or_else(|| {
+            containers
+                .iter()
+                .position(|c| !KNOWN_SIDECARS.contains(&c.name.as_str()))
+        });
+    serving.map(|i| vec![i]).ok_or(Refusal::NoContainers)
 }
 
 /// The volume that will hold the model.
@@ -280,38 +591,33 @@ impl ModelVolume {
     }
 }
 
-fn model_volume(spec: &Spec<'_>, dest: &str) -> Result<ModelVolume, Refusal> {
+fn model_volume(pod: &Pod, dest: &str) -> Result<ModelVolume, Refusal> {
     let mut found: Option<&str> = None;
-    for c in spec.all_containers()? {
-        for m in mounts_of(c)
-            .iter()
-            .filter(|m| m["mountPath"].as_str().map(norm) == Some(dest))
-        {
-            let volume = m["name"].as_str().unwrap_or("");
-            let ok = spec.volume(volume)?.is_some_and(memory_backed);
-            if !ok {
+    for c in pod.all_containers() {
+        for m in mounts(c).iter().filter(|m| norm(&m.mount_path) == dest) {
+            if !pod.volume(&m.name).is_some_and(memory_backed) {
                 return Err(Refusal::DiskBackedDestination {
-                    container: name_of(c).to_string(),
-                    volume: volume.to_string(),
+                    container: c.name.clone(),
+                    volume: m.name.clone(),
                     path: dest.to_string(),
                 });
             }
             match found {
-                Some(f) if f != volume => {
+                Some(f) if f != m.name => {
                     return Err(Refusal::AmbiguousDestination {
                         first: f.to_string(),
-                        second: volume.to_string(),
+                        second: m.name.clone(),
                         path: dest.to_string(),
                     })
                 }
-                _ => found = Some(volume),
+                _ => found = Some(&m.name),
             }
         }
     }
     if let Some(f) = found {
         return Ok(ModelVolume::Existing(f.to_string()));
     }
-    match spec.volume(MODEL_VOLUME)? {
+    match pod.volume(MODEL_VOLUME) {
         None => Ok(ModelVolume::New),
         Some(v) if memory_backed(v) => Ok(ModelVolume::Existing(MODEL_VOLUME.to_string())),
         Some(_) => Err(Refusal::VolumeNameTaken {
@@ -321,14 +627,14 @@ fn model_volume(spec: &Spec<'_>, dest: &str) -> Result<ModelVolume, Refusal> {
 }
 
 /// No container may mount the model volume writable (only ours, added below, writes it).
-fn check_model_mounts(spec: &Spec<'_>, volume: &str) -> Result<(), Refusal> {
-    for c in spec.all_containers()? {
-        if mounts_of(c)
+fn check_model_mounts(pod: &Pod, volume: &str) -> Result<(), Refusal> {
+    for c in pod.all_containers() {
+        if mounts(c)
             .iter()
-            .any(|m| m["name"] == volume && m["readOnly"] != true)
+            .any(|m| m.name == volume && m.read_only != Some(true))
         {
             return Err(Refusal::WritableModelMount {
-                container: name_of(c).to_string(),
+                container: c.name.clone(),
                 volume: volume.to_string(),
             });
         }
@@ -336,9 +642,9 @@ fn check_model_mounts(spec: &Spec<'_>, volume: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn check_secret_volume_names(spec: &Spec<'_>, profile: &Profile) -> Result<(), Refusal> {
-    for v in &profile.secret_volumes {
-        if spec.volume(&v.name)?.is_some() || v.name == MODEL_VOLUME {
+fn check_secret_volume_names(pod: &Pod, profile: &Profile) -> Result<(), Refusal> {
+    for v in profile.secret_volumes() {
+        if pod.volume(&v.name).is_some() || v.name == MODEL_VOLUME {
             return Err(Refusal::VolumeNameTaken {
                 name: v.name.clone(),
             });
@@ -347,61 +653,38 @@ fn check_secret_volume_names(spec: &Spec<'_>, profile: &Profile) -> Result<(), R
     Ok(())
 }
 
-fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Value, InjectError> {
-    serde_json::to_value(v).map_err(|source| InjectError::Encode { what, source })
-}
-
-fn add(path: PointerBuf, value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation { path, value })
-}
-
-fn child(base: &PointerBuf, tokens: &[&str]) -> PointerBuf {
-    let mut p = base.clone();
-    for t in tokens {
-        p.push_back(*t);
-    }
-    p
-}
-
-/// Adds `item` to the list `field` under `base`: the whole list when absent, else at `index`
-/// (`-` appends).
-fn add_to_list(
-    spec: &Spec<'_>,
-    base: &PointerBuf,
-    field: &str,
-    index: &str,
-    item: Value,
-) -> PatchOperation {
-    if spec.has(field) {
-        add(child(base, &[field, index]), item)
-    } else {
-        add(child(base, &[field]), Value::Array(vec![item]))
-    }
-}
-
 fn add_init_container(
-    spec: &Spec<'_>,
+    pod: &Pod,
     at: &PodAt,
     ask: &Ask,
     profile: &Profile,
     volume: &str,
 ) -> Result<PatchOperation, InjectError> {
     let c = encode("init container", &init_container(ask, profile, volume))?;
-    // First: it runs before every other init container, so none can read an empty model.
-    Ok(add_to_list(spec, &at.spec, "initContainers", "0", c))
+    if pod.spec.init_containers.is_none() {
+        return Ok(add(
+            child(&at.spec, &["initContainers"]),
+            Value::Array(vec![c]),
+        ));
+    }
+    // First, after a mesh's native sidecar: it runs before every application init container,
+    // so none can read an empty model, and its traffic leaves through a running proxy.
+    let i = loader_position(pod.init());
+    Ok(add(child(&at.spec, &["initContainers", &i.to_string()]), c))
 }
 
 fn add_volumes(
-    spec: &Spec<'_>,
+    pod: &Pod,
     at: &PodAt,
     profile: &Profile,
     volume: &ModelVolume,
+    size: Option<String>,
 ) -> Result<Vec<PatchOperation>, InjectError> {
     let mut new = Vec::new();
     if let ModelVolume::New = volume {
-        new.push(encode("model volume", &model_volume_source(profile))?);
+        new.push(encode("model volume", &model_volume_source(size))?);
     }
-    for v in &profile.secret_volumes {
+    for v in profile.secret_volumes() {
         let vol = Volume {
             name: v.name.clone(),
             secret: Some(SecretVolumeSource {
@@ -415,7 +698,7 @@ fn add_volumes(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    if spec.has("volumes") {
+    if pod.spec.volumes.is_some() {
         Ok(new
             .into_iter()
             .map(|v| add(child(&at.spec, &["volumes", "-"]), v))
@@ -426,33 +709,34 @@ fn add_volumes(
 }
 
 fn add_mounts(
-    spec: &Spec<'_>,
+    pod: &Pod,
     at: &PodAt,
     targets: &[usize],
     ask: &Ask,
     volume: &str,
 ) -> Result<Vec<PatchOperation>, InjectError> {
-    let containers = spec.list("containers")?;
     let mount = encode(
         "volume mount",
         &VolumeMount {
             name: volume.to_string(),
-            mount_path: ask.destination.clone(),
+            mount_path: ask.destination().to_string(),
             read_only: Some(true),
             ..Default::default()
         },
     )?;
     let mut ops = Vec::new();
     for &i in targets {
-        let Some(c) = containers.get(i) else { continue };
-        let present = mounts_of(c).iter().any(|m| {
-            m["name"] == volume && m["mountPath"].as_str().map(norm) == Some(&ask.destination)
-        });
+        let Some(c) = pod.spec.containers.get(i) else {
+            continue;
+        };
+        let present = mounts(c)
+            .iter()
+            .any(|m| m.name == volume && norm(&m.mount_path) == ask.destination());
         if present {
             continue;
         }
         let base = child(&at.spec, &["containers", &i.to_string()]);
-        ops.push(if c.get("volumeMounts").is_some_and(|m| !m.is_null()) {
+        ops.push(if c.volume_mounts.is_some() {
             add(child(&base, &["volumeMounts", "-"]), mount.clone())
         } else {
             add(
@@ -479,12 +763,12 @@ fn annotate(object: &Value, meta: &PointerBuf, profile: &str) -> PatchOperation 
     }
 }
 
-fn model_volume_source(profile: &Profile) -> Volume {
+fn model_volume_source(size: Option<String>) -> Volume {
     Volume {
         name: MODEL_VOLUME.to_string(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".to_string()),
-            size_limit: profile.model_size_limit.clone().map(Quantity),
+            size_limit: size.map(Quantity),
         }),
         ..Default::default()
     }
@@ -499,12 +783,12 @@ fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>
 }
 
 fn env(profile: &Profile) -> Vec<EnvVar> {
-    let plain = profile.env.iter().map(|(k, v)| EnvVar {
+    let plain = profile.env().iter().map(|(k, v)| EnvVar {
         name: k.clone(),
         value: Some(v.clone()),
         value_from: None,
     });
-    let secret = profile.secret_env.iter().map(|(k, r)| EnvVar {
+    let secret = profile.secret_env().iter().map(|(k, r)| EnvVar {
         name: k.clone(),
         value: None,
         value_from: Some(EnvVarSource {
@@ -544,29 +828,75 @@ pub fn hardened_security_context() -> SecurityContext {
 fn init_container(ask: &Ask, profile: &Profile, volume: &str) -> Container {
     let mut mounts = vec![VolumeMount {
         name: volume.to_string(),
-        mount_path: ask.destination.clone(),
+        mount_path: ask.destination().to_string(),
         ..Default::default()
     }];
-    mounts.extend(profile.secret_volumes.iter().map(|v| VolumeMount {
+    mounts.extend(profile.secret_volumes().iter().map(|v| VolumeMount {
         name: v.name.clone(),
         mount_path: v.mount_path.clone(),
         read_only: Some(true),
         ..Default::default()
     }));
     let resources = ResourceRequirements {
-        requests: quantities(&profile.resources.requests),
-        limits: quantities(&profile.resources.limits),
+        requests: quantities(&profile.resources().requests),
+        limits: quantities(&profile.resources().limits),
         ..Default::default()
     };
     Container {
         name: STORAGE_INITIALIZER_CONTAINER.to_string(),
-        image: Some(profile.image.clone()),
-        image_pull_policy: profile.image_pull_policy.map(|p| p.as_str().to_string()),
-        args: Some(vec![ask.source.clone(), ask.destination.clone()]),
+        image: Some(profile.image().to_string()),
+        image_pull_policy: profile.image_pull_policy().map(|p| p.as_str().to_string()),
+        args: Some(vec![
+            ask.source().to_string(),
+            ask.destination().to_string(),
+        ]),
         env: Some(env(profile)).filter(|e| !e.is_empty()),
         resources: Some(resources).filter(|r| r.requests.is_some() || r.limits.is_some()),
         security_context: Some(hardened_security_context()),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
         volume_mounts: Some(mounts),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(name: &str, always: bool) -> Container {
+        Container {
+            name: name.into(),
+            restart_policy: always.then(|| "Always".to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_loader_goes_first_after_a_meshs_native_sidecar() {
+        assert_eq!(loader_position(&[]), 0);
+        assert_eq!(loader_position(&[c("fetch-data", false)]), 0);
+        // Classic Istio: istio-init (iptables) runs last, after the loader.
+        assert_eq!(
+            loader_position(&[c("fetch-data", false), c("istio-init", false)]),
+            0
+        );
+        // Native sidecars: validation, proxy, then the loader.
+        assert_eq!(
+            loader_position(&[
+                c("istio-validation", false),
+                c("istio-proxy", true),
+                c("fetch-data", false)
+            ]),
+            2
+        );
+        assert_eq!(
+            loader_position(&[c("linkerd-init", false), c("linkerd-proxy", true)]),
+            2
+        );
+        // An application init container before a native sidecar: only the mesh's block.
+        assert_eq!(
+            loader_position(&[c("fetch-data", false), c("istio-proxy", true)]),
+            0
+        );
     }
 }

@@ -30,6 +30,9 @@ pub enum ProfileError {
     /// The file defines no profile.
     #[error("the profiles file defines no profile")]
     Empty,
+    /// A ConfigMap without the `profiles.yaml` key.
+    #[error("the ConfigMap has no data key profiles.yaml")]
+    NoProfilesKey,
     /// `defaultProfile` names no profile.
     #[error("defaultProfile {name:?} is not a profile (profiles: {known})")]
     UnknownDefault {
@@ -99,6 +102,12 @@ pub enum Problem {
     /// The inline trusted keys do not parse.
     #[error("SECURE_MODEL_TRUSTED_KEYS_PEM holds no usable public key")]
     BadTrustedKeys(#[source] secure_model_core::verify::VerifyError),
+    /// The variables do not resolve into a configuration the init container accepts.
+    #[error("{reason}")]
+    Unresolvable {
+        /// What the settings layer refused.
+        reason: String,
+    },
     /// No key specification.
     #[error("no key to unlock packages: set SECURE_MODEL_KEYS (or CONFIDENTIAL_ENABLED=true with CONFIDENTIAL_RESOURCE_ID)")]
     NoKeys,
@@ -210,6 +219,8 @@ struct ProfileSpec {
     runtime_class_names: Vec<String>,
     #[serde(default)]
     model_size_limit: Option<String>,
+    #[serde(default)]
+    default_containers: Vec<String>,
 }
 
 /// The file.
@@ -219,40 +230,103 @@ struct ProfilesFile {
     #[serde(default)]
     default_profile: Option<String>,
     #[serde(default)]
+    excluded_namespaces: Option<Vec<String>>,
+    #[serde(default)]
     profiles: BTreeMap<String, ProfileSpec>,
 }
 
-/// A checked profile.
+/// Namespaces never injected when the profiles file names none: the control plane's. The
+/// webhook checks the request's namespace itself, since a `namespaceSelector` on
+/// `kubernetes.io/metadata.name` excludes nothing on API servers before 1.21.
+pub const DEFAULT_EXCLUDED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+/// Runtime classes of hardware TEEs (Confidential Containers' and Kata's names): a pod in one
+/// of them gets a profile that requires a TEE, or is refused (it would otherwise get a key
+/// released without attestation).
+pub const KNOWN_TEE_RUNTIME_CLASSES: &[&str] = &[
+    "kata-qemu-tdx",
+    "kata-qemu-snp",
+    "kata-qemu-nvidia-gpu-tdx",
+    "kata-qemu-nvidia-gpu-snp",
+    "kata-qemu-se",
+    "kata-qemu-cca",
+];
+
+/// A checked profile. Only [`Profiles::parse`] makes one, and its fields cannot change after
+/// the check: what is injected is what was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Profile {
-    /// Its name.
-    pub name: String,
-    /// The init container's image.
-    pub image: String,
-    /// Its pull policy (Kubernetes' default when unset).
-    pub image_pull_policy: Option<PullPolicy>,
-    /// Plain variables (settings of the init container), sorted by name.
-    pub env: BTreeMap<String, String>,
-    /// Variables from Secrets, sorted by name.
-    pub secret_env: BTreeMap<String, SecretKeyRef>,
-    /// Secrets mounted read-only into the init container.
-    pub secret_volumes: Vec<SecretVolume>,
-    /// Requests and limits.
-    pub resources: Resources,
-    /// Whether pods must run in one of `runtime_class_names`.
-    pub require_tee: bool,
-    /// The runtime classes allowed when `require_tee`.
-    pub runtime_class_names: Vec<String>,
-    /// `sizeLimit` of the memory-backed model volume.
-    pub model_size_limit: Option<String>,
+    name: String,
+    image: String,
+    image_pull_policy: Option<PullPolicy>,
+    env: BTreeMap<String, String>,
+    secret_env: BTreeMap<String, SecretKeyRef>,
+    secret_volumes: Vec<SecretVolume>,
+    resources: Resources,
+    require_tee: bool,
+    runtime_class_names: Vec<String>,
+    model_size_limit: Option<String>,
+    default_containers: Vec<String>,
 }
 
-/// Every profile, checked, and the default.
+impl Profile {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The init container's image.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+    /// Its pull policy (Kubernetes' default when unset).
+    pub fn image_pull_policy(&self) -> Option<PullPolicy> {
+        self.image_pull_policy
+    }
+    /// Plain variables (settings of the init container), sorted by name.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+    /// Variables from Secrets, sorted by name.
+    pub fn secret_env(&self) -> &BTreeMap<String, SecretKeyRef> {
+        &self.secret_env
+    }
+    /// Secrets mounted read-only into the init container.
+    pub fn secret_volumes(&self) -> &[SecretVolume] {
+        &self.secret_volumes
+    }
+    /// Requests and limits.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+    /// Whether pods must run in one of [`Profile::runtime_class_names`].
+    pub fn require_tee(&self) -> bool {
+        self.require_tee
+    }
+    /// The runtime classes this profile serves (required to match when it requires a TEE).
+    pub fn runtime_class_names(&self) -> &[String] {
+        &self.runtime_class_names
+    }
+    /// Largest `sizeLimit` of the memory-backed model volume (and its default).
+    pub fn model_size_limit(&self) -> Option<&str> {
+        self.model_size_limit.as_deref()
+    }
+    /// The containers that get the model when the pod names none (empty: the serving
+    /// container, see `mutation`).
+    pub fn default_containers(&self) -> &[String] {
+        &self.default_containers
+    }
+    /// Whether this profile serves pods of runtime class `class`.
+    pub fn serves_runtime_class(&self, class: Option<&str>) -> bool {
+        class.is_some_and(|c| self.runtime_class_names.iter().any(|r| r == c))
+    }
+}
+
+/// Every profile, checked, the default, and the namespaces never injected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profiles {
     default: Option<String>,
     profiles: BTreeMap<String, Profile>,
+    excluded_namespaces: Vec<String>,
 }
 
 impl Profiles {
@@ -261,7 +335,10 @@ impl Profiles {
     /// # Errors
     /// [`ProfileError`] naming the profile and the problem.
     pub fn parse(text: &str) -> Result<Self, ProfileError> {
-        let file: ProfilesFile = serde_norway::from_str(text).map_err(ProfileError::Parse)?;
+        let file: ProfilesFile = match configmap_data(text)? {
+            Some(inner) => serde_norway::from_str(&inner).map_err(ProfileError::Parse)?,
+            None => serde_norway::from_str(text).map_err(ProfileError::Parse)?,
+        };
         if file.profiles.is_empty() {
             return Err(ProfileError::Empty);
         }
@@ -284,7 +361,17 @@ impl Profiles {
             None if profiles.len() == 1 => profiles.keys().next().cloned(),
             None => None,
         };
-        Ok(Self { default, profiles })
+        let excluded_namespaces = file.excluded_namespaces.unwrap_or_else(|| {
+            DEFAULT_EXCLUDED_NAMESPACES
+                .iter()
+                .map(|n| (*n).to_string())
+                .collect()
+        });
+        Ok(Self {
+            default,
+            profiles,
+            excluded_namespaces,
+        })
     }
 
     /// Reads and checks the profiles file at `path`.
@@ -321,6 +408,100 @@ impl Profiles {
     pub fn names(&self) -> Vec<&str> {
         self.profiles.keys().map(String::as_str).collect()
     }
+
+    /// The profile for a pod of runtime class `class` that names `asked` (or none):
+    ///
+    /// - a named profile that requires a TEE must serve the pod's runtime class;
+    /// - without a name, a pod in a runtime class some TEE profile serves gets that profile
+    ///   (the default when it is one of them, else the first by name): a pod in a TEE gets
+    ///   attested key release unless it names another profile;
+    /// - a pod in a known TEE runtime class that no TEE profile serves is refused, rather than
+    ///   given a profile whose keys are released without attestation;
+    /// - otherwise the default profile, which must accept the pod's runtime class too.
+    ///
+    /// # Errors
+    /// The [`crate::Refusal`] saying what to change.
+    pub fn choose(
+        &self,
+        asked: Option<&str>,
+        class: Option<&str>,
+    ) -> Result<&Profile, crate::Refusal> {
+        if let Some(name) = asked {
+            let p = self.get(Some(name))?;
+            return check_runtime_class(p, class).map(|()| p);
+        }
+        let tee: Vec<&Profile> = self
+            .profiles
+            .values()
+            .filter(|p| p.require_tee && p.serves_runtime_class(class))
+            .collect();
+        if let Some(first) = tee.first() {
+            let default = tee
+                .iter()
+                .find(|p| Some(p.name.as_str()) == self.default.as_deref());
+            return Ok(default.copied().unwrap_or(first));
+        }
+        if let Some(c) = class.filter(|c| KNOWN_TEE_RUNTIME_CLASSES.contains(c)) {
+            return Err(crate::Refusal::NoTeeProfile {
+                class: c.to_string(),
+                known: known(&self.profiles),
+            });
+        }
+        let p = self.get(None)?;
+        check_runtime_class(p, class).map(|()| p)
+    }
+
+    /// Whether `image` is the init container image of one of the profiles (an initializer
+    /// of ours, injected by this webhook or by KServe from our ClusterStorageContainer).
+    pub fn is_our_image(&self, image: &str) -> bool {
+        self.profiles.values().any(|p| p.image == image)
+    }
+
+    /// Whether pods of `namespace` are never injected.
+    pub fn excludes_namespace(&self, namespace: &str) -> bool {
+        self.excluded_namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// The namespaces never injected.
+    pub fn excluded_namespaces(&self) -> &[String] {
+        &self.excluded_namespaces
+    }
+}
+
+/// A profile that requires a TEE accepts only pods of its runtime classes.
+fn check_runtime_class(profile: &Profile, class: Option<&str>) -> Result<(), crate::Refusal> {
+    if !profile.require_tee || profile.serves_runtime_class(class) {
+        return Ok(());
+    }
+    Err(crate::Refusal::RuntimeClassNotAllowed {
+        profile: profile.name.clone(),
+        found: class.map_or_else(|| "unset".to_string(), |c| format!("{c:?}")),
+        allowed: profile.runtime_class_names.join(", "),
+    })
+}
+
+/// The profiles text of a ConfigMap (the shipped `deploy/webhook/profiles.yaml`): its
+/// `data."profiles.yaml"`; `None` when `text` is no ConfigMap.
+fn configmap_data(text: &str) -> Result<Option<String>, ProfileError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        data: BTreeMap<String, String>,
+    }
+    let Ok(probe) = serde_norway::from_str::<Probe>(text) else {
+        return Ok(None);
+    };
+    if probe.kind.as_deref() != Some("ConfigMap") {
+        return Ok(None);
+    }
+    probe
+        .data
+        .get("profiles.yaml")
+        .cloned()
+        .map(Some)
+        .ok_or(ProfileError::NoProfilesKey)
 }
 
 fn known(profiles: &BTreeMap<String, Profile>) -> String {
@@ -361,6 +542,39 @@ pub fn is_quantity(s: &str) -> bool {
     number_ok && (SUFFIXES.contains(&suffix) || exponent(suffix))
 }
 
+/// The value of a non-negative quantity in bytes (rounded down), for comparing sizes;
+/// `None` for what [`is_quantity`] refuses or a negative value.
+pub fn quantity_bytes(s: &str) -> Option<f64> {
+    if !is_quantity(s) || s.starts_with('-') {
+        return None;
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let n: f64 = number.trim_start_matches('+').parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        e => 10f64.powi(e.get(1..)?.parse().ok()?),
+    };
+    Some((n * factor).floor())
+}
+
 fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
     if !is_dns_label(name) {
         return Err(Problem::BadName);
@@ -390,6 +604,7 @@ fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
         require_tee: spec.require_tee,
         runtime_class_names: spec.runtime_class_names,
         model_size_limit: spec.model_size_limit,
+        default_containers: spec.default_containers,
     })
 }
 
@@ -443,7 +658,22 @@ const SIGNER_SETTINGS: [&dyn registry::AnySetting; 7] = [
     &registry::TRUST_POLICY,
 ];
 
+/// The profile's plain variables as the init container resolves them (every value through
+/// the settings layer's parsers and cross-checks: the same configuration a pull would run
+/// with, secret values aside, which only the pod's namespace holds).
+fn check_resolution(spec: &ProfileSpec) -> Result<(), Problem> {
+    let src = secure_model_settings::Source::new(secure_model_settings::Environment::from_pairs(
+        spec.env.iter().map(|(k, v)| (k.clone(), v.clone())),
+    ));
+    secure_model_settings::Settings::from_source(&src)
+        .map(|_| ())
+        .map_err(|e| Problem::Unresolvable {
+            reason: secure_model_core::chain_message(&e),
+        })
+}
+
 fn check_trust_and_keys(spec: &ProfileSpec) -> Result<(), Problem> {
+    check_resolution(spec)?;
     let pem = spec.env.get(registry::TRUSTED_KEYS_PEM.env);
     if let Some(pem) = pem {
         let keys = secure_model_core::verify::TrustedKeys::from_pem_bundle(pem)
@@ -522,6 +752,15 @@ mod tests {
         for bad in ["", "Mi", "4 Gi", "4GB", "1..2", "abc", "4gi", "e3", "1e"] {
             assert!(!is_quantity(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn quantities_in_bytes() {
+        assert_eq!(quantity_bytes("4Gi"), Some(4.0 * 1024f64.powi(3)));
+        assert_eq!(quantity_bytes("1.5G"), Some(1.5e9));
+        assert_eq!(quantity_bytes("2e3"), Some(2000.0));
+        assert_eq!(quantity_bytes("4gi"), None);
+        assert_eq!(quantity_bytes("-1Gi"), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! change: the API server shows it to whoever created the pod (`kubectl`, the Deployment's
 //! events), and `inject` prints it.
 
-use crate::annotations::{CONTAINERS, DESTINATION, INJECT, PROFILE, SOURCE};
+use crate::annotations::{CONTAINERS, DESTINATION, INJECT, PROFILE, SIZE_LIMIT, SOURCE};
 
 /// A pod (or workload) asked for injection but would break the loader's guarantees, or asked
 /// in a way that cannot be honoured.
@@ -102,6 +102,33 @@ pub enum Refusal {
         found: String,
         /// The allowed classes, comma-separated.
         allowed: String,
+    },
+    /// The pod runs in a TEE runtime class no TEE profile serves.
+    #[error("the pod runs in the TEE runtime class {class:?}, which no profile that requires a TEE serves: add {class:?} to such a profile's runtimeClassNames, or name a profile with {PROFILE} (profiles: {known})")]
+    NoTeeProfile {
+        /// The runtime class.
+        class: String,
+        /// The profiles configured, comma-separated.
+        known: String,
+    },
+    /// The pod already has an init container named `storage-initializer` that is not
+    /// secure-model's and cannot be taken over.
+    #[error("init container {name:?} (image {image:?}) is not secure-model's loader and cannot be replaced here ({why}): remove or rename it, or remove the {INJECT} opt-in")]
+    ForeignInitializer {
+        /// Its name.
+        name: String,
+        /// Its image.
+        image: String,
+        /// Why it cannot be taken over.
+        why: String,
+    },
+    /// The size-limit annotation is not a quantity, or exceeds the profile's bound.
+    #[error("{SIZE_LIMIT}={value:?}: {why}")]
+    BadSizeLimit {
+        /// The value found.
+        value: String,
+        /// What is wrong.
+        why: String,
     },
     /// The object is not of a shape the injection understands (e.g. `spec` is not an object).
     #[error("{what}")]

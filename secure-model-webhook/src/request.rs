@@ -5,21 +5,50 @@
 
 use serde_json::{Map, Value};
 
-use crate::annotations::{CONTAINERS, DEFAULT_DESTINATION, DESTINATION, INJECT, PROFILE, SOURCE};
+use crate::annotations::{
+    CONTAINERS, DEFAULT_DESTINATION, DESTINATION, INJECT, KSERVE_SOURCE_URI, PROFILE, SIZE_LIMIT,
+    SOURCE,
+};
 use crate::Refusal;
 
-/// A checked request for injection.
+/// A checked request for injection. Only [`ask`] and [`ask_for`] make one, and its fields
+/// cannot change after the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Ask {
+    source: String,
+    destination: String,
+    containers: Option<Vec<String>>,
+    profile: Option<String>,
+    size_limit: Option<String>,
+}
+
+impl Ask {
     /// The package, a `secure+` URI that maps onto a package location.
-    pub source: String,
+    pub fn source(&self) -> &str {
+        &self.source
+    }
     /// An absolute, normal destination directory.
-    pub destination: String,
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
     /// The containers that read the model (`None`: the default targets).
-    pub containers: Option<Vec<String>>,
-    /// The profile named (`None`: the default profile).
-    pub profile: Option<String>,
+    pub fn containers(&self) -> Option<&[String]> {
+        self.containers.as_deref()
+    }
+    /// The profile named (`None`: chosen by runtime class, else the default).
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+    /// The model volume's `sizeLimit` asked for (a checked quantity).
+    pub fn size_limit(&self) -> Option<&str> {
+        self.size_limit.as_deref()
+    }
+    /// The same ask with `containers` as the targets (an LLMInferenceService's `main`).
+    #[must_use]
+    pub fn with_containers(mut self, containers: Option<Vec<String>>) -> Self {
+        self.containers = containers;
+        self
+    }
 }
 
 /// How the pod reached the injection: on its own opt-in, or because its namespace opted in.
@@ -64,7 +93,9 @@ pub fn ask(
     annotations: Option<&Map<String, Value>>,
     scope: Scope,
 ) -> Result<Option<Ask>, Refusal> {
-    let source = string(annotations, SOURCE);
+    // A KServe predictor pod names its package in KServe's own annotation (the
+    // InferenceService's storageUri): an opted-in one need not repeat it.
+    let source = string(annotations, SOURCE).or_else(|| string(annotations, KSERVE_SOURCE_URI));
     let wanted = match (opt_in(labels, annotations)?, scope) {
         (Some(v), _) => v,
         (None, Scope::Namespace) => source.is_some(),
@@ -97,12 +128,27 @@ pub fn ask_for(source: &str, annotations: Option<&Map<String, Value>>) -> Result
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(String::from);
+    let size_limit = string(annotations, SIZE_LIMIT)
+        .map(|v| check_size_limit(v.trim()))
+        .transpose()?;
     Ok(Ask {
         source,
         destination,
         containers: containers.filter(|c| !c.is_empty()),
         profile,
+        size_limit,
     })
+}
+
+fn check_size_limit(value: &str) -> Result<String, Refusal> {
+    if crate::profile::quantity_bytes(value).is_some() {
+        Ok(value.to_string())
+    } else {
+        Err(Refusal::BadSizeLimit {
+            value: value.chars().take(64).collect(),
+            why: "not a Kubernetes quantity (e.g. 40Gi)".into(),
+        })
+    }
 }
 
 /// A `secure+` URI that maps onto a package location the init container can open.
@@ -124,7 +170,9 @@ pub fn check_source(uri: &str) -> Result<String, Refusal> {
         .iter()
         .any(|(s, _)| uri.starts_with(s))
     {
-        return Err(bad(format!("expected one of the secure+ forms ({forms})")));
+        return Err(bad(format!(
+            "expected one of the secure+ forms ({forms}): publish the model with `secure-model pack` and name the package's secure+ URI"
+        )));
     }
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it contains whitespace".into()));

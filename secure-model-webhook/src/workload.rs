@@ -132,15 +132,9 @@ pub fn plan_object(
     let Some(ask) = request::ask(labels, annotations, Scope::Namespace)? else {
         return Ok((Vec::new(), Outcome::NotAsked));
     };
-    let profile = profiles.get(ask.profile.as_deref())?;
-    match mutation::inject(doc, &at, &ask, profile)? {
-        Decision::AlreadyInjected => Ok((Vec::new(), Outcome::AlreadyInjected)),
-        Decision::Patch(ops) => Ok((
-            ops,
-            Outcome::Injected {
-                profile: profile.name.clone(),
-            },
-        )),
+    match mutation::inject(doc, &at, &ask, profiles)? {
+        Decision::Patch { ops, profile, .. } => Ok((ops, Outcome::Injected { profile })),
+        _ => Ok((Vec::new(), Outcome::AlreadyInjected)),
     }
 }
 
@@ -181,24 +175,19 @@ fn plan_llmisvc(
         return Ok((Vec::new(), Outcome::NotAsked));
     };
     let ask = request::ask_for(source, Some(&annotations))?;
-    let profile = profiles.get(ask.profile.as_deref())?;
     if doc.pointer("/spec/template").is_none_or(Value::is_null) {
         return Err(Refusal::malformed(
             "an LLMInferenceService needs spec.template.containers (with the `main` container) for its init container",
         )
         .into());
     }
-    let mut ops = inject_llmisvc_specs(doc, &ask, profile, annotations.contains_key(CONTAINERS))?;
-    if ops.is_empty() {
+    let (mut ops, profile) =
+        inject_llmisvc_specs(doc, &ask, profiles, annotations.contains_key(CONTAINERS))?;
+    let Some(profile) = profile.filter(|_| !ops.is_empty()) else {
         return Ok((Vec::new(), Outcome::AlreadyInjected));
-    }
+    };
     ops.push(disable_kserve_initializer(doc));
-    Ok((
-        ops,
-        Outcome::Injected {
-            profile: profile.name.clone(),
-        },
-    ))
+    Ok((ops, Outcome::Injected { profile }))
 }
 
 /// The operations for every pod spec of an LLMInferenceService that is not yet injected;
@@ -206,10 +195,11 @@ fn plan_llmisvc(
 fn inject_llmisvc_specs(
     doc: &Value,
     ask: &request::Ask,
-    profile: &crate::profile::Profile,
+    profiles: &Profiles,
     containers_named: bool,
-) -> Result<Vec<json_patch::PatchOperation>, InjectError> {
+) -> Result<(Vec<json_patch::PatchOperation>, Option<String>), InjectError> {
     let mut ops = Vec::new();
+    let mut applied = None;
     for spec_at in LLMISVC_POD_SPECS {
         let Some(spec) = doc.pointer(spec_at).filter(|s| !s.is_null()) else {
             continue;
@@ -219,13 +209,17 @@ fn inject_llmisvc_specs(
             let has_main = spec["containers"]
                 .as_array()
                 .is_some_and(|c| c.iter().any(|c| c["name"] == LLMISVC_MAIN_CONTAINER));
-            ask.containers = has_main.then(|| vec![LLMISVC_MAIN_CONTAINER.to_string()]);
+            ask = ask.with_containers(has_main.then(|| vec![LLMISVC_MAIN_CONTAINER.to_string()]));
         }
-        if let Decision::Patch(p) = mutation::inject(doc, &PodAt::bare(spec_at), &ask, profile)? {
+        if let Decision::Patch {
+            ops: p, profile, ..
+        } = mutation::inject(doc, &PodAt::bare(spec_at), &ask, profiles)?
+        {
             ops.extend(p);
+            applied = Some(profile);
         }
     }
-    Ok(ops)
+    Ok((ops, applied))
 }
 
 /// `spec.storageInitializer.enabled: false`: KServe's own initializer would not accept a

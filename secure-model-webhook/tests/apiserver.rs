@@ -18,10 +18,14 @@ mod common;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{assert_guarantees, deploy_docs, deploy_profiles_text, vllm_pod};
+use common::{
+    assert_guarantees, deploy_docs, deploy_profiles_text, kserve_knative_pod, kserve_standard_pod,
+    vllm_pod,
+};
 use secure_model_testkit::servers::{free_port, tls_material};
 use secure_model_webhook::server::tls::CertFiles;
 use secure_model_webhook::server::{ServerOptions, Webhook};
@@ -185,6 +189,90 @@ fn tools() -> Option<(String, String)> {
     }
 }
 
+/// Another injector (a sidecar or secrets injector, as a cluster has them): a mutating webhook
+/// that answers every review with `patch`, served over TLS on 127.0.0.1.
+async fn start_injector(
+    cert: &Path,
+    key: &Path,
+    patch: Value,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use secure_model_webhook::server::tls::{load, server_config, ReloadingCert};
+    let config = server_config(Arc::new(ReloadingCert::new(
+        load(&CertFiles::new(cert, key)).unwrap(),
+    )))
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, encoded) = (acceptor.clone(), encoded.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let encoded = encoded.clone();
+                        async move {
+                            let body = axum::body::to_bytes(
+                                axum::body::Body::new(req.into_body()),
+                                1 << 22,
+                            )
+                            .await
+                            .unwrap_or_default();
+                            let review: Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let answer = json!({
+                                "apiVersion": "admission.k8s.io/v1",
+                                "kind": "AdmissionReview",
+                                "response": {
+                                    "uid": review["request"]["uid"],
+                                    "allowed": true,
+                                    "patchType": "JSONPatch",
+                                    "patch": encoded
+                                }
+                            });
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(axum::body::Body::from(answer.to_string()))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A MutatingWebhookConfiguration named `name` for the injector at `port`, on opted-in pods.
+fn injector_config(name: &str, port: u16, ca_b64: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": format!("{name}.example.com"),
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/"), "caBundle": ca_b64},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced"}],
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "objectSelector": {"matchLabels": {"other-injectors": "on"}}
+        }]
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs kube-apiserver and etcd: scripts/test.sh runs it in its own step"]
 async fn pods_created_through_a_real_api_server_are_injected_or_refused() {
@@ -195,14 +283,29 @@ async fn pods_created_through_a_real_api_server_are_injected_or_refused() {
     // Our webhook on 127.0.0.1 with a certificate for that address.
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = tls_material(dir.path());
+    let (cert, key) = (cert.clone(), key.clone());
     std::fs::write(dir.path().join("profiles.yaml"), deploy_profiles_text()).unwrap();
     let opts = ServerOptions::new(
         "127.0.0.1:0".parse().unwrap(),
-        CertFiles::new(cert, key),
+        CertFiles::new(&cert, &key),
         dir.path().join("profiles.yaml"),
     );
     let webhook = Webhook::bind(opts).await.unwrap();
     let port = webhook.local_addr().unwrap().port();
+    // An injector that sorts before ours adds a metrics sidecar; one that sorts after ours puts
+    // its init container first (a secrets agent), as real injectors do.
+    let (before, _b) = start_injector(
+        &cert,
+        &key,
+        json!([{"op": "add", "path": "/spec/containers/-", "value": {"name": "statsd-exporter", "image": "prom/statsd-exporter:v0.27.0"}}]),
+    )
+    .await;
+    let (after, _a) = start_injector(
+        &cert,
+        &key,
+        json!([{"op": "add", "path": "/spec/initContainers/0", "value": {"name": "vault-agent-init", "image": "hashicorp/vault:1.17"}}]),
+    )
+    .await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webhook.run(async move {
         let _ = stopped.await;
@@ -226,13 +329,17 @@ async fn pods_created_through_a_real_api_server_are_injected_or_refused() {
         h["clientConfig"] =
             json!({"url": format!("https://127.0.0.1:{port}{path}"), "caBundle": ca_b64});
     }
-    let result = tokio::task::spawn_blocking(move || scenario(&cluster, &cfg)).await;
+    let others = [
+        injector_config("00-aaa-metrics-injector", before, &ca_b64),
+        injector_config("zz-secrets-injector", after, &ca_b64),
+    ];
+    let result = tokio::task::spawn_blocking(move || scenario(&cluster, &cfg, &others)).await;
     let _ = stop.send(());
     let _ = server.await;
     result.unwrap();
 }
 
-fn scenario(cluster: &Cluster, cfg: &Value) {
+fn scenario(cluster: &Cluster, cfg: &Value, others: &[Value]) {
     cluster.create(cfg).unwrap();
     for ns in ["models", "team-a"] {
         cluster
@@ -303,4 +410,172 @@ fn scenario(cluster: &Cluster, cfg: &Value) {
         .remove("secure-model.io/inject");
     let err = cluster.create(&pod).unwrap_err();
     assert!(err.contains("unknown profile \"gold\""), "{err}");
+    operator_cases(cluster, others);
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn model_readers(spec: &Value) -> Vec<String> {
+    spec["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["volumeMounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["mountPath"] == "/mnt/models")
+        })
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 20's cases, through the API server 1.20.2 with the shipped configuration.
+fn operator_cases(cluster: &Cluster, others: &[Value]) {
+    for ns in ["serving", "kube-system-like"] {
+        cluster
+            .create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    // KServe predictor pods with KServe's stock initializer (Knative and Standard layouts):
+    // taken over, KServe's disk emptyDir made memory-backed, queue-proxy without the model.
+    for (i, mut pod) in [
+        kserve_knative_pod("secure+s3://models/sklearn/v1"),
+        kserve_standard_pod("secure+s3://models/sklearn/v1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        pod["metadata"]["name"] = json!(format!("kserve-{i}"));
+        pod["metadata"]["namespace"] = json!("serving");
+        let created = cluster.create(&pod).unwrap();
+        let spec = &created["spec"];
+        assert_guarantees(spec, "/mnt/models");
+        assert_eq!(names(&spec["initContainers"]), ["storage-initializer"]);
+        assert_eq!(
+            spec["initContainers"][0]["image"],
+            "ghcr.io/example/secure-model-initc:0.1.0"
+        );
+        assert_eq!(model_readers(spec), ["kserve-container"]);
+    }
+    // KServe's CSC path: our image, KServe's disk volume: repaired, not re-injected.
+    let mut csc = kserve_standard_pod("secure+s3://models/sklearn/v1");
+    csc["metadata"]["name"] = json!("kserve-csc");
+    csc["metadata"]["namespace"] = json!("serving");
+    csc["spec"]["initContainers"][0]["image"] = json!("ghcr.io/example/secure-model-initc:0.1.0");
+    let created = cluster.create(&csc).unwrap();
+    assert_eq!(
+        created["spec"]["volumes"][0]["emptyDir"]["medium"],
+        "Memory"
+    );
+    assert_eq!(
+        created["spec"]["initContainers"][0]["env"],
+        csc["spec"]["initContainers"][0]["env"]
+    );
+    // A plain storageUri: refused with how to publish.
+    let mut plain = kserve_standard_pod("s3://my-bucket/models/iris");
+    plain["metadata"]["name"] = json!("kserve-plain");
+    plain["metadata"]["namespace"] = json!("serving");
+    let err = cluster.create(&plain).unwrap_err();
+    assert!(err.contains("secure-model pack"), "{err}");
+    // The busybox impostor with a hostPath at the destination: refused, naming it.
+    let mut imp = vllm_pod(json!({}));
+    imp["metadata"]["name"] = json!("impostor");
+    imp["spec"]["initContainers"] = json!([{"name": "storage-initializer", "image": "busybox:1.36",
+        "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"}]}]);
+    imp["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "models", "hostPath": {"path": "/var/models"}}));
+    let err = cluster.create(&imp).unwrap_err();
+    assert!(
+        err.contains("busybox:1.36") && err.contains("not secure-model's loader"),
+        "{err}"
+    );
+    // Injectors before and after ours: the metrics sidecar gets no model, and ours is first
+    // among init containers after the API server reinvokes it.
+    for o in others {
+        cluster.create(o).unwrap();
+    }
+    let mut pod = vllm_pod(json!({}));
+    pod["metadata"]["name"] = json!("meshed");
+    pod["metadata"]["labels"]["other-injectors"] = json!("on");
+    let created = cluster.create(&pod).unwrap();
+    let spec = &created["spec"];
+    assert_eq!(
+        names(&spec["initContainers"]),
+        ["storage-initializer", "vault-agent-init"],
+        "reinvocation restores the order"
+    );
+    assert_eq!(names(&spec["containers"]), ["vllm", "statsd-exporter"]);
+    assert_eq!(model_readers(spec), ["vllm"]);
+    assert_guarantees(spec, "/mnt/models");
+    for o in others {
+        let name = o["metadata"]["name"].as_str().unwrap();
+        assert!(cluster
+            .kubectl(&["delete", "mutatingwebhookconfiguration", name], None)
+            .status
+            .success());
+    }
+    // kube-system on 1.20: the label selector cannot exclude it (no
+    // kubernetes.io/metadata.name before 1.21); the webhook does, with a warning.
+    let mut sys = vllm_pod(json!({}));
+    sys["metadata"]["name"] = json!("system");
+    sys["metadata"]["namespace"] = json!("kube-system");
+    let out = cluster.kubectl(&["create", "-f", "-", "-o", "json"], Some(&sys));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(created["spec"].get("initContainers").is_none());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(warned.contains("excluded from injection"), "{warned}");
+    // TEE runtime classes: the class chooses the TEE profile; a TEE profile refuses others.
+    for class in ["kata-qemu-tdx", "kata-qemu-cca", "runc"] {
+        cluster
+            .create(&json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": class}, "handler": class}))
+            .unwrap();
+    }
+    let mut tee = vllm_pod(json!({}));
+    tee["metadata"]["name"] = json!("tee");
+    tee["spec"]["runtimeClassName"] = json!("kata-qemu-tdx");
+    let created = cluster.create(&tee).unwrap();
+    assert_eq!(
+        created["metadata"]["annotations"]["secure-model.io/injected"],
+        "confidential"
+    );
+    let mut cca = tee.clone();
+    cca["metadata"]["name"] = json!("cca");
+    cca["spec"]["runtimeClassName"] = json!("kata-qemu-cca");
+    let err = cluster.create(&cca).unwrap_err();
+    assert!(
+        err.contains("no profile that requires a TEE serves"),
+        "{err}"
+    );
+    let mut outside = vllm_pod(json!({"secure-model.io/profile": "confidential"}));
+    outside["metadata"]["name"] = json!("outside");
+    outside["spec"]["runtimeClassName"] = json!("runc");
+    let err = cluster.create(&outside).unwrap_err();
+    assert!(err.contains("requires a TEE"), "{err}");
+    // Opted in by annotation only, outside an opted-in namespace: the API server never calls
+    // the webhook (objectSelector matches labels only); the pod is created without the loader.
+    let mut ann = vllm_pod(json!({"secure-model.io/inject": "true"}));
+    ann["metadata"]["name"] = json!("annotation-only");
+    ann["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secure-model.io/inject");
+    let created = cluster.create(&ann).unwrap();
+    assert!(created["spec"].get("initContainers").is_none());
 }

@@ -103,7 +103,7 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
         "secure-model.io/source": "secure+s3://models/tiny/v1",
         "secure-model.io/destination": dest_path.display().to_string(),
     }));
-    let (ops, _) = patch_for(&pod, &profiles, Scope::Pod).unwrap().unwrap();
+    let (ops, _, _) = patch_for(&pod, &profiles, Scope::Pod).unwrap().unwrap();
     let pod = apply(&pod, &ops);
     let spec = &pod["spec"];
     assert_guarantees(spec, &dest_path.display().to_string());

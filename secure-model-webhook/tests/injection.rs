@@ -26,7 +26,7 @@ use secure_model_webhook::Refusal;
 use serde_json::{json, Value};
 
 fn inject_pod(pod: &Value) -> Result<Option<Value>, secure_model_webhook::mutation::InjectError> {
-    Ok(patch_for(pod, &profiles(), Scope::Pod)?.map(|(ops, _)| apply(pod, &ops)))
+    Ok(patch_for(pod, &profiles(), Scope::Pod)?.map(|(ops, _, _)| apply(pod, &ops)))
 }
 
 fn refusal(pod: &Value) -> Refusal {
@@ -328,28 +328,28 @@ fn refusals_say_what_to_change() {
             |p| {
                 p["spec"] = json!([1]);
             },
-            "not a pod spec",
+            "not a pod spec object",
         ),
         (
             "containers is no list",
             |p| {
                 p["spec"]["containers"] = json!({"name": "x"});
             },
-            "not a list",
+            "spec.containers: invalid type: map, expected a sequence",
         ),
         (
             "a container's volumeMounts is no list (a fuzz finding: the patch appended to it)",
             |p| {
                 p["spec"]["containers"][0]["volumeMounts"] = json!("secure-model.io/injected");
             },
-            "spec.containers[0].volumeMounts is not a list",
+            "spec.containers[0].volumeMounts: invalid type: string",
         ),
         (
             "an init container is no object",
             |p| {
                 p["spec"]["initContainers"] = json!(["busybox"]);
             },
-            "spec.initContainers[0] is not an object",
+            "spec.initContainers[0]: invalid type: string",
         ),
     ];
     for (what, mutate, expect) in cases {
@@ -367,17 +367,16 @@ fn inject_refuses_metadata_it_cannot_annotate() {
     use secure_model_webhook::mutation::{inject, InjectError, PodAt};
     let ask = secure_model_webhook::request::ask_for("secure+s3://models/llama/v1", None).unwrap();
     let profiles = profiles();
-    let profile = profiles.get(None).unwrap();
     for (meta, expect) in [
-        (json!("x"), "/metadata is not an object"),
+        (json!("x"), "metadata: invalid type: string"),
         (
             json!({"annotations": ["x"]}),
-            "/metadata/annotations is not an object",
+            "metadata.annotations: invalid type: sequence",
         ),
     ] {
         let mut pod = vllm_pod(json!({}));
         pod["metadata"] = meta;
-        match inject(&pod, &PodAt::template("/"), &ask, profile) {
+        match inject(&pod, &PodAt::template("/"), &ask, &profiles) {
             Err(InjectError::Refused(r)) => assert!(r.to_string().contains(expect), "{r}"),
             other => panic!("expected a refusal naming {expect}, got {other:?}"),
         }
@@ -677,7 +676,7 @@ proptest! {
         match patch_for(&pod, &profiles, Scope::Pod) {
             Err(_) => {}
             Ok(None) => prop_assert!(false, "an opted-in pod is injected or refused"),
-            Ok(Some((ops, _))) => {
+            Ok(Some((ops, _, _))) => {
                 let out = apply(&pod, &ops);
                 let dest = pod["metadata"]["annotations"]["secure-model.io/destination"].as_str().unwrap();
                 assert_guarantees(&out["spec"], dest);

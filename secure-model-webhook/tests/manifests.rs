@@ -26,6 +26,7 @@ fn webhook_docs() -> Vec<Value> {
     let mut all = Vec::new();
     for f in [
         "webhook/webhook.yaml",
+        "webhook/poddisruptionbudget.yaml",
         "webhook/certificate.yaml",
         "webhook/mutatingwebhookconfiguration.yaml",
         "webhook/profiles.yaml",
@@ -111,6 +112,30 @@ fn the_webhook_configuration_fails_closed_and_is_scoped() {
         cfg["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         "secure-model-system/secure-model-webhook"
     );
+    // The API server calls mutating webhooks in the order of their configurations' names
+    // (k8s.io/apiserver mutating_webhook_manager.go, sort by name): ours before KServe's pod
+    // mutator and the meshes' injectors.
+    let ours = cfg["metadata"]["name"].as_str().unwrap();
+    let kserve = secure_model_testkit::k8s::kserve_ref()
+        .map(|r| r.join("kserve-webhook-manifests.yaml"))
+        .filter(|p| p.is_file())
+        .map(|p| {
+            secure_model_testkit::k8s::yaml_docs(&std::fs::read_to_string(p).unwrap())
+                .into_iter()
+                .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+                .unwrap()["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap_or_else(|| "inferenceservice.serving.kserve.io".to_string());
+    for other in [
+        kserve.as_str(),
+        "istio-sidecar-injector",
+        "linkerd-proxy-injector-webhook-config",
+    ] {
+        assert!(ours < other, "{ours} must sort before {other}");
+    }
     let hooks = cfg["webhooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 2);
     let paths: Vec<&str> = hooks
@@ -139,7 +164,12 @@ fn the_webhook_configuration_fails_closed_and_is_scoped() {
         assert_eq!(excluded["operator"], "NotIn");
         assert_eq!(
             excluded["values"],
-            json!(["kube-system", "secure-model-system"])
+            json!([
+                "kube-system",
+                "kube-public",
+                "kube-node-lease",
+                "secure-model-system"
+            ])
         );
         assert_eq!(h["clientConfig"]["service"]["name"], "secure-model-webhook");
     }

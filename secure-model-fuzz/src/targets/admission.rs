@@ -102,7 +102,7 @@ fn check_answer(body: &[u8], answer: &Value, verdict: &Verdict, scope: Scope) {
                 "control character in a refusal: {message:?}"
             );
         }
-        Verdict::Injected(_) => check_patch(&request, response, scope),
+        Verdict::Injected(..) => check_patch(&request, response, scope),
         _ => {}
     }
 }

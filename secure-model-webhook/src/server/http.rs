@@ -61,8 +61,14 @@ async fn answer(state: Arc<AppState>, body: Bytes, scope: Scope) -> Response {
     match reviewed {
         Ok(Ok(a)) => {
             match &a.verdict {
-                Verdict::Injected(p) => tracing::info!(pod = %a.object, profile = %p, "injected"),
+                Verdict::Injected(p, notes) => {
+                    tracing::info!(pod = %a.object, profile = %p, "injected");
+                    for n in notes {
+                        tracing::warn!(pod = %a.object, profile = %p, "{n}");
+                    }
+                }
                 Verdict::Unchanged => tracing::debug!(pod = %a.object, "allowed unchanged"),
+                Verdict::Excluded(m) => tracing::info!(pod = %a.object, "{m}"),
                 Verdict::Denied(m) => tracing::warn!(pod = %a.object, reason = %m, "denied"),
             }
             (StatusCode::OK, Json(a.review)).into_response()

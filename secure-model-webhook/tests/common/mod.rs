@@ -290,3 +290,77 @@ pub fn llmisvc_sample_webhook_form() -> Value {
         json!({"secure-model.io/source": uri, "secure-model.io/containers": "main"});
     isvc
 }
+
+/// A Knative (Serverless) InferenceService predictor pod as KServe's pod mutator leaves it
+/// with its stock storage initializer (KServe @ aaac4e29: `storage_initializer_injector.go`,
+/// Knative's `queue-proxy`): the `storage-initializer` writing `kserve-provision-location`, a
+/// disk `emptyDir: {}`, mounted read-only by `kserve-container`; the InferenceService's
+/// `storageUri` in KServe's internal annotation; the opt-in label from the InferenceService.
+pub fn kserve_knative_pod(storage_uri: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "sklearn-iris-predictor-00001-deployment-7d9f-abcde",
+            "namespace": "models",
+            "labels": {
+                "app": "sklearn-iris-predictor-00001",
+                "component": "predictor",
+                "serving.kserve.io/inferenceservice": "sklearn-iris",
+                "serving.knative.dev/revision": "sklearn-iris-predictor-00001",
+                "secure-model.io/inject": "true"
+            },
+            "annotations": {
+                "internal.serving.kserve.io/storage-initializer-sourceuri": storage_uri,
+                "kubectl.kubernetes.io/default-container": "kserve-container"
+            }
+        },
+        "spec": {
+            "serviceAccountName": "sa",
+            "initContainers": [{
+                "name": "storage-initializer",
+                "image": "kserve/storage-initializer:v0.20.0",
+                "args": [storage_uri, "/mnt/models"],
+                "env": [
+                    {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": "mysecret", "key": "AWS_ACCESS_KEY_ID"}}},
+                    {"name": "S3_ENDPOINT", "value": "s3.amazonaws.com"}
+                ],
+                "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": "kserve-provision-location", "mountPath": "/mnt/models"}]
+            }],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": "kserve/sklearnserver:v0.20.0",
+                    "args": ["--model_name=sklearn-iris", "--model_dir=/mnt/models", "--http_port=8080"],
+                    "volumeMounts": [{"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": true}]
+                },
+                {
+                    "name": "queue-proxy",
+                    "image": "gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:0000",
+                    "ports": [{"name": "queue-port", "containerPort": 8012}]
+                }
+            ],
+            "volumes": [{"name": "kserve-provision-location", "emptyDir": {}}]
+        }
+    })
+}
+
+/// The same predictor in KServe's Standard (RawDeployment) mode: no queue-proxy, no Knative
+/// labels.
+pub fn kserve_standard_pod(storage_uri: &str) -> Value {
+    let mut pod = kserve_knative_pod(storage_uri);
+    pod["metadata"]["labels"] = json!({
+        "app": "isvc.sklearn-iris-predictor",
+        "component": "predictor",
+        "serving.kserve.io/inferenceservice": "sklearn-iris",
+        "secure-model.io/inject": "true"
+    });
+    pod["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = json!("Standard");
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
+    pod
+}
