@@ -27,6 +27,7 @@ fn webhook_docs() -> Vec<Value> {
     for f in [
         "webhook/webhook.yaml",
         "webhook/poddisruptionbudget.yaml",
+        "webhook/annotation-only-warning.yaml",
         "webhook/certificate.yaml",
         "webhook/mutatingwebhookconfiguration.yaml",
         "webhook/profiles.yaml",
@@ -57,7 +58,7 @@ fn kubernetes_objects_validate_against_the_strict_schemas() {
         assert!(e.is_empty(), "{}: {e:#?}", doc["kind"]);
         checked += 1;
     }
-    assert!(checked >= 9, "{checked}");
+    assert!(checked >= 11, "{checked}");
     // And what the webhook makes of the vLLM example.
     let text = std::fs::read_to_string(
         secure_model_testkit::repo().join("deploy/webhook/examples/vllm-deployment.yaml"),
