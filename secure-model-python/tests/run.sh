@@ -7,6 +7,8 @@
 #                      $CARGO_TARGET_DIR/wheels-secure-model
 #   SMTEST_VENV        the venv (default <repo>/target/pyenv, as setup-python.sh)
 #   SM_PY_PROFILE      cargo profile of the extension: dev (default) or release
+#   SMTEST_VLLM_VENV   the vLLM venv (default $CARGO_TARGET_DIR/vllm-env, made by
+#                      tests/setup-vllm.sh): when it exists, test_vllm.py runs in it too
 #   extra arguments    passed to pytest (e.g. -k numpy)
 set -euo pipefail
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,4 +34,12 @@ log "building the wheel (profile $PROFILE)"
 # The tests set every setting they mean; none leaks in from the caller's environment.
 for v in $(env | grep -o '^SECURE_MODEL_[A-Z0-9_]*' || true); do unset "$v"; done
 cd "$HERE"
+VLLM_VENV="${SMTEST_VLLM_VENV:-$CARGO_TARGET_DIR/vllm-env}"
+if [[ -f "$VLLM_VENV/bin/python" ]] && ls "$VLLM_VENV"/.secure-model-vllm-* >/dev/null 2>&1; then
+  log "vLLM plugin test in $VLLM_VENV"
+  "$VLLM_VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$WHEELS"/secure_model-*.whl >&2
+  "$VLLM_VENV/bin/python" -m pytest -q -p no:cacheprovider test_vllm.py
+else
+  log "no vLLM venv ($VLLM_VENV; tests/setup-vllm.sh makes it): test_vllm.py is skipped"
+fi
 exec "$VPY" -m pytest -q -p no:cacheprovider "$@"
