@@ -69,9 +69,11 @@ t0 = time.perf_counter()
 sd = {load}
 wall = time.perf_counter() - t0
 r1 = resource.getrusage(resource.RUSAGE_SELF)
-n = sum(t.numel() * t.element_size() for t in sd.values())
+import numpy as np
+n = sum(t.nbytes if isinstance(t, np.ndarray) else t.numel() * t.element_size() for t in sd.values())
 # Touch every tensor (a server uses them all): mmap-backed tensors become resident here.
-chk = sum(int(t.reshape(-1).view(torch.uint8).max()) for t in sd.values() if t.numel())
+u8 = lambda t: t.reshape(-1).view(np.uint8) if isinstance(t, np.ndarray) else t.reshape(-1).view(torch.uint8)
+chk = sum(int(u8(t).max()) for t in sd.values() if u8(t).shape[0] > 0)
 st = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
 kib = lambda k: int(st[k].split()[0]) * 1024
 print(json.dumps({{"wall": wall, "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
@@ -127,13 +129,18 @@ def main() -> None:
         pull = timed_cmd([a.cli, "pull", str(pkg), str(dest / "m"), "--trusted-key", env["SECURE_MODEL_TRUSTED_KEYS"],
                           "--key", env["SECURE_MODEL_KEYS"]])
         tmpfs = sum(p.stat().st_size for p in (dest / "m").rglob("*") if p.is_file())
+        mf = str(dest / "m" / "model.safetensors")
         load_a = run_child(CHILD.format(imports="import safetensors.torch",
-                                        load=f"safetensors.torch.load_file({str(dest / 'm' / 'model.safetensors')!r})"), env)
+                                        load=f"safetensors.torch.load_file({mf!r})"), env)
+        load_a_np = run_child(CHILD.format(imports="import safetensors.numpy",
+                                           load=f"safetensors.numpy.load_file({mf!r})"), env)
     finally:
         shutil.rmtree(dest, ignore_errors=True)
     # (b) secure_model.load_file in the server process.
     load_b = run_child(CHILD.format(imports="import secure_model",
                                     load=f"secure_model.load_file({str(pkg)!r}, framework='pt')"), env)
+    load_b_np = run_child(CHILD.format(imports="import secure_model",
+                                       load=f"secure_model.load_file({str(pkg)!r}, framework='numpy')"), env)
 
     tensor_bytes = load_b["bytes"]
     a_wall = pull["wall"] + load_a["wall"]
@@ -141,7 +148,9 @@ def main() -> None:
     # The tmpfs pages a server maps (safetensors mmaps the file) are the same pages as the
     # tmpfs copy: the pod holds tmpfs + the server's anonymous memory, not tmpfs + RSS.
     a_total = max(pull["peak_rss"], tmpfs + load_a["anon"])
-    b_total = load_b["peak_rss"]
+    b_total = load_b["anon"]
+    a_np_total = tmpfs + load_a_np["anon"]
+    b_np_total = load_b_np["anon"]
     rows = [
         ("(a) pull to tmpfs", pull["wall"], pull["cpu"], pull["peak_rss"], None, "—"),
         ("(a) safetensors.torch.load_file from tmpfs", load_a["wall"], load_a["cpu"], load_a["peak_rss"],
@@ -149,17 +158,22 @@ def main() -> None:
         ("(a) total", a_wall, a_cpu, None, None, a_total),
         ("(b) secure_model.load_file(framework='pt')", load_b["wall"], load_b["cpu"], load_b["peak_rss"],
          load_b["peak_rss"] - load_b["base_rss"], b_total),
+        ("(a-np) safetensors.numpy.load_file from tmpfs", load_a_np["wall"], load_a_np["cpu"], load_a_np["peak_rss"],
+         load_a_np["peak_rss"] - load_a_np["base_rss"], a_np_total),
+        ("(b-np) secure_model.load_file(framework='numpy')", load_b_np["wall"], load_b_np["cpu"], load_b_np["peak_rss"],
+         load_b_np["peak_rss"] - load_b_np["base_rss"], b_np_total),
     ]
     print(f"\nmodel: {tensor_bytes / MIB:.0f} MiB of fp16 tensors ({tensor_bytes // (32 * MIB)} × 32 MiB), "
           f"hash {a.hash}, package on local disk (page cache), tmpfs /dev/shm\n")
-    print("| step | wall s | CPU s | peak RSS MiB | RSS over interpreter+torch MiB | pod total MiB (RSS + tmpfs) |")
+    print("| step | wall s | CPU s | peak RSS MiB | RSS over interpreter+torch MiB | pod MiB after load (tmpfs + RssAnon) |")
     print("|---|---|---|---|---|---|")
     for name, w, c, rss, over, total in rows:
         f = lambda v: "—" if v is None else f"{v / MIB:.0f}"  # noqa: E731
         tot = total if isinstance(total, str) else f"{total / MIB:.0f}"
         print(f"| {name} | {w:.2f} | {c:.2f} | {f(rss)} | {f(over)} | {tot} |")
     print(f"\nratios (b)/(a): wall {load_b['wall'] / a_wall:.2f}, throughput {a_wall / load_b['wall']:.2f}×, "
-          f"CPU {load_b['cpu'] / a_cpu:.2f}, pod memory {b_total / a_total:.2f} (target ≤ 0.55)")
+          f"CPU {load_b['cpu'] / a_cpu:.2f}, pod memory {b_total / a_total:.2f} (target ≤ 0.55); "
+          f"numpy: pod memory {b_np_total / a_np_total:.2f}, wall {load_b_np['wall'] / (pull['wall'] + load_a_np['wall']):.2f}")
     over_b = load_b["peak_rss"] - load_b["base_rss"]
     print(f"(a) after load: RssAnon {load_a['anon'] / MIB:.0f} MiB, RssShmem (tmpfs pages mapped) {load_a['shmem'] / MIB:.0f} MiB; "
           f"(b) after load: RssAnon {load_b['anon'] / MIB:.0f} MiB, RssShmem {load_b['shmem'] / MIB:.0f} MiB")
