@@ -38,7 +38,7 @@ def small_model(d):
     return d
 
 
-def test_plugin_registers_the_load_format_and_streams_what_vllm_streams(tmp_path, keys):
+def test_plugin_registers_the_load_format_and_streams_what_vllm_streams(tmp_path, keys, other_keys):
     from vllm.config import LoadConfig
     from vllm.model_executor.model_loader import get_model_loader
     from vllm.model_executor.model_loader.weight_utils import safetensors_weights_iterator
@@ -60,8 +60,10 @@ def test_plugin_registers_the_load_format_and_streams_what_vllm_streams(tmp_path
         assert t.dtype == theirs_d[name].dtype and torch.equal(t, theirs_d[name]), name
 
     # download_model verifies the package up front: an untrusted signer fails there.
-    bad = dict(extra, trusted_keys=[str(tmp_path / "nope.pem")])
+    import secure_model
+
+    bad = dict(extra, trusted_keys=[str(other_keys.public)])
     bad_loader = get_model_loader(LoadConfig(load_format="secure-model", model_loader_extra_config=bad))
-    with pytest.raises(Exception):
+    with pytest.raises(secure_model.IntegrityError):
         bad_loader.download_model(SimpleNamespace(model="/unused"))
 
