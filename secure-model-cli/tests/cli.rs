@@ -210,7 +210,7 @@ fn json_failures_are_json_objects() {
     assert!(v["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("not accepted by any trusted signer"));
+        .contains("not signed by a trusted signer"));
     assert!(v["error"]["hint"].is_string());
     assert!(String::from_utf8_lossy(&o.stderr).contains("error: "));
     // Without --json, stdout stays empty on failure.
@@ -402,7 +402,7 @@ fn exit_codes_by_failure_class() {
         &kek,
     ]);
     assert_eq!(code(&r), 4, "{}", String::from_utf8_lossy(&r.stderr));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("not accepted by any trusted signer"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("not signed by a trusted signer"));
     // 5: a key that is not a recipient.
     let r = run(&["pull", &pkg, o, "--trusted-key", &pubk, "--key", &kek2]);
     assert_eq!(code(&r), 5, "{}", String::from_utf8_lossy(&r.stderr));

@@ -53,7 +53,8 @@ pub(crate) fn checks(settings: &Settings, dest: &Path, found: Option<&Found>) ->
         )];
     };
     let paths = found.map(|f| f.paths.as_slice()).unwrap_or_default();
-    let mut out = vec![pull_check(settings, &name, dest, paths)];
+    let id = found.map(|f| &f.digest);
+    let mut out = vec![pull_check(settings, &name, dest, paths, id)];
     if let Some(size) = found.map(|f| f.plaintext_bytes) {
         out.push(space_check(&name, existing, size));
         if let Some(c) = memory_check(&name, existing, size) {
@@ -65,8 +66,14 @@ pub(crate) fn checks(settings: &Settings, dest: &Path, found: Option<&Found>) ->
 
 /// Exactly what a pull checks before it writes: memory-backed (or allowed), nothing in the
 /// way of the package's paths.
-fn pull_check(settings: &Settings, name: &str, dest: &Path, paths: &[ModelPath]) -> Check {
-    match check_destination(dest, paths, settings.relax) {
+fn pull_check(
+    settings: &Settings,
+    name: &str,
+    dest: &Path,
+    paths: &[ModelPath],
+    id: Option<&[u8; 32]>,
+) -> Check {
+    match check_destination(dest, paths, id, settings.relax) {
         Ok(FsKind::Tmpfs | FsKind::Ramfs) => {
             Check::ok(name, "memory-backed (tmpfs/ramfs), nothing in the way")
         }

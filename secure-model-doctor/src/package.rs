@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use secure_model_core::crypto::sha256;
 use secure_model_core::format::{KeysFile, Limits, ModelPath, KEYS_OBJECT, MANIFEST_OBJECT};
 use secure_model_core::storage::{PackageLocation, StorageBackend, StorageError};
 use secure_model_core::verify::{parse_unverified, verify_manifest, UnverifiedManifest};
@@ -19,11 +20,14 @@ pub(crate) struct Found {
     pub(crate) plaintext_bytes: u64,
     /// The paths the manifest would publish.
     pub(crate) paths: Vec<ModelPath>,
+    /// The manifest's SHA-256: the id of its publication in a destination.
+    pub(crate) digest: [u8; 32],
 }
 
 impl Found {
-    fn of(m: &UnverifiedManifest) -> Self {
+    fn of(m: &UnverifiedManifest, bytes: &[u8]) -> Self {
         Self {
+            digest: sha256(bytes),
             plaintext_bytes: m.total_plaintext(),
             paths: m.files().iter().map(|f| f.model_path().clone()).collect(),
         }
@@ -156,7 +160,7 @@ fn signature(
                 secure_model_core::chain_message(&e),
                 "configure the trusted signers (SECURE_MODEL_TRUSTED_KEYS / _PEM, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with _ISSUER, or SECURE_MODEL_TRUST_POLICY; docs/signing.md)",
             ));
-            return claimed.as_ref().map(Found::of);
+            return claimed.as_ref().map(|m| Found::of(m, bytes));
         }
     };
     let pin = settings.pins.first();
@@ -178,7 +182,7 @@ fn signature(
             "trust the publisher's key, certificate roots or identity (docs/signing.md), or check that this is the package you meant (a pinned digest refuses older manifests)",
         )),
     }
-    claimed.as_ref().map(Found::of)
+    claimed.as_ref().map(|m| Found::of(m, bytes))
 }
 
 /// Whether each configured key is a recipient of the package.

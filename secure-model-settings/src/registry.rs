@@ -416,6 +416,14 @@ settings! {
     Group::Storage,
     BOTH,
     "longest wait for a storage response to start (retries included): a store that accepts connections but never answers fails in seconds; progress is logged every 5 s while waiting",);
+    /// `SECURE_MODEL_STORAGE_STALL_TIMEOUT_SECS`.
+    STORAGE_STALL_TIMEOUT: Seconds = s("SECURE_MODEL_STORAGE_STALL_TIMEOUT_SECS",
+    None,
+    Seconds { min: 1, max: 3_600 },
+    "5",
+    Group::Storage,
+    BOTH,
+    "longest pause inside a response body: a body that stops is resumed once from the first byte not received; a second stall (or no answer to the resumed request within the first-byte timeout) fails the pull",);
     /// `SECURE_MODEL_STORAGE_MAX_RETRIES`.
     STORAGE_MAX_RETRIES: Count = s("SECURE_MODEL_STORAGE_MAX_RETRIES",
     None,

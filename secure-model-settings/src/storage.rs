@@ -101,6 +101,7 @@ pub fn storage(src: &Source, relax: Relaxations) -> Result<Storage, SettingsErro
     settings.connect_timeout = src.get_or(&r::STORAGE_CONNECT_TIMEOUT, d.connect_timeout)?;
     settings.first_byte_timeout =
         src.get_or(&r::STORAGE_FIRST_BYTE_TIMEOUT, d.first_byte_timeout)?;
+    settings.stall_timeout = src.get_or(&r::STORAGE_STALL_TIMEOUT, d.stall_timeout)?;
     Ok(Storage {
         credentials: credentials(src, &settings)?,
         settings,

@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod crash;
 pub mod evidence;
 pub mod k8s;
 pub mod kbs;

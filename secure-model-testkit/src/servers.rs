@@ -436,6 +436,14 @@ pub enum Faults {
     /// Throttling: every `every`-th connection gets S3's `503 SlowDown` (and is closed); the
     /// others are forwarded untouched.
     SlowDown { every: usize },
+    /// A store that acknowledges uploads it lost: every `every`-th PUT with a body is
+    /// forwarded with its body dropped (`Content-Length: 0`), so the store keeps an empty
+    /// object and answers 200. One request per connection (`Connection: close`). Needs an
+    /// upstream that does not check payload signatures (moto).
+    EmptyPut { every: usize },
+    /// A store that freezes mid-transfer: after `after` response bytes in all, nothing more
+    /// is sent on any connection, old or new, and no connection is closed.
+    Freeze { after: usize },
 }
 
 /// Counters of injected faults.
@@ -445,6 +453,143 @@ pub struct FaultStats {
     pub status_503: std::sync::atomic::AtomicUsize,
     pub stalls: std::sync::atomic::AtomicUsize,
     pub resets: std::sync::atomic::AtomicUsize,
+    /// PUTs whose body was dropped ([`Faults::EmptyPut`]).
+    pub emptied: std::sync::atomic::AtomicUsize,
+    /// PUTs with a body seen ([`Faults::EmptyPut`]).
+    pub puts: std::sync::atomic::AtomicUsize,
+    /// Response bytes forwarded ([`Faults::Freeze`]).
+    pub sent: std::sync::atomic::AtomicUsize,
+}
+
+/// Reads an HTTP request head (through the blank line); returns it and any body bytes read
+/// with it.
+async fn read_head(client: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(i + 4);
+            return Some((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+    }
+}
+
+/// One request of [`Faults::EmptyPut`]: forwarded with `Connection: close`, its body dropped
+/// when `st` says this PUT is the `every`-th.
+async fn empty_put(
+    mut client: tokio::net::TcpStream,
+    upstream: u16,
+    every: usize,
+    st: &FaultStats,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((head, mut body)) = read_head(&mut client).await else {
+        return;
+    };
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let mut length = 0usize;
+    let mut headers = Vec::new();
+    for l in lines {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if name == "content-length" {
+            length = l
+                .split(':')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            continue;
+        }
+        if name == "connection" {
+            continue;
+        }
+        headers.push(l.to_string());
+    }
+    let is_put = request_line.starts_with("PUT ") && length > 0;
+    let drop_body = is_put && (st.puts.fetch_add(1, Relaxed) + 1) % every.max(1) == 0;
+    while body.len() < length {
+        let mut chunk = vec![0u8; 64 * 1024];
+        match client.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if drop_body {
+        st.emptied.fetch_add(1, Relaxed);
+        body.clear();
+    }
+    let mut out = format!("{request_line}\r\n");
+    for h in headers {
+        out.push_str(&h);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    if up.write_all(out.as_bytes()).await.is_err() || up.write_all(&body).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy(&mut up, &mut client).await;
+}
+
+/// One connection of [`Faults::Freeze`]: forwarded until `after` response bytes were sent in
+/// all, then held open, silent.
+async fn freeze(
+    client: tokio::net::TcpStream,
+    upstream: u16,
+    after: usize,
+    st: std::sync::Arc<FaultStats>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hold = || async { std::future::pending::<()>().await };
+    if st.sent.load(Relaxed) >= after {
+        let _client = client;
+        return hold().await;
+    }
+    let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+        return;
+    };
+    let (mut ur, mut uw) = up.into_split();
+    let (mut cr, mut cw) = client.into_split();
+    let fwd = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut cr, &mut uw).await;
+        std::future::pending::<()>().await;
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(k) = ur.read(&mut buf).await {
+        if k == 0 {
+            break;
+        }
+        let before = st.sent.fetch_add(k, Relaxed);
+        let k = k.min(after.saturating_sub(before));
+        if k > 0 && cw.write_all(&buf[..k]).await.is_err() {
+            break;
+        }
+        if before + k >= after {
+            let _keep = (cw, fwd);
+            return hold().await;
+        }
+    }
+    fwd.abort();
 }
 
 /// A TCP proxy in front of an HTTP server that injects faults.
@@ -477,6 +622,12 @@ impl FaultProxy {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let reset_after = match faults {
+                        Faults::EmptyPut { every } => {
+                            return empty_put(client, upstream, every, &st).await;
+                        }
+                        Faults::Freeze { after } => {
+                            return freeze(client, upstream, after, st).await;
+                        }
                         Faults::Forbidden => {
                             let mut buf = [0u8; 4096];
                             let _ = client.read(&mut buf).await;

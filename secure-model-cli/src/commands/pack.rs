@@ -60,6 +60,11 @@ pub(crate) struct PackArgs {
     /// `path:start:end`); ignored with blake3, which model signing never shards.
     #[arg(long, value_name = "N")]
     shard_size: Option<u64>,
+    /// After uploading, read every object back and compare its SHA-256 with what was sent
+    /// (without it, every object's stored size is checked: one HEAD each). A mismatch is
+    /// uploaded again, twice at most, then the pack fails.
+    #[arg(long)]
+    verify_upload: bool,
     #[command(flatten)]
     pub(crate) output: Output,
 }
@@ -158,6 +163,7 @@ pub(crate) async fn run(a: PackArgs, src: &Source) -> Res {
     let mut opts = PackOptions::default()
         .with_params(params)
         .with_hashing(hashing(&a)?)
+        .with_verify_upload(a.verify_upload)
         .with_progress(bar);
     if let Some(n) = a.name {
         opts = opts.with_model_name(n);

@@ -1,6 +1,19 @@
-//! The destination directory: memory-backed check, staging inside it, atomic publish, cleanup.
-//! Filesystem work here blocks; async callers go through [`Staging::prepare`] and
-//! [`Staging::file_sinks`], which run it on the blocking pool.
+//! The destination directory: memory-backed check, staging inside it, journaled publish,
+//! recovery, cleanup. Filesystem work here blocks; async callers go through
+//! [`Staging::prepare`], [`Staging::prepare_publication`] and [`Staging::file_sinks`], which run
+//! it on the blocking pool.
+//!
+//! Publishing is crash-safe. A staging directory `.secure-model-staging-<random>/` holds the
+//! verified model under `m/`. Before the first top-level entry moves, the publish journal
+//! `publish.json` (what is published, under which id) is written next to it; then every entry
+//! is renamed into the destination (`renameat2(RENAME_NOREPLACE)`); then the staging directory
+//! and its journal are removed. A loader killed at any instant leaves either no journal
+//! (nothing published; the next loader removes the staging directory) or a journal (every byte
+//! verified; the next loader rolls the publication forward, or back when an entry that is not
+//! ours is in the way). A destination that holds every entry of the package is checked by the
+//! loader against the signed digests: the same model is "already published", anything else is
+//! refused. Nothing that is not ours is ever touched, and no file of ours stays in the
+//! destination beside the model (upstream `model_signing verify` accepts it as it is).
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -30,6 +43,36 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 /// Name prefix of staging directories (hidden, inside the destination).
 pub const STAGING_PREFIX: &str = ".secure-model-staging-";
+/// Top-level names with this prefix are the loader's own; a package may not use them.
+const RESERVED_PREFIX: &str = ".secure-model-";
+/// The publish journal inside a staging directory.
+const JOURNAL: &str = "publish.json";
+/// The model tree inside a staging directory.
+const MODEL_DIR: &str = "m";
+/// A journal larger than this is not ours (3,000 entries take about 100 KiB).
+const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+
+/// The publish journal: what a publication moves into the destination, and its id (the
+/// package's manifest digest, for whoever reads it). Written before the first entry moves;
+/// removed with the staging directory after the last.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    /// Format version.
+    secure_model_publish: u32,
+    /// Hex id of the publication (the manifest's SHA-256), when it has one.
+    id: Option<String>,
+    /// The top-level entries, in publish order.
+    entries: Vec<String>,
+}
+
+/// Reads a journal or marker; `None` when there is none (or it is not one of ours).
+fn read_journal(path: &Path) -> Option<Journal> {
+    let f = File::open(path).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_JOURNAL_BYTES), &mut text)
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
 
 /// Filesystem kind of a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +121,9 @@ pub struct Staging {
     kind: FsKind,
     root: PathBuf,
     top_level: BTreeSet<String>,
+    /// The publication's id (the manifest digest): named by the marker a whole publication
+    /// leaves, so a rerun recognises it.
+    id: Option<[u8; 32]>,
     published: bool,
     /// Directories this staging created (deepest first), removed again when nothing is
     /// published, so a failed pull leaves the filesystem as it found it.
@@ -87,9 +133,11 @@ pub struct Staging {
     _lock: nix::fcntl::Flock<File>,
 }
 
-/// Removes `.secure-model-staging-*` directories in `dest` that no live loader holds: the
-/// remains of a loader killed before it could clean up (SIGKILL, OOM).
-fn remove_stale_staging(dest: &Path) {
+/// Settles every `.secure-model-staging-*` directory in `dest` that no live loader holds (left
+/// by a loader killed before it could clean up: SIGKILL, OOM, node drain): one with a publish
+/// journal is rolled forward (every byte in it was verified before the journal was written),
+/// any other is removed.
+fn settle_stale_staging(dest: &Path) {
     let Ok(entries) = std::fs::read_dir(dest) else {
         return;
     };
@@ -104,17 +152,79 @@ fn remove_stale_staging(dest: &Path) {
         }
         let Ok(dir) = File::open(&path) else { continue };
         match nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(_held) => {
-                tracing::warn!(staging = %path.display(), "removing a staging directory left by a loader that did not finish");
-                if let Err(err) = std::fs::remove_dir_all(&path) {
-                    tracing::error!(staging = %path.display(), error = %err, "could not remove a stale staging directory");
-                }
-            }
+            Ok(_held) => settle_one(dest, &path),
             Err(_) => {
                 tracing::debug!(staging = %path.display(), "staging directory in use by another loader");
             }
         }
     }
+}
+
+/// Rolls forward the publication a dead loader journaled in `staging`, or removes `staging`
+/// when it holds none.
+fn settle_one(dest: &Path, staging: &Path) {
+    if let Some(journal) = read_journal(&staging.join(JOURNAL)) {
+        tracing::warn!(staging = %staging.display(), entries = journal.entries.len(), "completing a publication a loader did not finish");
+        if let Err(e) = roll_forward(dest, staging, &journal) {
+            tracing::error!(staging = %staging.display(), error = %crate::class::chain_message(&e), "could not complete an unfinished publication; it was moved back");
+        }
+    } else {
+        tracing::warn!(staging = %staging.display(), "removing a staging directory left by a loader that did not finish");
+    }
+    if let Err(err) = std::fs::remove_dir_all(staging) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::error!(staging = %staging.display(), error = %err, "could not remove a stale staging directory");
+        }
+    }
+}
+
+/// Moves every journaled entry still in `staging/m` into `dest`. When an entry cannot move (a
+/// name that is not ours appeared in the way), the entries this publication moved (those
+/// journaled and no longer in `staging/m`) are moved back and the error returned. The same
+/// code publishes live and completes a dead loader's publication.
+fn roll_forward(dest: &Path, staging: &Path, journal: &Journal) -> Result<(), LoadError> {
+    let dir = File::open(dest).map_err(io_err(dest, "cannot open destination"))?;
+    let model = staging.join(MODEL_DIR);
+    let stage = File::open(&model).map_err(io_err(&model, "cannot open staging directory"))?;
+    for top in &journal.entries {
+        if model.join(top).symlink_metadata().is_err() {
+            continue; // moved before the kill
+        }
+        if let Err(e) = rename_noreplace(&stage, &dir, top.as_str()) {
+            roll_back(dest, &dir, &stage, &model, journal);
+            return Err(LoadError::Destination {
+                path: dest.join(top).display().to_string(),
+                reason: "cannot publish into destination",
+                source: Some(e),
+            });
+        }
+    }
+    // Durable on disk-backed destinations (allowed explicitly); free on tmpfs.
+    let _ = dir.sync_all();
+    Ok(())
+}
+
+/// Moves back into `model` every journaled entry that is no longer there (this publication
+/// moved it); whatever cannot move back is removed, so nothing half-published stays visible.
+fn roll_back(dest: &Path, dir: &File, stage: &File, model: &Path, journal: &Journal) {
+    for top in &journal.entries {
+        if model.join(top).symlink_metadata().is_ok() {
+            continue;
+        }
+        if rename_noreplace(dir, stage, top.as_str()).is_err() {
+            let target = dest.join(top);
+            let _ = std::fs::remove_dir_all(&target).or_else(|_| std::fs::remove_file(&target));
+        }
+    }
+}
+
+/// Whether every top-level entry of `top_level` is in `dest` (a publication completed by an
+/// earlier run, or someone else's files: the loader tells them apart by the signed digests).
+fn all_present(dest: &Path, top_level: &BTreeSet<String>) -> bool {
+    !top_level.is_empty()
+        && top_level
+            .iter()
+            .all(|t| dest.join(t).symlink_metadata().is_ok())
 }
 
 /// Directories created for a destination (deepest first); removed on drop while empty.
@@ -170,11 +280,15 @@ fn create_destination(dest: &Path) -> Result<CreatedDirs, LoadError> {
 /// The top-level names `paths` would create in `dest`; refuses any that already exists.
 fn free_top_level<'a>(
     dest: &Path,
-    paths: impl IntoIterator<Item = &'a ModelPath>,
+    tops: impl IntoIterator<Item = &'a str>,
 ) -> Result<BTreeSet<String>, LoadError> {
-    let mut top_level = BTreeSet::new();
-    for p in paths {
-        top_level.insert(p.top_level().to_string());
+    let top_level: BTreeSet<String> = tops.into_iter().map(str::to_string).collect();
+    if let Some(top) = top_level.iter().find(|t| t.starts_with(RESERVED_PREFIX)) {
+        return Err(LoadError::Destination {
+            path: dest.join(top).display().to_string(),
+            reason: "a package may not publish a top-level name starting with .secure-model- (the loader's own)",
+            source: None,
+        });
     }
     for top in &top_level {
         let target = dest.join(top);
@@ -207,10 +321,18 @@ fn locked_staging_root(dest: &Path) -> Result<(PathBuf, nix::fcntl::Flock<File>)
                 },
             )
         });
+    let lock = lock.and_then(|l| {
+        let model = root.join(MODEL_DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&model)
+            .map_err(io_err(&model, "cannot create staging directory"))?;
+        Ok(l)
+    });
     match lock {
         Ok(l) => Ok((root, l)),
         Err(e) => {
-            let _ = std::fs::remove_dir(&root);
+            let _ = std::fs::remove_dir_all(&root);
             Err(e)
         }
     }
@@ -219,7 +341,9 @@ fn locked_staging_root(dest: &Path) -> Result<(PathBuf, nix::fcntl::Flock<File>)
 /// The checks [`Staging::create`] makes, without creating anything: `dest` (or, when it does
 /// not exist yet, its nearest existing ancestor) must be memory-backed unless `relax` allows
 /// disk plaintext, and no top-level entry of `paths` may exist in it. Returns the filesystem
-/// kind. `doctor` runs exactly these checks, so it and a pull agree.
+/// kind. A destination that already holds the whole publication `id` (the manifest digest,
+/// when known) passes: a pull then succeeds without writing. `doctor` runs exactly these
+/// checks, so it and a pull agree.
 ///
 /// # Errors
 /// [`LoadError::NotMemoryBacked`], [`LoadError::DestinationConflict`],
@@ -227,6 +351,7 @@ fn locked_staging_root(dest: &Path) -> Result<(PathBuf, nix::fcntl::Flock<File>)
 pub fn check_destination<'a>(
     dest: &Path,
     paths: impl IntoIterator<Item = &'a ModelPath>,
+    id: Option<&[u8; 32]>,
     relax: Relaxations,
 ) -> Result<FsKind, LoadError> {
     let existing = dest
@@ -242,9 +367,28 @@ pub fn check_destination<'a>(
         return Err(not_memory_backed(dest));
     }
     if existing == dest {
-        free_top_level(dest, paths)?;
+        let top_level: BTreeSet<String> = paths
+            .into_iter()
+            .map(|p| p.top_level().to_string())
+            .collect();
+        if id.is_some() && all_present(dest, &top_level) {
+            return Ok(kind);
+        }
+        free_top_level(dest, top_level.iter().map(String::as_str))?;
     }
     Ok(kind)
+}
+
+/// What [`Staging::prepare_publication`] found.
+#[derive(Debug)]
+pub enum Prepared {
+    /// A new staging directory: stage, then publish.
+    Staged(Staging),
+    /// Every top-level entry is already in the destination (a rerun after a completed or
+    /// rolled-forward publish, or someone else's files): the caller checks them against the
+    /// signed digests and refuses the destination unless they match. Holds the destination's
+    /// filesystem kind.
+    AlreadyPublished(FsKind),
 }
 
 impl Staging {
@@ -258,16 +402,27 @@ impl Staging {
         relax: Relaxations,
     ) -> Result<Self, LoadError> {
         let dest = dest.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::create(&dest, &paths, relax))
-            .await
-            .map_err(|_| LoadError::Internal {
-                what: "staging task panicked or was cancelled",
-            })?
+        blocking(move || Self::create(&dest, &paths, relax)).await
+    }
+
+    /// [`Staging::create_publication`] on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`Staging::create`].
+    pub async fn prepare_publication(
+        dest: &Path,
+        paths: Vec<ModelPath>,
+        id: [u8; 32],
+        relax: Relaxations,
+    ) -> Result<Prepared, LoadError> {
+        let dest = dest.to_path_buf();
+        blocking(move || Self::create_publication(&dest, &paths, id, relax)).await
     }
 
     /// Creates `dest` if needed, enforces the memory-backed policy (unless `relax` allows disk
-    /// plaintext), refuses paths that already exist in `dest`, and creates a private staging
-    /// directory inside it. Blocks on filesystem calls.
+    /// plaintext), completes or removes what dead loaders left, refuses paths that already
+    /// exist in `dest`, and creates a private staging directory inside it. Blocks on
+    /// filesystem calls.
     ///
     /// # Errors
     /// [`LoadError::NotMemoryBacked`], [`LoadError::DestinationConflict`],
@@ -277,6 +432,36 @@ impl Staging {
         paths: impl IntoIterator<Item = &'a ModelPath>,
         relax: Relaxations,
     ) -> Result<Self, LoadError> {
+        match Self::open(dest, paths, None, relax)? {
+            Prepared::Staged(s) => Ok(s),
+            Prepared::AlreadyPublished(_) => Err(LoadError::Internal {
+                what: "a publication without an id was found published",
+            }),
+        }
+    }
+
+    /// [`Staging::create`] for publication `id` (the package's manifest digest, written in the
+    /// journal): when every top-level entry is already in `dest`,
+    /// [`Prepared::AlreadyPublished`] and nothing is created; the caller must then check the
+    /// files against the signed digests.
+    ///
+    /// # Errors
+    /// As [`Staging::create`].
+    pub fn create_publication<'a>(
+        dest: &Path,
+        paths: impl IntoIterator<Item = &'a ModelPath>,
+        id: [u8; 32],
+        relax: Relaxations,
+    ) -> Result<Prepared, LoadError> {
+        Self::open(dest, paths, Some(id), relax)
+    }
+
+    fn open<'a>(
+        dest: &Path,
+        paths: impl IntoIterator<Item = &'a ModelPath>,
+        id: Option<[u8; 32]>,
+        relax: Relaxations,
+    ) -> Result<Prepared, LoadError> {
         let allow_disk = relax.disk_plaintext();
         // Check the policy on the nearest existing ancestor first, so a refused destination
         // is not even created.
@@ -286,7 +471,7 @@ impl Staging {
             }
         }
         let cleanup = create_destination(dest)?;
-        remove_stale_staging(dest);
+        settle_stale_staging(dest);
         let kind = filesystem_kind(dest)?;
         if kind == FsKind::Other {
             if !allow_disk {
@@ -294,17 +479,26 @@ impl Staging {
             }
             relax.take_effect(Relaxation::DiskPlaintext, &dest.display().to_string());
         }
-        let top_level = free_top_level(dest, paths)?;
+        let tops: BTreeSet<String> = paths
+            .into_iter()
+            .map(|p| p.top_level().to_string())
+            .collect();
+        if id.is_some() && all_present(dest, &tops) {
+            cleanup.disarm();
+            return Ok(Prepared::AlreadyPublished(kind));
+        }
+        let top_level = free_top_level(dest, tops.iter().map(String::as_str))?;
         let (root, lock) = locked_staging_root(dest)?;
-        Ok(Self {
+        Ok(Prepared::Staged(Self {
             dest: dest.to_path_buf(),
             kind,
             root,
             top_level,
+            id,
             published: false,
             created: cleanup.disarm(),
             _lock: lock,
-        })
+        }))
     }
 
     /// The filesystem kind of the destination.
@@ -340,7 +534,7 @@ impl Staging {
     /// # Errors
     /// [`LoadError::Destination`].
     fn create_file(&self, rel: &ModelPath, size: u64) -> Result<File, LoadError> {
-        let path = self.root.join(rel.as_str());
+        let path = self.path_of(rel);
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -365,47 +559,66 @@ impl Staging {
     /// Where `rel` lives inside the staging directory, for callers that stage files
     /// themselves (JWE-encrypted downloads).
     pub fn path_of(&self, rel: &ModelPath) -> PathBuf {
-        self.root.join(rel.as_str())
+        self.root.join(MODEL_DIR).join(rel.as_str())
     }
 
-    /// Moves every top-level entry into the destination (`renameat2(RENAME_NOREPLACE)`, so
-    /// nothing existing is overwritten). On failure, entries already moved are moved back and
-    /// everything staged is removed.
+    /// Publishes the staged model: writes the publish journal, moves every top-level entry
+    /// into the destination (`renameat2(RENAME_NOREPLACE)`, so nothing existing is
+    /// overwritten), then turns the journal into the destination's marker (when the
+    /// publication has an id). On failure, entries already moved are moved back and everything
+    /// staged is removed; a kill at any point is completed by the next loader (module docs).
     ///
     /// # Errors
     /// [`LoadError::Destination`] naming the entry that could not be moved.
     pub fn publish(mut self) -> Result<Vec<PathBuf>, LoadError> {
-        let dir = File::open(&self.dest).map_err(io_err(&self.dest, "cannot open destination"))?;
-        let stage =
-            File::open(&self.root).map_err(io_err(&self.root, "cannot open staging directory"))?;
-        let mut moved: Vec<&String> = Vec::new();
-        let mut result = Ok(());
-        for top in &self.top_level {
-            match rename_noreplace(&stage, &dir, top.as_str()) {
-                Ok(()) => moved.push(top),
-                Err(e) => {
-                    result = Err(LoadError::Destination {
-                        path: self.dest.join(top).display().to_string(),
-                        reason: "cannot publish into destination",
-                        source: Some(e),
-                    });
-                    break;
-                }
-            }
-        }
-        if let Err(e) = result {
-            for top in moved {
-                if rename_noreplace(&dir, &stage, top.as_str()).is_err() {
-                    let _ = std::fs::remove_dir_all(self.dest.join(top))
-                        .or_else(|_| std::fs::remove_file(self.dest.join(top)));
-                }
-            }
-            return Err(e);
-        }
+        let journal = Journal {
+            secure_model_publish: 1,
+            id: self.id.map(hex::encode),
+            entries: self.top_level.iter().cloned().collect(),
+        };
+        self.write_journal(&journal)?;
+        roll_forward(&self.dest, &self.root, &journal)?;
         self.published = true;
-        let _ = std::fs::remove_dir(&self.root);
+        if let Err(e) = std::fs::remove_dir_all(&self.root) {
+            tracing::warn!(staging = %self.root.display(), error = %e, "could not remove the emptied staging directory");
+        }
         Ok(self.top_level.iter().map(|t| self.dest.join(t)).collect())
     }
+
+    /// Writes `journal` into the staging directory, durably and atomically (a temporary name,
+    /// fsync, rename): a journal is either whole or absent.
+    fn write_journal(&self, journal: &Journal) -> Result<(), LoadError> {
+        let tmp = self.root.join("publish.json.tmp");
+        let path = self.root.join(JOURNAL);
+        let text = serde_json::to_vec(journal).map_err(|_| LoadError::Internal {
+            what: "publish journal does not serialize",
+        })?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(&tmp, "cannot write the publish journal"))?;
+        std::io::Write::write_all(&mut f, &text)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp, "cannot write the publish journal"))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path, "cannot write the publish journal"))?;
+        if let Ok(d) = File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Runs filesystem work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LoadError> + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| LoadError::Internal {
+            what: "staging task panicked or was cancelled",
+        })?
 }
 
 impl Drop for Staging {
@@ -451,5 +664,132 @@ mod tests {
         drop(live);
         assert!(!root.exists());
         assert!(dest.exists(), "a destination that existed before is kept");
+    }
+
+    fn path(p: &str) -> ModelPath {
+        ModelPath::new(p, &crate::format::Limits::default()).unwrap()
+    }
+
+    /// A staged model of `names` (one byte each) in `dest`.
+    fn staged(dest: &Path, names: &[&str], id: [u8; 32]) -> Staging {
+        let paths: Vec<ModelPath> = names.iter().map(|n| path(n)).collect();
+        let Prepared::Staged(s) =
+            Staging::create_publication(dest, &paths, id, Relaxations::NONE).unwrap()
+        else {
+            panic!("fresh destination taken for published")
+        };
+        for p in &paths {
+            let mut f = s.create_file(p, 1).unwrap();
+            std::io::Write::write_all(&mut f, b"x").unwrap();
+        }
+        s
+    }
+
+    /// What a loader killed after `moved` renames leaves: the journal, `moved` entries in the
+    /// destination, the rest staged, no lock held.
+    fn kill_after(s: Staging, moved: usize) -> PathBuf {
+        let journal = Journal {
+            secure_model_publish: 1,
+            id: s.id.map(hex::encode),
+            entries: s.top_level.iter().cloned().collect(),
+        };
+        s.write_journal(&journal).unwrap();
+        for top in journal.entries.iter().take(moved) {
+            std::fs::rename(s.root.join(MODEL_DIR).join(top), s.dest.join(top)).unwrap();
+        }
+        let root = s.root.clone();
+        // SIGKILL: nothing is cleaned up, the lock goes with the process.
+        let mut s = s;
+        s.published = true;
+        drop(s);
+        root
+    }
+
+    fn visible(dest: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(STAGING_PREFIX))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_publication_killed_midway_is_completed_and_then_recognised() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = shm.path().join("models");
+        let names = ["a.bin", "b.bin", "c.bin", "d.bin"];
+        let id = [7u8; 32];
+        for moved in 0..=names.len() {
+            let _ = std::fs::remove_dir_all(&dest);
+            let root = kill_after(staged(&dest, &names, id), moved);
+            // A rerun settles what the dead loader left, then finds the package published.
+            let paths: Vec<ModelPath> = names.iter().map(|n| path(n)).collect();
+            let again = Staging::create_publication(&dest, &paths, id, Relaxations::NONE).unwrap();
+            assert!(
+                matches!(again, Prepared::AlreadyPublished(FsKind::Tmpfs)),
+                "moved {moved}"
+            );
+            assert!(
+                !root.exists(),
+                "the dead loader's staging is gone (moved {moved})"
+            );
+            let want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            assert_eq!(visible(&dest), want, "moved {moved}");
+            assert!(check_destination(&dest, &paths, Some(&id), Relaxations::NONE).is_ok());
+            // Some of the names only: refused (nothing half-published is ever taken as whole).
+            std::fs::remove_file(dest.join("d.bin")).unwrap();
+            assert!(matches!(
+                Staging::create_publication(&dest, &paths, id, Relaxations::NONE),
+                Err(LoadError::DestinationConflict { .. })
+            ));
+            assert!(matches!(
+                check_destination(&dest, &paths, Some(&id), Relaxations::NONE),
+                Err(LoadError::DestinationConflict { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn an_entry_that_is_not_ours_rolls_the_publication_back_and_stays() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = shm.path().join("models");
+        let names = ["a.bin", "b.bin", "c.bin"];
+        let root = kill_after(staged(&dest, &names, [1u8; 32]), 1);
+        // Someone else's file appears where our third entry goes.
+        std::fs::write(dest.join("c.bin"), b"theirs").unwrap();
+        let paths = vec![path("other.bin")];
+        let s = Staging::create(&dest, &paths, Relaxations::NONE).unwrap();
+        assert!(!root.exists());
+        // Ours moved back and removed; theirs untouched; no marker.
+        assert_eq!(visible(&dest), vec!["c.bin".to_string()]);
+        assert_eq!(std::fs::read(dest.join("c.bin")).unwrap(), b"theirs");
+        drop(s);
+    }
+
+    #[test]
+    fn a_live_publish_leaves_only_the_model() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = shm.path().join("models");
+        let s = staged(&dest, &["x/one.bin", "two.bin"], [3u8; 32]);
+        let published = s.publish().unwrap();
+        assert_eq!(published.len(), 2);
+        let all: Vec<String> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(all, vec!["two.bin".to_string(), "x".into()]);
+        // A package may not use the loader's own names.
+        assert!(matches!(
+            Staging::create(
+                &dest,
+                &[path(".secure-model-published-x.json")],
+                Relaxations::NONE
+            ),
+            Err(LoadError::Destination { .. })
+        ));
     }
 }

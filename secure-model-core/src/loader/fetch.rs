@@ -93,6 +93,8 @@ pub(crate) struct SegmentReader {
     pending: Bytes,
     attempts: u32,
     failures: u32,
+    /// The body stalled once already: a stall has its own budget of one resume.
+    stalled: bool,
     clock: Arc<StageClock>,
 }
 
@@ -118,6 +120,7 @@ impl SegmentReader {
             pending: Bytes::new(),
             attempts: attempts.max(1),
             failures: 0,
+            stalled: false,
             clock,
         }
     }
@@ -159,6 +162,21 @@ impl SegmentReader {
         Ok(buf.map(|b| (next, b)))
     }
 
+    /// Whether to retry after `e`: transient failures up to the attempts; a stalled body
+    /// once (then a second stall, or no response to the resumed GET, fails at once: a store
+    /// that froze mid-transfer fails in about the stall plus the first-byte timeout).
+    fn may_retry(&mut self, e: &StorageError) -> bool {
+        let stall = matches!(e, StorageError::Stalled { .. });
+        if self.stalled && (stall || matches!(e, StorageError::NoResponse { .. })) {
+            return false;
+        }
+        if stall {
+            self.stalled = true;
+            return true;
+        }
+        e.is_transient() && self.failures + 1 < self.attempts
+    }
+
     /// The next chunk of the body, (re)opening the GET at the first byte not received.
     async fn next_chunk(&mut self) -> Result<Bytes, LoadError> {
         loop {
@@ -190,7 +208,7 @@ impl SegmentReader {
                     return Ok(chunk);
                 }
                 Ok(_) => {}
-                Err(e) if e.is_transient() && self.failures + 1 < self.attempts => {
+                Err(e) if self.may_retry(&e) => {
                     self.body = None;
                     self.failures += 1;
                     self.clock.add_retry();

@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use destination::{check_destination, filesystem_kind, FsKind, Staging, STAGING_PREFIX};
+pub use destination::{
+    check_destination, filesystem_kind, FsKind, Prepared, Staging, STAGING_PREFIX,
+};
 pub use phases::PhaseTimings;
 pub use progress::{LogProgress, Progress};
 pub use pull_plan::{PullPlan, StagedPlan};
@@ -298,6 +300,11 @@ pub struct PullReport {
     pub phases: PhaseTimings,
     /// What the transfer did (in-flight limit, throttling, retries).
     pub transfer: TransferStats,
+    /// The destination already held this whole package, published by an earlier run (one
+    /// that completed, or one killed while publishing and completed since), every file
+    /// matching its signed digests: nothing was fetched, no key was requested (`recipient` is
+    /// empty).
+    pub already_published: bool,
 }
 
 /// What a verification checked.
@@ -327,7 +334,8 @@ pub struct VerifyReport {
 /// removes the staged plaintext; [`StagedModel::publish`] moves it into place.
 #[derive(Debug)]
 pub struct StagedModel {
-    staging: Staging,
+    /// `None` when the destination already held the whole package.
+    staging: Option<Staging>,
     report: PullReport,
 }
 
@@ -342,12 +350,76 @@ impl StagedModel {
     /// [`LoadError::Destination`] naming what could not be moved (nothing stays published).
     pub fn publish(mut self) -> Result<PullReport, LoadError> {
         let started = Instant::now();
-        self.staging.publish()?;
+        if let Some(staging) = self.staging {
+            staging.publish()?;
+        }
         let publish = started.elapsed().as_secs_f64();
         self.report.phases.publish = publish;
         self.report.seconds += publish;
         Ok(self.report)
     }
+}
+
+/// The report of a pull of `m` into `dest` (times and transfer filled in by the caller).
+fn pull_report(
+    m: &VerifiedManifest,
+    recipient: String,
+    dest: &Path,
+    fs: FsKind,
+    phases: PhaseTimings,
+) -> PullReport {
+    PullReport {
+        model_id: m.model_id().to_string(),
+        model_name: m.model_name().to_string(),
+        manifest_digest: hex::encode(m.digest()),
+        signer: m.signer().to_string(),
+        recipient,
+        files: m.files().len(),
+        plaintext_bytes: m.total_plaintext(),
+        ciphertext_bytes: m.total_ciphertext(),
+        destination: dest.to_path_buf(),
+        destination_fs: fs,
+        seconds: 0.0,
+        phases,
+        transfer: TransferStats::default(),
+        already_published: false,
+    }
+}
+
+/// Whether `dest` holds exactly the signed model `files` (an earlier run published it): every
+/// file a regular file (not followed through a symlink) of its signed size and digests.
+/// Anything else is someone else's: [`LoadError::DestinationConflict`], nothing touched.
+fn check_published(files: &[VerifiedFile], dest: &Path) -> Result<(), LoadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    for f in files {
+        let path = dest.join(f.path());
+        let conflict = || LoadError::DestinationConflict {
+            path: path.display().to_string(),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|_| conflict())?;
+        let md = file.metadata().map_err(|_| conflict())?;
+        if !md.is_file() || md.len() != f.plaintext_size() {
+            return Err(conflict());
+        }
+        let mut h = f.digests().hashing().file_hasher();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|_| conflict())?;
+            if n == 0 {
+                break;
+            }
+            h.update(buf.get(..n).unwrap_or_default());
+        }
+        if h.finish() != f.digests().digests() {
+            return Err(conflict());
+        }
+    }
+    Ok(())
 }
 
 /// Loads packages. Configure the trust policy (trusted keys, certificate roots, Sigstore
@@ -541,7 +613,28 @@ impl Loader {
             .iter()
             .map(|f| f.model_path().clone())
             .collect();
-        let staging = Staging::prepare(dest, paths, self.options.relax).await?;
+        let id = *manifest.digest();
+        let staging = match Staging::prepare_publication(dest, paths, id, self.options.relax)
+            .await?
+        {
+            Prepared::Staged(s) => s,
+            Prepared::AlreadyPublished(fs) => {
+                let (files, dir) = (manifest.files().to_vec(), dest.to_path_buf());
+                tokio::task::spawn_blocking(move || check_published(&files, &dir))
+                    .await
+                    .map_err(|_| LoadError::Internal {
+                        what: "published-model check panicked",
+                    })??;
+                tracing::info!(destination = %dest.display(), manifest_sha256 = %hex::encode(id), "the destination already holds this package, every file matching its signed digests (published by an earlier run); nothing to fetch");
+                let mut report = pull_report(&manifest, String::new(), dest, fs, phases);
+                report.already_published = true;
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(StagedModel {
+                    staging: None,
+                    report,
+                });
+            }
+        };
         let (unlocked, recipient) = self
             .unlock_timed(store.as_ref(), manifest, &mut phases)
             .await?;
@@ -551,23 +644,19 @@ impl Loader {
         let (_, transfer) = self
             .decrypt_into(&store, &unlocked, work, &mut phases)
             .await?;
-        let m = unlocked.manifest();
-        let report = PullReport {
-            model_id: m.model_id().to_string(),
-            model_name: m.model_name().to_string(),
-            manifest_digest: hex::encode(m.digest()),
-            signer: m.signer().to_string(),
+        let mut report = pull_report(
+            unlocked.manifest(),
             recipient,
-            files: m.files().len(),
-            plaintext_bytes: m.total_plaintext(),
-            ciphertext_bytes: m.total_ciphertext(),
-            destination: dest.to_path_buf(),
-            destination_fs: staging.fs_kind(),
-            seconds: started.elapsed().as_secs_f64(),
+            dest,
+            staging.fs_kind(),
             phases,
-            transfer,
-        };
-        Ok(StagedModel { staging, report })
+        );
+        report.transfer = transfer;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(StagedModel {
+            staging: Some(staging),
+            report,
+        })
     }
 
     /// Verifies the manifest and unlocks the package for reading into memory: the start of

@@ -96,6 +96,21 @@ pub enum PackError {
         /// manifest id.
         manifest: String,
     },
+    /// The store kept something else than was uploaded (a lost or truncated upload), after
+    /// the retries: the package was not written.
+    #[error("the store kept {object} in {location} as {actual}, not the {expected} uploaded (checked after {attempts} uploads); the package was not written")]
+    UploadMismatch {
+        /// Object key.
+        object: String,
+        /// Location.
+        location: String,
+        /// What was uploaded (`N bytes`, `SHA-256 …`).
+        expected: String,
+        /// What the store holds.
+        actual: String,
+        /// Uploads tried.
+        attempts: u32,
+    },
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
@@ -133,6 +148,7 @@ impl PackError {
             | PackError::ModelMismatch { .. }
             | PackError::Format(_) => ErrorClass::Integrity,
             PackError::Storage(e) => e.class(),
+            PackError::UploadMismatch { .. } => ErrorClass::Storage,
             PackError::Key(e) => e.class(),
             PackError::Verify(e) => e.class(),
             PackError::Crypto(_) | PackError::Internal { .. } => ErrorClass::Internal,

@@ -36,6 +36,9 @@ pub struct PackOptions {
     pub hashing: Hashing,
     /// Progress receiver (plaintext bytes).
     pub progress: Option<Arc<dyn Progress>>,
+    /// After uploading, read every object back and compare its SHA-256 with what was sent
+    /// (default: compare sizes only, one HEAD per object).
+    pub verify_upload: bool,
 }
 
 impl Default for PackOptions {
@@ -46,6 +49,7 @@ impl Default for PackOptions {
             file_concurrency: 2,
             hashing: Hashing::files(HashAlgorithm::Sha256),
             progress: None,
+            verify_upload: false,
         }
     }
 }
@@ -64,6 +68,11 @@ impl PackOptions {
     /// Sets a progress receiver.
     pub fn with_progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = Some(p);
+        self
+    }
+    /// Reads every uploaded object back and compares its SHA-256 (not only its size).
+    pub fn with_verify_upload(mut self, on: bool) -> Self {
+        self.verify_upload = on;
         self
     }
     /// Sets the model name.
@@ -293,8 +302,33 @@ async fn encrypt_file(
     let task = tokio::task::spawn_blocking(move || {
         encrypt_blocking(&src, &dek, &ad, params, hashing, tx, progress)
     });
-    let upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
-    let uploaded = upload_chunks(upload, &mut rx).await;
+    // Up to one chunk of ciphertext (8 MiB) goes up in a single PUT; more in a multipart
+    // upload.
+    let first = rx.recv().await;
+    let second = match first {
+        Some(_) => rx.recv().await,
+        None => None,
+    };
+    let Some(second) = second else {
+        drop(rx);
+        let enc = task.await.map_err(|_| PackError::Internal {
+            what: "encryption task panicked",
+        })??;
+        store.put(object, first.unwrap_or_default()).await?;
+        return Ok(enc);
+    };
+    let mut upload: Box<dyn ObjectWriter> = store.put_multipart(object).await?;
+    let mut started = Ok(());
+    for chunk in first.into_iter().chain([second]) {
+        if let Err(e) = upload.write(chunk).await {
+            started = Err(e);
+            break;
+        }
+    }
+    let uploaded = match started {
+        Ok(()) => upload_chunks(upload, &mut rx).await,
+        Err(e) => Err((upload, e)),
+    };
     drop(rx);
     let res = task.await.map_err(|_| PackError::Internal {
         what: "encryption task panicked",
@@ -548,6 +582,7 @@ async fn write_documents(
     recipients: &[Arc<dyn KeyProvider>],
     dek: &DataKey,
     model_id: &str,
+    read_back: bool,
 ) -> Result<String, PackError> {
     let manifest = sign_statement(statement, signer)?;
     // Never write a manifest readers refuse (e.g. tiny shards of a big model exceed the
@@ -558,9 +593,10 @@ async fn write_documents(
     for r in recipients {
         super::add_recipient(&mut keys, r.as_ref(), dek, &ctx).await?;
     }
-    store.put(KEYS_OBJECT, Bytes::from(keys.to_bytes())).await?;
+    put_checked(store, KEYS_OBJECT, Bytes::from(keys.to_bytes()), read_back).await?;
     let digest = hex::encode(crate::crypto::sha256(&manifest));
-    store.put(MANIFEST_OBJECT, Bytes::from(manifest)).await?;
+    // Last: a package is whole only once its manifest is there.
+    put_checked(store, MANIFEST_OBJECT, Bytes::from(manifest), read_back).await?;
     Ok(digest)
 }
 
@@ -584,9 +620,19 @@ async fn pack_objects(
             .sum();
         p.start(total);
     }
-    let results = encrypt_files(files, store, &dek, &model_id, opts).await?;
+    let mut results = encrypt_files(files, store, &dek, &model_id, opts).await?;
+    check_data_uploads(files, store, &dek, &model_id, opts, &mut results).await?;
     let statement = statement(&model_name, files, &results, &model_id, &dek, opts)?;
-    let digest = write_documents(store, &statement, signer, recipients, &dek, &model_id).await?;
+    let digest = write_documents(
+        store,
+        &statement,
+        signer,
+        recipients,
+        &dek,
+        &model_id,
+        opts.verify_upload,
+    )
+    .await?;
     if let Some(p) = &opts.progress {
         p.finish();
     }
@@ -606,4 +652,115 @@ async fn pack_objects(
         signer: signer.describe(),
         ignored: ignored_paths(model_dir),
     })
+}
+
+/// Uploads tried per object before a mismatch fails the pack.
+const UPLOAD_ATTEMPTS: u32 = 3;
+
+/// What the store holds for `object`, compared with what was uploaded (`len` bytes of SHA-256
+/// `sha`): `None` when it matches, else a description of what is there. Sizes by HEAD; the
+/// SHA-256 too, reading the object back, when `read_back`.
+async fn stored_mismatch(
+    store: &dyn StorageBackend,
+    object: &str,
+    len: u64,
+    sha: &[u8; 32],
+    read_back: bool,
+) -> Result<Option<(String, String)>, PackError> {
+    let size = store.head(object).await?;
+    if size != len {
+        return Ok(Some((format!("{len} bytes"), format!("{size} bytes"))));
+    }
+    if !read_back {
+        return Ok(None);
+    }
+    let mut body = store.get_range_stream(object, 0..len).await?;
+    let mut h = Sha256::new();
+    while let Some(chunk) = body.next().await {
+        h.update(&chunk?);
+    }
+    let got = h.finish();
+    Ok((got != *sha).then(|| {
+        (
+            format!("SHA-256 {}", hex::encode(sha)),
+            format!("SHA-256 {}", hex::encode(got)),
+        )
+    }))
+}
+
+/// Checks every data object the store kept against what was encrypted and uploaded (a store
+/// may answer an upload before it has the bytes: s3rver once kept 0 bytes of one object of
+/// 3,003 while acknowledging it). A mismatched file is encrypted and uploaded again (a fresh
+/// stream, so a fresh nonce prefix) up to [`UPLOAD_ATTEMPTS`] in all; then the pack fails.
+async fn check_data_uploads(
+    files: &[(String, PathBuf)],
+    store: &dyn StorageBackend,
+    dek: &Arc<DataKey>,
+    model_id: &str,
+    opts: &PackOptions,
+    results: &mut [Encrypted],
+) -> Result<(), PackError> {
+    let cx = PackContext {
+        store,
+        dek: Arc::clone(dek),
+        model_id,
+        params: opts.params,
+        hashing: opts.hashing,
+        progress: None,
+    };
+    for (i, ((rel, src), enc)) in files.iter().zip(results.iter_mut()).enumerate() {
+        let object = data_object(i);
+        let mut attempt = 1;
+        while let Some((expected, actual)) =
+            stored_mismatch(store, &object, enc.ct_len, &enc.ct_sha, opts.verify_upload).await?
+        {
+            if attempt >= UPLOAD_ATTEMPTS {
+                return Err(upload_mismatch(store, &object, expected, actual, attempt));
+            }
+            tracing::warn!(object = %object, expected = %expected, stored = %actual, attempt, "the store did not keep what was uploaded; uploading again");
+            *enc = encrypt_file(&cx, rel, src, &object).await?;
+            attempt += 1;
+        }
+    }
+    Ok(())
+}
+
+/// PUTs a small document and checks what the store kept, retrying as [`check_data_uploads`].
+async fn put_checked(
+    store: &dyn StorageBackend,
+    object: &str,
+    data: Bytes,
+    read_back: bool,
+) -> Result<(), PackError> {
+    let sha = crate::crypto::sha256(&data);
+    let mut attempt = 1;
+    loop {
+        store.put(object, data.clone()).await?;
+        let Some((expected, actual)) =
+            stored_mismatch(store, object, data.len() as u64, &sha, read_back).await?
+        else {
+            return Ok(());
+        };
+        if attempt >= UPLOAD_ATTEMPTS {
+            return Err(upload_mismatch(store, object, expected, actual, attempt));
+        }
+        tracing::warn!(object, expected = %expected, stored = %actual, attempt, "the store did not keep what was uploaded; uploading again");
+        attempt += 1;
+    }
+}
+
+fn upload_mismatch(
+    store: &dyn StorageBackend,
+    object: &str,
+    expected: String,
+    actual: String,
+    attempts: u32,
+) -> PackError {
+    PackError::UploadMismatch {
+        object: object.to_string(),
+        location: store.location().to_string(),
+        expected,
+        actual,
+        attempts,
+    }
 }

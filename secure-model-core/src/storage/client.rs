@@ -13,6 +13,8 @@ use crate::danger::{Relaxation, Relaxations};
 
 /// Default of [`StorageSettings::first_byte_timeout`].
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`StorageSettings::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How storage clients are configured: each backend's configuration, timeouts, retries and
 /// relaxations. The default has no credentials, the documented timeouts and no relaxation.
@@ -34,6 +36,11 @@ pub struct StorageSettings {
     /// Longest wait for a response to start, retries included (default 10 s): a store that
     /// accepts connections but never answers fails in seconds, not after the total timeout.
     pub first_byte_timeout: Duration,
+    /// Longest pause inside a response body (default 5 s): a body that stops arriving is
+    /// abandoned and resumed once from the first byte not received; a second stall of the
+    /// same range fails the read (so a store that freezes mid-transfer fails in about this
+    /// plus the first-byte timeout).
+    pub stall_timeout: Duration,
     /// Retries of one request on transient failures (default 6).
     pub max_retries: usize,
     /// Longest time spent retrying one request (default 120 s).
@@ -52,6 +59,7 @@ impl Default for StorageSettings {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             max_retries: 6,
             retry_timeout: Duration::from_secs(120),
             relax: Relaxations::NONE,

@@ -287,6 +287,7 @@ fn prefixed(
     Ok(Arc::new(
         ObjectStoreBackend::new(store, store_prefix(uri, prefix)?, shown)
             .with_first_byte_timeout(settings.first_byte_timeout)
+            .with_stall_timeout(settings.stall_timeout)
             .with_pressure(counters),
     ))
 }
@@ -318,6 +319,7 @@ fn open_http(
         ObjectStoreBackend::new(Arc::new(store), StorePath::default(), url.to_string())
             .read_only()
             .with_first_byte_timeout(settings.first_byte_timeout)
+            .with_stall_timeout(settings.stall_timeout)
             .with_pressure(counters),
     ))
 }

@@ -76,8 +76,9 @@ pub enum StorageError {
         /// Bytes returned.
         got: u64,
     },
-    /// Any other store failure.
-    #[error("{operation} {key} in {location} failed")]
+    /// Any other store failure. The message leads with the root cause (the deepest error
+    /// of the chain: "connection refused", a server's error code), the library's chain after.
+    #[error("{}: {operation} {key} in {location} failed", root_cause(source.as_ref()))]
     Backend {
         /// What was attempted.
         operation: &'static str,
@@ -101,6 +102,20 @@ pub enum StorageError {
         location: String,
         /// The timeout.
         seconds: u64,
+    },
+    /// A response body stopped arriving for the stall timeout (the store froze mid-transfer).
+    #[error("the store stopped sending {key} from {location}: nothing for {seconds} s after {got} of {want} bytes of a range (the stall timeout)")]
+    Stalled {
+        /// Object key.
+        key: String,
+        /// Location.
+        location: String,
+        /// Bytes of the range received.
+        got: u64,
+        /// Bytes of the range asked for.
+        want: u64,
+        /// The timeout.
+        seconds: f64,
     },
     /// A location URI could not be understood.
     #[error("invalid package location {uri:?}: {reason}")]
@@ -140,6 +155,38 @@ pub enum StorageError {
     },
 }
 
+/// The deepest error under `e`, short: common transport failures by name, anything else as
+/// its one-line text (capped at 160 characters).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = e;
+    let mut io_kind = None;
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        deepest = err;
+        cur = err.source();
+    }
+    use std::io::ErrorKind as K;
+    let named = match io_kind {
+        Some(K::ConnectionRefused) => Some("connection refused"),
+        Some(K::ConnectionReset) => Some("connection reset by the store"),
+        Some(K::ConnectionAborted) => Some("connection aborted"),
+        Some(K::TimedOut) => Some("timed out"),
+        Some(K::UnexpectedEof) => Some("the store closed the connection early"),
+        _ => None,
+    };
+    if let Some(n) = named {
+        return n.to_string();
+    }
+    let text = crate::class::one_line(&deepest.to_string());
+    match text.char_indices().nth(160) {
+        Some((i, _)) => format!("{}…", text.get(..i).unwrap_or_default()),
+        None => text,
+    }
+}
+
 impl StorageError {
     /// The failure class: a bad location is the operator's configuration, an over-size or
     /// short object a sign of tampering, anything else a storage failure.
@@ -159,7 +206,7 @@ impl StorageError {
     /// denied, authentication, configuration and size errors are permanent.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::ShortRead { .. } | Self::NoResponse { .. } => true,
+            Self::ShortRead { .. } | Self::NoResponse { .. } | Self::Stalled { .. } => true,
             Self::Backend { source, .. } => {
                 let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
                 while let Some(e) = cur {

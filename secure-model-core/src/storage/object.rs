@@ -22,6 +22,7 @@ pub struct ObjectStoreBackend {
     location: String,
     read_only: bool,
     first_byte: Duration,
+    stall: Duration,
     pressure: Option<Arc<PressureCounters>>,
 }
 
@@ -41,6 +42,7 @@ impl ObjectStoreBackend {
             location: location.into(),
             read_only: false,
             first_byte: super::client::DEFAULT_FIRST_BYTE_TIMEOUT,
+            stall: super::client::DEFAULT_STALL_TIMEOUT,
             pressure: None,
         }
     }
@@ -68,6 +70,13 @@ impl ObjectStoreBackend {
     /// request timeout.
     pub fn with_first_byte_timeout(mut self, timeout: Duration) -> Self {
         self.first_byte = timeout;
+        self
+    }
+
+    /// Fails a streamed body that sends nothing for `timeout` with [`StorageError::Stalled`]
+    /// (default [`super::client::DEFAULT_STALL_TIMEOUT`]).
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall = timeout;
         self
     }
 
@@ -338,7 +347,19 @@ impl LengthChecked {
             return None;
         }
         let want = self.range.end - self.range.start;
-        let item = match self.inner.try_next().await {
+        let stall = self.backend.stall;
+        let Ok(next) = tokio::time::timeout(stall, self.inner.try_next()).await else {
+            self.done = true;
+            let e = StorageError::Stalled {
+                key: self.key.clone(),
+                location: self.backend.location.clone(),
+                got: self.got,
+                want,
+                seconds: stall.as_secs_f64(),
+            };
+            return Some((Err(e), self));
+        };
+        let item = match next {
             Ok(Some(chunk)) => {
                 self.got += chunk.len() as u64;
                 if self.got > want {

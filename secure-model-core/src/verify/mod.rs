@@ -48,7 +48,7 @@ pub enum VerifyError {
     /// (key hint or leaf subject) and, per policy entry, why it refused (the signature does
     /// not verify, another kind of material, the chain's fault, an identity mismatch), so an
     /// operator sees a key or identity mix-up. A bad signature says only that it is bad.
-    #[error("manifest signature is not accepted by any trusted signer (the bundle names signer {signer}): {refusals}")]
+    #[error("the manifest is not signed by a trusted signer (the bundle names signer {signer}): {refusals}")]
     SignatureInvalid {
         /// What the bundle claims (untrusted text, sanitized; `(none)` when absent).
         signer: String,

@@ -420,7 +420,7 @@ pub enum RefusalReason {
         needed: &'static str,
     },
     /// No DSSE signature verifies with the entry's key (or the leaf's key).
-    #[error("the signature does not verify")]
+    #[error("no valid signature by this key")]
     Signature,
     /// The certificate chain is refused.
     #[error(transparent)]
