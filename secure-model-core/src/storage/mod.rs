@@ -15,7 +15,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use client::{StorageSettings, DEFAULT_FIRST_BYTE_TIMEOUT};
+pub use client::{StorageSettings, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_STALL_TIMEOUT};
 pub use config::{AzureConfig, GcsConfig, S3Config, Tls};
 pub use location::{open_location, redact_uri, PackageLocation};
 pub use object::ObjectStoreBackend;
