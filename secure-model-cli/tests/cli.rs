@@ -926,3 +926,20 @@ fn pack_hash_and_shard_size_flags() {
     let o = pack(&e.p("bad2"), &["--hash", "md5"]);
     assert_eq!(code(&o), 2);
 }
+
+#[test]
+fn settings_into_a_reader_that_stops_early_is_not_a_crash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secure-model"))
+        .args(["settings", "--markdown"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -c 0`: the reader is gone before the first write (the command needs
+    // milliseconds to start; its output fits a pipe buffer, so a later close would be missed).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -125,7 +125,33 @@ async fn doctor(src: &Source, args: &[String]) -> ExitCode {
     ExitCode::from(report.exit_code)
 }
 
+/// Help text of `--help` / `-h` (stdout, exit 0): nothing is pulled, nothing written.
+const HELP: &str = "secure-model-initc: the KServe storage initializer for secure-model packages
+
+usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]
+       secure-model-initc --doctor [--json] <src-uri> <dest-dir> ...
+       secure-model-initc --help | -h | --version | -V
+
+Settings come from the environment (SECURE_MODEL_TRUSTED_KEYS, SECURE_MODEL_KEYS, KServe's
+storage variables...): `secure-model settings` lists them all; README.md and docs/kserve.md.
+Exit codes: 0 ok, 2 usage, 3 config, 4 integrity, 5 key, 6 storage, 7 destination, 1 internal.";
+
+/// `--help`, `-h`, `--version`, `-V`: answered before anything else (no log, no termination
+/// message), so a user trying them is never taken for a source URI.
+fn informational(args: &[String]) -> Option<ExitCode> {
+    match args.first().map(String::as_str)? {
+        "--help" | "-h" => println!("{HELP}"),
+        "--version" | "-V" => println!("secure-model-initc {}", env!("CARGO_PKG_VERSION")),
+        _ => return None,
+    }
+    Some(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = informational(&args) {
+        return code;
+    }
     let src = Source::new(Environment::capture());
     let filter = src.get(&registry::LOG).ok().flatten();
     logging::init(
@@ -138,7 +164,6 @@ fn main() -> ExitCode {
     if let Err(e) = secure_model_core::config::disable_core_dumps() {
         tracing::warn!(error = %e, "could not disable core dumps");
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

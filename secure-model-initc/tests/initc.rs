@@ -323,3 +323,24 @@ fn a_kek_in_secure_model_keys_is_never_echoed() {
         }
     }
 }
+
+#[test]
+fn help_and_version_are_answered_not_taken_for_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = dir.path().join("term");
+    for flag in ["--help", "-h", "--version", "-V"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
+            .arg(flag)
+            .env("SECURE_MODEL_TERMINATION_LOG", &term)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("secure-model-initc"), "{flag}: {out}");
+        assert!(!term.exists(), "{flag} wrote a termination message");
+    }
+}
