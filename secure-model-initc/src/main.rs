@@ -97,10 +97,22 @@ fn fail(src: &Source, f: &Failure) -> ExitCode {
         "{}",
         f.message
     );
-    // `kubectl describe` and KServe show this line alone: it carries the hint too.
+    // `kubectl describe` and KServe show this line alone: it carries the hint too, and any
+    // misspelt variable (its "did you mean" is otherwise only in the logs).
+    let unknown = secure_model_settings::unknown_variables_line(src.environment())
+        .map(|u| format!("; {u}"))
+        .unwrap_or_default();
     let line = match &f.hint {
-        Some(h) => format!("secure-model-initc: {} (hint: {h})", f.one_line(3000)),
-        None => format!("secure-model-initc: {}", f.one_line(4000)),
+        Some(h) => format!(
+            "secure-model-initc: {} (hint: {h}{unknown})",
+            f.one_line(3000)
+        ),
+        None if unknown.is_empty() => format!("secure-model-initc: {}", f.one_line(4000)),
+        None => format!(
+            "secure-model-initc: {} (hint: {})",
+            f.one_line(3000),
+            unknown.trim_start_matches("; ")
+        ),
     };
     termination_message(src, &line);
     ExitCode::from(f.exit_code())

@@ -344,3 +344,40 @@ fn help_and_version_are_answered_not_taken_for_a_source() {
         assert!(!term.exists(), "{flag} wrote a termination message");
     }
 }
+
+#[test]
+fn a_misspelt_variable_is_named_in_the_termination_message() {
+    let pkg = Pkg::new();
+    let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+    let term = pkg.dir.path().join("term");
+    let o = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
+        .arg(pkg.p("a"))
+        .arg(dest.path().join("m"))
+        .env(
+            "SECURE_MODEL_TRUSTED_KEYS",
+            pkg.p("keys/signing-key.pub.pem"),
+        )
+        .env_remove("SECURE_MODEL_KEYS")
+        .env(
+            "SECURE_MODEL_KEY",
+            format!("local:{}", pkg.p("keys/kek.bin")),
+        )
+        .env("SECURE_MODEL_TERMINATION_LOG", &term)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = std::fs::read_to_string(&term).unwrap();
+    assert!(
+        line.contains("SECURE_MODEL_KEY (did you mean SECURE_MODEL_KEYS?)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains(&pkg.p("keys")),
+        "the value is never shown: {line}"
+    );
+}

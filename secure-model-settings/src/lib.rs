@@ -46,6 +46,22 @@ pub use source::{Environment, Origin, SettingError, Source};
 
 /// Logs a warning for each variable with our prefixes that is no setting (a typo is silently
 /// ignored otherwise).
+/// The variables of ours in `env` that no setting declares, each with the closest declared
+/// name when one is close (`SECURE_MODEL_KEY (did you mean SECURE_MODEL_KEYS?)`), for a
+/// failure's one-line message: a misspelling then shows where `kubectl describe` looks.
+pub fn unknown_variables_line(env: &Environment) -> Option<String> {
+    let names: Vec<String> = env
+        .unknown_own_variables()
+        .into_iter()
+        .map(|(name, closest)| match closest {
+            Some(c) => format!("{name} (did you mean {c}?)"),
+            None => name.to_string(),
+        })
+        .collect();
+    (!names.is_empty()).then(|| format!("unknown variables ignored: {}", names.join(", ")))
+}
+
+/// Logs a warning per variable of ours that no setting declares, with the closest name.
 pub fn warn_unknown_variables(env: &Environment) {
     for (name, closest) in env.unknown_own_variables() {
         match closest {
