@@ -271,3 +271,25 @@ fn a_kek_given_as_a_key_specification_is_never_echoed() {
         }
     }
 }
+
+#[test]
+fn s3_without_credentials_says_so_and_where_they_come_from() {
+    let Some(s3) = servers::s3rver(&["models"]) else {
+        return;
+    };
+    let keys = Keys::new();
+    let shm = shm();
+    // KServe's endpoint variables, but no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    let vars: Vec<(&str, String)> = s3
+        .kserve_s3_env()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    let o = keys.pull("s3://models/none", &shm.path().join("m"), &vars);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("hint: no S3 credentials were found") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+}

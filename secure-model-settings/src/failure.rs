@@ -173,6 +173,12 @@ fn relaxation_hint(e: &secure_model_core::Error) -> Option<&'static str> {
         StorageError::NoResponse { .. } => Some(
             "the store accepted the request but did not answer; if it is just slow, raise SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
         ),
+        StorageError::Stalled { .. } => Some(
+            "the store stopped sending mid-transfer; if it is just slow, raise SECURE_MODEL_STORAGE_STALL_TIMEOUT_SECS",
+        ),
+        other if secure_model_core::chain_message(other).contains("169.254.169.254") => Some(
+            "no S3 credentials were found, so the client asked the cloud's instance metadata service (169.254.169.254), which refused: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (in KServe, the ServiceAccount's S3 secret), AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (IRSA), or awsAnonymousCredential for a public bucket (docs/storage.md)",
+        ),
         _ => None,
     }
 }
