@@ -118,6 +118,13 @@ fn a_pull_killed_at_any_phase_never_blocks_the_next() {
         partial >= 1,
         "no kill landed inside the publish window (half-published destination)"
     );
+    // In text, a rerun says what it found.
+    let o = pull(work.path(), &src, &shm.path().join("m0")).output().unwrap();
+    assert!(
+        text(&o).contains("is already in") && text(&o).contains("nothing fetched"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

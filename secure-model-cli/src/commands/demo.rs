@@ -159,8 +159,11 @@ pub(crate) async fn run(a: DemoArgs) -> Res {
         .pull(store, &dest)
         .await?;
     println!(
-        "   {} files, {} bytes in {:.3}s on {:?}",
-        p.files, p.plaintext_bytes, p.seconds, p.destination_fs
+        "   {} files, {} bytes in {:.3}s on {}",
+        p.files,
+        p.plaintext_bytes,
+        p.seconds,
+        p.destination_fs.name()
     );
     compare(&a.model, &dest)?;
     println!();

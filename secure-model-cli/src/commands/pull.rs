@@ -94,16 +94,22 @@ pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
     if a.output.json {
         return print_json(&r);
     }
+    if r.already_published {
+        println!(
+            "model {:?} is already in {} ({}): published by an earlier run, every file matched its signed digests; nothing fetched",
+            r.model_name,
+            r.destination.display(),
+            r.destination_fs.name()
+        );
+        return Ok(());
+    }
     println!(
         "pulled {} files ({} bytes) of model {:?} into {} ({}) in {:.2}s via {}",
         r.files,
         r.plaintext_bytes,
         r.model_name,
         r.destination.display(),
-        serde_json::to_value(r.destination_fs)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        r.destination_fs.name(),
         r.seconds,
         r.recipient
     );

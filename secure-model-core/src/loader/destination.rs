@@ -87,6 +87,17 @@ pub enum FsKind {
     Other,
 }
 
+impl FsKind {
+    /// The lowercase name, as in JSON reports (`tmpfs`, `ramfs`, `other`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FsKind::Tmpfs => "tmpfs",
+            FsKind::Ramfs => "ramfs",
+            FsKind::Other => "other",
+        }
+    }
+}
+
 /// Classifies the filesystem holding `path`.
 pub fn filesystem_kind(path: &Path) -> Result<FsKind, LoadError> {
     let st = nix::sys::statfs::statfs(path).map_err(|e| LoadError::Destination {
