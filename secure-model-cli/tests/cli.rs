@@ -539,6 +539,9 @@ fn demo_runs() {
         dest.path().join("m").to_str().unwrap(),
     ]);
     assert!(out.contains("all 8 files identical"), "{out}");
+    // The test binary's directory is not on PATH: the suggested commands name the binary.
+    let me = env!("CARGO_BIN_EXE_secure-model");
+    assert!(out.contains(&format!("try:  {me} inspect ")), "{out}");
 }
 
 /// `attest`: evidence as JSON with the report data it binds; selection and input errors are

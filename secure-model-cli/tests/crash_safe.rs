@@ -119,7 +119,9 @@ fn a_pull_killed_at_any_phase_never_blocks_the_next() {
         "no kill landed inside the publish window (half-published destination)"
     );
     // In text, a rerun says what it found.
-    let o = pull(work.path(), &src, &shm.path().join("m0")).output().unwrap();
+    let o = pull(work.path(), &src, &shm.path().join("m0"))
+        .output()
+        .unwrap();
     assert!(
         text(&o).contains("is already in") && text(&o).contains("nothing fetched"),
         "{}",

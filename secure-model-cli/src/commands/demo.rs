@@ -172,9 +172,18 @@ pub(crate) async fn run(a: DemoArgs) -> Res {
         work.display(),
         dest.display()
     );
-    println!("try:  secure-model inspect {}", pkg.display());
+    // Run as `cargo run -- demo`, the binary is not on PATH: name the one that ran.
+    let me = std::env::current_exe()
+        .ok()
+        .filter(|p| {
+            std::env::var_os("PATH").is_none_or(|path| {
+                !std::env::split_paths(&path).any(|d| Some(d.as_path()) == p.parent())
+            })
+        })
+        .map_or_else(|| "secure-model".to_string(), |p| p.display().to_string());
+    println!("try:  {me} inspect {}", pkg.display());
     println!(
-        "      secure-model verify {} --trusted-key {} --key local:{}",
+        "      {me} verify {} --trusted-key {} --key local:{}",
         pkg.display(),
         k.public_key.display(),
         k.kek.display()
