@@ -178,3 +178,51 @@ fn wait_for(ino: &Inotify, child: &mut Child, dest: &Path, at: KillAt) -> bool {
         std::thread::sleep(Duration::from_micros(50));
     }
 }
+
+/// For each kill point: a fresh destination `<root>/m<i>`, a run of `cmd(dest)` killed there,
+/// then a restart of the same command, which must exit 0 leaving exactly the model of `work`
+/// (`wide_package(files)`) and no staging directory. Returns the destinations, in order, for
+/// the caller's own checks of a further run. Panics unless at least one kill landed inside the
+/// publish window (some but not all entries visible).
+pub fn kill_and_restart(
+    work: &Path,
+    files: usize,
+    root: &Path,
+    points: &[KillAt],
+    mut cmd: impl FnMut(&Path) -> Command,
+) -> Vec<PathBuf> {
+    let model = tree(&work.join("model"));
+    let mut partial = 0;
+    let mut dests = Vec::new();
+    for (i, at) in points.iter().enumerate() {
+        let dest = root.join(format!("m{i}"));
+        std::fs::create_dir(&dest).unwrap();
+        let killed = run_and_kill(&mut cmd(&dest), &dest, *at);
+        eprintln!("{at:?}: {killed:?}");
+        if killed.fired && killed.visible > 0 && killed.visible < files + 1 {
+            partial += 1;
+        }
+        let again = cmd(&dest).output().unwrap();
+        assert!(
+            again.status.success(),
+            "restart after {at:?}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert_eq!(
+            tree(&dest),
+            model,
+            "restart after {at:?}: not the exact model"
+        );
+        let staging = std::fs::read_dir(&dest)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(STAGING));
+        assert!(!staging, "restart after {at:?} left a staging directory");
+        dests.push(dest);
+    }
+    assert!(
+        partial >= 1,
+        "no kill landed inside the publish window (half-published destination)"
+    );
+    dests
+}

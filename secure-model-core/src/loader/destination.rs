@@ -288,12 +288,8 @@ fn create_destination(dest: &Path) -> Result<CreatedDirs, LoadError> {
     Ok(CreatedDirs(created))
 }
 
-/// The top-level names `paths` would create in `dest`; refuses any that already exists.
-fn free_top_level<'a>(
-    dest: &Path,
-    tops: impl IntoIterator<Item = &'a str>,
-) -> Result<BTreeSet<String>, LoadError> {
-    let top_level: BTreeSet<String> = tops.into_iter().map(str::to_string).collect();
+/// Refuses top-level names that are the loader's own or already exist in `dest`.
+fn free_top_level(dest: &Path, top_level: &BTreeSet<String>) -> Result<(), LoadError> {
     if let Some(top) = top_level.iter().find(|t| t.starts_with(RESERVED_PREFIX)) {
         return Err(LoadError::Destination {
             path: dest.join(top).display().to_string(),
@@ -301,7 +297,7 @@ fn free_top_level<'a>(
             source: None,
         });
     }
-    for top in &top_level {
+    for top in top_level {
         let target = dest.join(top);
         if target.symlink_metadata().is_ok() {
             return Err(LoadError::DestinationConflict {
@@ -309,7 +305,7 @@ fn free_top_level<'a>(
             });
         }
     }
-    Ok(top_level)
+    Ok(())
 }
 
 /// A new private (0700) staging directory in `dest`, exclusively locked while we live.
@@ -385,7 +381,7 @@ pub fn check_destination<'a>(
         if id.is_some() && all_present(dest, &top_level) {
             return Ok(kind);
         }
-        free_top_level(dest, top_level.iter().map(String::as_str))?;
+        free_top_level(dest, &top_level)?;
     }
     Ok(kind)
 }
@@ -498,13 +494,13 @@ impl Staging {
             cleanup.disarm();
             return Ok(Prepared::AlreadyPublished(kind));
         }
-        let top_level = free_top_level(dest, tops.iter().map(String::as_str))?;
+        free_top_level(dest, &tops)?;
         let (root, lock) = locked_staging_root(dest)?;
         Ok(Prepared::Staged(Self {
             dest: dest.to_path_buf(),
             kind,
             root,
-            top_level,
+            top_level: tops,
             id,
             published: false,
             created: cleanup.disarm(),

@@ -438,27 +438,16 @@ fn model_name(model_dir: &Path, opts: &PackOptions) -> String {
 /// Encrypts every file (`file_concurrency` at a time) into `data/NNNNNN` and returns the
 /// results in file order.
 async fn encrypt_files(
+    cx: &PackContext<'_>,
     files: &[(String, PathBuf)],
-    store: &dyn StorageBackend,
-    dek: &Arc<DataKey>,
-    model_id: &str,
-    opts: &PackOptions,
+    file_concurrency: usize,
 ) -> Result<Vec<Encrypted>, PackError> {
-    let cx = PackContext {
-        store,
-        dek: Arc::clone(dek),
-        model_id,
-        params: opts.params,
-        hashing: opts.hashing,
-        progress: opts.progress.clone(),
-    };
-    let cx = &cx;
     let mut done: Vec<(usize, Encrypted)> = futures::stream::iter(files.iter().enumerate())
         .map(|(i, (rel, src))| async move {
             let e = encrypt_file(cx, rel, src, &data_object(i)).await?;
             Ok::<_, PackError>((i, e))
         })
-        .buffer_unordered(opts.file_concurrency.max(1))
+        .buffer_unordered(file_concurrency.max(1))
         .try_collect()
         .await?;
     done.sort_by_key(|(i, _)| *i);
@@ -620,8 +609,21 @@ async fn pack_objects(
             .sum();
         p.start(total);
     }
-    let mut results = encrypt_files(files, store, &dek, &model_id, opts).await?;
-    check_data_uploads(files, store, &dek, &model_id, opts, &mut results).await?;
+    let cx = PackContext {
+        store,
+        dek: Arc::clone(&dek),
+        model_id: &model_id,
+        params: opts.params,
+        hashing: opts.hashing,
+        progress: opts.progress.clone(),
+    };
+    let mut results = encrypt_files(&cx, files, opts.file_concurrency).await?;
+    // A re-upload is not progress: the bar already counted the file.
+    let quiet = PackContext {
+        progress: None,
+        ..cx
+    };
+    check_data_uploads(&quiet, files, opts.verify_upload, &mut results).await?;
     let statement = statement(&model_name, files, &results, &model_id, &dek, opts)?;
     let digest = write_documents(
         store,
@@ -693,32 +695,23 @@ async fn stored_mismatch(
 /// 3,003 while acknowledging it). A mismatched file is encrypted and uploaded again (a fresh
 /// stream, so a fresh nonce prefix) up to [`UPLOAD_ATTEMPTS`] in all; then the pack fails.
 async fn check_data_uploads(
+    cx: &PackContext<'_>,
     files: &[(String, PathBuf)],
-    store: &dyn StorageBackend,
-    dek: &Arc<DataKey>,
-    model_id: &str,
-    opts: &PackOptions,
+    read_back: bool,
     results: &mut [Encrypted],
 ) -> Result<(), PackError> {
-    let cx = PackContext {
-        store,
-        dek: Arc::clone(dek),
-        model_id,
-        params: opts.params,
-        hashing: opts.hashing,
-        progress: None,
-    };
+    let store = cx.store;
     for (i, ((rel, src), enc)) in files.iter().zip(results.iter_mut()).enumerate() {
         let object = data_object(i);
         let mut attempt = 1;
         while let Some((expected, actual)) =
-            stored_mismatch(store, &object, enc.ct_len, &enc.ct_sha, opts.verify_upload).await?
+            stored_mismatch(store, &object, enc.ct_len, &enc.ct_sha, read_back).await?
         {
             if attempt >= UPLOAD_ATTEMPTS {
                 return Err(upload_mismatch(store, &object, expected, actual, attempt));
             }
             tracing::warn!(object = %object, expected = %expected, stored = %actual, attempt, "the store did not keep what was uploaded; uploading again");
-            *enc = encrypt_file(&cx, rel, src, &object).await?;
+            *enc = encrypt_file(cx, rel, src, &object).await?;
             attempt += 1;
         }
     }
