@@ -52,6 +52,12 @@ enum Command {
     Pull(commands::pull::PullArgs),
     /// Add or remove recipients by rewriting only the keys file.
     Rewrap(commands::rewrap::RewrapArgs),
+    /// Copy a package verbatim to another location (a node disk, another bucket), after
+    /// checking its signature and every ciphertext object; resumable, no key needed.
+    Mirror(commands::mirror::MirrorArgs),
+    /// The node cache of ciphertext objects (docs/cache.md): `warm` fills it from a package,
+    /// `gc` evicts least recently used objects.
+    Cache(commands::cache::CacheArgs),
     /// End-to-end demo on the example model: keygen, pack, pull into tmpfs, verify.
     Demo(commands::demo::DemoArgs),
     /// Produce TEE evidence over report data and print it as JSON (`tee`, `report_data`,
@@ -81,6 +87,8 @@ impl Command {
             Command::Inspect(a) => a.output.json,
             Command::Pull(a) => a.output.json,
             Command::Rewrap(a) => a.output.json,
+            Command::Mirror(a) => a.output.json,
+            Command::Cache(a) => a.json(),
             Command::Attest(_) => true,
             Command::Jwe(a) => a.json(),
             Command::Doctor(a) => a.output.json,
@@ -98,6 +106,8 @@ async fn dispatch(command: Command, src: &Source) -> Result<(), Failure> {
         Command::Inspect(a) => commands::inspect::run(a, src).await,
         Command::Pull(a) => commands::pull::run(a, src).await,
         Command::Rewrap(a) => commands::rewrap::run(a, src).await,
+        Command::Mirror(a) => commands::mirror::run(a, src).await,
+        Command::Cache(a) => commands::cache::run(a, src).await,
         Command::Demo(a) => commands::demo::run(a).await,
         Command::Attest(a) => commands::attest::run(a, src).await,
         Command::Jwe(a) => commands::jwe::run(a),

@@ -1,6 +1,7 @@
 //! The crate error: one variant per module error, each describing its own layer.
 
 use crate::attest::AttestError;
+use crate::cache::CacheError;
 use crate::class::{chain_message, ErrorClass};
 use crate::crypto::CryptoError;
 use crate::format::FormatError;
@@ -42,6 +43,9 @@ pub enum Error {
     /// Producing TEE evidence failed (outside a key provider).
     #[error(transparent)]
     Attest(#[from] AttestError),
+    /// The node cache directory cannot be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
 }
 
 /// Result with this crate's [`Error`].
@@ -60,6 +64,7 @@ impl Error {
             Error::Pack(e) => e.class(),
             Error::Crypto(e) => e.class(),
             Error::Attest(e) => e.class(),
+            Error::Cache(e) => e.class(),
         }
     }
 

@@ -27,8 +27,9 @@
 //! | [`attest`] | TEE evidence: configfs-tsm (TDX, SNP, CCA), `/dev/sev-guest`, sample | crypto, danger |
 //! | [`keys`] | key providers, key brokers (KBS, CDH), the shared DEK unlock | attest, crypto, danger, format, jwe |
 //! | [`storage`] | object stores, package locations, storage settings | crypto, danger |
-//! | [`loader`] | the pull: ranges → fetch → open → sink, staging, publish, plans | crypto, danger, format, keys, storage, verify |
-//! | [`package`] | pack and rewrap | crypto, format, keys, loader (progress), storage, verify |
+//! | [`cache`] | the node cache of ciphertext objects: lookups hashed to the signed digests, fills, eviction | crypto, storage, verify |
+//! | [`loader`] | the pull: ranges → fetch → open → sink, staging, publish, plans; warming the cache | cache, crypto, danger, format, keys, storage, verify |
+//! | [`package`] | pack, rewrap and mirror | crypto, format, keys, loader (progress, ranged reads), storage, verify |
 //! | [`config`] | operator inputs read from files: trusted keys, trust policy files, certificate roots, Sigstore trusted roots, key specs, digest pins | keys, verify |
 //! | [`danger`] | the named relaxations of the secure defaults | — |
 //! | `test_support` | test seams, only with the `test-support` feature | attest, keys |
@@ -71,6 +72,7 @@
 #![deny(missing_docs)]
 
 pub mod attest;
+pub mod cache;
 mod class;
 pub mod config;
 pub mod crypto;

@@ -214,7 +214,8 @@ via_core!(
     secure_model_core::verify::VerifyError,
     secure_model_core::format::FormatError,
     secure_model_core::crypto::CryptoError,
-    secure_model_core::attest::AttestError
+    secure_model_core::attest::AttestError,
+    secure_model_core::cache::CacheError
 );
 
 impl From<KserveJweError> for Failure {

@@ -373,6 +373,22 @@ settings! {
     Group::Transfer,
     BOTH,
     "memory for ciphertext in flight, MiB (pooled segment buffers; bounds the ranged GETs in flight)",);
+    /// `SECURE_MODEL_CACHE_DIR`.
+    CACHE_DIR: File = s("SECURE_MODEL_CACHE_DIR",
+    Some("--cache"),
+    File,
+    "",
+    Group::Transfer,
+    BOTH,
+    "a node-local directory of cached ciphertext objects (docs/cache.md): a pull reads an object there when its copy hashes to the signed digest, else reads the origin and adds it; corrupt copies are removed and refetched; a read-only directory is used for hits only",);
+    /// `SECURE_MODEL_CACHE_MAX_BYTES`.
+    CACHE_MAX_BYTES: Bytes = s("SECURE_MODEL_CACHE_MAX_BYTES",
+    Some("--cache-max-bytes"),
+    Bytes { min: 1, max: u64::MAX },
+    "",
+    Group::Transfer,
+    BOTH,
+    "with SECURE_MODEL_CACHE_DIR: after adding objects, evict the least recently used until the cache holds at most this many bytes",);
     /// `SECURE_MODEL_ADAPTIVE`.
     ADAPTIVE: Bool = s("SECURE_MODEL_ADAPTIVE",
     Some("--adaptive"),

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use secure_model_core::cache::CacheConfig;
 use secure_model_core::danger::{Relaxation, Relaxations};
 use secure_model_core::keys::kbs::TeeKeyKind;
 use secure_model_core::keys::{KbsSettings, KeyProvider};
@@ -111,7 +112,7 @@ fn usize_of(n: Option<u64>, fallback: usize) -> usize {
 /// Transfer tuning of a pull.
 fn load_options(src: &Source, relax: Relaxations) -> Result<LoadOptions, SettingError> {
     let d = LoadOptions::default();
-    Ok(LoadOptions::default()
+    let opts = LoadOptions::default()
         .range_segments(u32_of(src.get(&r::RANGE_MIB)?, d.range_segments))
         .range_attempts(u32_of(src.get(&r::RANGE_ATTEMPTS)?, d.range_attempts))
         .concurrency(
@@ -123,7 +124,26 @@ fn load_options(src: &Source, relax: Relaxations) -> Result<LoadOptions, Setting
                 .map_or(d.buffer_bytes, |mib| mib << 20),
         )
         .adaptive(src.get_or(&r::ADAPTIVE, true)?)
-        .with_relaxations(relax))
+        .with_relaxations(relax);
+    Ok(match cache_config(src)? {
+        Some(c) => opts.with_cache(c),
+        None => opts,
+    })
+}
+
+/// The node cache of a pull, when `SECURE_MODEL_CACHE_DIR` names one.
+///
+/// # Errors
+/// A malformed size limit.
+pub fn cache_config(src: &Source) -> Result<Option<CacheConfig>, SettingError> {
+    let Some(dir) = src.get(&r::CACHE_DIR)? else {
+        return Ok(None);
+    };
+    let config = CacheConfig::new(dir);
+    Ok(Some(match src.get(&r::CACHE_MAX_BYTES)? {
+        Some(max) => config.with_max_bytes(max),
+        None => config,
+    }))
 }
 
 /// How the KBS and the CDH are reached.

@@ -2,11 +2,13 @@
 //! result. Shared here: output helpers and the loader `verify` and `pull` build.
 
 pub(crate) mod attest;
+pub(crate) mod cache;
 pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod inspect;
 pub(crate) mod jwe;
 pub(crate) mod keygen;
+pub(crate) mod mirror;
 pub(crate) mod pack;
 pub(crate) mod pull;
 pub(crate) mod rewrap;

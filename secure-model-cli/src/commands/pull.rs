@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use secure_model_core::loader::PullPlan;
 use secure_model_settings::registry::{
-    flag_item, flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, FILE_CONCURRENCY,
-    MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD,
+    flag_item, flag_value, ADAPTIVE, ALLOW_DISK_PLAINTEXT, BUFFER_MIB, CACHE_DIR, CACHE_MAX_BYTES,
+    FILE_CONCURRENCY, MANIFEST_DIGEST, RANGE_MIB, READ_AHEAD,
 };
 use secure_model_settings::Source;
 
@@ -35,7 +35,29 @@ pub(crate) struct PullArgs {
     #[command(flatten)]
     tuning: PullTuning,
     #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
     pub(crate) output: Output,
+}
+
+/// The node cache of ciphertext objects (docs/cache.md).
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// Node-local cache directory of ciphertext objects: read when a copy hashes to the
+    /// signed digest, filled from the origin otherwise (or SECURE_MODEL_CACHE_DIR).
+    #[arg(long = "cache", value_name = "DIR", value_parser = flag_value(&CACHE_DIR))]
+    dir: Option<PathBuf>,
+    /// With --cache: evict least recently used objects over this many bytes.
+    #[arg(long = "cache-max-bytes", value_name = "BYTES", value_parser = flag_value(&CACHE_MAX_BYTES))]
+    max_bytes: Option<u64>,
+}
+
+impl CacheArgs {
+    /// `src` with these flags over their variables.
+    pub(crate) fn apply(&self, src: Source) -> Source {
+        src.with(&CACHE_DIR, self.dir.clone())
+            .with(&CACHE_MAX_BYTES, self.max_bytes)
+    }
 }
 
 /// Pipeline knobs of `pull`. The ranged GETs in flight adapt to the store within the caps;
@@ -74,8 +96,8 @@ impl PullTuning {
 /// Runs `pull`.
 pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
     let src = a
-        .tuning
-        .apply(a.keys.apply(a.trust.apply(src)))
+        .cache
+        .apply(a.tuning.apply(a.keys.apply(a.trust.apply(src))))
         .with_list(&MANIFEST_DIGEST, a.manifest_digest)
         .switch(&ALLOW_DISK_PLAINTEXT, a.allow_disk_plaintext);
     let settings = settings(&src)?;
@@ -113,5 +135,11 @@ pub(crate) async fn run(a: PullArgs, src: &Source) -> Res {
         r.seconds,
         r.recipient
     );
+    if let Some(c) = r.cache {
+        println!(
+            "cache: {} objects read from the cache, {} added, {} corrupt copies replaced, {} read from the origin only",
+            c.hits, c.filled, c.repaired, c.bypassed
+        );
+    }
     Ok(())
 }

@@ -68,7 +68,7 @@ pub(crate) async fn get_range_retrying(
 ) -> Result<Bytes, LoadError> {
     let mut attempt = 0u32;
     loop {
-        match store.get_range(key, range.clone()).await {
+        match collect_range(store, key, range.clone()).await {
             Ok(b) => return Ok(b),
             Err(e) if e.is_transient() && attempt + 1 < attempts.max(1) => {
                 attempt += 1;
@@ -77,6 +77,29 @@ pub(crate) async fn get_range_retrying(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Bytes `range` of `key` read through the streamed body, so a body that stops arriving fails
+/// after the stall timeout ([`StorageError::Stalled`], transient) instead of the client's
+/// whole-request timeout.
+async fn collect_range(
+    store: &dyn StorageBackend,
+    key: &str,
+    range: Range<u64>,
+) -> Result<Bytes, StorageError> {
+    let mut body = store.get_range_stream(key, range.clone()).await?;
+    let first = match body.next().await {
+        Some(chunk) => chunk?,
+        None => Bytes::new(),
+    };
+    if first.len() as u64 == range.end - range.start {
+        return Ok(first);
+    }
+    let mut all = bytes::BytesMut::from(first);
+    while let Some(chunk) = body.next().await {
+        all.extend_from_slice(&chunk?);
+    }
+    Ok(all.freeze())
 }
 
 /// Reads the ciphertext segments of one range, each into a pooled buffer as its bytes arrive

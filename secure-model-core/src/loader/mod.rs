@@ -10,17 +10,18 @@ mod ciphertext;
 mod destination;
 mod digest;
 mod driver;
-mod fetch;
+pub(crate) mod fetch;
 mod flow;
 mod open;
 mod phases;
 mod pool;
 mod progress;
 mod pull_plan;
-mod ranges;
+pub(crate) mod ranges;
 mod reader;
 mod schedule;
 mod sink;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +34,9 @@ pub use phases::PhaseTimings;
 pub use progress::{LogProgress, Progress};
 pub use pull_plan::{PullPlan, StagedPlan};
 pub use reader::{LoadedModel, PackageReader};
+pub use warm::WarmReport;
 
+use crate::cache::{CacheConfig, CacheReport, CachedStore, NodeCache};
 use crate::crypto::CryptoError;
 use crate::danger::Relaxations;
 use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
@@ -189,6 +192,8 @@ pub struct LoadOptions {
     pub buffer_bytes: u64,
     /// Adapt the in-flight limit to the store (`true`), or keep it at the caps.
     pub adaptive: bool,
+    /// A node-local cache of ciphertext objects read before the origin (docs/cache.md).
+    pub cache: Option<CacheConfig>,
     relax: Relaxations,
 }
 
@@ -202,6 +207,7 @@ impl Default for LoadOptions {
             range_attempts: 4,
             buffer_bytes: 16 << 20,
             adaptive: true,
+            cache: None,
             relax: Relaxations::NONE,
         }
     }
@@ -267,6 +273,11 @@ impl LoadOptions {
         self.adaptive = on;
         self
     }
+    /// Reads ciphertext through the node cache of `config` (filling and repairing it).
+    pub fn with_cache(mut self, config: CacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
 }
 
 /// What a pull did.
@@ -305,6 +316,8 @@ pub struct PullReport {
     /// matching its signed digests: nothing was fetched, no key was requested (`recipient` is
     /// empty).
     pub already_published: bool,
+    /// What the node cache did, when one is configured.
+    pub cache: Option<CacheReport>,
 }
 
 /// What a verification checked.
@@ -383,6 +396,7 @@ fn pull_report(
         phases,
         transfer: TransferStats::default(),
         already_published: false,
+        cache: None,
     }
 }
 
@@ -472,6 +486,27 @@ impl Loader {
             opts: self.options.clone(),
             progress: self.progress.clone(),
             clock: Arc::clone(clock),
+        }
+    }
+
+    /// The node cache in front of `store` for `files`, when one is configured and usable (an
+    /// unusable cache is logged and skipped: the origin is always there).
+    fn cached(
+        &self,
+        store: &Arc<dyn StorageBackend>,
+        files: &[VerifiedFile],
+    ) -> Option<Arc<CachedStore>> {
+        let config = self.options.cache.as_ref()?;
+        match NodeCache::open(config) {
+            Ok(cache) => Some(Arc::new(CachedStore::new(
+                Arc::clone(store),
+                Arc::new(cache),
+                files,
+            ))),
+            Err(e) => {
+                tracing::warn!(error = %crate::chain_message(&e), "the node cache cannot be used; reading the origin");
+                None
+            }
         }
     }
 
@@ -641,9 +676,18 @@ impl Loader {
         let (staging, work) = staging
             .file_sinks(unlocked.manifest().files().to_vec())
             .await?;
+        let cached = self.cached(&store, unlocked.manifest().files());
+        let source = cached.as_ref().map_or_else(
+            || Arc::clone(&store),
+            |c| Arc::clone(c) as Arc<dyn StorageBackend>,
+        );
         let (_, transfer) = self
-            .decrypt_into(&store, &unlocked, work, &mut phases)
+            .decrypt_into(&source, &unlocked, work, &mut phases)
             .await?;
+        let cache = match &cached {
+            Some(c) => Some(c.settle().await),
+            None => None,
+        };
         let mut report = pull_report(
             unlocked.manifest(),
             recipient,
@@ -652,6 +696,7 @@ impl Loader {
             phases,
         );
         report.transfer = transfer;
+        report.cache = cache;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(StagedModel {
             staging: Some(staging),

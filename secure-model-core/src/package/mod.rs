@@ -4,10 +4,12 @@
 //! the model directory given and writes only to the package location.
 
 mod check;
+mod mirror;
 mod pack;
 mod rotate;
 
 pub use check::{check_model_dir, ModelDirCheck};
+pub use mirror::{mirror, MirrorOptions, MirrorReport};
 pub use pack::{ignored_paths, pack, scan_model_dir, PackOptions, PackReport};
 pub use rotate::{rewrap, RewrapReport};
 
@@ -111,9 +113,32 @@ pub enum PackError {
         /// Uploads tried.
         attempts: u32,
     },
+    /// The mirror's destination holds another package.
+    #[error("{location} already holds another package (manifest SHA-256 {existing}); mirror into an empty location or remove it first")]
+    MirrorConflict {
+        /// Destination.
+        location: String,
+        /// Hex SHA-256 of the manifest there.
+        existing: String,
+    },
+    /// A source object is not what the signed manifest names: it was not copied.
+    #[error("{object} in {location} is not what the signed manifest names: expected {expected}, found {actual}; nothing was written for it")]
+    SourceMismatch {
+        /// Object key.
+        object: String,
+        /// Source location.
+        location: String,
+        /// What the manifest signs.
+        expected: String,
+        /// What the source holds.
+        actual: String,
+    },
     /// Storage failure.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// Reading the source failed.
+    #[error(transparent)]
+    Load(#[from] crate::loader::LoadError),
     /// Key provider failure.
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
@@ -143,11 +168,14 @@ impl PackError {
             | PackError::RecipientExists { .. }
             | PackError::RecipientNotFound { .. }
             | PackError::LastRecipient
-            | PackError::PackageExists { .. } => ErrorClass::Config,
+            | PackError::PackageExists { .. }
+            | PackError::MirrorConflict { .. } => ErrorClass::Config,
             PackError::ModelIdMismatch { .. }
+            | PackError::SourceMismatch { .. }
             | PackError::ModelMismatch { .. }
             | PackError::Format(_) => ErrorClass::Integrity,
             PackError::Storage(e) => e.class(),
+            PackError::Load(e) => e.class(),
             PackError::UploadMismatch { .. } => ErrorClass::Storage,
             PackError::Key(e) => e.class(),
             PackError::Verify(e) => e.class(),
