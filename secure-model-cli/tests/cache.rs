@@ -505,3 +505,91 @@ async fn mirror_copies_resumes_is_idempotent_and_refuses_tampering() {
         text(&o)
     );
 }
+
+/// Regular files under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_pulls_through_an_nginx_slice_cache_cost_the_origin_one_copy() {
+    let Some(f) = Fixture::new() else {
+        eprintln!("SKIP: s3rver not available (SMTEST_S3RVER)");
+        return;
+    };
+    // The package as files, served by nginx (the origin), counted, behind a caching nginx.
+    let pkg = f.work.path().join("pkg");
+    let o = cli(&f.s3_vars(f.s3.port))
+        .args(["mirror", "s3://models/m", pkg.to_str().unwrap(), "--json"])
+        .args(f.trusted())
+        .output()
+        .unwrap();
+    json(&o);
+    let Some(origin) = servers::nginx(&pkg, None) else {
+        eprintln!("SKIP: nginx not available (SMTEST_NGINX)");
+        return;
+    };
+    let counted = FaultProxy::start(origin.port, Faults::Freeze { after: usize::MAX }).await;
+    let proxy = servers::nginx_slice_cache(counted.port, "8m").unwrap();
+    let url = format!("http://127.0.0.1:{}/", proxy.port);
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let pull = |dest: &Path| {
+        cli(&[("SECURE_MODEL_ALLOW_HTTP", "1".into())])
+            .arg("pull")
+            .arg(&url)
+            .arg(dest)
+            .args(f.trusted())
+            .args(["--key", &f.kek(), "--json"])
+            .output()
+            .unwrap()
+    };
+    let mut ciphertext = 0;
+    for i in 0..4 {
+        let dest = shm.path().join(format!("p{i}"));
+        let r = json(&pull(&dest));
+        f.assert_model(&dest);
+        ciphertext = r["ciphertext_bytes"].as_u64().unwrap() as usize;
+    }
+    let origin_bytes = counted.stats.sent.load(Relaxed);
+    eprintln!(
+        "4 pulls through the slice cache: {origin_bytes} origin bytes for {ciphertext} bytes of ciphertext ({:.3}x)",
+        origin_bytes as f64 / ciphertext as f64
+    );
+    // One copy of the data, plus the small documents and response headers.
+    assert!(
+        origin_bytes as f64 <= ciphertext as f64 * 1.05,
+        "4 pulls cost the origin {origin_bytes} bytes for {ciphertext} bytes of ciphertext"
+    );
+    assert!(origin_bytes >= ciphertext, "{origin_bytes} < {ciphertext}");
+
+    // A poisoned proxy cache: one byte flipped in the body of the largest cached slice.
+    let slice = files_under(&proxy.dir.path().join("cache"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&slice).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0x01;
+    std::fs::write(&slice, bytes).unwrap();
+    let dest = shm.path().join("poisoned");
+    let o = pull(&dest);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("decryption of model.safetensors failed: ciphertext is not authentic"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dest.exists() || servers::walk(&dest).is_empty());
+}

@@ -382,7 +382,28 @@ pub fn nginx_tls_proxy(upstream: u16, cert: &Path, key: &Path) -> Option<Server>
     )
 }
 
+/// nginx as a standard caching proxy in front of `http://127.0.0.1:upstream`: the `slice`
+/// module splits every request into `slice`-byte ranges, each cached on disk (in the
+/// server's directory, `cache/`) and served to later requests without the upstream.
+pub fn nginx_slice_cache(upstream: u16, slice: &str) -> Option<Server> {
+    nginx_full(
+        "proxy_cache_path {d}/cache levels=1:2 keys_zone=models:10m max_size=10g inactive=1d use_temp_path=off;",
+        &format!(
+            "location / {{ slice {slice}; proxy_cache models; proxy_cache_key $uri$is_args$args$slice_range; \
+             proxy_set_header Range $slice_range; proxy_http_version 1.1; proxy_cache_valid 200 206 1h; \
+             proxy_pass http://127.0.0.1:{upstream}; }}"
+        ),
+        None,
+    )
+}
+
 fn nginx_with(site: &str, tls: Option<(&Path, &Path)>) -> Option<Server> {
+    nginx_full("", site, tls)
+}
+
+/// nginx with `http_extra` at the `http` level (`{d}` is its directory) and `site` in its
+/// server block.
+fn nginx_full(http_extra: &str, site: &str, tls: Option<(&Path, &Path)>) -> Option<Server> {
     let bin = tool("SMTEST_NGINX")?;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -396,6 +417,7 @@ fn nginx_with(site: &str, tls: Option<(&Path, &Path)>) -> Option<Server> {
         None => format!("listen 127.0.0.1:{port};"),
     };
     let user = if nix_is_root() { "user root;" } else { "" };
+    let http_extra = http_extra.replace("{d}", &d.to_string());
     let conf = format!(
         "{user} daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 256; }}
@@ -403,6 +425,7 @@ http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  {http_extra}
   server {{ {listen} {site} }}
 }}
 "
