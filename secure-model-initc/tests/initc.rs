@@ -381,3 +381,47 @@ fn a_misspelt_variable_is_named_in_the_termination_message() {
         "the value is never shown: {line}"
     );
 }
+
+#[test]
+fn the_node_cache_serves_a_second_pod_when_the_origin_lost_its_data() {
+    let pkg = Pkg::new();
+    let cache = pkg.dir.path().join("node-cache");
+    let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+    let term = pkg.dir.path().join("term");
+    let run = |d: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_secure-model-initc"))
+            .args([pkg.p("a").as_str(), d.to_str().unwrap()])
+            .env(
+                "SECURE_MODEL_TRUSTED_KEYS",
+                pkg.p("keys/signing-key.pub.pem"),
+            )
+            .env(
+                "SECURE_MODEL_KEYS",
+                format!("local:{}", pkg.p("keys/kek.bin")),
+            )
+            .env("SECURE_MODEL_TERMINATION_LOG", &term)
+            .env("SECURE_MODEL_CACHE_DIR", &cache)
+            .env_remove("SECURE_MODEL_ALLOW_DISK_PLAINTEXT")
+            .output()
+            .unwrap()
+    };
+    let o = run(&dest.path().join("first"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let objects = std::fs::read_dir(pkg.dir.path().join("a/data"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        std::fs::read_dir(cache.join("objects")).unwrap().count(),
+        objects
+    );
+    // The origin keeps only its manifest and keys file: the next pod's pull reads every data
+    // object from the node cache.
+    std::fs::remove_dir_all(pkg.dir.path().join("a/data")).unwrap();
+    let second = dest.path().join("second");
+    let o = run(&second);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        secure_model_testkit::walk(&second),
+        secure_model_testkit::walk(&dest.path().join("first"))
+    );
+}
