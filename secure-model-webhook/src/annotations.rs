@@ -71,3 +71,35 @@ pub const MODEL_VOLUME: &str = "secure-model-plaintext";
 
 /// The container an LLMInferenceService serves the model from (KServe's template).
 pub const LLMISVC_MAIN_CONTAINER: &str = "main";
+
+/// Where the injected init container sees the node cache of ciphertext (a profile's
+/// `nodeCache.hostPath`), and the value of `SECURE_MODEL_CACHE_DIR`.
+pub const CACHE_MOUNT_PATH: &str = "/var/cache/secure-model";
+
+/// The name of the `hostPath` volume of the node cache.
+pub const CACHE_VOLUME: &str = "secure-model-node-cache";
+
+/// The init container's setting naming the node cache directory.
+pub const CACHE_DIR_VARIABLE: &str = "SECURE_MODEL_CACHE_DIR";
+
+/// The init container's setting bounding the node cache (bytes, a plain integer): the least
+/// recently used objects are evicted after a pull until the cache holds at most this much.
+pub const CACHE_MAX_BYTES_VARIABLE: &str = "SECURE_MODEL_CACHE_MAX_BYTES";
+
+/// Label KServe's InferenceService defaulter sets (and KServe copies onto predictor pods)
+/// when a LocalModelCache holds the InferenceService's model: the cache's name.
+pub const LOCALMODEL_LABEL: &str = "internal.serving.kserve.io/localmodel";
+
+/// Annotation next to [`LOCALMODEL_LABEL`]: the LocalModelCache's `sourceModelUri`.
+pub const LOCALMODEL_SOURCE_URI: &str = "internal.serving.kserve.io/localmodel-sourceuri";
+
+/// Annotation next to [`LOCALMODEL_LABEL`]: the PersistentVolumeClaim holding the cached copy
+/// on the pod's node group.
+pub const LOCALMODEL_PVC_NAME: &str = "internal.serving.kserve.io/localmodel-pvc-name";
+
+/// Where the injected init container sees the LocalModelCache copy (read-only).
+pub const LOCALMODEL_MOUNT_PATH: &str = "/var/cache/secure-model-pvc";
+
+/// The name of the PersistentVolumeClaim volume the injection adds for a LocalModelCache copy
+/// when KServe has not added its own (`kserve-pvc-source`) yet.
+pub const LOCALMODEL_VOLUME: &str = "secure-model-localmodel";

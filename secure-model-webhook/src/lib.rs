@@ -13,7 +13,9 @@
 //! disk-backed volume at the destination), let an application container write the model, run
 //! outside the profile's TEE runtime classes, or name an unknown profile or a malformed
 //! package URI is refused with a message saying what to change. Profiles never carry inline
-//! credentials (only Secret references) and can never allow disk plaintext. Everything the
+//! credentials (only Secret references) and can never allow disk plaintext. A profile's node cache of ciphertext (a
+//! `hostPath`) and a KServe LocalModelCache volume are mounted into the init container only,
+//! never into a serving container. Everything the
 //! init container then does (signature, attestation, decryption) is the loader's and is not
 //! weakened by injection.
 //!
@@ -51,8 +53,9 @@
 //! | [`annotations`] | the opt-in labels and annotations, the injected names | — |
 //! | [`refusal`] | [`Refusal`]: why a pod is refused, with what to change | annotations |
 //! | [`profile`] | the profiles file, checked against the settings registry | refusal |
-//! | [`request`] | a pod's labels and annotations → a checked [`request::Ask`] | annotations, refusal |
-//! | [`mutation`] | the pure injection: object + ask + profile → JSON Patch or refusal | annotations, profile, request, refusal |
+//! | [`request`] | a pod's labels and annotations → a checked [`request::Ask`] | annotations, localmodel, refusal |
+//! | [`localmodel`] | KServe's LocalModelCache markers on a pod → a checked [`localmodel::LocalModel`] | annotations, profile, refusal |
+//! | [`mutation`] | the pure injection: object + ask + profile → JSON Patch or refusal | annotations, localmodel, profile, request, refusal |
 //! | [`workload`] | pod specs of each kind (Deployment, ..., LLMInferenceService); `inject -f` | mutation, profile, request |
 //! | [`admission`] | AdmissionReview v1 in, AdmissionReview out (base64 patch) | mutation, profile, request |
 //! | [`server`] | HTTPS server, certificate and profile reload, limits, shutdown | admission, profile |
@@ -61,6 +64,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod localmodel;
 pub mod mutation;
 pub mod profile;
 pub mod refusal;

@@ -19,6 +19,14 @@
 //! - **anyone else's**: the pod is **refused**, naming the container. Nothing that is not
 //!   ours or KServe's is removed.
 //!
+//! Caches of ciphertext (docs/cache-kubernetes.md): a profile's `nodeCache` adds a `hostPath`
+//! volume mounted read-write into our loader only, with `SECURE_MODEL_CACHE_DIR`; a pod that
+//! KServe marked as served from a LocalModelCache ([`crate::localmodel`]) has the cache's
+//! PersistentVolumeClaim taken off every serving container and mounted read-only into our
+//! loader, which reads the package from it (a `secure+file://` source) and publishes the
+//! plaintext into the memory-backed volume as always. Both run in either order with KServe's
+//! pod mutator and are idempotent.
+//!
 //! The loader goes first among the init containers, after only a service mesh's native
 //! sidecar proxy (`restartPolicy: Always`) and the mesh init containers that precede it, so
 //! its traffic to the store and key broker leaves through a running proxy.
@@ -28,18 +36,20 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    PersistentVolumeClaimVolumeSource, PodSpec, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::annotations::{
-    INJECTED, KNOWN_SIDECARS, KSERVE_CONTAINER, KSERVE_MODEL_VOLUME, LLMISVC_MAIN_CONTAINER,
-    MESH_INIT_CONTAINERS, MODEL_VOLUME,
+    CACHE_DIR_VARIABLE, CACHE_MAX_BYTES_VARIABLE, CACHE_MOUNT_PATH, CACHE_VOLUME, INJECTED,
+    KNOWN_SIDECARS, KSERVE_CONTAINER, KSERVE_MODEL_VOLUME, LLMISVC_MAIN_CONTAINER,
+    LOCALMODEL_MOUNT_PATH, LOCALMODEL_VOLUME, MESH_INIT_CONTAINERS, MODEL_VOLUME,
 };
+use crate::localmodel::LocalModel;
 use crate::profile::{quantity_bytes, Profile, Profiles};
 use crate::request::Ask;
 use crate::Refusal;
@@ -104,6 +114,14 @@ pub enum Note {
         /// The volume.
         volume: String,
     },
+    /// The loader reads the package from a LocalModelCache's claim, which no serving
+    /// container mounts.
+    LocalModelCache {
+        /// The PersistentVolumeClaim.
+        pvc: String,
+        /// The containers it was taken off (KServe had mounted it there).
+        moved_from: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Note {
@@ -112,6 +130,8 @@ impl std::fmt::Display for Note {
             Note::TookOver { image } => write!(f, "replaced KServe's storage-initializer (image {image}) with secure-model's loader"),
             Note::Reordered { from, to } => write!(f, "moved secure-model's loader from init container {from} back to {to}, ahead of the pod's other init containers"),
             Note::ModelVolumeInMemory { volume } => write!(f, "made the model volume {volume:?} memory-backed (it was a disk emptyDir)"),
+            Note::LocalModelCache { pvc, moved_from } if moved_from.is_empty() => write!(f, "secure-model's loader reads the package from the LocalModelCache claim {pvc:?} (read-only)"),
+            Note::LocalModelCache { pvc, moved_from } => write!(f, "took the LocalModelCache claim {pvc:?} off {} and mounted it read-only into secure-model's loader, which reads the package from it", moved_from.join(", ")),
         }
     }
 }
@@ -228,6 +248,13 @@ fn norm(path: &str) -> &str {
     }
 }
 
+/// Whether the absolute paths `a` and `b` are the same or one is under the other.
+pub(crate) fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (norm(a), norm(b));
+    let under = |x: &str, y: &str| x.strip_prefix(y).is_some_and(|r| r.starts_with('/'));
+    a == b || under(a, b) || under(b, a)
+}
+
 fn memory_backed(v: &Volume) -> bool {
     v.empty_dir.as_ref().and_then(|e| e.medium.as_deref()) == Some("Memory")
 }
@@ -252,16 +279,148 @@ pub fn inject(
     ask: &Ask,
     profiles: &Profiles,
 ) -> Result<Decision, InjectError> {
-    let pod = Pod::read(object, at)?;
-    match pod
+    let mut pod = Pod::read(object, at)?;
+    let local = match &pod.meta {
+        Some(m) => crate::localmodel::detect(m.labels.as_ref(), m.annotations.as_ref())?,
+        None => None,
+    };
+    let (prior, moved_from) = match &local {
+        Some(l) => detach_claim(at, &mut pod, l.pvc()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let loader = pod
         .init()
         .iter()
-        .position(|c| c.name == STORAGE_INITIALIZER_CONTAINER)
-    {
-        None => fresh(object, at, &pod, ask, profiles, Vec::new(), Vec::new()),
-        Some(i) if is_ours(&pod, i, profiles) => repair(at, &pod, i, ask, profiles),
-        Some(i) => take_over(object, at, &pod, i, ask, profiles),
+        .position(|c| c.name == STORAGE_INITIALIZER_CONTAINER);
+    match loader {
+        Some(i) if is_ours(&pod, i, profiles) => {
+            let mut notes = Vec::new();
+            if let Some(l) = local.as_ref().filter(|_| !moved_from.is_empty()) {
+                notes.push(Note::LocalModelCache {
+                    pvc: l.pvc().to_string(),
+                    moved_from,
+                });
+            }
+            repair(at, &pod, i, ask, profiles, prior, notes)
+        }
+        _ => {
+            let notes = local
+                .iter()
+                .map(|l| Note::LocalModelCache {
+                    pvc: l.pvc().to_string(),
+                    moved_from: moved_from.clone(),
+                })
+                .collect();
+            let local = local.as_ref();
+            match loader {
+                None => fresh(object, at, &pod, ask, profiles, prior, notes, local),
+                Some(i) => take_over(object, at, &pod, i, ask, profiles, prior, notes, local),
+            }
+        }
     }
+}
+
+/// Whether `v` is a volume of the PersistentVolumeClaim `pvc`.
+fn is_claim(v: &Volume, pvc: &str) -> bool {
+    v.persistent_volume_claim
+        .as_ref()
+        .is_some_and(|c| c.claim_name == pvc)
+}
+
+/// Removes every mount of a volume of the claim `pvc` from the pod's (serving) containers:
+/// the operations, applied to `pod` too, and the containers they touched. KServe's pod
+/// mutator mounts a LocalModelCache's claim straight into the server at `/mnt/models`; it
+/// holds ciphertext, which only our loader reads.
+fn detach_claim(at: &PodAt, pod: &mut Pod, pvc: &str) -> (Vec<PatchOperation>, Vec<String>) {
+    let claims: Vec<String> = pod
+        .volumes()
+        .iter()
+        .filter(|v| is_claim(v, pvc))
+        .map(|v| v.name.clone())
+        .collect();
+    let mut ops = Vec::new();
+    let mut touched = Vec::new();
+    for (ci, c) in pod.spec.containers.iter_mut().enumerate() {
+        let Some(list) = c.volume_mounts.as_mut() else {
+            continue;
+        };
+        let doomed: Vec<usize> = list
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| claims.contains(&m.name))
+            .map(|(mi, _)| mi)
+            .collect();
+        // From the last, so each index still names the mount it named in the object.
+        for &mi in doomed.iter().rev() {
+            ops.push(PatchOperation::Remove(RemoveOperation {
+                path: child(
+                    &at.spec,
+                    &[
+                        "containers",
+                        &ci.to_string(),
+                        "volumeMounts",
+                        &mi.to_string(),
+                    ],
+                ),
+            }));
+            list.remove(mi);
+        }
+        if !doomed.is_empty() {
+            touched.push(c.name.clone());
+        }
+    }
+    (ops, touched)
+}
+
+/// The claim's volume for a LocalModelCache copy: the pod's own volume of that claim
+/// (KServe's `kserve-pvc-source`), else ours, to be added.
+fn claim_volume(pod: &Pod, local: &LocalModel) -> Result<(String, bool), Refusal> {
+    if let Some(v) = pod.volumes().iter().find(|v| is_claim(v, local.pvc())) {
+        return Ok((v.name.clone(), false));
+    }
+    if pod.volume(LOCALMODEL_VOLUME).is_some() {
+        return Err(Refusal::VolumeNameTaken {
+            name: LOCALMODEL_VOLUME.to_string(),
+        });
+    }
+    Ok((LOCALMODEL_VOLUME.to_string(), true))
+}
+
+/// What the loader mounts besides the model volume and the profile's secrets.
+#[derive(Default)]
+struct Extra<'a> {
+    /// The node cache.
+    node_cache: Option<&'a crate::profile::NodeCache>,
+    /// A LocalModelCache copy, with the name of the claim's volume.
+    local: Option<(&'a LocalModel, String)>,
+}
+
+/// No path the loader needs may overlap the destination, and the volumes it adds need free
+/// names.
+fn check_extra(pod: &Pod, ask: &Ask, extra: &Extra<'_>) -> Result<(), Refusal> {
+    let reserved = |path: &'static str, what: &'static str| {
+        if overlaps(ask.destination(), path) {
+            Err(Refusal::ReservedDestination {
+                path: ask.destination().to_string(),
+                reserved: path,
+                what,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    if extra.node_cache.is_some() {
+        reserved(CACHE_MOUNT_PATH, "the node cache")?;
+        if pod.volume(CACHE_VOLUME).is_some() {
+            return Err(Refusal::VolumeNameTaken {
+                name: CACHE_VOLUME.to_string(),
+            });
+        }
+    }
+    if extra.local.is_some() {
+        reserved(LOCALMODEL_MOUNT_PATH, "the LocalModelCache copy")?;
+    }
+    Ok(())
 }
 
 /// Whether init container `i` (named `storage-initializer`) is secure-model's loader.
@@ -329,9 +488,11 @@ fn repair(
     i: usize,
     ask: &Ask,
     profiles: &Profiles,
+    prior: Vec<PatchOperation>,
+    prior_notes: Vec<Note>,
 ) -> Result<Decision, InjectError> {
-    let mut ops = Vec::new();
-    let mut notes = Vec::new();
+    let mut ops = prior;
+    let mut notes = prior_notes;
     let init = pod.init();
     let others: Vec<Container> = init
         .iter()
@@ -426,6 +587,10 @@ fn to_memory(
 
 /// KServe's own `storage-initializer` at `i`: replaced by ours when it writes KServe's model
 /// volume at the destination; anything else is refused.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pod, the ask, and what earlier steps did, passed on to fresh"
+)]
 fn take_over(
     object: &Value,
     at: &PodAt,
@@ -433,6 +598,9 @@ fn take_over(
     i: usize,
     ask: &Ask,
     profiles: &Profiles,
+    prior: Vec<PatchOperation>,
+    prior_notes: Vec<Note>,
+    local: Option<&LocalModel>,
 ) -> Result<Decision, InjectError> {
     let foreign = pod.init().get(i).cloned().unwrap_or_default();
     let image = foreign.image.clone().unwrap_or_default();
@@ -459,9 +627,10 @@ fn take_over(
         .ok_or_else(|| refuse("its volume is missing"))?;
     let profile = profiles.choose(ask.profile(), pod.spec.runtime_class_name.as_deref())?;
     let size = size_limit(ask, Some(profile))?;
-    let mut ops = vec![PatchOperation::Remove(RemoveOperation {
+    let mut ops = prior;
+    ops.push(PatchOperation::Remove(RemoveOperation {
         path: child(&at.spec, &["initContainers", &i.to_string()]),
-    })];
+    }));
     ops.push(to_memory(at, index, volume, size.clone())?);
     // The pod as it is after these two operations.
     let mut after = pod.clone();
@@ -474,8 +643,9 @@ fn take_over(
             size_limit: size.map(Quantity),
         });
     }
-    let notes = vec![Note::TookOver { image }];
-    fresh(object, at, &after, ask, profiles, ops, notes)
+    let mut notes = prior_notes;
+    notes.push(Note::TookOver { image });
+    fresh(object, at, &after, ask, profiles, ops, notes, local)
 }
 
 /// The model volume's `sizeLimit`: the pod's annotation, at most the profile's bound; else the
@@ -504,7 +674,11 @@ fn size_limit(ask: &Ask, profile: Option<&Profile>) -> Result<Option<String>, Re
 }
 
 /// The operations that add our loader to `pod` (after `prior` operations, already reflected
-/// in `pod`).
+/// in `pod`), reading a LocalModelCache copy when `local` names one.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pod, the ask, and what earlier steps did"
+)]
 fn fresh(
     object: &Value,
     at: &PodAt,
@@ -513,6 +687,7 @@ fn fresh(
     profiles: &Profiles,
     prior: Vec<PatchOperation>,
     notes: Vec<Note>,
+    local: Option<&LocalModel>,
 ) -> Result<Decision, InjectError> {
     let profile = profiles.choose(ask.profile(), pod.spec.runtime_class_name.as_deref())?;
     let size = size_limit(ask, Some(profile))?;
@@ -520,9 +695,30 @@ fn fresh(
     let volume = model_volume(pod, ask.destination())?;
     check_model_mounts(pod, volume.name())?;
     check_secret_volume_names(pod, profile)?;
+    let (local, new_claim) = match local {
+        Some(l) => {
+            let (name, new) = claim_volume(pod, l)?;
+            (Some((l, name)), new)
+        }
+        None => (None, false),
+    };
+    let extra = Extra {
+        node_cache: profile.node_cache(),
+        local,
+    };
+    check_extra(pod, ask, &extra)?;
     let mut ops = prior;
-    ops.push(add_init_container(pod, at, ask, profile, volume.name())?);
-    ops.extend(add_volumes(pod, at, profile, &volume, size)?);
+    ops.push(add_init_container(
+        pod,
+        at,
+        ask,
+        profile,
+        volume.name(),
+        &extra,
+    )?);
+    ops.extend(add_volumes(
+        pod, at, profile, &volume, size, &extra, new_claim,
+    )?);
     ops.extend(add_mounts(pod, at, &targets, ask, volume.name())?);
     if let Some(meta) = &at.metadata {
         ops.push(annotate(object, meta, profile.name()));
@@ -644,7 +840,9 @@ fn check_model_mounts(pod: &Pod, volume: &str) -> Result<(), Refusal> {
 
 fn check_secret_volume_names(pod: &Pod, profile: &Profile) -> Result<(), Refusal> {
     for v in profile.secret_volumes() {
-        if pod.volume(&v.name).is_some() || v.name == MODEL_VOLUME {
+        if pod.volume(&v.name).is_some()
+            || [MODEL_VOLUME, CACHE_VOLUME, LOCALMODEL_VOLUME].contains(&v.name.as_str())
+        {
             return Err(Refusal::VolumeNameTaken {
                 name: v.name.clone(),
             });
@@ -659,8 +857,12 @@ fn add_init_container(
     ask: &Ask,
     profile: &Profile,
     volume: &str,
+    extra: &Extra<'_>,
 ) -> Result<PatchOperation, InjectError> {
-    let c = encode("init container", &init_container(ask, profile, volume))?;
+    let c = encode(
+        "init container",
+        &init_container(ask, profile, volume, extra),
+    )?;
     if pod.spec.init_containers.is_none() {
         return Ok(add(
             child(&at.spec, &["initContainers"]),
@@ -679,10 +881,34 @@ fn add_volumes(
     profile: &Profile,
     volume: &ModelVolume,
     size: Option<String>,
+    extra: &Extra<'_>,
+    new_claim: bool,
 ) -> Result<Vec<PatchOperation>, InjectError> {
     let mut new = Vec::new();
     if let ModelVolume::New = volume {
         new.push(encode("model volume", &model_volume_source(size))?);
+    }
+    if let Some(cache) = extra.node_cache {
+        let vol = Volume {
+            name: CACHE_VOLUME.to_string(),
+            host_path: Some(HostPathVolumeSource {
+                path: cache.host_path().to_string(),
+                type_: Some("DirectoryOrCreate".to_string()),
+            }),
+            ..Default::default()
+        };
+        new.push(encode("node cache volume", &vol)?);
+    }
+    if let Some((l, name)) = extra.local.as_ref().filter(|_| new_claim) {
+        let vol = Volume {
+            name: name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: l.pvc().to_string(),
+                read_only: Some(true),
+            }),
+            ..Default::default()
+        };
+        new.push(encode("LocalModelCache volume", &vol)?);
     }
     for v in profile.secret_volumes() {
         let vol = Volume {
@@ -782,7 +1008,18 @@ fn quantities(m: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>
     })
 }
 
-fn env(profile: &Profile) -> Vec<EnvVar> {
+fn env(profile: &Profile, extra: &Extra<'_>) -> Vec<EnvVar> {
+    let plain_var = |name: &str, value: String| EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    };
+    let cache = extra.node_cache.into_iter().flat_map(|c| {
+        std::iter::once(plain_var(CACHE_DIR_VARIABLE, CACHE_MOUNT_PATH.to_string())).chain(
+            c.max_size_bytes()
+                .map(|b| plain_var(CACHE_MAX_BYTES_VARIABLE, b.to_string())),
+        )
+    });
     let plain = profile.env().iter().map(|(k, v)| EnvVar {
         name: k.clone(),
         value: Some(v.clone()),
@@ -800,7 +1037,7 @@ fn env(profile: &Profile) -> Vec<EnvVar> {
             ..Default::default()
         }),
     });
-    plain.chain(secret).collect()
+    plain.chain(cache).chain(secret).collect()
 }
 
 /// Non-root, read-only root filesystem, no privilege escalation, every capability dropped,
@@ -825,7 +1062,7 @@ pub fn hardened_security_context() -> SecurityContext {
     }
 }
 
-fn init_container(ask: &Ask, profile: &Profile, volume: &str) -> Container {
+fn init_container(ask: &Ask, profile: &Profile, volume: &str, extra: &Extra<'_>) -> Container {
     let mut mounts = vec![VolumeMount {
         name: volume.to_string(),
         mount_path: ask.destination().to_string(),
@@ -837,6 +1074,27 @@ fn init_container(ask: &Ask, profile: &Profile, volume: &str) -> Container {
         read_only: Some(true),
         ..Default::default()
     }));
+    if extra.node_cache.is_some() {
+        // Read-write: the loader fills and repairs the cache. Only this container mounts it.
+        mounts.push(VolumeMount {
+            name: CACHE_VOLUME.to_string(),
+            mount_path: CACHE_MOUNT_PATH.to_string(),
+            ..Default::default()
+        });
+    }
+    if let Some((l, name)) = &extra.local {
+        mounts.push(VolumeMount {
+            name: name.clone(),
+            mount_path: LOCALMODEL_MOUNT_PATH.to_string(),
+            sub_path: Some(l.sub_path().to_string()),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    let source = extra
+        .local
+        .as_ref()
+        .map_or_else(|| ask.source().to_string(), |(l, _)| l.source());
     let resources = ResourceRequirements {
         requests: quantities(&profile.resources().requests),
         limits: quantities(&profile.resources().limits),
@@ -846,11 +1104,8 @@ fn init_container(ask: &Ask, profile: &Profile, volume: &str) -> Container {
         name: STORAGE_INITIALIZER_CONTAINER.to_string(),
         image: Some(profile.image().to_string()),
         image_pull_policy: profile.image_pull_policy().map(|p| p.as_str().to_string()),
-        args: Some(vec![
-            ask.source().to_string(),
-            ask.destination().to_string(),
-        ]),
-        env: Some(env(profile)).filter(|e| !e.is_empty()),
+        args: Some(vec![source, ask.destination().to_string()]),
+        env: Some(env(profile, extra)).filter(|e| !e.is_empty()),
         resources: Some(resources).filter(|r| r.requests.is_some() || r.limits.is_some()),
         security_context: Some(hardened_security_context()),
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),

@@ -134,6 +134,22 @@ pub enum Problem {
         /// Its index.
         index: usize,
     },
+    /// `nodeCache.hostPath` is not a directory a node cache may live in.
+    #[error("nodeCache.hostPath {path:?}: {why}")]
+    BadCacheHostPath {
+        /// The value (at most 256 characters).
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// `nodeCache.maxSize` is not a positive whole number of bytes.
+    #[error(
+        "nodeCache.maxSize {value:?}: expected a Kubernetes quantity of at least 1Mi, e.g. 200Gi"
+    )]
+    BadCacheMaxSize {
+        /// The value.
+        value: String,
+    },
 }
 
 /// `imagePullPolicy` of the injected container.
@@ -198,6 +214,75 @@ pub struct Resources {
     pub limits: BTreeMap<String, String>,
 }
 
+/// `nodeCache` of a profile, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NodeCacheSpec {
+    host_path: String,
+    #[serde(default)]
+    max_size: Option<String>,
+}
+
+/// A checked node cache: a directory of the node that holds cached **ciphertext** objects,
+/// mounted read-write into the injected init container only (docs/cache-kubernetes.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeCache {
+    host_path: String,
+    max_size: Option<String>,
+    max_size_bytes: Option<u64>,
+}
+
+impl NodeCache {
+    /// The node's directory (absolute, normal, outside the system's directories).
+    pub fn host_path(&self) -> &str {
+        &self.host_path
+    }
+    /// The size bound as written in the profile (a Kubernetes quantity).
+    pub fn max_size(&self) -> Option<&str> {
+        self.max_size.as_deref()
+    }
+    /// The size bound in bytes (the value of `SECURE_MODEL_CACHE_MAX_BYTES`).
+    pub fn max_size_bytes(&self) -> Option<u64> {
+        self.max_size_bytes
+    }
+}
+
+/// Node directories a node cache may not be, be under, or contain: the host's system and
+/// configuration trees, the kubelet's and the container runtimes' state, sockets and logs.
+pub const FORBIDDEN_CACHE_ROOTS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/run",
+    "/var/run",
+    "/var/lib/kubelet",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/var/lib/cri-o",
+    "/var/lib/containers",
+    "/var/lib/etcd",
+    "/var/log",
+    "/boot",
+    "/root",
+    "/home",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/usr",
+    "/snap",
+    "/opt/cni",
+];
+
+/// Variables of the init container that only `nodeCache` sets (with the mount they need).
+pub const CACHE_VARIABLES: &[&str] = &[
+    crate::annotations::CACHE_DIR_VARIABLE,
+    crate::annotations::CACHE_MAX_BYTES_VARIABLE,
+];
+
 /// One profile, as written in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -221,6 +306,8 @@ struct ProfileSpec {
     model_size_limit: Option<String>,
     #[serde(default)]
     default_containers: Vec<String>,
+    #[serde(default)]
+    node_cache: Option<NodeCacheSpec>,
 }
 
 /// The file.
@@ -267,6 +354,7 @@ pub struct Profile {
     runtime_class_names: Vec<String>,
     model_size_limit: Option<String>,
     default_containers: Vec<String>,
+    node_cache: Option<NodeCache>,
 }
 
 impl Profile {
@@ -314,6 +402,10 @@ impl Profile {
     /// container, see `mutation`).
     pub fn default_containers(&self) -> &[String] {
         &self.default_containers
+    }
+    /// The node cache of ciphertext the init container uses, when the profile enables one.
+    pub fn node_cache(&self) -> Option<&NodeCache> {
+        self.node_cache.as_ref()
     }
     /// Whether this profile serves pods of runtime class `class`.
     pub fn serves_runtime_class(&self, class: Option<&str>) -> bool {
@@ -582,6 +674,14 @@ fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
     if spec.image.trim().is_empty() {
         return Err(Problem::NoImage);
     }
+    for var in spec.env.keys().chain(spec.secret_env.keys()) {
+        if CACHE_VARIABLES.contains(&var.as_str()) {
+            return Err(Problem::Forbidden {
+                name: var.clone(),
+                why: "the node cache is set with nodeCache (hostPath, maxSize), which also mounts the directory into the init container",
+            });
+        }
+    }
     for (var, value) in &spec.env {
         check_plain_variable(var, value, spec.require_tee)?;
     }
@@ -593,6 +693,14 @@ fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
     }
     check_trust_and_keys(&spec)?;
     check_placement(&spec)?;
+    let node_cache = spec.node_cache.as_ref().map(check_node_cache).transpose()?;
+    if node_cache.is_some() {
+        for (index, v) in spec.secret_volumes.iter().enumerate() {
+            if crate::mutation::overlaps(&v.mount_path, crate::annotations::CACHE_MOUNT_PATH) {
+                return Err(Problem::BadSecretVolume { index });
+            }
+        }
+    }
     Ok(Profile {
         name: name.to_string(),
         image: spec.image,
@@ -605,6 +713,58 @@ fn check(name: &str, spec: ProfileSpec) -> Result<Profile, Problem> {
         runtime_class_names: spec.runtime_class_names,
         model_size_limit: spec.model_size_limit,
         default_containers: spec.default_containers,
+        node_cache,
+    })
+}
+
+/// `nodeCache`: an absolute, normal directory that is not `/`, not one of (or under, or above)
+/// [`FORBIDDEN_CACHE_ROOTS`]; a size bound of at least 1 MiB.
+fn check_node_cache(spec: &NodeCacheSpec) -> Result<NodeCache, Problem> {
+    let path = spec.host_path.as_str();
+    let bad = |why: &str| Problem::BadCacheHostPath {
+        path: path.chars().take(256).collect(),
+        why: why.to_string(),
+    };
+    if !path.starts_with('/') {
+        return Err(bad(
+            "expected an absolute path, e.g. /var/cache/secure-model",
+        ));
+    }
+    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad("it contains whitespace or control characters"));
+    }
+    let p = path.trim_end_matches('/');
+    if p.is_empty() {
+        return Err(bad("the node's root directory cannot be a cache: name a directory of its own, e.g. /var/cache/secure-model"));
+    }
+    if p.split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad(
+            "expected a normal path: no '..', '.' or empty components",
+        ));
+    }
+    if let Some(root) = FORBIDDEN_CACHE_ROOTS
+        .iter()
+        .find(|r| crate::mutation::overlaps(p, r))
+    {
+        return Err(bad(&format!(
+            "it is, is under or contains {root}, a system directory of the node; use a directory of its own such as /var/cache/secure-model"
+        )));
+    }
+    let max_size_bytes = match &spec.max_size {
+        None => None,
+        Some(v) => match quantity_bytes(v) {
+            // quantity_bytes floors to a whole, non-negative number; the bound keeps it in u64.
+            Some(b) if (1_048_576.0..9.2e18).contains(&b) => Some(b as u64),
+            _ => return Err(Problem::BadCacheMaxSize { value: v.clone() }),
+        },
+    };
+    Ok(NodeCache {
+        host_path: p.to_string(),
+        max_size: spec.max_size.clone(),
+        max_size_bytes,
     })
 }
 

@@ -130,6 +130,24 @@ pub enum Refusal {
         /// What is wrong.
         why: String,
     },
+    /// KServe's LocalModelCache markers on the pod cannot be honoured.
+    #[error("LocalModelCache {cache:?}: {why}")]
+    LocalModel {
+        /// The cache's name (the label's value).
+        cache: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The destination is, is under or contains a path the injected init container needs.
+    #[error("{DESTINATION}={path:?} overlaps {reserved}, where secure-model's loader mounts {what}: choose another {DESTINATION}")]
+    ReservedDestination {
+        /// The destination.
+        path: String,
+        /// The reserved path.
+        reserved: &'static str,
+        /// What is mounted there.
+        what: &'static str,
+    },
     /// The object is not of a shape the injection understands (e.g. `spec` is not an object).
     #[error("{what}")]
     Malformed {

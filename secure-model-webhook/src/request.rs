@@ -96,15 +96,23 @@ pub fn ask(
     // A KServe predictor pod names its package in KServe's own annotation (the
     // InferenceService's storageUri): an opted-in one need not repeat it.
     let source = string(annotations, SOURCE).or_else(|| string(annotations, KSERVE_SOURCE_URI));
+    // A pod whose LocalModelCache holds a secure+ package cannot be served without the
+    // loader: the cached copy is ciphertext.
+    let secure_cache = crate::localmodel::is_secure_cache(labels, annotations);
     let wanted = match (opt_in(labels, annotations)?, scope) {
         (Some(v), _) => v,
+        (None, _) if secure_cache => true,
         (None, Scope::Namespace) => source.is_some(),
         (None, Scope::Pod) => false,
     };
     if !wanted {
         return Ok(None);
     }
-    let source = source.ok_or(Refusal::MissingSource)?;
+    let cache_source = annotations
+        .and_then(|a| a.get(crate::annotations::LOCALMODEL_SOURCE_URI))
+        .and_then(Value::as_str)
+        .filter(|_| secure_cache);
+    let source = source.or(cache_source).ok_or(Refusal::MissingSource)?;
     ask_for(source, annotations).map(Some)
 }
 
