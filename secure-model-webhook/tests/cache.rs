@@ -156,6 +156,18 @@ fn the_node_cache_is_mounted_into_the_loader_only() {
     for c in spec["containers"].as_array().unwrap() {
         assert!(env(c, "SECURE_MODEL_CACHE_DIR").is_none(), "{c}");
     }
+    // Both variables are settings of the init container, with values it accepts.
+    for var in ["SECURE_MODEL_CACHE_DIR", "SECURE_MODEL_CACHE_MAX_BYTES"] {
+        use secure_model_settings::registry::{by_env, Binary};
+        let setting = by_env(var).unwrap_or_else(|| panic!("{var} is no setting"));
+        assert!(setting.binaries().contains(&Binary::Initc), "{var}");
+        let value = env(ic, var).unwrap()["value"].as_str().unwrap();
+        assert!(
+            setting.accepts(value),
+            "{var}={value}: {}",
+            setting.expected()
+        );
+    }
     // The hardened context is unchanged: the cache needs no privilege in the pod.
     assert_eq!(ic["securityContext"]["runAsUser"], 65532);
     assert_eq!(ic["securityContext"]["readOnlyRootFilesystem"], true);

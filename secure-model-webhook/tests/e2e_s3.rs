@@ -55,8 +55,39 @@ fn container_env(
 
 #[test]
 fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
-    let Some(s3) = servers::s3rver(&["models"]) else {
+    inject_and_run(None);
+}
+
+/// With a profile's `nodeCache`: the injected loader, its `SECURE_MODEL_CACHE_DIR` pointing
+/// at the node's directory (here a temporary one, as the kubelet would mount the hostPath),
+/// fills the cache with ciphertext objects named by their SHA-256, and loads the model.
+#[test]
+fn the_injected_init_container_fills_the_node_cache() {
+    let node = tempfile::tempdir().unwrap();
+    if !inject_and_run(Some(node.path())) {
         return;
+    }
+    let objects: Vec<_> = std::fs::read_dir(node.path().join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!objects.is_empty(), "no object cached");
+    for o in objects {
+        let name = o.file_name().unwrap().to_str().unwrap().to_string();
+        let digest: String = secure_model_core::crypto::sha256(&std::fs::read(&o).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(name, digest, "a cached object is named by its SHA-256");
+    }
+}
+
+/// Packs the example model to s3rver, injects a pod with the profile (with a node cache at
+/// `node_cache` when given), runs the injected init container as the kubelet would; `false`
+/// when the servers are skipped.
+fn inject_and_run(node_cache: Option<&Path>) -> bool {
+    let Some(s3) = servers::s3rver(&["models"]) else {
+        return false;
     };
     let work = tempfile::tempdir().unwrap();
     // Publisher side: pack the example model for a local KEK, signed.
@@ -90,12 +121,15 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
     // the S3 credentials from a Secret.
     let kek_dir = work.path().join("secrets/kek");
     let pem = sk.verifying_key().to_pem();
-    let profile = format!(
+    let mut profile = format!(
         "profiles:\n  s3:\n    image: secure-model-initc:test\n    env:\n      SECURE_MODEL_KEYS: local:{kek}/kek.bin\n      S3_ENDPOINT: \"127.0.0.1:{port}\"\n      S3_USE_HTTPS: \"0\"\n      AWS_DEFAULT_REGION: us-east-1\n      SECURE_MODEL_TRUSTED_KEYS_PEM: |\n{pem_block}    secretEnv:\n      AWS_ACCESS_KEY_ID: {{name: s3-creds, key: id}}\n      AWS_SECRET_ACCESS_KEY: {{name: s3-creds, key: secret}}\n    secretVolumes:\n      - {{name: kek, secretName: model-kek, mountPath: {kek}}}\n",
         kek = kek_dir.display(),
         port = s3.port,
         pem_block = pem.lines().map(|l| format!("        {l}\n")).collect::<String>(),
     );
+    if node_cache.is_some() {
+        profile.push_str("    nodeCache: {hostPath: /var/cache/secure-model, maxSize: 1Gi}\n");
+    }
     let profiles = Profiles::parse(&profile).unwrap();
     let dest = shm_dir();
     let dest_path = dest.path().join("model");
@@ -133,7 +167,25 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
         "s3-creds",
         BTreeMap::from([("id", "S3RVER"), ("secret", "S3RVER")]),
     )]);
-    let env = container_env(ic, &secrets);
+    let mut env = container_env(ic, &secrets);
+    if let Some(dir) = node_cache {
+        // The kubelet's part: the hostPath volume at the loader's mount path.
+        let m = ic["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "secure-model-node-cache")
+            .unwrap();
+        for (k, v) in env.iter_mut() {
+            if k == "SECURE_MODEL_CACHE_DIR" {
+                assert_eq!(v, m["mountPath"].as_str().unwrap());
+                *v = dir.display().to_string();
+            }
+        }
+        assert!(env
+            .iter()
+            .any(|(k, v)| k == "SECURE_MODEL_CACHE_MAX_BYTES" && v == "1073741824"));
+    }
     let args: Vec<String> = ic["args"]
         .as_array()
         .unwrap()
@@ -163,4 +215,5 @@ fn the_injected_init_container_loads_the_model_from_s3_into_memory() {
         "the decrypted model"
     );
     assert!(Path::new(&dest_path).starts_with("/dev/shm"));
+    true
 }
