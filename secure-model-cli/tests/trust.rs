@@ -181,3 +181,91 @@ fn certificate_chains_from_upstream_and_pack() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
+
+/// Upstream `model_signing sign key` with P-384 and P-521 keys: `verify-signature` accepts
+/// them from `--trusted-key` and from SECURE_MODEL_TRUSTED_KEYS, refuses a changed file (exit
+/// 4) and the other curve's key; a private key given as the trusted key points to the public
+/// one (exit 3).
+#[test]
+fn upstream_p384_and_p521_key_signers() {
+    let Some(ms) = model_signing() else { return };
+    let model = example_model();
+    let keys = testdata("model-signing/keys");
+    for (curve, other) in [("p384", "p521"), ("p521", "p384")] {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = dir.path().join("model.sig");
+        let o = Command::new(&ms)
+            .args(["sign", "key", s(&model)])
+            .args([
+                "--private_key",
+                s(&keys.join(format!("ec-{curve}-private.pem"))),
+            ])
+            .args(["--signature", s(&sig)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let public = keys.join(format!("ec-{curve}-public.pem"));
+        let o = run(&[
+            "verify-signature",
+            s(&model),
+            "--signature",
+            s(&sig),
+            "--trusted-key",
+            s(&public),
+        ]);
+        assert!(o.status.success(), "{curve}: {}", text(&o));
+        let o = bin()
+            .args(["verify-signature", s(&model), "--signature", s(&sig)])
+            .env("SECURE_MODEL_TRUSTED_KEYS", &public)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{curve} from the variable: {}",
+            text(&o)
+        );
+        let wrong = keys.join(format!("ec-{other}-public.pem"));
+        let o = run(&[
+            "verify-signature",
+            s(&model),
+            "--signature",
+            s(&sig),
+            "--trusted-key",
+            s(&wrong),
+        ]);
+        assert_eq!(o.status.code(), Some(4), "{curve}: {}", text(&o));
+        let copy = dir.path().join("tiny-model");
+        for (rel, bytes) in secure_model_testkit::walk(&model) {
+            let p = copy.join(&rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        std::fs::write(copy.join("config.json"), b"{}").unwrap();
+        let o = run(&[
+            "verify-signature",
+            s(&copy),
+            "--signature",
+            s(&sig),
+            "--trusted-key",
+            s(&public),
+        ]);
+        assert_eq!(o.status.code(), Some(4), "{curve}: {}", text(&o));
+        assert!(text(&o).contains("config.json"), "{curve}: {}", text(&o));
+    }
+    // The signing key where the public key belongs: exit 3 and a pointer to the right file.
+    let sig = testdata("model-signing/tiny-model.sig");
+    let o = run(&[
+        "verify-signature",
+        s(&model),
+        "--signature",
+        s(&sig),
+        "--trusted-key",
+        s(&keys.join("ec-p384-private.pem")),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("this is a private (signing) key; a trusted key is the public key"),
+        "{}",
+        text(&o)
+    );
+}

@@ -330,3 +330,105 @@ async fn our_packages_of_every_hashing_verify_with_the_upstream_api() {
         );
     }
 }
+
+/// Upstream signs with P-384 (SHA-384) and P-521 (SHA-512) keys: our key verifier accepts
+/// both, refuses a changed file and a signature under the other curve's key.
+#[test]
+fn upstream_p384_and_p521_key_signatures_verify_with_ours() {
+    let Some(py) = common::python() else { return };
+    let key_dir = common::testdata("model-signing/keys");
+    let trusted = |curve: &str| -> TrustPolicy {
+        TrustedKeys::from_pem_bundle(
+            &std::fs::read_to_string(key_dir.join(format!("ec-{curve}-public.pem"))).unwrap(),
+        )
+        .unwrap()
+        .into()
+    };
+    for (curve, other) in [("p384", "p521"), ("p521", "p384")] {
+        let work = tempfile::tempdir().unwrap();
+        let model = work.path().join("m");
+        shard_model(&model);
+        let sig = work.path().join("model.sig");
+        let o = Command::new(&py)
+            .arg(common::repo().join("tests/py/model_signing_api.py"))
+            .arg("sign")
+            .args([
+                &model,
+                &sig,
+                &key_dir.join(format!("ec-{curve}-private.pem")),
+            ])
+            .args(["sha256", "files"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(&sig).unwrap();
+        let v = verify_model_signature(&bytes, &trusted(curve), &Limits::default())
+            .unwrap_or_else(|e| panic!("{curve}: {e}"));
+        assert!(matches_directory(&v, &model), "{curve}");
+        assert_eq!(check_model_dir(&model, &v, None).unwrap().files, 4);
+        // The other curve's key is not the signer.
+        assert!(
+            verify_model_signature(&bytes, &trusted(other), &Limits::default()).is_err(),
+            "{curve} signature accepted under the {other} key"
+        );
+        // One flipped byte: refused, naming the file.
+        let mut a = std::fs::read(model.join("a.bin")).unwrap();
+        a[0] ^= 1;
+        std::fs::write(model.join("a.bin"), a).unwrap();
+        let e = check_model_dir(&model, &v, None).unwrap_err();
+        assert!(e.to_string().contains("a.bin"), "{curve}: {e}");
+    }
+}
+
+/// The other direction: a package we sign with a P-384 key (`pack --signing-key`) verifies with
+/// the upstream API once pulled, and a changed file makes upstream refuse.
+#[tokio::test]
+async fn our_p384_signed_package_verifies_with_the_upstream_api() {
+    let Some(py) = common::python() else { return };
+    let key_dir = common::testdata("model-signing/keys");
+    let signer = secure_model_core::verify::SigningKey::from_pem(
+        &std::fs::read_to_string(key_dir.join("ec-p384-private.pem")).unwrap(),
+    )
+    .unwrap();
+    let m = tempfile::tempdir().unwrap();
+    shard_model(m.path());
+    let work = tempfile::tempdir().unwrap();
+    let store = common::local(&work.path().join("pkg"), true);
+    let (_, provider) = common::kek_file(work.path(), "kek.bin");
+    secure_model_core::package::pack(
+        m.path(),
+        store.as_ref(),
+        &signer,
+        std::slice::from_ref(&provider),
+        &PackOptions::default(),
+    )
+    .await
+    .unwrap();
+    let dest = common::shm_dir();
+    let model = dest.path().join("model");
+    secure_model_core::loader::Loader::new(
+        TrustedKeys::new().with_key(signer.verifying_key()),
+        vec![provider],
+    )
+    .pull(store.clone(), &model)
+    .await
+    .unwrap();
+    let verify = || {
+        Command::new(&py)
+            .arg(common::repo().join("tests/py/model_signing_api.py"))
+            .arg("verify")
+            .args([
+                &model,
+                &work.path().join("pkg/manifest.sig"),
+                &key_dir.join("ec-p384-public.pem"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = verify();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut a = std::fs::read(model.join("a.bin")).unwrap();
+    a[0] ^= 1;
+    std::fs::write(model.join("a.bin"), a).unwrap();
+    assert!(!verify().status.success(), "upstream accepted a change");
+}

@@ -5,7 +5,7 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `keys.rs` | ECDSA P-256 signing and verifying keys, [`TrustedKeys`] |
+//! | `keys.rs` | ECDSA P-256/P-384 signing and P-256/P-384/P-521 verifying keys, [`TrustedKeys`] |
 //! | `policy.rs` | [`TrustPolicy`], its [`TrustedSigner`]s, the verified [`Signer`], refusals |
 //! | `bundle.rs` | reading a bundle into checked parts (material, payload, signatures) |
 //! | `chain.rs` | X.509 chains to configured roots (rustls-webpki, x509-cert) |
@@ -26,7 +26,7 @@ mod sigstore;
 mod statement;
 
 pub use chain::{ChainError, MAX_CERTIFICATE_BYTES, MAX_CHAIN_CERTIFICATES};
-pub use keys::{SigningKey, TrustedKeys, VerifyingKey};
+pub use keys::{KeyCurve, SigningKey, TrustedKeys, VerifyingKey};
 pub(crate) use manifest::UnlockedManifest;
 pub use manifest::{
     parse_unverified, verify_manifest, verify_model_signature, ManifestInfo, UnverifiedManifest,

@@ -234,7 +234,8 @@ impl fmt::Display for SigstoreSigner {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum TrustedSigner {
-    /// A raw ECDSA P-256 public key (`model_signing sign key`; what `pack` signs with).
+    /// A raw ECDSA P-256, P-384 or P-521 public key (`model_signing sign key`; what `pack`
+    /// signs with).
     Key(VerifyingKey),
     /// Roots of an X.509 certificate chain (`model_signing sign certificate`).
     Certificates(CertificateSigner),
