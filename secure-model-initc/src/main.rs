@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use secure_model_core::loader::LogProgress;
 use secure_model_kserve::initializer::{self, Pair, Summary};
+use secure_model_kserve::localmodel;
 use secure_model_settings::logging::{self, LogFormat};
 use secure_model_settings::{registry, Environment, Failure, Settings, Source};
 
@@ -118,6 +119,37 @@ fn fail(src: &Source, f: &Failure) -> ExitCode {
     ExitCode::from(f.exit_code())
 }
 
+/// `--mirror SRC DEST ...` (KServe's LocalModelCache download Job) and `--warm-cache SRC ...`
+/// (a node pre-warmer): ciphertext only, no key. Logs a summary line and writes it as the
+/// termination message.
+async fn keyless(src: &Source, mode: &str, args: &[String]) -> Result<Summary, Failure> {
+    let started = Instant::now();
+    let settings = Settings::from_source(src)?.initializer()?;
+    let (packages, bytes) = if mode == "--mirror" {
+        let reports = localmodel::mirror_pairs(&settings, &pairs(args)?).await?;
+        let bytes = reports.iter().map(|r| r.bytes_copied).sum();
+        (reports.len(), bytes)
+    } else {
+        if args.is_empty() {
+            return Err(Failure::config(format!("expected package URIs; {USAGE}")));
+        }
+        let reports = localmodel::warm(&settings, args).await?;
+        let bytes = reports.iter().map(|r| r.bytes_fetched).sum();
+        (reports.len(), bytes)
+    };
+    let outcome = if mode == "--mirror" {
+        "mirrored"
+    } else {
+        "cache-warmed"
+    };
+    Ok(Summary::keyless(
+        outcome,
+        packages,
+        bytes,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
 /// `--doctor [--json] SRC DEST ...`: the diagnosis instead of a pull.
 async fn doctor(src: &Source, args: &[String]) -> ExitCode {
     let (json, rest) = match args.first().map(String::as_str) {
@@ -142,6 +174,9 @@ const HELP: &str = "secure-model-initc: the KServe storage initializer for secur
 
 usage: secure-model-initc <src-uri> <dest-dir> [<src-uri> <dest-dir> ...]
        secure-model-initc --doctor [--json] <src-uri> <dest-dir> ...
+       secure-model-initc --mirror <src-uri> <dest-dir> ...   (ciphertext copy, no key: KServe
+                          LocalModelCache download Job; docs/cache-kubernetes.md)
+       secure-model-initc --warm-cache <src-uri> ...          (fill SECURE_MODEL_CACHE_DIR, no key)
        secure-model-initc --help | -h | --version | -V
 
 Settings come from the environment (SECURE_MODEL_TRUSTED_KEYS, SECURE_MODEL_KEYS, KServe's
@@ -186,8 +221,16 @@ fn main() -> ExitCode {
             return ExitCode::from(secure_model_core::ErrorClass::Internal.exit_code());
         }
     };
-    if args.first().map(String::as_str) == Some("--doctor") {
-        return rt.block_on(doctor(&src, args.get(1..).unwrap_or_default()));
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("--doctor") => return rt.block_on(doctor(&src, rest)),
+        Some(mode @ ("--mirror" | "--warm-cache")) => {
+            return match rt.block_on(keyless(&src, mode, rest)) {
+                Ok(summary) => succeed(&src, &summary),
+                Err(f) => fail(&src, &f),
+            }
+        }
+        _ => {}
     }
     match rt.block_on(run(&src, &args)) {
         Ok(summary) => succeed(&src, &summary),

@@ -425,3 +425,106 @@ fn the_node_cache_serves_a_second_pod_when_the_origin_lost_its_data() {
         secure_model_testkit::walk(&dest.path().join("first"))
     );
 }
+
+#[test]
+fn mirror_and_warm_modes_copy_ciphertext_without_a_key() {
+    let pkg = Pkg::new();
+    let term = pkg.dir.path().join("term");
+    // As KServe's LocalModelCache download Job runs it: `[uri, /mnt/models]` after our
+    // command; only the trusted signer is configured, no key.
+    let keyless = |args: &[&str], extra: &[(&str, &Path)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model-initc"));
+        c.args(args)
+            .env(
+                "SECURE_MODEL_TRUSTED_KEYS",
+                pkg.p("keys/signing-key.pub.pem"),
+            )
+            .env("SECURE_MODEL_TERMINATION_LOG", &term)
+            .env_remove("SECURE_MODEL_KEYS");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let disk = pkg.dir.path().join("pvc/models/0123456789abcdef");
+    let o = keyless(
+        &[
+            "--mirror",
+            &format!("secure+file://{}", pkg.p("a")),
+            disk.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&term).unwrap()).unwrap();
+    assert_eq!(
+        (summary["outcome"].as_str(), summary["packages"].as_u64()),
+        (Some("mirrored"), Some(1))
+    );
+    // Ciphertext only: the package's objects, byte for byte.
+    assert_eq!(
+        secure_model_testkit::walk(&disk),
+        secure_model_testkit::walk(&pkg.dir.path().join("a"))
+    );
+    // A serving pod's loader reads the mirror (the webhook's secure+file:// source).
+    let dest = tempfile::tempdir_in("/dev/shm").unwrap();
+    let o = pkg.run(
+        &[
+            &format!("secure+file://{}", disk.display()),
+            dest.path().join("m").to_str().unwrap(),
+        ],
+        &term,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dest.path().join("m/config.json").exists());
+
+    // Warm: package b's objects into the node cache.
+    let cache = pkg.dir.path().join("cache");
+    let o = keyless(
+        &["--warm-cache", &pkg.p("b")],
+        &[("SECURE_MODEL_CACHE_DIR", &cache)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let objects = std::fs::read_dir(pkg.dir.path().join("b/data"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        std::fs::read_dir(cache.join("objects")).unwrap().count(),
+        objects
+    );
+    let o = keyless(&["--warm-cache", &pkg.p("b")], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("SECURE_MODEL_CACHE_DIR"));
+
+    // A tampered source is refused (integrity, exit 4); the destination gets no manifest.
+    let data = pkg.dir.path().join("b/data");
+    let victim = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let other = pkg.dir.path().join("pvc/models/other");
+    let o = keyless(&["--mirror", &pkg.p("b"), other.to_str().unwrap()], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!other.join("manifest.sig").exists());
+    assert!(std::fs::read_to_string(&term)
+        .unwrap()
+        .contains("is not what the signed manifest names"));
+}

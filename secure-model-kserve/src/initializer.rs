@@ -197,6 +197,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary of a keyless run ([`crate::localmodel`]): `outcome` (`mirrored`,
+    /// `cache-warmed`), packages handled and ciphertext bytes copied.
+    pub fn keyless(outcome: &'static str, packages: usize, bytes: u64, seconds: f64) -> Self {
+        Summary {
+            outcome,
+            packages,
+            downloads: 0,
+            files: 0,
+            bytes,
+            seconds,
+            phases: PhaseTimings::default(),
+        }
+    }
+
     /// The summary of `published`, which took `seconds`.
     pub fn of(published: &[Published], seconds: f64) -> Self {
         let mut s = Summary {

@@ -589,7 +589,8 @@ fn the_cache_manifests_validate_against_the_strict_schemas() {
     let docs = deploy_docs("cache/warm-daemonset.yaml");
     let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
     let spec = &ds["spec"]["template"]["spec"];
-    // Every warm step is a `secure-model cache` command on the same hostPath as the profile.
+    // Every warm step is the init container image's keyless `--warm-cache` mode on the same
+    // hostPath and size limit as the profile.
     let host = spec["volumes"]
         .as_array()
         .unwrap()
@@ -603,34 +604,38 @@ fn the_cache_manifests_validate_against_the_strict_schemas() {
     assert_eq!(steps[0]["name"], "prepare");
     let prepare = steps[0]["command"].to_string();
     assert!(prepare.contains("65532:65532"), "{prepare}");
+    let bytes = profile
+        .node_cache()
+        .unwrap()
+        .max_size_bytes()
+        .unwrap()
+        .to_string();
     for c in steps.iter().skip(1) {
         let cmd: Vec<&str> = c["command"]
             .as_array()
             .unwrap()
             .iter()
-            .chain(c["args"].as_array().into_iter().flatten())
             .map(|a| a.as_str().unwrap())
             .collect();
-        assert_eq!(cmd.get(1..3), Some(&["cache", cmd[2]][..]), "{cmd:?}");
-        assert!(["warm", "gc"].contains(&cmd[2]), "{cmd:?}");
-        assert!(cmd.contains(&"--cache"), "{cmd:?}");
+        assert_eq!(
+            cmd,
+            ["/usr/local/bin/secure-model-initc", "--warm-cache"],
+            "{c}"
+        );
+        assert_eq!(c["args"].as_array().map(Vec::len), Some(1), "{c}");
+        assert_eq!(
+            env(c, "SECURE_MODEL_CACHE_DIR").map(|e| &e["value"]),
+            Some(&json!("/var/cache/secure-model"))
+        );
+        assert_eq!(
+            env(c, "SECURE_MODEL_CACHE_MAX_BYTES").map(|e| &e["value"]),
+            Some(&json!(bytes))
+        );
         assert_eq!(c["securityContext"]["runAsUser"], 65532);
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
         // Ciphertext only: the warm step never holds a key to unwrap.
         assert!(env(c, "SECURE_MODEL_KEYS").is_none(), "{c}");
     }
-    let gc = steps.iter().find(|c| c["name"] == "gc").unwrap();
-    let max = gc["args"].as_array().unwrap();
-    let i = max.iter().position(|a| a == "--max-bytes").unwrap();
-    assert_eq!(
-        max[i + 1].as_str().unwrap(),
-        profile
-            .node_cache()
-            .unwrap()
-            .max_size_bytes()
-            .unwrap()
-            .to_string()
-    );
     if std::env::var_os("SMTEST_PYTHON").is_none() {
         return;
     }
