@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -38,7 +39,14 @@ struct Entry {
     sha: [u8; 32],
     size: u64,
     source: OnceCell<Source>,
+    /// Reading the cached copy failed after its check (truncated or removed meanwhile): the
+    /// rest comes from the origin.
+    failed: Arc<AtomicBool>,
 }
+
+/// Bytes read from a cached copy at a time: a ranged read streams from the file as the
+/// loader consumes it, so memory stays bounded by the loader's buffers, not the range size.
+const CACHE_CHUNK: u64 = 1 << 20;
 
 /// The origin behind a node cache.
 #[derive(Debug)]
@@ -63,6 +71,7 @@ impl CachedStore {
                     sha: *f.ciphertext_sha256(),
                     size: f.ciphertext_size(),
                     source: OnceCell::new(),
+                    failed: Arc::default(),
                 };
                 (f.object().to_string(), entry)
             })
@@ -135,6 +144,56 @@ impl CachedStore {
                 self.origin.get_range(key, range).await
             }
         }
+    }
+
+    /// Bytes `range` of the cached copy `file`, read chunk by chunk as the stream is polled.
+    /// A failed read ends the stream with a transient [`StorageError::ShortRead`] and marks
+    /// the object: the loader's retry then resumes from the origin.
+    fn cached_stream(
+        &self,
+        key: &str,
+        entry: &Entry,
+        file: &Arc<File>,
+        range: Range<u64>,
+    ) -> ByteStream {
+        let (file, cache, failed) = (
+            Arc::clone(file),
+            Arc::clone(&self.cache),
+            Arc::clone(&entry.failed),
+        );
+        let (key, location) = (key.to_string(), self.origin.location().to_string());
+        let steps = (range.start..range.end)
+            .step_by(usize::try_from(CACHE_CHUNK).unwrap_or(1 << 20))
+            .map(move |s| (s, s.saturating_add(CACHE_CHUNK).min(range.end)));
+        let whole = (range.start, range.end);
+        Box::pin(futures::stream::iter(steps).then(move |(s, e)| {
+            let (file, cache, failed) = (Arc::clone(&file), Arc::clone(&cache), Arc::clone(&failed));
+            let (key, location) = (key.clone(), location.clone());
+            async move {
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; usize::try_from(e - s).unwrap_or(0)];
+                    file.read_exact_at(&mut buf, s).map(|()| Bytes::from(buf))
+                })
+                .await;
+                match read {
+                    Ok(Ok(b)) => {
+                        Counters::add(&cache.counters.bytes_from_cache, b.len() as u64);
+                        Ok(b)
+                    }
+                    _ => {
+                        failed.store(true, Ordering::Relaxed);
+                        tracing::warn!(cache = %cache.dir().display(), object = %key, "reading a cached object failed; the rest comes from the origin");
+                        Err(StorageError::ShortRead {
+                            key,
+                            location,
+                            start: whole.0,
+                            end: whole.1,
+                            got: s - whole.0,
+                        })
+                    }
+                }
+            }
+        }))
     }
 
     /// The origin's body, each chunk also written into `fill`; the fill is finished (hashed
@@ -237,9 +296,8 @@ impl StorageBackend for CachedStore {
         range: Range<u64>,
     ) -> Result<ByteStream, StorageError> {
         match self.source(key).await {
-            Some((_, Source::Cached(f))) => {
-                let body = self.read_cached(key, f, range).await?;
-                Ok(Box::pin(futures::stream::once(async move { Ok(body) })))
+            Some((e, Source::Cached(f))) if !e.failed.load(Ordering::Relaxed) => {
+                Ok(self.cached_stream(key, e, f, range))
             }
             Some((_, Source::Filling(fill))) if !fill.is_broken() => {
                 self.teed(key, fill, range).await
