@@ -758,10 +758,18 @@ fn attester_choices_parse_and_fail_clearly() {
             .build(secure_model_core::danger::Relaxations::NONE)
             .unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains("/sys/kernel/config/tsm/report") && msg.contains("/dev/sev-guest"),
-            "{msg}"
+        assert_eq!(
+            msg,
+            "the attester snp was asked for, but no TEE was found (probed: \
+             /sys/kernel/config/tsm/report (configfs-tsm), /dev/sev-guest (SEV-SNP guest device))"
         );
+        assert!(matches!(
+            e,
+            AttestError::NoTee {
+                asked: Some(TeeType::Snp),
+                ..
+            }
+        ));
     }
     let e = AttesterChoice::SevGuest("/nonexistent/sev-guest".into())
         .build(secure_model_core::danger::Relaxations::NONE)

@@ -288,11 +288,11 @@ async fn rotation_local_to_kms_and_kbs_keeps_ciphertext_and_manifest() {
     assert!(r.manifest_verified);
     assert_eq!(
         r.added,
-        ["aws-kms:alias/rotation", "kbs:kbs:///default/key/rotation"]
+        ["aws-kms:alias/rotation", "kbs:///default/key/rotation"]
     );
     assert_eq!(
         r.recipients,
-        ["aws-kms:alias/rotation", "kbs:kbs:///default/key/rotation"]
+        ["aws-kms:alias/rotation", "kbs:///default/key/rotation"]
     );
 
     let after = servers::walk(&f.pkg_dir);

@@ -417,6 +417,15 @@ async fn passport_mode_uses_bearer_token_and_given_key() {
     assert_eq!(server_kind(e), ServerErrorKind::Unauthenticated);
 }
 
+/// Runs a future to completion on a fresh current-thread runtime (for the sync tests).
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 #[test]
 fn secure_defaults() {
     let e = KbsClient::builder("http://127.0.0.1:1")
@@ -446,14 +455,21 @@ fn secure_defaults() {
         Err(AttestError::SampleNotAllowed)
     ));
     assert!(AttesterChoice::parse("sgx").is_err());
-    // Spec parsing: settings without allow_sample refuse the sample attester.
+    // Spec parsing: settings without allow_sample refuse the sample attester, when the
+    // provider first attests (not when it is built: a package without a kbs recipient never
+    // needs the attester). The refusal comes before any request (port 1 is closed).
     let mut settings = KbsSettings::default();
     settings.attester = AttesterChoice::Sample;
     settings.relax = secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs();
-    let e = secure_model_core::keys::provider_from_spec(
+    let provider = secure_model_core::keys::provider_from_spec(
         "kbs:http://127.0.0.1:1#default/key/x",
         &settings,
     )
+    .unwrap();
+    let e = futures_lite_block_on(provider.unwrap_dek(
+        &[0; 60],
+        &WrapContext::new("00112233445566778899aabbccddeeff"),
+    ))
     .unwrap_err();
     assert!(
         matches!(
@@ -462,6 +478,8 @@ fn secure_defaults() {
         ),
         "{e:?}"
     );
+    // Configuration, not a key failure.
+    assert_eq!(e.class(), secure_model_core::ErrorClass::Config);
     for bad in [
         "kbs:https://k",
         "kbs:https://k#a/b",
@@ -629,4 +647,84 @@ async fn substituted_key_is_refused() {
         matches!(e, KeyError::Kbs(KbsError::NotAKey { .. })),
         "{e:?}"
     );
+}
+
+/// No TEE here and a `kbs:` key with auto-detection: a package without a `kbs` recipient is
+/// reported as such (the attester is never built), and a package with one fails with "no TEE
+/// found" as a configuration error (exit 3), naming what was probed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tee_does_not_hide_a_missing_recipient_and_is_configuration() {
+    if std::path::Path::new("/sys/kernel/config/tsm/report").exists()
+        || std::path::Path::new("/dev/sev-guest").exists()
+    {
+        return; // a TEE (or its interface) is present: auto-detection would find it
+    }
+    let mut settings = KbsSettings::default();
+    settings.relax = secure_model_core::danger::Relaxations::NONE.allow_plain_http_kbs();
+    let closed = servers::free_port();
+    let spec = format!("kbs:http://127.0.0.1:{closed}#{RES}");
+    // A package wrapped for a local KEK only.
+    let f = common::packed(&common::example_model(), Default::default()).await;
+    let kbs = secure_model_core::keys::provider_from_spec(&spec, &settings).unwrap();
+    let dest = common::shm_dir();
+    let e = Loader::new(f.trusted(), vec![kbs.clone()])
+        .pull(f.store.clone(), dest.path())
+        .await
+        .unwrap_err();
+    let msg = secure_model_core::chain_message(&e);
+    assert!(msg.starts_with("no configured key matches a recipient of this package (package recipients: [local:sha256:"), "{msg}");
+    assert!(
+        msg.ends_with("]; configured: [kbs:///default/key/model-1])"),
+        "{msg}"
+    );
+    assert!(!msg.contains("TEE"), "{msg}");
+    assert_eq!(e.class(), secure_model_core::ErrorClass::Key);
+    // A package for the kbs recipient: no TEE found, configuration.
+    let p = pack_for_kbs().await;
+    let e = pull(&p, kbs).await.unwrap_err();
+    let msg = secure_model_core::chain_message(&e);
+    assert_eq!(
+        msg,
+        "no configured key could unlock this package: KBS key provider: attestation evidence: \
+         no TEE found (probed: /sys/kernel/config/tsm/report (configfs-tsm), /dev/sev-guest \
+         (SEV-SNP guest device))"
+    );
+    assert_eq!(e.class(), secure_model_core::ErrorClass::Config);
+}
+
+/// A KBS that accepts connections and never answers fails after the configured request
+/// timeout, as a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kbs_that_never_answers_fails_after_the_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut settings = KbsSettings::default();
+    settings.attester = AttesterChoice::Sample;
+    settings.relax = secure_model_core::danger::Relaxations::NONE
+        .allow_plain_http_kbs()
+        .allow_sample_attester();
+    settings.timeout = Some(std::time::Duration::from_secs(1));
+    let client = secure_model_core::keys::client_from_settings(
+        &format!("http://127.0.0.1:{port}"),
+        &settings,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let e = client
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout() && !e.is_unreachable(), "{e:?}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(listener);
+    // Nothing listens: unreachable, not a timeout.
+    let e = client
+        .get_resource(&ResourcePath::parse(RES).unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.is_unreachable() && !e.is_timeout(), "{e:?}");
 }

@@ -11,6 +11,10 @@ use secure_model_settings::Settings;
 
 use crate::Check;
 
+/// What the KBS check establishes, and what only a pull can: the doctor asks for a challenge
+/// and nothing else.
+pub(crate) const KBS_CHECKED: &str = "answers an attestation challenge (RCAR auth); not checked: whether it accepts this TEE's evidence and whether its resource policy releases the key (only a pull attests and asks)";
+
 /// Skew beyond which tokens and signatures commonly fail.
 const MAX_SKEW_SECS: u64 = 120;
 
@@ -80,7 +84,10 @@ pub(crate) async fn checks(settings: &Settings) -> Vec<Check> {
         let name = format!("kbs {url}");
         match probe_kbs(&url, &settings.kbs).await {
             Ok(p) => {
-                out.push(Check::ok(&name, "answers an attestation challenge (RCAR auth)"));
+                out.push(Check::ok(
+                    &name,
+                    KBS_CHECKED,
+                ));
                 out.extend(clock_check(&name, p.server_date.as_deref()));
             }
             Err(e) => out.push(Check::fail(

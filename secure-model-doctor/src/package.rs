@@ -232,7 +232,7 @@ async fn recipients(
     let available: Vec<String> = kf
         .recipients
         .iter()
-        .map(|e| format!("{}:{}", e.provider, e.key_ref))
+        .map(|e| secure_model_core::keys::shown_recipient(&e.provider, &e.key_ref))
         .collect();
     let mut specs: Vec<String> = settings.keys.clone();
     if let Some(c) = &settings.confidential {

@@ -29,8 +29,12 @@ pub(crate) async fn check(settings: &Settings) -> Check {
             return Check::fail(
                 "tee",
                 ErrorClass::Config,
-                format!("{}: {}", describe(choice), secure_model_core::chain_message(&e)),
-                "run in a confidential VM (Kata/CoCo runtime class), or set SECURE_MODEL_ATTESTER to the TEE interface this node has",
+                format!(
+                    "{}: {}",
+                    describe(choice),
+                    secure_model_core::chain_message(&e)
+                ),
+                no_tee_advice(&e),
             )
         }
         Err(e) => {
@@ -67,6 +71,17 @@ pub(crate) async fn check(settings: &Settings) -> Check {
             format!("{what}: {}", secure_model_core::chain_message(&e)),
             "the TEE interface exists but refused a report: check the kernel log (dmesg) and the VM's firmware",
         ),
+    }
+}
+
+/// What to do when the attester cannot be built although a `kbs:` key needs one (names the
+/// variables: the CLI's `pull` and `doctor` have no attester flags).
+fn no_tee_advice(e: &secure_model_core::attest::AttestError) -> &'static str {
+    use secure_model_core::attest::AttestError;
+    match e {
+        AttestError::SampleNotAllowed => "SECURE_MODEL_ATTESTER=sample also needs SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true (development only: a KBS in production refuses sample evidence)",
+        AttestError::NoTee { asked: Some(_), .. } => "SECURE_MODEL_ATTESTER names a TEE this node does not have: run in that kind of confidential VM, or leave it unset (auto-detection)",
+        _ => "run in a confidential VM (a Kata/CoCo runtime class), or set SECURE_MODEL_ATTESTER to the TEE interface this node has (tsm:DIR, sev-guest:DEVICE); development only: SECURE_MODEL_ATTESTER=sample with SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true",
     }
 }
 

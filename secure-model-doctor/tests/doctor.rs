@@ -308,8 +308,22 @@ async fn kbs_reachability_and_its_absence() {
         "{}",
         r.to_text()
     );
-    // The challenge only: no attestation, no resource.
+    // The challenge only: no attestation, no resource; the report says so (a deny-all
+    // resource policy is not seen by doctor).
     assert_eq!(state.attests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(
+        kbs_checks.iter().any(|c| c.detail
+            == "answers an attestation challenge (RCAR auth); not checked: whether it accepts this TEE's evidence and whether its resource policy releases the key (only a pull attests and asks)"),
+        "{}",
+        r.to_text()
+    );
+    if r.pull_possible {
+        assert!(
+            r.to_text().ends_with("no check failed; a pull can succeed if the KBS accepts this TEE's evidence and its resource policy releases the key (not checked here)\n"),
+            "{}",
+            r.to_text()
+        );
+    }
     // The sample attester works, and is flagged as proving nothing.
     assert_eq!(
         status_of(&r, "tee")[0].status,

@@ -371,7 +371,11 @@ fn package_unlocks_with_the_confidential_resource_as_kbs_kek() {
         std::fs::read(repo().join("examples/tiny-model/config.json")).unwrap()
     );
     assert_eq!(cdh.hits(), 1);
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("kbs:{RESOURCE}")));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(RESOURCE) && !stderr.contains("kbs:kbs:"),
+        "{stderr}"
+    );
 
     // A different KEK under the resource: the package does not unlock, nothing published.
     let other = cdh_with(&[9u8; 32]);

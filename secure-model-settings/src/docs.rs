@@ -71,7 +71,7 @@ fn relaxations() -> String {
     let on = |r: R| -> &'static str {
         match r {
             R::DiskPlaintext => "`SECURE_MODEL_ALLOW_DISK_PLAINTEXT=true` or `--allow-disk-plaintext`",
-            R::SampleAttester => "`SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true` or `--allow-sample`",
+            R::SampleAttester => "`SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true` with `SECURE_MODEL_ATTESTER=sample` (`attest --allow-sample --attester sample` for that command)",
             R::PlainHttpStorage => "`SECURE_MODEL_ALLOW_HTTP=true` (any store; the only opt-in for http:// GCS and Azure endpoints, which would carry a bearer token, shared key or SAS in clear, and for http:// mirrors); an http:// S3 endpoint (`AWS_ENDPOINT_URL[_S3]`, `S3_ENDPOINT` with `S3_USE_HTTPS=false`) is accepted as KServe accepts it and turns it on",
             R::UnverifiedStorageTls => "`S3_VERIFY_SSL=false` (KServe's variable, accepted as KServe accepts it); give the store's CA instead (`AWS_CA_BUNDLE`, `GCS_CA_BUNDLE`, `AZURE_CA_BUNDLE`, `SECURE_MODEL_CA_BUNDLE`)",
             R::PlainHttpKbs => "`SECURE_MODEL_KBS_ALLOW_HTTP=true`",

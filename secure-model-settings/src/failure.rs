@@ -183,12 +183,81 @@ fn relaxation_hint(e: &secure_model_core::Error) -> Option<&'static str> {
     }
 }
 
+/// The first error of type `T` in `e`'s source chain (`e` included).
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Advice for a failure of a `kbs:` key: attestation that cannot start here (no TEE, sample
+/// refused), a KBS that cannot be reached or does not answer, and its refusals. Names the
+/// variables (the CLI's `pull`, `verify` and `doctor` have no attester flags).
+fn kbs_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use secure_model_core::attest::AttestError;
+    use secure_model_core::keys::kbs::{KbsError, ServerErrorKind};
+    if let Some(a) = find_in_chain::<AttestError>(e) {
+        return match a {
+            AttestError::NoTee { asked: None, .. } => Some(
+                "a kbs: key attests, and this machine shows no TEE: run in a confidential VM (a Kata/CoCo runtime class); if its TEE interface is elsewhere, set SECURE_MODEL_ATTESTER (tsm:DIR or sev-guest:DEVICE); for development only, SECURE_MODEL_ATTESTER=sample with SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true (docs/attestation.md)",
+            ),
+            AttestError::NoTee { asked: Some(_), .. } => Some(
+                "the attester setting (SECURE_MODEL_ATTESTER, or `attest --attester`) names a TEE this machine does not have: run in that kind of confidential VM, or leave it unset (auto-detection) (docs/attestation.md)",
+            ),
+            AttestError::SampleNotAllowed => Some(
+                "SECURE_MODEL_ATTESTER=sample also needs SECURE_MODEL_ALLOW_SAMPLE_ATTESTER=true (`attest --allow-sample`): development only, a KBS in production refuses sample evidence",
+            ),
+            _ => None,
+        };
+    }
+    let k = find_in_chain::<KbsError>(e)?;
+    if k.is_timeout() {
+        return Some(
+            "the KBS accepted the request but did not answer within SECURE_MODEL_KBS_TIMEOUT_SECS (default 60 s): check that the URL of the kbs: key is the KBS's and that the KBS and its attestation service are healthy; raise the variable only if attestation is just slow",
+        );
+    }
+    if k.is_unreachable() {
+        return Some(
+            "the KBS could not be reached: check the URL of the kbs: key (scheme, host, port), that the host name resolves here, and that the network lets this pod reach it (NetworkPolicy; a proxy needs the host outside NO_PROXY or in it as intended); `secure-model doctor` probes it",
+        );
+    }
+    match k {
+        KbsError::Server {
+            kind: ServerErrorKind::PolicyDeny,
+            ..
+        } => Some(
+            "the KBS's resource policy refused this TEE: check the policy and the attestation result it reads (Trustee's kbs/sample_policies/affirming.rego releases only to TEEs the verifier affirms; docs/attestation.md)",
+        ),
+        KbsError::Server {
+            kind: ServerErrorKind::AttestationFailed,
+            ..
+        } => Some(
+            "the KBS's attestation service refused the evidence: check its attestation policy and reference values for this TEE (docs/attestation.md)",
+        ),
+        KbsError::Server {
+            kind: ServerErrorKind::ResourceUnavailable,
+            ..
+        } => Some(
+            "the KBS has no such resource (Trustee answers 401 for a missing one): check the #repo/type/tag of the kbs: key against the resources stored in the KBS",
+        ),
+        _ => None,
+    }
+}
+
 impl From<secure_model_core::Error> for Failure {
     fn from(e: secure_model_core::Error) -> Self {
         let mut f = Self::new(e.class(), e.chain_message());
         if let Some(h) = load_error(&e)
             .and_then(destination_hint)
             .or_else(|| relaxation_hint(&e))
+            .or_else(|| kbs_hint(&e))
         {
             f.hint = Some(h.to_string());
         }

@@ -292,7 +292,7 @@ settings! {
     "auto",
     Group::Kbs,
     BOTH,
-    "TEE interface producing evidence for kbs: keys and `attest` (docs/attestation.md)",);
+    "TEE interface producing evidence for kbs: keys and `attest` (docs/attestation.md); the flag is `attest`'s only: pull, verify, doctor and the init container read the variable",);
     /// `SECURE_MODEL_KBS_CA`.
     KBS_CA: File = s("SECURE_MODEL_KBS_CA",
     None,
@@ -333,6 +333,14 @@ settings! {
     Group::Kbs,
     BOTH,
     "a file with the pod's init-data TOML, sent as the attest request's init-data",);
+    /// `SECURE_MODEL_KBS_TIMEOUT_SECS`.
+    KBS_TIMEOUT: Seconds = s("SECURE_MODEL_KBS_TIMEOUT_SECS",
+    None,
+    Seconds { min: 1, max: 3_600 },
+    "60",
+    Group::Kbs,
+    BOTH,
+    "timeout of one KBS request (auth, attest, resource; connect included): a KBS that accepts connections but never answers fails after this; attestation with a remote verifier can take seconds, so keep it well above the usual attest time (doctor's probe waits at most 10 s)",);
     /// `CDH_ADDR`.
     CDH_ADDR: Url = s("CDH_ADDR",
     None,
@@ -482,7 +490,7 @@ settings! {
     "false",
     Group::Danger,
     BOTH,
-    "allow the sample attester (no TEE; development only)",);
+    "allow the sample attester (no TEE; development only), with SECURE_MODEL_ATTESTER=sample; the flag is `attest`'s only: pull, verify, doctor and the init container read the variable",);
     /// `SECURE_MODEL_ALLOW_HTTP`.
     ALLOW_HTTP: Bool = s("SECURE_MODEL_ALLOW_HTTP",
     None,

@@ -158,6 +158,7 @@ fn kbs_settings(src: &Source, relax: Relaxations) -> Result<KbsSettings, Setting
     s.token_file = src.get(&r::KBS_TOKEN_FILE)?;
     s.tee_key_file = src.get(&r::KBS_TEE_KEY_FILE)?;
     s.init_data_file = src.get(&r::KBS_INITDATA)?;
+    s.timeout = src.get(&r::KBS_TIMEOUT)?;
     s.cdh_addr = src
         .get(&r::CDH_ADDR)?
         .map(|u| u.as_str().trim_end_matches('/').to_string());

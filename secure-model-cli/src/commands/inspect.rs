@@ -109,7 +109,7 @@ pub(crate) async fn run(a: InspectArgs, src: &Source) -> Res {
         recipients: kf
             .recipients
             .iter()
-            .map(|e| format!("{}:{}", e.provider, e.key_ref))
+            .map(|e| secure_model_core::keys::shown_recipient(&e.provider, &e.key_ref))
             .collect(),
         plaintext_bytes: m.total_plaintext(),
         ciphertext_bytes: m.total_ciphertext(),

@@ -73,11 +73,17 @@ impl std::fmt::Display for TeeType {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttestError {
-    /// No TEE interface was found.
-    #[error("no TEE found (probed: {probed}); set the attester explicitly, or allow `sample` for development")]
+    /// No TEE interface was found (or not the TEE asked for). The message states what was
+    /// probed; what to do depends on how the attester was chosen, so the binaries add it.
+    #[error("{}", match asked {
+        None => format!("no TEE found (probed: {probed})"),
+        Some(tee) => format!("the attester {tee} was asked for, but {probed}"),
+    })]
     NoTee {
-        /// What was probed, in order.
+        /// What was probed, in order (or what the machine attests as).
         probed: String,
+        /// The TEE asked for explicitly (`tdx`, `snp`, `cca`); `None` for auto-detection.
+        asked: Option<TeeType>,
     },
     /// The sample attester was selected but not explicitly allowed.
     #[error("the sample attester provides no security and is refused unless explicitly allowed (the sample-attester relaxation)")]
@@ -248,10 +254,12 @@ impl AttesterChoice {
                 match found {
                     Ok(a) if a.tee() == *tee => Ok(a),
                     Ok(a) => Err(AttestError::NoTee {
-                        probed: format!(
-                            "{tee} was asked for, but this machine attests as {}",
-                            a.tee()
-                        ),
+                        probed: format!("this machine attests as {}", a.tee()),
+                        asked: Some(*tee),
+                    }),
+                    Err(AttestError::NoTee { probed, .. }) => Err(AttestError::NoTee {
+                        probed: format!("no TEE was found (probed: {probed})"),
+                        asked: Some(*tee),
                     }),
                     Err(e) => Err(e),
                 }
@@ -291,6 +299,7 @@ fn detect_at(tsm_root: &Path, sev_guest: &Path) -> Result<Arc<dyn Attester>, Att
             tsm_root.display(),
             sev_guest.display()
         ),
+        asked: None,
     })
 }
 
@@ -345,6 +354,17 @@ mod tests {
         let msg = e.to_string();
         assert!(matches!(e, AttestError::NoTee { .. }), "{msg}");
         assert!(msg.contains("absent (configfs-tsm)") && msg.contains("sev-guest (SEV-SNP"));
+        // Golden: what was probed, and no advice (the binaries add advice that fits how the
+        // attester was chosen: never "allow sample" where no TEE is needed).
+        assert_eq!(
+            msg,
+            format!(
+                "no TEE found (probed: {} (configfs-tsm), {} (SEV-SNP guest device))",
+                absent.display(),
+                absent.join("sev-guest").display()
+            )
+        );
+        assert_eq!(e.class(), crate::ErrorClass::Config);
         // No configfs-tsm but a guest device: the device is used.
         let dev = dir.path().join("sev-guest");
         std::fs::write(&dev, b"").unwrap();

@@ -40,6 +40,8 @@ pub struct KbsSettings {
     pub init_data_file: Option<PathBuf>,
     /// Relaxations (sample attester, plain-HTTP KBS).
     pub relax: Relaxations,
+    /// Timeout of one KBS request (`auth`, `attest`, `resource`); `None`: 60 s.
+    pub timeout: Option<std::time::Duration>,
 }
 
 fn read(path: &std::path::Path, max: u64) -> Result<Zeroizing<Vec<u8>>, KbsError> {
@@ -74,6 +76,9 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
     let mut b = KbsClient::builder(url)
         .with_relaxations(settings.relax)
         .with_tee_key(settings.tee_key);
+    if let Some(t) = settings.timeout {
+        b = b.with_timeout(t);
+    }
     if let Some(ca) = &settings.ca_file {
         b = b.with_ca_pem(read(ca, 1024 * 1024)?.to_vec());
     }
@@ -89,11 +94,9 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
                 let what = format!("init-data file {} is not UTF-8 text", f.display());
                 b = b.with_init_data(text(read(f, MAX_INIT_DATA)?, what)?);
             }
-            let attester = settings
-                .attester
-                .build(settings.relax)
-                .map_err(KbsError::from)?;
-            b = b.with_attester(attester);
+            // Built on the first attestation: a package without a `kbs` recipient never
+            // probes the machine for a TEE.
+            b = b.with_attester_choice(settings.attester.clone(), settings.relax);
         }
         _ => {
             return Err(KbsError::Config {
@@ -116,7 +119,12 @@ pub fn client_from_settings(url: &str, settings: &KbsSettings) -> Result<KbsClie
 pub async fn probe_kbs(url: &str, settings: &KbsSettings) -> Result<AuthProbe, KeyError> {
     let mut b = KbsClient::builder(url)
         .with_relaxations(settings.relax)
-        .with_timeout(std::time::Duration::from_secs(10));
+        .with_timeout(
+            settings
+                .timeout
+                .unwrap_or(std::time::Duration::from_secs(10))
+                .min(std::time::Duration::from_secs(10)),
+        );
     if let Some(ca) = &settings.ca_file {
         b = b.with_ca_pem(read(ca, 1024 * 1024)?.to_vec());
     }

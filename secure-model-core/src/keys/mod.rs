@@ -25,7 +25,7 @@ use async_trait::async_trait;
 
 #[cfg(feature = "aws-kms")]
 pub use aws_kms::AwsKmsKeyProvider;
-pub use broker::{probe_kbs, BrokeredResource, KbsSettings, ResourceBroker};
+pub use broker::{client_from_settings, probe_kbs, BrokeredResource, KbsSettings, ResourceBroker};
 pub use kbs_recipient::{KbsKeyProvider, KBS};
 #[cfg(feature = "test-support")]
 pub(crate) use local::parse_kek;
@@ -154,15 +154,23 @@ pub enum KeyError {
 }
 
 impl KeyError {
-    /// The failure class: a bad specification or key file is configuration; anything else a
-    /// key failure.
+    /// The failure class: a bad specification or key file is configuration, and so is a KBS
+    /// client that cannot be set up (URL, CA bundle, files it reads) or a machine without the
+    /// TEE the attester setting asks for (no TEE found, sample attester refused); anything else
+    /// (an unreachable or refusing key service included) a key failure.
     pub fn class(&self) -> crate::ErrorClass {
         use crate::ErrorClass;
         match self {
             KeyError::InvalidSpec { .. }
             | KeyError::UnknownProvider { .. }
             | KeyError::ReadKeyFile { .. }
-            | KeyError::InvalidKeyFile { .. } => ErrorClass::Config,
+            | KeyError::InvalidKeyFile { .. }
+            | KeyError::Kbs(
+                kbs::KbsError::Config { .. }
+                | kbs::KbsError::InvalidResourcePath(_)
+                | kbs::KbsError::ReadFile { .. },
+            ) => ErrorClass::Config,
+            KeyError::Kbs(kbs::KbsError::Attest(a)) => a.class(),
             _ => ErrorClass::Key,
         }
     }
@@ -199,8 +207,19 @@ impl Recipient {
 }
 
 impl std::fmt::Display for Recipient {
+    /// `provider:key_ref`, or the key reference alone when it already begins with
+    /// `provider:` (`kbs:///repo/type/tag`, not `kbs:kbs:///repo/type/tag`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.provider, self.key_ref)
+        f.write_str(&shown_recipient(&self.provider, &self.key_ref))
+    }
+}
+
+/// How a recipient (`provider`, `key_ref`) is shown: `provider:key_ref`, or the key reference
+/// alone when it already begins with `provider:` (the `kbs` recipient's `kbs:///…`).
+pub fn shown_recipient(provider: &str, key_ref: &str) -> String {
+    match key_ref.strip_prefix(provider) {
+        Some(rest) if rest.starts_with(':') => key_ref.to_owned(),
+        _ => format!("{provider}:{key_ref}"),
     }
 }
 

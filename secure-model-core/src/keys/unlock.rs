@@ -130,7 +130,7 @@ pub(crate) async fn unlock_dek(
                 last = Some(UnlockFailure::CommitmentMismatch);
             }
             Err(e) => {
-                tracing::warn!(recipient = %provider.recipient(), error = %e, "unwrap failed");
+                tracing::warn!(recipient = %provider.recipient(), error = %crate::chain_message(&e), "unwrap failed");
                 last = Some(e.into());
             }
         }
@@ -141,7 +141,7 @@ pub(crate) async fn unlock_dek(
             available: keys
                 .recipients
                 .iter()
-                .map(|e| format!("{}:{}", e.provider, e.key_ref))
+                .map(|e| super::shown_recipient(&e.provider, &e.key_ref))
                 .collect::<Vec<_>>()
                 .join(", "),
             configured: providers

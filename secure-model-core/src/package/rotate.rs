@@ -137,7 +137,7 @@ pub async fn rewrap(
         recipients: keys
             .recipients
             .iter()
-            .map(|e| format!("{}:{}", e.provider, e.key_ref))
+            .map(|e| crate::keys::shown_recipient(&e.provider, &e.key_ref))
             .collect(),
         manifest_verified: verified,
     })

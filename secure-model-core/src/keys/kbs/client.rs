@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::binding::{report_data, TeeKeyKind, TeeKeyPair};
 use super::{KbsError, ServerErrorKind};
-use crate::attest::{Attester, TeeType};
+use crate::attest::{Attester, AttesterChoice, TeeType};
 use crate::danger::{Relaxation, Relaxations};
 use crate::jwe::{Jwe, JweError};
 use crate::keys::resource::ResourcePath;
@@ -57,11 +57,40 @@ pub struct KbsClientBuilder {
     url: String,
     ca_pem: Vec<Vec<u8>>,
     relax: Relaxations,
-    attester: Option<Arc<dyn Attester>>,
+    attester: Option<AttesterSlot>,
     key_kind: TeeKeyKind,
     passport: Option<Passport>,
     timeout: Duration,
     init_data: Option<String>,
+}
+
+/// The attester of a background-check client: given, or chosen now and built on the first
+/// attestation (so a client that is never asked for a resource never probes the machine,
+/// and a package that has no `kbs` recipient is reported as such, not as "no TEE").
+#[derive(Debug)]
+enum AttesterSlot {
+    Ready(Arc<dyn Attester>),
+    Deferred {
+        choice: AttesterChoice,
+        relax: Relaxations,
+        built: tokio::sync::OnceCell<Arc<dyn Attester>>,
+    },
+}
+
+impl AttesterSlot {
+    async fn get(&self) -> Result<Arc<dyn Attester>, KbsError> {
+        match self {
+            AttesterSlot::Ready(a) => Ok(a.clone()),
+            AttesterSlot::Deferred {
+                choice,
+                relax,
+                built,
+            } => Ok(built
+                .get_or_try_init(|| async { choice.build(*relax) })
+                .await?
+                .clone()),
+        }
+    }
 }
 
 impl KbsClientBuilder {
@@ -81,7 +110,19 @@ impl KbsClientBuilder {
 
     /// The attester that produces evidence (background-check mode).
     pub fn with_attester(mut self, attester: Arc<dyn Attester>) -> Self {
-        self.attester = Some(attester);
+        self.attester = Some(AttesterSlot::Ready(attester));
+        self
+    }
+
+    /// The attester `choice` (with `relax` for the sample attester), built when the client
+    /// first attests: a TEE that is missing is reported by the first resource request, not by
+    /// [`KbsClientBuilder::build`].
+    pub fn with_attester_choice(mut self, choice: AttesterChoice, relax: Relaxations) -> Self {
+        self.attester = Some(AttesterSlot::Deferred {
+            choice,
+            relax,
+            built: tokio::sync::OnceCell::new(),
+        });
         self
     }
 
@@ -218,7 +259,7 @@ pub struct AuthProbe {
 pub struct KbsClient {
     http: reqwest::Client,
     base: String,
-    attester: Option<Arc<dyn Attester>>,
+    attester: Option<AttesterSlot>,
     key_kind: TeeKeyKind,
     passport: Option<Passport>,
     init_data: Option<String>,
@@ -472,9 +513,14 @@ impl KbsClient {
         if let Some(p) = &self.passport {
             return self.fetch(path, Auth::Bearer(&p.token), &p.key).await;
         }
-        let attester = self.attester.as_ref().ok_or(KbsError::Config {
-            reason: "KBS client needs an attester or a passport".into(),
-        })?;
+        let attester = self
+            .attester
+            .as_ref()
+            .ok_or(KbsError::Config {
+                reason: "KBS client needs an attester or a passport".into(),
+            })?
+            .get()
+            .await?;
         let key = TeeKeyPair::generate(self.key_kind)?;
         let (nonce, cookie) = self.auth(attester.tee()).await?;
         let rd = report_data(&nonce, key.public_jwk(), "")?;

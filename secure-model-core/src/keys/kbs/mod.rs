@@ -143,3 +143,16 @@ pub enum KbsError {
         source: std::io::Error,
     },
 }
+
+impl KbsError {
+    /// Whether a request got no answer in time (the client's per-request timeout).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, KbsError::Http { source, .. } if source.is_timeout())
+    }
+
+    /// Whether the KBS could not be reached at all: the name does not resolve, the
+    /// connection is refused or fails, or TLS cannot be set up.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KbsError::Http { source, .. } if source.is_connect() && !source.is_timeout())
+    }
+}
