@@ -4,8 +4,9 @@ cache: origin bytes and wall time for the first and the later pulls; a pull from
 vs a plain `cp` of the same ciphertext bytes into tmpfs. Prints one markdown table with the
 ratios and the issue's targets (met / MISSED), measured in the same run.
 
-Origin bytes are what the WAN proxy sent to its clients (`wchar` of /proc/<pid>/io), so they
-count every response byte of the store: data objects, manifest, keys file, headers."""
+Origin bytes are what the store (s3rver) wrote to its sockets during each pull (`wchar` of
+/proc/<pid>/io of its process tree), so they count every response byte: data objects,
+manifest, keys file, headers."""
 
 import argparse
 import json
@@ -25,10 +26,17 @@ MiB = pb.MiB
 
 
 def wchar(pid):
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("wchar:"):
-            return int(line.split()[1])
-    return 0
+    """Bytes the store's process tree passed to write-family calls (s3rver answers with
+    writev, which /proc/<pid>/io counts; send() would not be)."""
+    total = 0
+    for p in pb.tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/io").read_text().splitlines():
+                if line.startswith("wchar:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 class CacheBench(pb.Bench):
@@ -37,9 +45,9 @@ class CacheBench(pb.Bench):
                "--trusted-key", self.pk, "--key", f"local:{self.kek}", "--json"]
         if cache:
             cmd += ["--cache", cache]
-        before = wchar(self.wan.pid)
+        before = wchar(self.s3rver.pid)
         m = pb.measure(cmd, self.env, self.servers)
-        m.origin = wchar(self.wan.pid) - before
+        m.origin = wchar(self.s3rver.pid) - before
         m.report = json.loads(m.stdout)
         self.check_copy(self.model, dest, "pull")
         shutil.rmtree(dest, ignore_errors=True)

@@ -390,7 +390,7 @@ pub fn nginx_slice_cache(upstream: u16, slice: &str) -> Option<Server> {
         "proxy_cache_path {d}/cache levels=1:2 keys_zone=models:10m max_size=10g inactive=1d use_temp_path=off;",
         &format!(
             "location / {{ slice {slice}; proxy_cache models; proxy_cache_key $uri$is_args$args$slice_range; \
-             proxy_set_header Range $slice_range; proxy_http_version 1.1; proxy_cache_valid 200 206 1h; \
+             proxy_set_header Range $slice_range; proxy_http_version 1.1; proxy_cache_valid 200 206 1h; proxy_cache_lock on; \
              proxy_pass http://127.0.0.1:{upstream}; }}"
         ),
         None,

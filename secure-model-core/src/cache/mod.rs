@@ -161,6 +161,16 @@ pub struct NodeCache {
     counters: Counters,
 }
 
+/// How much of a cached copy is checked before it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Its size only: a pull decrypts it, and AES-GCM authenticates every byte (a copy that
+    /// fails is caught there, and the pull is retried with [`Check::Digest`]).
+    Size,
+    /// Its size and SHA-256 against the signed values (a warm, a retried pull).
+    Digest,
+}
+
 /// The outcome of looking an object up.
 pub(crate) enum Lookup {
     /// A copy whose bytes hash to the signed digest.
@@ -233,14 +243,18 @@ impl NodeCache {
         self.dir.join("objects").join(hex::encode(sha))
     }
 
-    /// Looks up the object of signed size `size` and SHA-256 `sha`, hashing a copy before
-    /// handing it out; a copy that fails is removed. Blocking.
-    pub(crate) fn lookup(&self, sha: &[u8; 32], size: u64) -> Lookup {
+    /// Looks up the object of signed size `size` and SHA-256 `sha`, checking a copy as
+    /// `check` says before handing it out; a copy that fails is removed. Blocking.
+    pub(crate) fn lookup(&self, sha: &[u8; 32], size: u64, check: Check) -> Lookup {
         let path = self.object_path(sha);
         let Ok(file) = File::open(&path) else {
             return Lookup::Miss { corrupt: false };
         };
-        if matches_digest(&file, sha, size) {
+        let ok = match check {
+            Check::Size => file.metadata().is_ok_and(|m| m.len() == size),
+            Check::Digest => matches_digest(&file, sha, size),
+        };
+        if ok {
             // Least recently used eviction goes by modification time.
             let _ = file.set_modified(SystemTime::now());
             return Lookup::Hit(file);

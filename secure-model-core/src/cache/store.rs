@@ -17,7 +17,7 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use super::{CacheReport, Counters, Fill, Lookup, NodeCache};
+use super::{CacheReport, Check, Counters, Fill, Lookup, NodeCache};
 use crate::storage::{
     ByteStream, ObjectInfo, ObjectWriter, Pressure, StorageBackend, StorageError,
 };
@@ -53,6 +53,7 @@ const CACHE_CHUNK: u64 = 1 << 20;
 pub(crate) struct CachedStore {
     origin: Arc<dyn StorageBackend>,
     cache: Arc<NodeCache>,
+    check: Check,
     objects: HashMap<String, Entry>,
     finishing: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -63,6 +64,7 @@ impl CachedStore {
         origin: Arc<dyn StorageBackend>,
         cache: Arc<NodeCache>,
         files: &[VerifiedFile],
+        check: Check,
     ) -> Self {
         let objects = files
             .iter()
@@ -79,6 +81,7 @@ impl CachedStore {
         Self {
             origin,
             cache,
+            check,
             objects,
             finishing: Arc::default(),
         }
@@ -100,6 +103,13 @@ impl CachedStore {
         self.cache.report()
     }
 
+    /// Whether any object was read from the cache.
+    pub(crate) fn had_hits(&self) -> bool {
+        self.objects
+            .values()
+            .any(|e| matches!(e.source.get(), Some(Source::Cached(_))))
+    }
+
     /// The source of a data object, deciding it at the first read; `None` for other keys.
     async fn source(&self, key: &str) -> Option<(&Entry, &Source)> {
         let entry = self.objects.get(key)?;
@@ -107,9 +117,9 @@ impl CachedStore {
             .source
             .get_or_init(|| {
                 let cache = Arc::clone(&self.cache);
-                let (sha, size) = (entry.sha, entry.size);
+                let (sha, size, check) = (entry.sha, entry.size, self.check);
                 async move {
-                    tokio::task::spawn_blocking(move || decide(&cache, &sha, size))
+                    tokio::task::spawn_blocking(move || decide(&cache, &sha, size, check))
                         .await
                         .unwrap_or(Source::Origin)
                 }
@@ -232,8 +242,8 @@ impl CachedStore {
 }
 
 /// Looks `sha` up; on a miss starts a fill, or reads the origin alone.
-fn decide(cache: &NodeCache, sha: &[u8; 32], size: u64) -> Source {
-    match cache.lookup(sha, size) {
+fn decide(cache: &NodeCache, sha: &[u8; 32], size: u64, check: Check) -> Source {
+    match cache.lookup(sha, size, check) {
         Lookup::Hit(f) => {
             Counters::add(&cache.counters.hits, 1);
             Source::Cached(Arc::new(f))

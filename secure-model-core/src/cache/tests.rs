@@ -16,7 +16,10 @@ fn coverage_merges_out_of_order_and_overlapping_ranges() {
     assert!(fill.write_at(40, &data[40..60]));
     assert!(fill.finish());
     drop(fill);
-    assert!(matches!(cache.lookup(&sha, 100), Lookup::Hit(_)));
+    assert!(matches!(
+        cache.lookup(&sha, 100, Check::Digest),
+        Lookup::Hit(_)
+    ));
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0
@@ -34,7 +37,7 @@ fn a_fill_of_other_bytes_is_never_published() {
     assert!(fill.is_broken());
     drop(fill);
     assert!(matches!(
-        cache.lookup(&sha, 12),
+        cache.lookup(&sha, 12, Check::Digest),
         Lookup::Miss { corrupt: false }
     ));
     assert_eq!(
@@ -68,10 +71,16 @@ fn a_corrupt_copy_is_removed_and_gc_evicts_least_recently_used() {
         f.set_modified(old - Duration::from_secs(age)).unwrap();
     }
     // Reading b makes it the most recently used.
-    assert!(matches!(cache.lookup(&b, 1000), Lookup::Hit(_)));
+    assert!(matches!(
+        cache.lookup(&b, 1000, Check::Digest),
+        Lookup::Hit(_)
+    ));
     let r = cache.gc(1500).unwrap();
     assert_eq!((r.removed, r.kept, r.kept_bytes), (2, 1, 1000));
-    assert!(matches!(cache.lookup(&b, 1000), Lookup::Hit(_)));
+    assert!(matches!(
+        cache.lookup(&b, 1000, Check::Digest),
+        Lookup::Hit(_)
+    ));
     assert!(!cache.object_path(&a).exists() && !cache.object_path(&c).exists());
     // A flipped byte: the copy is refused and removed.
     let path = cache.object_path(&b);
@@ -79,7 +88,7 @@ fn a_corrupt_copy_is_removed_and_gc_evicts_least_recently_used() {
     bytes[500] ^= 1;
     std::fs::write(&path, bytes).unwrap();
     assert!(matches!(
-        cache.lookup(&b, 1000),
+        cache.lookup(&b, 1000, Check::Digest),
         Lookup::Miss { corrupt: true }
     ));
     assert!(!path.exists());
@@ -102,6 +111,6 @@ fn a_read_only_cache_serves_hits_and_never_fills() {
         max_bytes: None,
         counters: Counters::default(),
     };
-    assert!(matches!(ro.lookup(&sha, 64), Lookup::Hit(_)));
+    assert!(matches!(ro.lookup(&sha, 64, Check::Digest), Lookup::Hit(_)));
     assert!(ro.begin_fill(&[0u8; 32], 1).is_none());
 }

@@ -399,6 +399,11 @@ pub enum Prepared {
 }
 
 impl Staging {
+    /// The destination directory.
+    pub(crate) fn dest(&self) -> &Path {
+        &self.dest
+    }
+
     /// [`Staging::create`] on the blocking pool.
     ///
     /// # Errors

@@ -36,7 +36,7 @@ pub use pull_plan::{PullPlan, StagedPlan};
 pub use reader::{LoadedModel, PackageReader};
 pub use warm::WarmReport;
 
-use crate::cache::{CacheConfig, CacheReport, CachedStore, NodeCache};
+use crate::cache::{CacheConfig, CacheReport, CachedStore, Check, NodeCache};
 use crate::crypto::CryptoError;
 use crate::danger::Relaxations;
 use crate::format::{KeysFile, Limits, KEYS_OBJECT, MANIFEST_OBJECT};
@@ -489,12 +489,80 @@ impl Loader {
         }
     }
 
-    /// The node cache in front of `store` for `files`, when one is configured and usable (an
-    /// unusable cache is logged and skipped: the origin is always there).
+    /// Decrypts every file of `unlocked` into `staging`, through the node cache when one is
+    /// configured. Cached copies are first used after a size check only (decryption
+    /// authenticates every byte); if that pull fails an integrity check, it is retried once
+    /// in a fresh staging directory with every cached copy hashed to its signed digest first,
+    /// which removes and refetches a corrupt one (the cache is repaired).
+    async fn fetch_staged(
+        &self,
+        store: &Arc<dyn StorageBackend>,
+        unlocked: &Arc<UnlockedManifest>,
+        staging: Staging,
+        phases: &mut PhaseTimings,
+    ) -> Result<(Staging, TransferStats, Option<CacheReport>), LoadError> {
+        let files = unlocked.manifest().files().to_vec();
+        let dest = staging.dest().to_path_buf();
+        let mut staging = Some(staging);
+        for check in [Check::Size, Check::Digest] {
+            let fresh = match staging.take() {
+                Some(s) => s,
+                None => self.restage(&dest, unlocked).await?,
+            };
+            let (fresh, work) = fresh.file_sinks(files.clone()).await?;
+            let cached = self.cached(store, &files, check);
+            let source = cached.as_ref().map_or_else(
+                || Arc::clone(store),
+                |c| Arc::clone(c) as Arc<dyn StorageBackend>,
+            );
+            match self.decrypt_into(&source, unlocked, work, phases).await {
+                Ok((_, transfer)) => {
+                    let report = match &cached {
+                        Some(c) => Some(c.settle().await),
+                        None => None,
+                    };
+                    return Ok((fresh, transfer, report));
+                }
+                Err(e)
+                    if check == Check::Size
+                        && e.class() == ErrorClass::Integrity
+                        && cached.as_ref().is_some_and(|c| c.had_hits()) =>
+                {
+                    tracing::warn!(error = %crate::chain_message(&e), "a pull that read the node cache failed an integrity check: retrying with every cached object hashed to its signed digest first (a corrupt copy is removed and read from the origin)");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(LoadError::Internal {
+            what: "the cache retry ended without a result",
+        })
+    }
+
+    /// A fresh staging directory in `dest` for `unlocked`'s files, after a failed attempt
+    /// removed the first.
+    async fn restage(
+        &self,
+        dest: &Path,
+        unlocked: &UnlockedManifest,
+    ) -> Result<Staging, LoadError> {
+        let m = unlocked.manifest();
+        let paths = m.files().iter().map(|f| f.model_path().clone()).collect();
+        match Staging::prepare_publication(dest, paths, *m.digest(), self.options.relax).await? {
+            Prepared::Staged(s) => Ok(s),
+            Prepared::AlreadyPublished(_) => Err(LoadError::Internal {
+                what: "the destination was published during a retry",
+            }),
+        }
+    }
+
+    /// The node cache in front of `store` for `files`, checking copies as `check` says, when
+    /// one is configured and usable (an unusable cache is logged and skipped: the origin is
+    /// always there).
     fn cached(
         &self,
         store: &Arc<dyn StorageBackend>,
         files: &[VerifiedFile],
+        check: Check,
     ) -> Option<Arc<CachedStore>> {
         let config = self.options.cache.as_ref()?;
         match NodeCache::open(config) {
@@ -502,6 +570,7 @@ impl Loader {
                 Arc::clone(store),
                 Arc::new(cache),
                 files,
+                check,
             ))),
             Err(e) => {
                 tracing::warn!(error = %crate::chain_message(&e), "the node cache cannot be used; reading the origin");
@@ -673,21 +742,9 @@ impl Loader {
         let (unlocked, recipient) = self
             .unlock_timed(store.as_ref(), manifest, &mut phases)
             .await?;
-        let (staging, work) = staging
-            .file_sinks(unlocked.manifest().files().to_vec())
+        let (staging, transfer, cache) = self
+            .fetch_staged(&store, &unlocked, staging, &mut phases)
             .await?;
-        let cached = self.cached(&store, unlocked.manifest().files());
-        let source = cached.as_ref().map_or_else(
-            || Arc::clone(&store),
-            |c| Arc::clone(c) as Arc<dyn StorageBackend>,
-        );
-        let (_, transfer) = self
-            .decrypt_into(&source, &unlocked, work, &mut phases)
-            .await?;
-        let cache = match &cached {
-            Some(c) => Some(c.settle().await),
-            None => None,
-        };
         let mut report = pull_report(
             unlocked.manifest(),
             recipient,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::fetch::{check_object_size, get_range_retrying};
 use super::ranges::chunks;
 use super::{LoadError, Loader};
-use crate::cache::{Fill, Lookup, NodeCache};
+use crate::cache::{Check, Fill, Lookup, NodeCache};
 use crate::storage::StorageBackend;
 use crate::verify::VerifiedFile;
 
@@ -85,7 +85,7 @@ async fn fill_all(
             *f.ciphertext_sha256(),
             f.ciphertext_size(),
         );
-        let fill = blocking(move || match c.lookup(&sha, size) {
+        let fill = blocking(move || match c.lookup(&sha, size, Check::Digest) {
             Lookup::Hit(_) => None,
             Lookup::Miss { .. } => Some(c.begin_fill(&sha, size)),
         })

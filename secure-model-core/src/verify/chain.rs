@@ -43,19 +43,19 @@ pub enum ChainError {
         reason: String,
     },
     /// The leaf's validity period ended before the verification time.
-    #[error("leaf certificate {subject} expired at {not_after} (unix seconds)")]
+    #[error("leaf certificate {subject} expired at {}", rfc3339(*not_after))]
     Expired {
         /// Leaf subject (RFC 4514).
         subject: String,
-        /// `notAfter`, unix seconds.
+        /// `notAfter`, unix seconds (shown as RFC 3339).
         not_after: u64,
     },
     /// The leaf's validity period starts after the verification time.
-    #[error("leaf certificate {subject} is not valid before {not_before} (unix seconds)")]
+    #[error("leaf certificate {subject} is not valid before {}", rfc3339(*not_before))]
     NotYetValid {
         /// Leaf subject (RFC 4514).
         subject: String,
-        /// `notBefore`, unix seconds.
+        /// `notBefore`, unix seconds (shown as RFC 3339).
         not_before: u64,
     },
     /// The leaf may not sign code: its key usage lacks digitalSignature, its extended key
@@ -111,6 +111,25 @@ pub enum ChainError {
         /// webpki's error.
         reason: String,
     },
+}
+
+/// `secs` since the Unix epoch as an RFC 3339 UTC time (`2025-01-01T00:00:00Z`), by the
+/// days-to-civil-date algorithm of the proleptic Gregorian calendar (H. Hinnant).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3_600, (rem % 3_600) / 60, rem % 60);
+    // Shift the epoch to 0000-03-01 so that leap days end a 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 /// The leaf's key, by curve, as the SEC1 point from its SPKI.
@@ -372,6 +391,10 @@ fn classify(e: webpki::Error, leaf: &Certificate, rest: &[Vec<u8>], roots: &Root
             ChainError::UnsupportedAlgorithm
         }
         W::PathLenConstraintViolated | W::MaximumPathDepthExceeded => ChainError::PathLength,
+        W::CaUsedAsEndEntity => ChainError::Usage {
+            subject: leaf.tbs_certificate.subject.to_string(),
+            reason: "it is a CA certificate (basic constraints CA:TRUE); models are signed with an end-entity certificate issued by the CA",
+        },
         W::RequiredEkuNotFound | W::RequiredEkuNotFoundContext(_) => ChainError::Usage {
             subject: "an intermediate of the chain".into(),
             reason: "extended key usage lacks codeSigning",
@@ -529,3 +552,20 @@ static ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
     &P521_SHA384,
     &P521_SHA512,
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known_answers() {
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_577_923_200, "2020-01-02T00:00:00Z"),
+            (1_735_689_599, "2024-12-31T23:59:59Z"),
+            (4_102_444_800, "2100-01-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(super::rfc3339(secs), want, "{secs}");
+        }
+    }
+}
