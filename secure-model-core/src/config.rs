@@ -200,12 +200,13 @@ pub fn load_trusted_keys<P: AsRef<Path>>(paths: &[P]) -> Result<TrustedKeys, cra
     let mut keys = TrustedKeys::new();
     for p in paths {
         let p = p.as_ref();
-        let text =
-            std::fs::read_to_string(p).map_err(|source| crate::keys::KeyError::ReadKeyFile {
-                path: p.display().to_string(),
-                source,
-            })?;
-        let set = TrustedKeys::from_pem_bundle(&text).map_err(|e| VerifyError::InvalidPolicy {
+        let bytes = std::fs::read(p).map_err(|source| crate::keys::KeyError::ReadKeyFile {
+            path: p.display().to_string(),
+            source,
+        })?;
+        // Binary content (a KEK file given by mistake) is "not PEM", with its pointer.
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let set = TrustedKeys::from_pem_bundle(text).map_err(|e| VerifyError::InvalidPolicy {
             reason: format!("trusted key file {}: {e}", p.display()),
         })?;
         for k in set.keys() {

@@ -197,6 +197,10 @@ async fn each_chain_fault_is_refused_with_its_own_error() {
         refusal(verify_manifest(bytes, &policy(pki, root), &limits, None).unwrap_err())
     };
     let (b, _) = our_package(pki, work.path(), "leaf-expired", &["inter.pem"]).await;
+    assert_eq!(
+        check(&b, "root").to_string(),
+        "leaf certificate CN=leaf-expired,O=secure-model test expired at 2020-01-02T00:00:00Z"
+    );
     assert!(
         matches!(
             check(&b, "root"),
@@ -230,6 +234,21 @@ async fn each_chain_fault_is_refused_with_its_own_error() {
             "{leaf}: {r}"
         );
     }
+    // Golden messages: a CA certificate as the leaf, a key-encipherment leaf, an expiry
+    // time in RFC 3339 (above).
+    let (b, _) = our_package(pki, work.path(), "leaf-ca", &["inter.pem"]).await;
+    assert_eq!(
+        check(&b, "root").to_string(),
+        "leaf certificate CN=leaf-ca,O=secure-model test may not sign models: it is a CA \
+         certificate (basic constraints CA:TRUE); models are signed with an end-entity \
+         certificate issued by the CA"
+    );
+    let (b, _) = our_package(pki, work.path(), "leaf-keyenc", &["inter.pem"]).await;
+    assert_eq!(
+        check(&b, "root").to_string(),
+        "leaf certificate CN=leaf-keyenc,O=secure-model test may not sign models: key usage \
+         lacks digitalSignature"
+    );
     let (b, _) = our_package(pki, work.path(), "leaf-deep", &["inter.pem", "inter2.pem"]).await;
     let r = check(&b, "root");
     assert!(

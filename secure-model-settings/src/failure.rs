@@ -170,6 +170,12 @@ fn relaxation_hint(e: &secure_model_core::Error) -> Option<&'static str> {
         StorageError::Relaxation { .. } => Some(
             "give the store's CA instead (AWS_CA_BUNDLE, GCS_CA_BUNDLE, AZURE_CA_BUNDLE or SECURE_MODEL_CA_BUNDLE)",
         ),
+        StorageError::NotFound { key, .. } if key == "manifest.sig" => Some(
+            "no package at this location: a package is what `secure-model pack` wrote there (manifest.sig, keys.json, data/); check the path or URI (`secure-model inspect LOCATION` lists one); a plain model directory signed by model_signing is checked with `verify-signature`",
+        ),
+        StorageError::InvalidLocation { reason, .. } if reason.starts_with("cannot open package directory") => Some(
+            "no package at this location: a package is the directory `secure-model pack` wrote (manifest.sig, keys.json, data/); check the path",
+        ),
         StorageError::NoResponse { .. } => Some(
             "the store accepted the request but did not answer; if it is just slow, raise SECURE_MODEL_STORAGE_FIRST_BYTE_TIMEOUT_SECS",
         ),
@@ -327,6 +333,9 @@ impl From<crate::trust::TrustError> for Failure {
     fn from(e: crate::trust::TrustError) -> Self {
         match e {
             crate::trust::TrustError::Load(c) => c.into(),
+            e @ crate::trust::TrustError::NoSigner { .. } => Self::config(secure_model_core::chain_message(&e)).with_hint(
+                "trust the publisher's public key (the signing-key.pub.pem `secure-model keygen` wrote next to the signing key) with --trusted-key; every option has a variable too: SECURE_MODEL_TRUSTED_KEYS, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER, SECURE_MODEL_TRUST_POLICY (`secure-model settings`, docs/signing.md)",
+            ),
             other => Self::config(secure_model_core::chain_message(&other)),
         }
     }

@@ -8,6 +8,8 @@ Usage: test_pki.py OUTDIR. Writes PEM certificates and PKCS#8 keys, freshly gene
   leaf-noeku    KU digitalSignature only
   leaf-nosign   KU keyAgreement, EKU serverAuth (upstream refuses it)
   leaf-serverauth  KU digitalSignature, EKU serverAuth (upstream accepts it; we refuse it)
+  leaf-keyenc   KU keyEncipherment (no digitalSignature), EKU codeSigning (we refuse it)
+  leaf-ca       KU digitalSignature, EKU codeSigning, but basic constraints CA:TRUE (we refuse it)
   leaf-expired  valid 2020-01-01..02 under inter
   other-root    an unrelated CA ("Other Root CA")
   fake-root     a CA with root's name and another key
@@ -36,8 +38,8 @@ def name(cn):
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def ku(sign=False, agree=False, ca=False):
-    return x509.KeyUsage(sign, False, False, False, agree, ca, ca, False, False)
+def ku(sign=False, agree=False, ca=False, encipher=False):
+    return x509.KeyUsage(sign, False, encipher, False, agree, ca, ca, False, False)
 
 
 def save(stem, cert, key):
@@ -71,9 +73,9 @@ def ca(stem, cn, issuer=None, pathlen=None, h=hashes.SHA384()):
 
 
 def leaf(stem, issuer, curve=ec.SECP256R1(), usage=ku(sign=True),
-         eku=(ExtendedKeyUsageOID.CODE_SIGNING,), nb=None, na=None):
+         eku=(ExtendedKeyUsageOID.CODE_SIGNING,), nb=None, na=None, is_ca=False):
     key = ec.generate_private_key(curve)
-    cert = issue(name(stem), key, issuer[0].subject, issuer[1], ca=False, usage=usage,
+    cert = issue(name(stem), key, issuer[0].subject, issuer[1], ca=is_ca, usage=usage,
                  eku=list(eku) if eku else None, san="model-signer@example.com",
                  nb=nb or NOW - dt.timedelta(hours=1), na=na or NOW + dt.timedelta(days=30))
     save(stem, cert, key)
@@ -87,6 +89,8 @@ leaf("leaf-p521", inter, curve=ec.SECP521R1())
 leaf("leaf-noeku", inter, eku=None)
 leaf("leaf-nosign", inter, usage=ku(agree=True), eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
 leaf("leaf-serverauth", inter, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+leaf("leaf-keyenc", inter, usage=ku(encipher=True))
+leaf("leaf-ca", inter, is_ca=True)
 leaf("leaf-expired", inter, nb=dt.datetime(2020, 1, 1, tzinfo=UTC), na=dt.datetime(2020, 1, 2, tzinfo=UTC))
 ca("other-root", "Other Root CA")
 ca("fake-root", "Test Root CA")

@@ -45,6 +45,10 @@ pub(crate) fn keygen_into(dir: &Path) -> Result<KeygenReport, Failure> {
             return Err(Failure::config(format!(
                 "{} already exists; refusing to overwrite a key",
                 p.display()
+            ))
+            .with_hint(format!(
+                "choose another --out directory, or move {} away first: packages wrapped for its KEK, and readers trusting its public key, still need the old keys",
+                dir.display()
             )));
         }
     }

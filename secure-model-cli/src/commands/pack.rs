@@ -103,10 +103,11 @@ fn hashing(a: &PackArgs) -> Result<Hashing, Failure> {
 
 /// Reads a PKCS#8 PEM signing key.
 pub(crate) fn read_signing_key(path: &Path) -> Result<SigningKey, Failure> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
         Failure::config(format!("cannot read signing key {}: {e}", path.display()))
     })?);
-    SigningKey::from_pem(&text)
+    // Binary content (a KEK file given by mistake) is "not PEM", with its pointer.
+    SigningKey::from_pem(std::str::from_utf8(&bytes).unwrap_or_default())
         .map_err(|e| Failure::config(format!("signing key {}: {e}", path.display())))
 }
 

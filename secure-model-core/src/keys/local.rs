@@ -57,19 +57,36 @@ pub(super) fn read_kek_file(path: &std::path::Path) -> Result<Kek, KeyError> {
         path: shown.clone(),
         source,
     })?;
-    if meta.len() > 128 {
+    // At most 129 bytes are read: enough for every encoding and to see a PEM label.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(129));
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 129), &mut bytes))
+        .map_err(|source| KeyError::ReadKeyFile {
+            path: shown.clone(),
+            source,
+        })?;
+    let len = meta.len();
+    // A PEM where a KEK belongs is a signing or public key given by mistake: say so (the
+    // label is not secret; nothing else of the file is shown).
+    if bytes.starts_with(b"-----BEGIN ") {
         return Err(KeyError::InvalidKeyFile {
-                path: shown,
-                reason: "larger than any KEK encoding (expected 32 raw bytes, 64 hex or 44 base64 characters)",
-            });
+            path: shown,
+            len,
+            reason: "this is a PEM key (a signing or public key), not a KEK: a local KEK is the \
+                     32-byte kek.bin `secure-model keygen` writes (or 64 hex / 44 base64 characters)",
+        });
     }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::ReadKeyFile {
-        path: shown.clone(),
-        source,
-    })?);
+    if bytes.len() > 128 {
+        return Err(KeyError::InvalidKeyFile {
+            path: shown,
+            len,
+            reason: "larger than any KEK encoding (expected 32 raw bytes, 64 hex or 44 base64 characters)",
+        });
+    }
     let kek = parse_kek(&bytes).ok_or(KeyError::InvalidKeyFile {
         path: shown,
-        reason: "expected 32 raw bytes, 64 hex or 44 base64 characters",
+        len,
+        reason: "expected 32 raw bytes, 64 hex or 44 base64 characters (the kek.bin `secure-model keygen` writes)",
     })?;
     Ok(kek)
 }

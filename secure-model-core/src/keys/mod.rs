@@ -57,10 +57,12 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// A key file has the wrong content.
-    #[error("key file {path}: {reason}")]
+    #[error("key file {path} ({len} bytes): {reason}")]
     InvalidKeyFile {
         /// Path.
         path: String,
+        /// The file's length.
+        len: u64,
         /// Why (never key bytes).
         reason: &'static str,
     },

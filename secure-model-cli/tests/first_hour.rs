@@ -1,0 +1,262 @@
+//! The first failures of a new user (issue 24, item 5), pinned as golden `error:` and `hint:`
+//! lines with their exit codes: no trusted signer, a KEK file of the wrong length or a PEM in
+//! its place, key files swapped (signing key as trusted key, KEK as trusted or signing key), a
+//! location without a package, keygen over existing keys, and a certificate identity without
+//! roots.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step should fail the test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use secure_model_testkit::{example_model, shm_dir, testdata};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SECURE_MODEL_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The `error:` and `hint:` lines (empty when absent).
+fn error_and_hint(o: &Output) -> (String, String) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = |prefix: &str| {
+        err.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (line("error: "), line("hint: "))
+}
+
+/// A work directory (the current directory of the runs) with `keys/` and a package `pkg`.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Self {
+        let w = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let o = w.run(&["keygen", "--out", "keys"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let model = example_model();
+        let o = w.run(&[
+            "pack",
+            s(&model),
+            "pkg",
+            "--signing-key",
+            "keys/signing-key.pem",
+            "--recipient",
+            "local:keys/kek.bin",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        w
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        bin()
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `pull SRC DEST` with these extra arguments.
+    fn pull(&self, src: &str, extra: &[&str]) -> Output {
+        let dest = shm_dir();
+        let d = dest.path().join("m");
+        let mut args = vec!["pull", src, s(&d)];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+#[test]
+fn no_trusted_signer_names_the_flag_and_the_variables() {
+    let w = Work::new();
+    let o = w.pull("pkg", &["--key", "local:keys/kek.bin"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let (error, hint) = error_and_hint(&o);
+    assert_eq!(
+        error,
+        "no trusted signer: give --trusted-key or SECURE_MODEL_TRUSTED_KEYS_PEM (public keys), --trusted-cert-roots or SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM (certificate roots), --sigstore-identity (or --sigstore-identity-regex) with --sigstore-issuer (Sigstore keyless) or --trust-policy (a policy file)"
+    );
+    assert_eq!(
+        hint,
+        "trust the publisher's public key (the signing-key.pub.pem `secure-model keygen` wrote next to the signing key) with --trusted-key; every option has a variable too: SECURE_MODEL_TRUSTED_KEYS, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER, SECURE_MODEL_TRUST_POLICY (`secure-model settings`, docs/signing.md)"
+    );
+}
+
+#[test]
+fn kek_files_of_the_wrong_length_or_kind_are_named() {
+    let w = Work::new();
+    std::fs::write(w.p("short.bin"), [7u8; 16]).unwrap();
+    let trusted = ["--trusted-key", "keys/signing-key.pub.pem"];
+    let o = w.pull(
+        "pkg",
+        &[&trusted[..], &["--key", "local:short.bin"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o).0,
+        "key file short.bin (16 bytes): expected 32 raw bytes, 64 hex or 44 base64 characters (the kek.bin `secure-model keygen` writes)"
+    );
+    // The signing key where the KEK belongs.
+    let o = w.pull(
+        "pkg",
+        &[&trusted[..], &["--key", "local:keys/signing-key.pem"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let (error, _) = error_and_hint(&o);
+    assert!(
+        error.starts_with("key file keys/signing-key.pem (")
+            && error.ends_with(" bytes): this is a PEM key (a signing or public key), not a KEK: a local KEK is the 32-byte kek.bin `secure-model keygen` writes (or 64 hex / 44 base64 characters)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn swapped_key_files_point_to_the_right_one() {
+    let w = Work::new();
+    let key = ["--key", "local:keys/kek.bin"];
+    // The signing key as the trusted key.
+    let o = w.pull(
+        "pkg",
+        &[&["--trusted-key", "keys/signing-key.pem"][..], &key].concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o).0,
+        "invalid trust policy: trusted key file keys/signing-key.pem: invalid public key: this is a private (signing) key; a trusted key is the public key next to it (`keygen` writes signing-key.pub.pem; `openssl pkey -pubout` derives it)"
+    );
+    // The KEK as the trusted key.
+    let o = w.pull(
+        "pkg",
+        &[&["--trusted-key", "keys/kek.bin"][..], &key].concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o).0,
+        "invalid trust policy: trusted key file keys/kek.bin: invalid public key: not PEM (a trusted key is a '-----BEGIN PUBLIC KEY-----' file; a 32-byte KEK such as kek.bin goes to --key local:FILE)"
+    );
+    // The KEK and the public key as the signing key.
+    let model = example_model();
+    for (file, want) in [
+        (
+            "keys/kek.bin",
+            "signing key keys/kek.bin: invalid signing key: not PEM (a signing key is the PKCS#8 'PRIVATE KEY' file `keygen` writes, signing-key.pem)",
+        ),
+        (
+            "keys/signing-key.pub.pem",
+            "signing key keys/signing-key.pub.pem: invalid signing key: this is a public key (a trusted key for readers); the signing key is the 'PRIVATE KEY' file next to it (`keygen` writes signing-key.pem)",
+        ),
+    ] {
+        let o = w.run(&[
+            "pack",
+            s(&model),
+            "pkg2",
+            "--signing-key",
+            file,
+            "--recipient",
+            "local:keys/kek.bin",
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        assert_eq!(error_and_hint(&o).0, want);
+    }
+}
+
+#[test]
+fn a_location_without_a_package_says_so() {
+    let w = Work::new();
+    let args = [
+        "--trusted-key",
+        "keys/signing-key.pub.pem",
+        "--key",
+        "local:keys/kek.bin",
+    ];
+    // A directory that does not exist: configuration.
+    let o = w.pull("nopkg", &args);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o),
+        (
+            "invalid package location \"nopkg\": cannot open package directory: No such file or directory (os error 2)".to_string(),
+            "no package at this location: a package is the directory `secure-model pack` wrote (manifest.sig, keys.json, data/); check the path".to_string()
+        )
+    );
+    // A directory without manifest.sig (a plain model): storage, with the same pointer.
+    let o = w.pull(s(&example_model()), &args);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let (error, hint) = error_and_hint(&o);
+    assert!(
+        error.starts_with("object manifest.sig not found in file://"),
+        "{error}"
+    );
+    assert_eq!(
+        hint,
+        "no package at this location: a package is what `secure-model pack` wrote there (manifest.sig, keys.json, data/); check the path or URI (`secure-model inspect LOCATION` lists one); a plain model directory signed by model_signing is checked with `verify-signature`"
+    );
+}
+
+#[test]
+fn keygen_never_overwrites_and_says_what_to_do() {
+    let w = Work::new();
+    let before = std::fs::read(w.p("keys/kek.bin")).unwrap();
+    let o = w.run(&["keygen", "--out", "keys"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o),
+        (
+            "keys/kek.bin already exists; refusing to overwrite a key".to_string(),
+            "choose another --out directory, or move keys away first: packages wrapped for its KEK, and readers trusting its public key, still need the old keys".to_string()
+        )
+    );
+    assert_eq!(std::fs::read(w.p("keys/kek.bin")).unwrap(), before);
+}
+
+#[test]
+fn a_certificate_identity_without_roots_asks_for_roots() {
+    let o = bin()
+        .args([
+            "verify-signature",
+            s(&example_model()),
+            "--signature",
+            s(&testdata("model-signing/tiny-model.sig")),
+            "--trusted-cert-identity",
+            "signer@example.com",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o).0,
+        "--trusted-cert-subject / --trusted-cert-identity restrict certificate signers, but no certificate roots are given: add --trusted-cert-roots or SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM"
+    );
+}
