@@ -260,3 +260,46 @@ fn a_certificate_identity_without_roots_asks_for_roots() {
         "--trusted-cert-subject / --trusted-cert-identity restrict certificate signers, but no certificate roots are given: add --trusted-cert-roots or SECURE_MODEL_TRUSTED_CERT_ROOTS_PEM"
     );
 }
+
+/// `pull --help` shows the defaults of its tuning flags, and every flag the README's `pull`
+/// synopsis names exists (issue 24, item 7: `--range-mib` vs `--range-segments`).
+#[test]
+fn pull_help_shows_tuning_defaults_and_the_readme_names_real_flags() {
+    let o = bin().args(["pull", "--help"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let help = String::from_utf8_lossy(&o.stdout).replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (flag, default) in [
+        ("--range-segments", "8"),
+        ("--read-ahead", "32"),
+        ("--file-concurrency", "4"),
+        ("--buffer-mib", "16"),
+        ("--adaptive", "true"),
+    ] {
+        let at = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
+        let rest = &help[at..];
+        let next = rest[2..].find(" --").map_or(rest.len(), |i| i + 2);
+        assert!(
+            rest[..next].contains(&format!("[default: {default}]")),
+            "{flag}: {}",
+            &rest[..next]
+        );
+    }
+    let readme = std::fs::read_to_string(secure_model_testkit::repo().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("| `pull PKG DEST"))
+        .expect("README has the pull synopsis");
+    let synopsis = line.split('|').nth(1).unwrap();
+    for flag in synopsis
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == '`')
+        .filter(|w| w.starts_with("--"))
+    {
+        assert!(
+            help.contains(&format!("{flag} ")),
+            "README names {flag}, which pull lacks"
+        );
+    }
+}

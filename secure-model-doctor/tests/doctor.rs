@@ -122,6 +122,17 @@ async fn a_healthy_setup_passes_every_check() {
     }
     assert!(text.contains(&s.signer.verifying_key().hint()), "{text}");
     assert!(text.contains("memory-backed"), "{text}");
+    // No kbs: key: the TEE line says so and never suggests allowing the sample attester
+    // (issue 24, item 10).
+    let tee = status_of(&r, "tee");
+    assert!(
+        tee.iter().all(|c| c.status == Status::Ok
+            && c.detail
+                .starts_with("not needed (no kbs: key, no direct KBS)")
+            && !c.detail.contains("sample")
+            && c.advice.is_none()),
+        "{text}"
+    );
     // Nothing was pulled.
     assert!(!dest.path().join("m").exists());
 }
