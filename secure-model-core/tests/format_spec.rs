@@ -2,7 +2,8 @@
 //! from the document alone had to guess: the members the statement must carry (§8.1 step 11),
 //! integers (§4.5), at least one file (§8.1 step 22), the order error (§8.1 step 15), keys-file
 //! entries of other providers (§6, §8.2), the statement's JSON escapes (§4.2), the stock Tink
-//! keyset (§3) and symlinks / empty directories (§7.2).
+//! keyset (§3), symlinks / empty directories (§7.2), and which unknown members, duplicate
+//! names and `null`s are ignored or refused (§4.2).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -516,4 +517,149 @@ async fn symlinks_refused_empty_directories_dropped() {
         !o.status.success(),
         "upstream signed a model with a symlink"
     );
+}
+
+/// One edit of a JSON document.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+/// A bundle around `payload` with `change` applied to the bundle JSON (signature unchanged).
+fn bundle_edited(f: &Fixture, payload: &[u8], change: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&bundle_of(f, payload)).unwrap();
+    change(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn verify_bundle(f: &Fixture, bundle: &[u8]) -> Result<(), VerifyError> {
+    verify_manifest(bundle, &f.trusted().into(), &Limits::default(), None).map(|_| ())
+}
+
+/// The §4.2 rules an independent reader had to guess (issue 24): unknown members of every
+/// bundle object and of the subject digest are ignored; duplicate member names are refused in
+/// the bundle, the statement and the keys file; `"secure_model": null` is `secure_model`
+/// absent; a `shard_size` in files mode is ignored; an empty `recipients` array parses (and
+/// then matches no key).
+#[tokio::test]
+async fn unknown_members_duplicates_null_and_stray_members() {
+    let f = fixture().await;
+    let p = payload(&f);
+    let ignored: [(&str, Edit); 6] = [
+        (
+            "verificationMaterial",
+            Box::new(|b| b["verificationMaterial"]["x"] = Value::from(1)),
+        ),
+        (
+            "publicKey",
+            Box::new(|b| b["verificationMaterial"]["publicKey"]["x"] = Value::from(1)),
+        ),
+        (
+            "tlogEntries[]",
+            Box::new(|b| b["verificationMaterial"]["tlogEntries"] = serde_json::json!([{"x": 1}])),
+        ),
+        (
+            "dsseEnvelope",
+            Box::new(|b| b["dsseEnvelope"]["x"] = Value::from(1)),
+        ),
+        (
+            "signatures[]",
+            Box::new(|b| b["dsseEnvelope"]["signatures"][0]["x"] = Value::from(1)),
+        ),
+        ("bundle", Box::new(|b| b["x"] = Value::from(1))),
+    ];
+    for (name, change) in ignored {
+        verify_bundle(&f, &bundle_edited(&f, &p, change))
+            .unwrap_or_else(|e| panic!("unknown member of {name}: {e:?}"));
+    }
+    for (name, change) in [
+        (
+            "subject digest",
+            Box::new(|v: &mut Value| v["subject"][0]["digest"]["sha512"] = Value::from("00"))
+                as Edit,
+        ),
+        (
+            "subject",
+            Box::new(|v| v["subject"][0]["x"] = Value::from(1)),
+        ),
+        (
+            "files-mode shard_size",
+            Box::new(|v| v["predicate"]["serialization"]["shard_size"] = Value::from(1_048_576)),
+        ),
+        (
+            "files-mode shard_size null",
+            Box::new(|v| v["predicate"]["serialization"]["shard_size"] = Value::Null),
+        ),
+    ] {
+        verify(&f, &edited(&f, change)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+    // null: absent for publicKey.hint and files-mode shard_size (above), a wrong type
+    // elsewhere.
+    verify_bundle(
+        &f,
+        &bundle_edited(&f, &p, |b| {
+            b["verificationMaterial"]["publicKey"]["hint"] = Value::Null
+        }),
+    )
+    .unwrap();
+    for ptr in [
+        "/dsseEnvelope/signatures/0/keyid",
+        "/verificationMaterial/tlogEntries",
+        "/mediaType",
+    ] {
+        let r = verify_bundle(
+            &f,
+            &bundle_edited(&f, &p, |b| *b.pointer_mut(ptr).unwrap() = Value::Null),
+        );
+        assert!(is_malformed(r), "{ptr}");
+    }
+    for ptr in [
+        "/predicate/serialization/allow_symlinks",
+        "/predicate/serialization/ignore_paths",
+        "/subject/0/name",
+    ] {
+        let r = verify(
+            &f,
+            &edited(&f, |v| *v.pointer_mut(ptr).unwrap() = Value::Null),
+        );
+        assert!(is_malformed(r), "{ptr}");
+    }
+    // "secure_model": null is secure_model absent: not a package.
+    let e = verify(
+        &f,
+        &edited(&f, |v| v["predicate"]["secure_model"] = Value::Null),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::Format(FormatError::InvalidField { field, .. }) if field == "predicate.secure_model"
+        ),
+        "{e:?}"
+    );
+    // Duplicate member names: Malformed, in the statement (top level and secure_model), the
+    // bundle and the keys file.
+    let text = String::from_utf8(p.clone()).unwrap();
+    for dup in [
+        text.replacen('{', "{\"_type\": \"x\",", 1),
+        text.replacen("\"format\"", "\"format\": \"x\", \"format\"", 1),
+    ] {
+        assert!(is_malformed(verify(&f, dup.as_bytes())), "{dup}");
+    }
+    let bundle = String::from_utf8(bundle_of(&f, &p)).unwrap();
+    assert!(is_malformed(verify_bundle(
+        &f,
+        bundle.replacen('{', "{\"mediaType\":\"x\",", 1).as_bytes()
+    )));
+    let model_id = "00112233445566778899aabbccddeeff";
+    let dup = format!("{{\"format\":\"secure-model-keys/v1\",\"format\":\"secure-model-keys/v1\",\"model_id\":\"{model_id}\",\"recipients\":[]}}");
+    assert!(matches!(
+        KeysFile::parse(dup.as_bytes(), &Limits::default()),
+        Err(FormatError::Malformed { .. })
+    ));
+    // An empty recipients array is a well-formed keys file (writers never write one).
+    let empty = format!(
+        "{{\"format\":\"secure-model-keys/v1\",\"model_id\":\"{model_id}\",\"recipients\":[]}}"
+    );
+    assert!(KeysFile::parse(empty.as_bytes(), &Limits::default())
+        .unwrap()
+        .recipients
+        .is_empty());
 }

@@ -368,3 +368,18 @@ async fn subject_identity_signature_and_material_are_checked() {
         "{msg}"
     );
 }
+
+/// FORMAT.md §4.2.2: every certificate of the trusted-roots file is a trust anchor, an
+/// intermediate CA too: a chain that reaches it is accepted without the root above it
+/// (upstream `model_signing` refuses this; documented, not an accident).
+#[tokio::test]
+async fn an_intermediate_in_the_roots_file_is_a_trust_anchor() {
+    let Some(pki) = pki() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let limits = Limits::default();
+    for chain in [&["inter.pem"][..], &[]] {
+        let (b, _) = our_package(pki, work.path(), "leaf-p256", chain).await;
+        verify_manifest(&b, &policy(pki, "inter"), &limits, None)
+            .unwrap_or_else(|e| panic!("chain {chain:?}: {e}"));
+    }
+}

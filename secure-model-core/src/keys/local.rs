@@ -167,6 +167,19 @@ mod tests {
         assert_eq!(a.expose_secret(), c.expose_secret());
         assert!(parse_kek(&[0u8; 31]).is_none());
         assert!(parse_kek(b"zz").is_none());
+        // FORMAT.md §6.2: one trailing \n, then one trailing \r, are removed: "\n", "\r\n"
+        // and a lone "\r" end a text KEK; "\n\r", "\n\n" and "\r\r" do not.
+        let hex = hex::encode(raw);
+        for end in ["\n", "\r\n", "\r", ""] {
+            let k = parse_kek(format!("{hex}{end}").as_bytes()).unwrap();
+            assert_eq!(k.expose_secret(), a.expose_secret(), "{end:?}");
+        }
+        for end in ["\n\r", "\n\n", "\r\r", " "] {
+            assert!(
+                parse_kek(format!("{hex}{end}").as_bytes()).is_none(),
+                "{end:?}"
+            );
+        }
     }
 
     #[tokio::test]
