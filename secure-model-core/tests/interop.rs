@@ -380,55 +380,64 @@ fn upstream_p384_and_p521_key_signatures_verify_with_ours() {
     }
 }
 
-/// The other direction: a package we sign with a P-384 key (`pack --signing-key`) verifies with
-/// the upstream API once pulled, and a changed file makes upstream refuse.
+/// The other direction: packages we sign with P-384 and P-521 keys (`pack --signing-key`)
+/// verify with the upstream API once pulled, and a changed file makes upstream refuse.
 #[tokio::test]
-async fn our_p384_signed_package_verifies_with_the_upstream_api() {
+async fn our_p384_and_p521_signed_packages_verify_with_the_upstream_api() {
     let Some(py) = common::python() else { return };
     let key_dir = common::testdata("model-signing/keys");
-    let signer = secure_model_core::verify::SigningKey::from_pem(
-        &std::fs::read_to_string(key_dir.join("ec-p384-private.pem")).unwrap(),
-    )
-    .unwrap();
-    let m = tempfile::tempdir().unwrap();
-    shard_model(m.path());
-    let work = tempfile::tempdir().unwrap();
-    let store = common::local(&work.path().join("pkg"), true);
-    let (_, provider) = common::kek_file(work.path(), "kek.bin");
-    secure_model_core::package::pack(
-        m.path(),
-        store.as_ref(),
-        &signer,
-        std::slice::from_ref(&provider),
-        &PackOptions::default(),
-    )
-    .await
-    .unwrap();
-    let dest = common::shm_dir();
-    let model = dest.path().join("model");
-    secure_model_core::loader::Loader::new(
-        TrustedKeys::new().with_key(signer.verifying_key()),
-        vec![provider],
-    )
-    .pull(store.clone(), &model)
-    .await
-    .unwrap();
-    let verify = || {
-        Command::new(&py)
-            .arg(common::repo().join("tests/py/model_signing_api.py"))
-            .arg("verify")
-            .args([
-                &model,
-                &work.path().join("pkg/manifest.sig"),
-                &key_dir.join("ec-p384-public.pem"),
-            ])
-            .output()
-            .unwrap()
-    };
-    let o = verify();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut a = std::fs::read(model.join("a.bin")).unwrap();
-    a[0] ^= 1;
-    std::fs::write(model.join("a.bin"), a).unwrap();
-    assert!(!verify().status.success(), "upstream accepted a change");
+    for curve in ["p384", "p521"] {
+        let signer = secure_model_core::verify::SigningKey::from_pem(
+            &std::fs::read_to_string(key_dir.join(format!("ec-{curve}-private.pem"))).unwrap(),
+        )
+        .unwrap();
+        let m = tempfile::tempdir().unwrap();
+        shard_model(m.path());
+        let work = tempfile::tempdir().unwrap();
+        let store = common::local(&work.path().join("pkg"), true);
+        let (_, provider) = common::kek_file(work.path(), "kek.bin");
+        secure_model_core::package::pack(
+            m.path(),
+            store.as_ref(),
+            &signer,
+            std::slice::from_ref(&provider),
+            &PackOptions::default(),
+        )
+        .await
+        .unwrap();
+        let dest = common::shm_dir();
+        let model = dest.path().join("model");
+        secure_model_core::loader::Loader::new(
+            TrustedKeys::new().with_key(signer.verifying_key()),
+            vec![provider],
+        )
+        .pull(store.clone(), &model)
+        .await
+        .unwrap();
+        let verify = || {
+            Command::new(&py)
+                .arg(common::repo().join("tests/py/model_signing_api.py"))
+                .arg("verify")
+                .args([
+                    &model,
+                    &work.path().join("pkg/manifest.sig"),
+                    &key_dir.join(format!("ec-{curve}-public.pem")),
+                ])
+                .output()
+                .unwrap()
+        };
+        let o = verify();
+        assert!(
+            o.status.success(),
+            "{curve}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut a = std::fs::read(model.join("a.bin")).unwrap();
+        a[0] ^= 1;
+        std::fs::write(model.join("a.bin"), a).unwrap();
+        assert!(
+            !verify().status.success(),
+            "{curve}: upstream accepted a change"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! ECDSA keys of the `model_signing sign key` form: PKCS#8 private keys (P-256, P-384) and SPKI
-//! public keys (P-256, P-384, P-521) in PEM.
+//! ECDSA keys of the `model_signing sign key` form: PKCS#8 private keys and SPKI public keys in
+//! PEM, on P-256, P-384 and P-521 (each with its hash: SHA-256, SHA-384, SHA-512).
 
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
@@ -66,11 +66,18 @@ impl KeyCurve {
 const NOT_SPKI: &str = "not an ECDSA P-256, P-384 or P-521 SubjectPublicKeyInfo with an \
                         uncompressed point";
 
-/// An ECDSA signing key (publisher side): P-256 (what `keygen` writes) or P-384, signing with
-/// the curve's hash. `Debug` is redacted; not `Clone`.
+/// An ECDSA signing key (publisher side): P-256 (what `keygen` writes), P-384 or P-521, signing
+/// with the curve's hash. `Debug` is redacted; not `Clone`.
 pub struct SigningKey {
-    pair: EcdsaKeyPair,
+    pair: Pair,
     curve: KeyCurve,
+}
+
+/// The key itself: ring for P-256 and P-384; RustCrypto for P-521, which ring lacks (its
+/// secret scalar is zeroized on drop).
+enum Pair {
+    Ring(EcdsaKeyPair),
+    P521(p521::ecdsa::SigningKey),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -126,8 +133,9 @@ impl SigningKey {
     }
 
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, VerifyError> {
+        use p521::pkcs8::DecodePrivateKey as _;
         let rng = SystemRandom::new();
-        [
+        let ring = [
             (KeyCurve::P256, &signature::ECDSA_P256_SHA256_ASN1_SIGNING),
             (KeyCurve::P384, &signature::ECDSA_P384_SHA384_ASN1_SIGNING),
         ]
@@ -135,12 +143,25 @@ impl SigningKey {
         .find_map(|(curve, alg)| {
             EcdsaKeyPair::from_pkcs8(alg, der, &rng)
                 .ok()
-                .map(|pair| Self { pair, curve })
-        })
-        .ok_or(VerifyError::InvalidKey {
-            what: "signing key",
-            reason: "not a PKCS#8 ECDSA P-256 or P-384 key",
-        })
+                .map(|pair| Self {
+                    pair: Pair::Ring(pair),
+                    curve,
+                })
+        });
+        if let Some(k) = ring {
+            return Ok(k);
+        }
+        p521::SecretKey::from_pkcs8_der(der)
+            .ok()
+            .and_then(|sk| p521::ecdsa::SigningKey::from_slice(&sk.to_bytes()).ok())
+            .map(|k| Self {
+                pair: Pair::P521(k),
+                curve: KeyCurve::P521,
+            })
+            .ok_or(VerifyError::InvalidKey {
+                what: "signing key",
+                reason: "not a PKCS#8 ECDSA P-256, P-384 or P-521 key",
+            })
     }
 
     /// The key's curve.
@@ -150,22 +171,37 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
+        let point = match &self.pair {
+            Pair::Ring(p) => p.public_key().as_ref().to_vec(),
+            Pair::P521(k) => p521::ecdsa::VerifyingKey::from(k)
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
+        };
         VerifyingKey {
             curve: self.curve,
-            point: self.pair.public_key().as_ref().to_vec(),
+            point,
         }
     }
 
     /// DER ECDSA signature over `msg` (hashed with the curve's hash).
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, VerifyError> {
-        let rng = SystemRandom::new();
-        self.pair
-            .sign(&rng, msg)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| VerifyError::InvalidKey {
-                what: "signing key",
-                reason: "signing failed",
-            })
+        let failed = VerifyError::InvalidKey {
+            what: "signing key",
+            reason: "signing failed",
+        };
+        match &self.pair {
+            Pair::Ring(p) => p
+                .sign(&SystemRandom::new(), msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| failed),
+            Pair::P521(k) => {
+                // SHA-512 of msg, a nonce from the operating system's RNG.
+                use p521::ecdsa::signature::Signer as _;
+                let sig: p521::ecdsa::Signature = k.try_sign(msg).map_err(|_| failed)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+        }
     }
 }
 
@@ -410,6 +446,29 @@ mod tests {
         }
         let p384 = std::fs::read_to_string(dir.join("ec-p384-public.pem")).unwrap();
         assert_eq!(VerifyingKey::from_pem(&p384).unwrap(), vk);
+    }
+
+    #[test]
+    fn p521_signs_with_sha512() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/model-signing/keys");
+        let sk = SigningKey::from_pem(
+            &std::fs::read_to_string(dir.join("ec-p521-private.pem")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sk.curve(), KeyCurve::P521);
+        assert_eq!(
+            format!("{sk:?}"),
+            "SigningKey(ECDSA_P521_SHA512, [redacted])"
+        );
+        let vk = sk.verifying_key();
+        assert_eq!(
+            vk.to_pem(),
+            std::fs::read_to_string(dir.join("ec-p521-public.pem")).unwrap()
+        );
+        let sig = sk.sign(b"hello").unwrap();
+        vk.verify(b"hello", &sig).unwrap();
+        assert!(vk.verify(b"hellp", &sig).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `keys.rs` | ECDSA P-256/P-384 signing and P-256/P-384/P-521 verifying keys, [`TrustedKeys`] |
+//! | `keys.rs` | ECDSA P-256/P-384/P-521 signing and verifying keys, [`TrustedKeys`] |
 //! | `policy.rs` | [`TrustPolicy`], its [`TrustedSigner`]s, the verified [`Signer`], refusals |
 //! | `bundle.rs` | reading a bundle into checked parts (material, payload, signatures) |
 //! | `chain.rs` | X.509 chains to configured roots (rustls-webpki, x509-cert) |
