@@ -1,27 +1,15 @@
 #!/usr/bin/env bash
 # The node-cache benchmark of issue 22 (benches/cache_bench.py): N pulls of one package from the
-# WAN-like store with and without the node cache (origin bytes, wall time), and a warm-cache
-# pull vs `cp`. Prints a markdown table with ratios and writes target/bench/cache-bench.md.
+# WAN-like store with and without the node cache (origin bytes, wall time), a warm-cache pull
+# vs `cp` and vs a pull from a local package. Prints a markdown table with ratios and writes
+# target/bench/cache-bench.md.
 #
-#   benches/cache-bench.sh            1 GiB, 4 pulls per round, 1 round
-#   benches/cache-bench.sh --smoke    64 MiB (proves the script works; ~1 min)
+#   benches/cache-bench.sh                 1 GiB, 4 pulls per round, 1 round
+#   benches/cache-bench.sh --rounds 2      medians over 2 rounds
+#   benches/cache-bench.sh --smoke         64 MiB (proves the script works; ~1 min)
 #
-# Not part of scripts/test.sh. Needs what benches/pull-bench.sh needs (GNU time, s3rver).
+# Not part of scripts/test.sh. Builds, servers and the Python venv as benches/pull-bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO="$PWD"
-if [[ ! -x /usr/bin/time ]]; then
-  echo "cache-bench: GNU time is missing: apt-get install -y time" >&2
-  exit 2
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-if [[ -z "${PULL_BENCH_NO_BUILD:-}" ]]; then
-  cargo build --release -q -p secure-model-cli -p secure-model-benches >&2
-fi
-eval "$(scripts/setup-servers.sh)"
-PY="${SMTEST_PYTHON:-}"
-if [[ -z "$PY" ]]; then
-  PY="$(scripts/setup-python.sh | tail -n1)"
-fi
-export PULL_BENCH_COMMAND="benches/cache-bench.sh $*"
-exec "$PY" benches/cache_bench.py --bin-dir "$CARGO_TARGET_DIR/release" --python "$PY" "$@"
+PULL_BENCH_SCRIPT=cache_bench.py PULL_BENCH_COMMAND="benches/cache-bench.sh $*" \
+  exec benches/pull-bench.sh "$@"

@@ -10,13 +10,10 @@ manifest, keys file, headers."""
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,26 +167,7 @@ def main():
     if a.smoke:
         a.size_mib, a.rounds = 64, 1
     out = Path(a.out) if a.out else Path(a.work) / ("cache-bench-smoke.md" if a.smoke else "cache-bench.md")
-    b = CacheBench(a)
-    b.meta["command"] = os.environ.get("PULL_BENCH_COMMAND", " ".join(sys.argv)).strip()
-
-    def on_signal(signum, _frame):
-        b.c.run()
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        b.run()
-        text, raw = b.report()
-    finally:
-        b.c.run()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps({"meta": b.meta, "results": raw}, indent=1))
-    print(text)
-    pb.log(f"wrote {out}")
-
+    pb.run_and_report(CacheBench(a), out)
 
 if __name__ == "__main__":
     main()

@@ -30,5 +30,7 @@ if [[ -z "$PY" ]]; then
   PY="$(scripts/setup-python.sh | tail -n1)"
 fi
 
-export PULL_BENCH_COMMAND="benches/pull-bench.sh $*"
-exec "$PY" benches/pull_bench.py --bin-dir "$CARGO_TARGET_DIR/release" --python "$PY" "$@"
+# benches/cache-bench.sh runs its own script through this one.
+SCRIPT="${PULL_BENCH_SCRIPT:-pull_bench.py}"
+export PULL_BENCH_COMMAND="${PULL_BENCH_COMMAND:-benches/pull-bench.sh $*}"
+exec "$PY" "benches/$SCRIPT" --bin-dir "$CARGO_TARGET_DIR/release" --python "$PY" "$@"

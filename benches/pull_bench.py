@@ -985,7 +985,12 @@ def main():
         a.wan_mib = 64 if a.wan_mib else 0
     out = Path(a.out) if a.out else Path(a.work) / ("pull-bench-smoke.md" if a.smoke else "pull-bench.md")
 
-    b = Bench(a)
+    run_and_report(Bench(a), out)
+
+
+def run_and_report(b, out):
+    """Runs bench `b` (its processes and directories cleaned up on exit, SIGTERM and SIGINT),
+    prints its markdown report and writes it to `out` (and the raw figures next to it)."""
     b.meta["command"] = os.environ.get("PULL_BENCH_COMMAND", " ".join(sys.argv)).strip()
 
     def on_signal(signum, _frame):
