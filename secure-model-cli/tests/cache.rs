@@ -20,25 +20,11 @@ use secure_model_testkit::servers::{self, FaultProxy, Faults, Server};
 
 /// The CLI with a clean environment of ours, plus `vars`.
 fn cli(vars: &[(&str, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SECURE_MODEL_") || k.starts_with("AWS_") || k.starts_with("S3_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    c
+    secure_model_testkit::clean_command(env!("CARGO_BIN_EXE_secure-model"), vars)
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    secure_model_testkit::output_text(o)
 }
 
 fn json(o: &Output) -> serde_json::Value {

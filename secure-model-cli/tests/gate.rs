@@ -18,17 +18,7 @@ use secure_model_testkit::servers;
 
 /// The CLI with a clean environment of ours, plus `vars`.
 fn cli(vars: &[(&str, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_secure-model"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SECURE_MODEL_") || k.starts_with("AWS_") || k.starts_with("S3_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    c
+    secure_model_testkit::clean_command(env!("CARGO_BIN_EXE_secure-model"), vars)
 }
 
 fn text(o: &Output) -> (String, String) {

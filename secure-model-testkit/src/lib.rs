@@ -194,3 +194,28 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     assert!(bin.is_file(), "{} not built", bin.display());
     bin
 }
+
+/// The binary `bin` with a clean environment of ours (the test run's `SECURE_MODEL_*`, `AWS_*`
+/// and `S3_*` variables removed, `NO_COLOR` set), plus `vars`.
+pub fn clean_command(bin: &str, vars: &[(&str, String)]) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SECURE_MODEL_") || k.starts_with("AWS_") || k.starts_with("S3_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    c
+}
+
+/// A finished command's stdout then stderr, as text (for assertion messages).
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
