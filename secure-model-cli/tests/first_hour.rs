@@ -303,3 +303,75 @@ fn pull_help_shows_tuning_defaults_and_the_readme_names_real_flags() {
         );
     }
 }
+
+/// Integrity failures get advice that fits the cause (issue 24, item 5: "too generic"): a key
+/// that did not sign, a manifest that is not the pinned one, a plain directory that differs
+/// from its signature.
+#[test]
+fn integrity_hints_fit_the_cause() {
+    let w = Work::new();
+    let o = w.run(&["keygen", "--out", "other"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = w.run(&[
+        "verify",
+        "pkg",
+        "--trusted-key",
+        "other/signing-key.pub.pem",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let (error, hint) = error_and_hint(&o);
+    assert!(
+        error.starts_with(
+            "the manifest is not signed by a trusted signer (the bundle names signer "
+        ) && error.ends_with(": no valid signature by this key"),
+        "{error}"
+    );
+    assert_eq!(
+        hint,
+        "none of the trusted keys signed this manifest: if the signer the bundle names is your publisher, trust its public key (--trusted-key or SECURE_MODEL_TRUSTED_KEYS; `secure-model inspect` shows the package's signer hint); otherwise the manifest was re-signed by someone else or changed after signing (docs/signing.md)"
+    );
+    let zero = "0".repeat(64);
+    let o = w.run(&[
+        "verify",
+        "pkg",
+        "--trusted-key",
+        "keys/signing-key.pub.pem",
+        "--manifest-digest",
+        &zero,
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let (error, hint) = error_and_hint(&o);
+    assert!(
+        error.starts_with("manifest digest ")
+            && error.ends_with(&format!("does not match the pinned digest {zero}")),
+        "{error}"
+    );
+    assert_eq!(
+        hint,
+        "this is not the manifest you pinned: the package was re-published (another version) or replaced; if this version is the one you want, pin the digest `secure-model inspect` shows"
+    );
+    // A plain model directory changed after upstream signed it.
+    let copy = w.p("tiny-model");
+    for (rel, bytes) in secure_model_testkit::walk(&example_model()) {
+        let p = copy.join(&rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    std::fs::write(copy.join("config.json"), b"{}").unwrap();
+    let o = w.run(&[
+        "verify-signature",
+        s(&copy),
+        "--signature",
+        s(&testdata("model-signing/tiny-model.sig")),
+        "--trusted-key",
+        s(&testdata("model-signing/keys/ec-p256-public.pem")),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(
+        error_and_hint(&o),
+        (
+            "model file config.json: content differs from the signed digests".to_string(),
+            "the directory is not what was signed: a file was changed, added or removed after signing, or the signature is of another version of the model".to_string()
+        )
+    );
+}

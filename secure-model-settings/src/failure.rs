@@ -257,6 +257,59 @@ fn kbs_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     }
 }
 
+/// The error a [`secure_model_core::Error`] wraps, with the transparent layers peeled off
+/// (a transparent layer's `source()` skips the error it wraps, so a search of the source chain
+/// must start below it).
+fn wrapped(e: &secure_model_core::Error) -> &(dyn std::error::Error + 'static) {
+    use secure_model_core::Error as E;
+    match e {
+        E::Verify(v) | E::Load(LoadError::Verify(v)) => v,
+        E::Storage(s) | E::Load(LoadError::Storage(s)) => s,
+        E::Format(f) | E::Load(LoadError::Format(f)) => f,
+        E::Load(l) => l,
+        E::Pack(p) => p,
+        E::Key(k) => k,
+        E::Unlock(u) => u,
+        E::Crypto(c) => c,
+        E::Attest(a) => a,
+        other => other,
+    }
+}
+
+/// Advice for an integrity failure that fits its cause, instead of the class's generic "the
+/// package was modified…": a signer that is not trusted, a manifest that is not the pinned one,
+/// a plain model directory that differs from its signature.
+fn integrity_hint(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use secure_model_core::package::PackError;
+    use secure_model_core::verify::{RefusalReason, VerifyError};
+    if let Some(v) = find_in_chain::<VerifyError>(e) {
+        return match v {
+            VerifyError::SignatureInvalid { refusals, .. }
+                if !refusals.0.is_empty()
+                    && refusals
+                        .0
+                        .iter()
+                        .all(|r| matches!(r.reason, RefusalReason::Signature)) =>
+            {
+                Some("none of the trusted keys signed this manifest: if the signer the bundle names is your publisher, trust its public key (--trusted-key or SECURE_MODEL_TRUSTED_KEYS; `secure-model inspect` shows the package's signer hint); otherwise the manifest was re-signed by someone else or changed after signing (docs/signing.md)")
+            }
+            VerifyError::SignatureInvalid { .. } => Some(
+                "no signer of the trust policy accepts this signature: each refusal above says why (docs/signing.md, \"What each refusal means\")",
+            ),
+            VerifyError::ManifestDigestMismatch { .. } => Some(
+                "this is not the manifest you pinned: the package was re-published (another version) or replaced; if this version is the one you want, pin the digest `secure-model inspect` shows",
+            ),
+            _ => None,
+        };
+    }
+    match find_in_chain::<PackError>(e)? {
+        PackError::ModelMismatch { .. } => Some(
+            "the directory is not what was signed: a file was changed, added or removed after signing, or the signature is of another version of the model",
+        ),
+        _ => None,
+    }
+}
+
 impl From<secure_model_core::Error> for Failure {
     fn from(e: secure_model_core::Error) -> Self {
         let mut f = Self::new(e.class(), e.chain_message());
@@ -264,6 +317,7 @@ impl From<secure_model_core::Error> for Failure {
             .and_then(destination_hint)
             .or_else(|| relaxation_hint(&e))
             .or_else(|| kbs_hint(&e))
+            .or_else(|| integrity_hint(wrapped(&e)))
         {
             f.hint = Some(h.to_string());
         }
