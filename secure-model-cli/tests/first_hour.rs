@@ -375,3 +375,68 @@ fn integrity_hints_fit_the_cause() {
         )
     );
 }
+
+/// Item 7's uneven spots: `settings` prints text by default (`--json` for JSON), `demo --help`
+/// does not show the build machine's path, and `jwe --key` takes `local:FILE` as `--key` does
+/// elsewhere.
+#[test]
+fn settings_text_demo_default_and_jwe_local_key() {
+    let o = bin().arg("settings").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("Every setting: "), "{out}");
+    assert!(
+        out.contains("  SECURE_MODEL_TRUSTED_KEYS (--trusted-key)  paths, comma-separated"),
+        "{out}"
+    );
+    let o = bin().args(["settings", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.as_array().is_some_and(|a| a.len() > 50), "{v}");
+
+    let o = bin().args(["demo", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("of the source tree this binary was built from"),
+        "{help}"
+    );
+    assert!(!help.contains(env!("CARGO_MANIFEST_DIR")), "{help}");
+
+    let w = tempfile::tempdir().unwrap();
+    let key = w.path().join("key.jwk.json");
+    let o = bin()
+        .args(["jwe", "keygen", "--out", s(&key)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(w.path().join("in.bin"), b"hello").unwrap();
+    let o = bin()
+        .current_dir(w.path())
+        .args([
+            "jwe",
+            "encrypt",
+            "--key",
+            "local:key.jwk.json",
+            "in.bin",
+            "out.jwe",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = bin()
+        .current_dir(w.path())
+        .args([
+            "jwe",
+            "decrypt",
+            "--key",
+            "key.jwk.json",
+            "out.jwe",
+            "back.bin",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(w.path().join("back.bin")).unwrap(), b"hello");
+}

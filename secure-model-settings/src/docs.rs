@@ -35,6 +35,38 @@ fn row(s: &dyn AnySetting) -> String {
     )
 }
 
+/// Every setting as plain text for a terminal (`secure-model settings`): one section per group,
+/// each setting as `VARIABLE (--flag)  value  default` and its doc line indented below.
+pub fn text() -> String {
+    let mut groups: Vec<Group> = SETTINGS.iter().map(|s| s.group()).collect();
+    groups.sort();
+    groups.dedup();
+    let mut out = String::from(
+        "Every setting: variable (flag, when there is one: a flag wins), value, default, who reads it.\n\
+         `--json` prints the same as JSON, `--markdown` as docs/settings.md.\n",
+    );
+    for g in groups {
+        out.push_str(&format!("\n{}\n", g.title()));
+        for s in SETTINGS.iter().filter(|s| s.group() == g) {
+            let flag = s.flag().map(|f| format!(" ({f})")).unwrap_or_default();
+            let default = if s.default_text().is_empty() {
+                String::new()
+            } else {
+                format!("  [default: {}]", s.default_text())
+            };
+            let secret = if s.sensitive() { " (secret)" } else { "" };
+            out.push_str(&format!(
+                "  {}{flag}  {}{default}  [{}]{secret}\n      {}\n",
+                s.env(),
+                s.describe(),
+                binaries(*s),
+                s.doc()
+            ));
+        }
+    }
+    out
+}
+
 /// Every setting as Markdown, one table per group.
 pub fn markdown() -> String {
     let mut groups: Vec<Group> = SETTINGS.iter().map(|s| s.group()).collect();

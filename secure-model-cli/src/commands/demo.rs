@@ -18,9 +18,10 @@ use super::{Failure, Res};
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Model directory to use.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tiny-model"))]
-    model: PathBuf,
+    /// Model directory to use (default: examples/tiny-model of the source tree this binary was
+    /// built from).
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Working directory for keys and the package (default: a new temporary directory, kept).
     #[arg(long)]
     workdir: Option<PathBuf>,
@@ -134,8 +135,25 @@ fn compare(model: &Path, dest: &Path) -> Res {
     Ok(())
 }
 
+/// The bundled example model of the source tree, when `--model` is not given.
+fn default_model() -> Result<PathBuf, Failure> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tiny-model");
+    if p.is_dir() {
+        return Ok(p);
+    }
+    Err(Failure::config(format!(
+        "no --model given, and the example model of the source tree this binary was built from ({}) is not here",
+        p.display()
+    ))
+    .with_hint("pass --model DIR (any directory of model files)"))
+}
+
 /// Runs `demo`.
 pub(crate) async fn run(a: DemoArgs) -> Res {
+    let model = match a.model {
+        Some(m) => m,
+        None => default_model()?,
+    };
     let work = workdir(a.workdir)?;
     let user_dest = a.dest.is_some();
     let dest = destination(a.dest)?;
@@ -146,7 +164,7 @@ pub(crate) async fn run(a: DemoArgs) -> Res {
         k.kek_recipient, k.public_key_hint
     );
     let pkg = work.join("package");
-    let (store, recipients, trusted) = pack_and_verify(&a.model, &pkg, &k).await?;
+    let (store, recipients, trusted) = pack_and_verify(&model, &pkg, &k).await?;
 
     println!("4. pull     -> {}", dest.display());
     let relax = if a.allow_disk_plaintext {
@@ -165,7 +183,7 @@ pub(crate) async fn run(a: DemoArgs) -> Res {
         p.seconds,
         p.destination_fs.name()
     );
-    compare(&a.model, &dest)?;
+    compare(&model, &dest)?;
     println!();
     println!(
         "done. keys and package: {}  plaintext: {}",

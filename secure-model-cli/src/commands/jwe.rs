@@ -47,7 +47,7 @@ struct KeygenArgs {
 #[derive(Debug, Args)]
 struct EncryptArgs {
     /// Key file: 32 raw bytes, 43 base64url characters, or an `oct` JWK (what KServe reads
-    /// from the KBS resource).
+    /// from the KBS resource). `local:FILE` is accepted too, as `--key` is spelt elsewhere.
     #[arg(long)]
     key: PathBuf,
     /// Key management: `A256KW` (fresh content key per file, wrapped) or `dir` (the key is the
@@ -72,7 +72,7 @@ struct EncryptArgs {
 
 #[derive(Debug, Args)]
 struct DecryptArgs {
-    /// Key file (as for `encrypt`).
+    /// Key file (as for `encrypt`; `local:FILE` too).
     #[arg(long)]
     key: PathBuf,
     /// Largest JWE file accepted, in bytes.
@@ -87,6 +87,12 @@ struct DecryptArgs {
 }
 
 fn read_key(path: &Path) -> Result<KserveKey, Failure> {
+    // `local:FILE`, the TYPE:ARG form of --key elsewhere, names the same file (a file really
+    // called `local:…` is still read when it exists).
+    let path = match path.to_str().and_then(|p| p.strip_prefix("local:")) {
+        Some(rest) if !path.exists() => Path::new(rest),
+        _ => path,
+    };
     let meta = std::fs::metadata(path)
         .map_err(|e| Failure::config(format!("cannot read key file {}: {e}", path.display())))?;
     if meta.len() > 64 * 1024 {
