@@ -4,13 +4,15 @@
 //! node-wide lock is held until then; a fill dropped before that removes its file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Seek};
+use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rustix::fs::{flock, FlockOperation};
+
+use crate::crypto::Sha256;
 
 /// A fill in progress.
 #[derive(Debug)]
@@ -21,6 +23,9 @@ pub(crate) struct Fill {
     sha: [u8; 32],
     size: u64,
     covered: Mutex<Coverage>,
+    /// SHA-256 of the bytes before the watermark, advanced while the object downloads
+    /// (ranges arrive nearly in order), so finishing hashes only what is left.
+    hashed: Mutex<(Sha256, u64)>,
     broken: AtomicBool,
     finished: AtomicBool,
     // Held (flock) for the fill's life; closing it releases the lock.
@@ -50,7 +55,17 @@ impl Coverage {
     fn total(&self) -> u64 {
         self.0.iter().map(|(a, b)| b - a).sum()
     }
+    /// The end of the covered run that starts at or before `at` and reaches past it.
+    fn contiguous_from(&self, at: u64) -> u64 {
+        self.0
+            .iter()
+            .find(|(a, b)| *a <= at && *b > at)
+            .map_or(at, |(_, b)| *b)
+    }
 }
+
+/// Bytes hashed per read while advancing.
+const HASH_STEP: usize = 1 << 20;
 
 /// Whether files can be created in `dir`.
 pub(super) fn probe_writable(dir: &Path) -> bool {
@@ -109,6 +124,7 @@ impl Fill {
             sha,
             size,
             covered: Mutex::new(Coverage::default()),
+            hashed: Mutex::new((Sha256::new(), 0)),
             broken: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             _lock: lock_file,
@@ -148,14 +164,49 @@ impl Fill {
         self.broken.load(Ordering::Relaxed)
     }
 
-    /// Once complete: hashes the file and renames it into place if it matches the signed
-    /// digest. Returns whether the object is now cached. Blocking; runs once.
+    /// Hashes the bytes written contiguously past the watermark (reading them back from the
+    /// page cache). Another thread already hashing is left to it. Blocking.
+    pub(crate) fn advance_hash(&self) {
+        let Ok(mut hashed) = self.hashed.try_lock() else {
+            return;
+        };
+        let end = match self.covered.lock() {
+            Ok(c) => c.contiguous_from(hashed.1),
+            Err(_) => return,
+        };
+        if self.hash_to(&mut hashed, end).is_err() {
+            self.abandon("cannot read back the bytes written");
+        }
+    }
+
+    /// Hashes the file from the watermark to `end`.
+    fn hash_to(&self, hashed: &mut (Sha256, u64), end: u64) -> std::io::Result<()> {
+        let mut buf = vec![0u8; HASH_STEP];
+        while hashed.1 < end {
+            let n = usize::try_from(end - hashed.1).map_or(HASH_STEP, |n| n.min(HASH_STEP));
+            let chunk = buf.get_mut(..n).unwrap_or_default();
+            self.file.read_exact_at(chunk, hashed.1)?;
+            hashed.0.update(chunk);
+            hashed.1 += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Once complete: hashes what is left past the watermark and renames the file into place
+    /// if the whole matches the signed digest. Returns whether the object is now cached.
+    /// Blocking; runs once.
     pub(crate) fn finish(&self) -> bool {
         if self.finished.swap(true, Ordering::AcqRel) || self.is_broken() {
             return false;
         }
-        let mut f = &self.file;
-        let ok = f.rewind().is_ok() && super::matches_digest(&self.file, &self.sha, self.size);
+        let ok = match self.hashed.lock() {
+            Ok(mut hashed) => {
+                let done = self.hash_to(&mut hashed, self.size).is_ok();
+                let digest = std::mem::take(&mut hashed.0).finish();
+                done && digest == self.sha
+            }
+            Err(_) => false,
+        };
         if !ok {
             self.abandon("the bytes read do not hash to the signed SHA-256");
             return false;

@@ -221,9 +221,17 @@ impl CachedStore {
             Arc::clone(&self.finishing),
         );
         let mut offset = range.start;
+        let end = range.end;
         Ok(Box::pin(body.map(move |chunk| {
             if let Ok(b) = &chunk {
-                if fill.write_at(offset, b) {
+                let complete = fill.write_at(offset, b);
+                offset += b.len() as u64;
+                if offset == end && !complete {
+                    // A range is in: hash on past the watermark, off the reactor.
+                    let fill = Arc::clone(&fill);
+                    tokio::task::spawn_blocking(move || fill.advance_hash());
+                }
+                if complete {
                     let (fill, cache) = (Arc::clone(&fill), Arc::clone(&cache));
                     let h = tokio::task::spawn_blocking(move || {
                         if fill.finish() {
@@ -234,7 +242,6 @@ impl CachedStore {
                         v.push(h);
                     }
                 }
-                offset += b.len() as u64;
             }
             chunk
         })))

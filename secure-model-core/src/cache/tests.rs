@@ -114,3 +114,25 @@ fn a_read_only_cache_serves_hits_and_never_fills() {
     assert!(matches!(ro.lookup(&sha, 64, Check::Digest), Lookup::Hit(_)));
     assert!(ro.begin_fill(&[0u8; 32], 1).is_none());
 }
+
+#[test]
+fn the_hash_advances_over_contiguous_bytes_while_a_fill_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = NodeCache::open(&CacheConfig::new(dir.path())).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sha = crate::crypto::sha256(&data);
+    let fill = cache.begin_fill(&sha, data.len() as u64).unwrap();
+    // Out of order: nothing contiguous from 0 yet, then 0..1M, then the gap.
+    assert!(!fill.write_at(2_000_000, &data[2_000_000..]));
+    fill.advance_hash();
+    assert!(!fill.write_at(0, &data[..1_000_000]));
+    fill.advance_hash();
+    assert!(fill.write_at(1_000_000, &data[1_000_000..2_000_000]));
+    fill.advance_hash();
+    assert!(fill.finish());
+    drop(fill);
+    assert!(matches!(
+        cache.lookup(&sha, data.len() as u64, Check::Digest),
+        Lookup::Hit(_)
+    ));
+}

@@ -121,7 +121,11 @@ async fn fill_one(
         let body = get_range_retrying(origin, f.object(), range, attempts).await?;
         read += body.len() as u64;
         let fill = Arc::clone(&fill);
-        blocking(move || fill.write_at(start, &body)).await?;
+        blocking(move || {
+            fill.write_at(start, &body);
+            fill.advance_hash();
+        })
+        .await?;
     }
     if !blocking(move || fill.finish()).await? {
         return Err(LoadError::CiphertextDigestMismatch {
