@@ -156,6 +156,23 @@ fn swapped_key_files_point_to_the_right_one() {
         error_and_hint(&o).0,
         "invalid trust policy: trusted key file keys/signing-key.pem: invalid public key: this is a private (signing) key; a trusted key is the public key next to it (`keygen` writes signing-key.pub.pem; `openssl pkey -pubout` derives it)"
     );
+    // A certificate as the trusted key: the hint names the certificate-roots option.
+    std::fs::write(
+        w.p("keys/leaf.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let o = w.pull(
+        "pkg",
+        &[&["--trusted-key", "keys/leaf.pem"][..], &key].concat(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let (error, hint) = error_and_hint(&o);
+    assert!(error.ends_with("this is a certificate; certificate signers are trusted through the root CA certificates their chains lead to (the trusted certificate roots), not as a trusted key"), "{error}");
+    assert!(
+        hint.contains("--trusted-cert-roots (SECURE_MODEL_TRUSTED_CERT_ROOTS)"),
+        "{hint:?}"
+    );
     // The KEK as the trusted key.
     let o = w.pull(
         "pkg",

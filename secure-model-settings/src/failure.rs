@@ -386,7 +386,13 @@ impl From<crate::resolve::SettingsError> for Failure {
 impl From<crate::trust::TrustError> for Failure {
     fn from(e: crate::trust::TrustError) -> Self {
         match e {
-            crate::trust::TrustError::Load(c) => c.into(),
+            crate::trust::TrustError::Load(c) => {
+                let f: Self = c.into();
+                if f.hint.is_none() && f.message.contains("this is a certificate") {
+                    return f.with_hint("a certificate signer is trusted through its root CA certificates: pass them with --trusted-cert-roots (SECURE_MODEL_TRUSTED_CERT_ROOTS), optionally with --trusted-cert-identity (docs/signing.md)");
+                }
+                f
+            }
             e @ crate::trust::TrustError::NoSigner { .. } => Self::config(secure_model_core::chain_message(&e)).with_hint(
                 "trust the publisher's public key (the signing-key.pub.pem `secure-model keygen` wrote next to the signing key) with --trusted-key; every option has a variable too: SECURE_MODEL_TRUSTED_KEYS, SECURE_MODEL_TRUSTED_CERT_ROOTS, SECURE_MODEL_SIGSTORE_IDENTITY with SECURE_MODEL_SIGSTORE_ISSUER, SECURE_MODEL_TRUST_POLICY (`secure-model settings`, docs/signing.md)",
             ),

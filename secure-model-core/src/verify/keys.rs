@@ -233,8 +233,9 @@ fn wrong_public_label(tag: &str) -> VerifyError {
              (`keygen` writes signing-key.pub.pem; `openssl pkey -pubout` derives it)"
         }
         "CERTIFICATE" => {
-            "this is a certificate; trust certificate signers with --trusted-cert-roots \
-             (SECURE_MODEL_TRUSTED_CERT_ROOTS), not --trusted-key"
+            "this is a certificate; certificate signers are trusted through the root CA \
+             certificates their chains lead to (the trusted certificate roots), not as a \
+             trusted key"
         }
         _ => "PEM label is not 'PUBLIC KEY'",
     };
