@@ -38,17 +38,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The `error:` and `hint:` lines (empty when absent).
-fn error_and_hint(o: &Output) -> (String, String) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    let line = |prefix: &str| {
-        err.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_default()
-            .to_string()
-    };
-    (line("error: "), line("hint: "))
-}
+use secure_model_testkit::error_and_hint;
 
 /// A work directory (the current directory of the runs) with `keys/` and a package `pkg`.
 struct Work {

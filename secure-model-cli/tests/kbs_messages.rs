@@ -93,17 +93,7 @@ impl Work {
     }
 }
 
-/// The `error:` and `hint:` lines of a run.
-fn error_and_hint(o: &Output) -> (String, String) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    let line = |prefix: &str| {
-        err.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_default()
-            .to_string()
-    };
-    (line("error: "), line("hint: "))
-}
+use secure_model_testkit::error_and_hint;
 
 fn no_tee_here() -> bool {
     !Path::new("/sys/kernel/config/tsm/report").exists() && !Path::new("/dev/sev-guest").exists()

@@ -219,3 +219,15 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The `error:` and `hint:` lines a CLI run printed on stderr (empty when absent).
+pub fn error_and_hint(o: &std::process::Output) -> (String, String) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = |prefix: &str| {
+        err.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (line("error: "), line("hint: "))
+}
