@@ -6,7 +6,10 @@
 //! read-only mounts of it in the containers that serve the model. The injection is a pure
 //! function ([`mutation::inject`]) used by two front ends: a mutating admission webhook
 //! ([`server`], [`admission`]) and manual injection of YAML for GitOps
-//! ([`workload::inject_yaml`], `secure-model-webhook inject -f`).
+//! ([`workload::inject_yaml`], `secure-model-webhook inject -f`). A pod whose serving
+//! container loads the package itself (vLLM with `--load-format secure-model`, the
+//! `secure_model` Python package) gets no init container and no model volume: that container
+//! gets the profile's settings and Secrets instead ([`inprocess`]).
 //!
 //! Threat model in one paragraph: the webhook is trusted cluster infrastructure; the pods it
 //! mutates are not. A pod that asks for injection but would let the plaintext reach disk (a
@@ -55,7 +58,8 @@
 //! | [`profile`] | the profiles file, checked against the settings registry | refusal |
 //! | [`request`] | a pod's labels and annotations → a checked [`request::Ask`] | annotations, localmodel, refusal |
 //! | [`localmodel`] | KServe's LocalModelCache markers on a pod → a checked [`localmodel::LocalModel`] | annotations, profile, refusal |
-//! | [`mutation`] | the pure injection: object + ask + profile → JSON Patch or refusal | annotations, localmodel, profile, request, refusal |
+//! | [`inprocess`] | serving containers that load the package themselves (`--load-format secure-model`) and the settings they get instead of the init container | profile |
+//! | [`mutation`] | the pure injection: object + ask + profile → JSON Patch or refusal | annotations, inprocess, localmodel, profile, request, refusal |
 //! | [`workload`] | pod specs of each kind (Deployment, ..., LLMInferenceService); `inject -f` | mutation, profile, request |
 //! | [`admission`] | AdmissionReview v1 in, AdmissionReview out (base64 patch) | mutation, profile, request |
 //! | [`server`] | HTTPS server, certificate and profile reload, limits, shutdown | admission, profile |
@@ -64,6 +68,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod inprocess;
 pub mod localmodel;
 pub mod mutation;
 pub mod profile;

@@ -27,6 +27,12 @@
 //! plaintext into the memory-backed volume as always. Both run in either order with KServe's
 //! pod mutator and are idempotent.
 //!
+//! A pod whose serving containers load the package themselves (`--load-format secure-model`,
+//! [`crate::inprocess`]) gets no loader and no model volume: those containers get the
+//! profile's variables, Secret variables and read-only Secret volumes, the rest of the pod is
+//! untouched. Such a pod with a `storage-initializer`, a LocalModelCache, or serving
+//! containers that load differently is refused.
+//!
 //! The loader goes first among the init containers, after only a service mesh's native
 //! sidecar proxy (`restartPolicy: Always`) and the mesh init containers that precede it, so
 //! its traffic to the store and key broker leaves through a running proxy.
@@ -36,9 +42,9 @@ use std::collections::BTreeMap;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, MoveOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, HostPathVolumeSource,
     PersistentVolumeClaimVolumeSource, PodSpec, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -49,6 +55,7 @@ use crate::annotations::{
     KNOWN_SIDECARS, KSERVE_CONTAINER, KSERVE_MODEL_VOLUME, LLMISVC_MAIN_CONTAINER,
     LOCALMODEL_MOUNT_PATH, LOCALMODEL_VOLUME, MESH_INIT_CONTAINERS, MODEL_VOLUME,
 };
+use crate::inprocess::loads_in_process;
 use crate::localmodel::LocalModel;
 use crate::profile::{quantity_bytes, Profile, Profiles};
 use crate::request::Ask;
@@ -114,6 +121,14 @@ pub enum Note {
         /// The volume.
         volume: String,
     },
+    /// No loader: these containers load the package in-process and got the profile's
+    /// settings and Secrets.
+    InProcess {
+        /// The containers.
+        containers: Vec<String>,
+        /// Whether the profile's node cache was left out (it is the init container's only).
+        without_node_cache: bool,
+    },
     /// The loader reads the package from a LocalModelCache's claim, which no serving
     /// container mounts.
     LocalModelCache {
@@ -130,6 +145,7 @@ impl std::fmt::Display for Note {
             Note::TookOver { image } => write!(f, "replaced KServe's storage-initializer (image {image}) with secure-model's loader"),
             Note::Reordered { from, to } => write!(f, "moved secure-model's loader from init container {from} back to {to}, ahead of the pod's other init containers"),
             Note::ModelVolumeInMemory { volume } => write!(f, "made the model volume {volume:?} memory-backed (it was a disk emptyDir)"),
+            Note::InProcess { containers, without_node_cache } => write!(f, "no init container: {} load(s) the model in-process (--load-format secure-model) and got profile settings and Secrets instead{}", containers.join(", "), if *without_node_cache { " (the profile's node cache is for the init container only and is not mounted)" } else { "" }),
             Note::LocalModelCache { pvc, moved_from } if moved_from.is_empty() => write!(f, "secure-model's loader reads the package from the LocalModelCache claim {pvc:?} (read-only)"),
             Note::LocalModelCache { pvc, moved_from } => write!(f, "took the LocalModelCache claim {pvc:?} off {} and mounted it read-only into secure-model's loader, which reads the package from it", moved_from.join(", ")),
         }
@@ -284,6 +300,9 @@ pub fn inject(
         Some(m) => crate::localmodel::detect(m.labels.as_ref(), m.annotations.as_ref())?,
         None => None,
     };
+    if pod.spec.containers.iter().any(loads_in_process) {
+        return in_process(object, at, &pod, ask, profiles, local.as_ref());
+    }
     let (prior, moved_from) = match &local {
         Some(l) => detach_claim(at, &mut pod, l.pvc()),
         None => (Vec::new(), Vec::new()),
@@ -317,6 +336,185 @@ pub fn inject(
                 Some(i) => take_over(object, at, &pod, i, ask, profiles, prior, notes, local),
             }
         }
+    }
+}
+
+/// The operations for a pod whose serving containers load the package in-process: the
+/// profile's variables, Secret variables and Secret volumes (read-only) in those containers,
+/// the annotation; no loader, no model volume. What is already there and equal is kept (a
+/// second admission changes nothing); what differs is refused.
+fn in_process(
+    object: &Value,
+    at: &PodAt,
+    pod: &Pod,
+    ask: &Ask,
+    profiles: &Profiles,
+    local: Option<&LocalModel>,
+) -> Result<Decision, InjectError> {
+    let names = |idx: &[usize]| {
+        idx.iter()
+            .filter_map(|&i| pod.spec.containers.get(i))
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let loading: Vec<usize> = pod
+        .spec
+        .containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| loads_in_process(c))
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(c) = pod
+        .init()
+        .iter()
+        .find(|c| c.name == STORAGE_INITIALIZER_CONTAINER)
+    {
+        return Err(Refusal::InProcessWithInitializer {
+            containers: names(&loading),
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+        }
+        .into());
+    }
+    if let Some(l) = local {
+        return Err(Refusal::LocalModel {
+            cache: l.cache().to_string(),
+            why: format!("{} load(s) the model in-process (--load-format secure-model), and only secure-model's init container reads a LocalModelCache copy: disable the LocalModelCache for this InferenceService (serving.kserve.io/disable-localmodel), or serve from the init container's copy without --load-format secure-model", names(&loading)),
+        }
+        .into());
+    }
+    let profile = profiles.choose(ask.profile(), pod.spec.runtime_class_name.as_deref())?;
+    let mut chosen = targets(pod, ask, profile)?;
+    chosen.sort_unstable();
+    chosen.dedup();
+    if chosen != loading {
+        return Err(Refusal::InProcessMixed {
+            in_process: names(&loading),
+            chosen: names(&chosen),
+        }
+        .into());
+    }
+    let mut ops = Vec::new();
+    for v in profile.secret_volumes() {
+        match pod.volume(&v.name) {
+            Some(have) => {
+                let same = have.secret.as_ref().and_then(|s| s.secret_name.as_deref())
+                    == Some(v.secret_name.as_str());
+                if !same {
+                    return Err(Refusal::SecretVolumeTaken {
+                        name: v.name.clone(),
+                        secret: v.secret_name.clone(),
+                        profile: profile.name().to_string(),
+                    }
+                    .into());
+                }
+            }
+            None => {
+                let vol = Volume {
+                    name: v.name.clone(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(v.secret_name.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                ops.push(encode("secret volume", &vol)?);
+            }
+        }
+    }
+    let mut ops = match (ops.is_empty(), pod.spec.volumes.is_some()) {
+        (true, _) => Vec::new(),
+        (false, true) => ops
+            .into_iter()
+            .map(|v| add(child(&at.spec, &["volumes", "-"]), v))
+            .collect(),
+        (false, false) => vec![add(child(&at.spec, &["volumes"]), Value::Array(ops))],
+    };
+    let env = crate::inprocess::env(profile);
+    let wanted_mounts = crate::inprocess::mounts(profile);
+    for &i in &loading {
+        let Some(c) = pod.spec.containers.get(i) else {
+            continue;
+        };
+        let base = child(&at.spec, &["containers", &i.to_string()]);
+        let have = c.env.as_deref().unwrap_or_default();
+        let mut new_env = Vec::new();
+        for e in &env {
+            match have.iter().find(|h| h.name == e.name) {
+                Some(h) if h == e => {}
+                Some(_) => {
+                    return Err(Refusal::EnvConflict {
+                        container: c.name.clone(),
+                        name: e.name.clone(),
+                        profile: profile.name().to_string(),
+                    }
+                    .into())
+                }
+                None => new_env.push(encode("variable", e)?),
+            }
+        }
+        ops.extend(append(&base, "env", c.env.is_some(), new_env));
+        let mut new_mounts = Vec::new();
+        for m in &wanted_mounts {
+            match mounts(c)
+                .iter()
+                .find(|h| norm(&h.mount_path) == norm(&m.mount_path) || h.name == m.name)
+            {
+                Some(h) if h.name == m.name && norm(&h.mount_path) == norm(&m.mount_path) => {}
+                Some(h) => {
+                    return Err(Refusal::MountConflict {
+                        container: c.name.clone(),
+                        path: h.mount_path.clone(),
+                        volume: m.name.clone(),
+                    }
+                    .into())
+                }
+                None => new_mounts.push(encode("volume mount", m)?),
+            }
+        }
+        ops.extend(append(
+            &base,
+            "volumeMounts",
+            c.volume_mounts.is_some(),
+            new_mounts,
+        ));
+    }
+    if let Some(meta) = &at.metadata {
+        if pod.annotation(INJECTED) != Some(profile.name()) {
+            ops.push(annotate(object, meta, profile.name()));
+        }
+    }
+    if ops.is_empty() {
+        return Ok(Decision::AlreadyInjected);
+    }
+    Ok(Decision::Patch {
+        ops,
+        profile: profile.name().to_string(),
+        notes: vec![Note::InProcess {
+            containers: loading
+                .iter()
+                .filter_map(|&i| pod.spec.containers.get(i))
+                .map(|c| c.name.clone())
+                .collect(),
+            without_node_cache: profile.node_cache().is_some(),
+        }],
+    })
+}
+
+/// The operations that append `items` to the list `field` of the object at `base` (creating
+/// it when `exists` is false).
+fn append(base: &PointerBuf, field: &str, exists: bool, items: Vec<Value>) -> Vec<PatchOperation> {
+    if items.is_empty() {
+        Vec::new()
+    } else if exists {
+        items
+            .into_iter()
+            .map(|v| add(child(base, &[field, "-"]), v))
+            .collect()
+    } else {
+        vec![add(child(base, &[field]), Value::Array(items))]
     }
 }
 
@@ -1020,24 +1218,11 @@ fn env(profile: &Profile, extra: &Extra<'_>) -> Vec<EnvVar> {
                 .map(|b| plain_var(CACHE_MAX_BYTES_VARIABLE, b.to_string())),
         )
     });
-    let plain = profile.env().iter().map(|(k, v)| EnvVar {
-        name: k.clone(),
-        value: Some(v.clone()),
-        value_from: None,
-    });
-    let secret = profile.secret_env().iter().map(|(k, r)| EnvVar {
-        name: k.clone(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: r.name.clone(),
-                key: r.key.clone(),
-                optional: Some(false),
-            }),
-            ..Default::default()
-        }),
-    });
-    plain.chain(cache).chain(secret).collect()
+    // The profile's plain variables, the cache's, then the Secret variables.
+    let mut all = crate::inprocess::env(profile);
+    let at = profile.env().len().min(all.len());
+    all.splice(at..at, cache);
+    all
 }
 
 /// Non-root, read-only root filesystem, no privilege escalation, every capability dropped,

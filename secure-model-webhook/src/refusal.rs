@@ -148,6 +148,58 @@ pub enum Refusal {
         /// What is mounted there.
         what: &'static str,
     },
+    /// A container loads the model in-process (`--load-format secure-model`) and the pod also
+    /// has an init container named `storage-initializer`: the model would be loaded twice.
+    #[error("{containers} load(s) the model in-process (--load-format secure-model) and needs no init container, but the pod also has init container {name:?} (image {image:?}): remove it (an LLMInferenceService: spec.storageInitializer.enabled: false; an InferenceService: no storageUri, the package in the server's arguments), or serve from {DESTINATION} without --load-format secure-model")]
+    InProcessWithInitializer {
+        /// The in-process containers, comma-separated.
+        containers: String,
+        /// The init container.
+        name: String,
+        /// Its image.
+        image: String,
+    },
+    /// The containers that load in-process are not exactly the ones chosen for the model.
+    #[error("{in_process} load(s) the model in-process (--load-format secure-model), but the containers chosen for the model are {chosen}: name exactly the in-process containers in {CONTAINERS}, or load the model the same way in all of them")]
+    InProcessMixed {
+        /// The in-process containers, comma-separated.
+        in_process: String,
+        /// The containers chosen (annotation, profile defaults or the serving container).
+        chosen: String,
+    },
+    /// An in-process container already sets a variable the profile gives it, to something
+    /// else.
+    #[error("container {container:?} sets {name} itself, and profile {profile:?} sets it otherwise; an in-process loader takes its settings from the profile: remove {name} from the container, or ask the operator for a profile with that value")]
+    EnvConflict {
+        /// The container.
+        container: String,
+        /// The variable (never its value: it may be a credential).
+        name: String,
+        /// The profile.
+        profile: String,
+    },
+    /// An in-process container already mounts something where the profile mounts a Secret
+    /// (or mounts that Secret's volume elsewhere).
+    #[error("container {container:?} already has a mount at {path} that is not the profile's Secret volume {volume:?} there: move that mount")]
+    MountConflict {
+        /// The container.
+        container: String,
+        /// The mount path of the container's mount.
+        path: String,
+        /// The profile's volume.
+        volume: String,
+    },
+    /// The pod has a volume with the name of one of the profile's Secret volumes, of another
+    /// source.
+    #[error("the pod already has a volume named {name:?} that is not the Secret {secret:?}; rename it (profile {profile:?} adds {name:?} for the loader's settings)")]
+    SecretVolumeTaken {
+        /// The volume name.
+        name: String,
+        /// The Secret the profile mounts under that name.
+        secret: String,
+        /// The profile.
+        profile: String,
+    },
     /// The object is not of a shape the injection understands (e.g. `spec` is not an object).
     #[error("{what}")]
     Malformed {

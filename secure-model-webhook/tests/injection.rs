@@ -591,6 +591,299 @@ fn a_profile_names_a_signer_in_any_trust_policy_form() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pods that load the package in-process (`--load-format secure-model`, docs/python.md)
+
+/// The vLLM pod started with the `secure_model` load format (`args` as given).
+fn in_process_pod(args: Value) -> Value {
+    let mut pod = vllm_pod(json!({}));
+    pod["spec"]["containers"][0]["args"] = args;
+    pod
+}
+
+/// A profile with a KEK file, trusted keys in a Secret volume, S3 credentials from a Secret
+/// and a node cache.
+fn kek_profiles() -> Profiles {
+    Profiles::parse(
+        "profiles:\n  kek:\n    image: ghcr.io/example/secure-model-initc:0.1.0\n    env:\n      SECURE_MODEL_KEYS: local:/var/run/secure-model/kek/kek.bin\n      SECURE_MODEL_TRUSTED_KEYS: /var/run/secure-model/trust/signer.pub.pem\n    secretEnv:\n      AWS_SECRET_ACCESS_KEY: {name: s3, key: secret}\n    secretVolumes:\n      - {name: kek, secretName: model-kek, mountPath: /var/run/secure-model/kek}\n      - {name: trust, secretName: signer, mountPath: /var/run/secure-model/trust}\n    resources: {limits: {memory: 4Gi}}\n    nodeCache: {hostPath: /mnt/disks/ssd0/secure-model}\n",
+    )
+    .unwrap()
+}
+
+fn env_names(c: &Value) -> Vec<&str> {
+    c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_in_process_pod_gets_no_loader_but_the_profiles_settings() {
+    let forms = [
+        json!(["serve", "/tmp/c", "--load-format", "secure-model"]),
+        json!(["serve", "/tmp/c", "--load-format=secure-model"]),
+        json!(["python -m secure_model.vllm prepare \"$PKG\" /tmp/c && exec vllm serve /tmp/c --load-format secure-model --model-loader-extra-config \"{\\\"source\\\": \\\"$PKG\\\"}\""]),
+    ];
+    for args in forms {
+        let pod = in_process_pod(args.clone());
+        let (ops, profile, notes) = patch_for(&pod, &profiles(), Scope::Pod).unwrap().unwrap();
+        assert_eq!(profile, "default");
+        assert!(notes[0].contains("no init container"), "{notes:?}");
+        let out = apply(&pod, &ops);
+        let spec = &out["spec"];
+        assert!(spec.get("initContainers").is_none(), "{args}: {spec:#}");
+        assert_eq!(spec["volumes"], pod["spec"]["volumes"], "no model volume");
+        let c = &spec["containers"][0];
+        assert_eq!(
+            c["volumeMounts"], pod["spec"]["containers"][0]["volumeMounts"],
+            "no model mount"
+        );
+        assert_eq!(c["args"], args, "the command line is the user's");
+        assert!(
+            c.get("resources").is_none(),
+            "the loader's limits are the init container's"
+        );
+        assert!(c.get("securityContext").is_none());
+        // The init container's variables, in its order, credentials by reference only.
+        let injected = inject_pod(&vllm_pod(json!({}))).unwrap().unwrap();
+        assert_eq!(c["env"], init_container(&injected["spec"])["env"]);
+        let names = env_names(c);
+        for n in [
+            "SECURE_MODEL_KEYS",
+            "SECURE_MODEL_TRUSTED_KEYS_PEM",
+            "AWS_SECRET_ACCESS_KEY",
+        ] {
+            assert!(names.contains(&n), "{names:?}");
+        }
+        let secret = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY")
+            .unwrap();
+        assert!(secret.get("value").is_none());
+        assert_eq!(
+            out["metadata"]["annotations"]["secure-model.io/injected"],
+            "default"
+        );
+        // A second admission changes nothing.
+        assert_eq!(inject_pod(&out).unwrap(), None);
+    }
+    // The same pod without the load format gets the loader, as before.
+    let plain = in_process_pod(json!([
+        "serve",
+        "/mnt/models",
+        "--load-format",
+        "safetensors"
+    ]));
+    assert_guarantees(&inject_pod(&plain).unwrap().unwrap()["spec"], "/mnt/models");
+}
+
+#[test]
+fn an_in_process_container_gets_the_secret_volumes_read_only_and_nothing_else() {
+    let mut pod = in_process_pod(json!(["--load-format", "secure-model"]));
+    pod["metadata"]["annotations"]["secure-model.io/containers"] = json!("vllm");
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "metrics", "image": "prom/exporter"}));
+    let profiles = kek_profiles();
+    let (ops, _, notes) = patch_for(&pod, &profiles, Scope::Pod).unwrap().unwrap();
+    assert!(notes[0].contains("node cache"), "{notes:?}");
+    let out = apply(&pod, &ops);
+    let spec = &out["spec"];
+    assert_eq!(
+        spec["volumes"],
+        json!([
+            {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+            {"name": "kek", "secret": {"secretName": "model-kek"}},
+            {"name": "trust", "secret": {"secretName": "signer"}},
+        ]),
+        "the Secrets, no hostPath, no model volume"
+    );
+    assert_eq!(
+        spec["containers"][0]["volumeMounts"],
+        json!([
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "kek", "mountPath": "/var/run/secure-model/kek", "readOnly": true},
+            {"name": "trust", "mountPath": "/var/run/secure-model/trust", "readOnly": true},
+        ])
+    );
+    assert_eq!(
+        env_names(&spec["containers"][0]),
+        [
+            "SECURE_MODEL_KEYS",
+            "SECURE_MODEL_TRUSTED_KEYS",
+            "AWS_SECRET_ACCESS_KEY"
+        ],
+        "no cache variable"
+    );
+    assert_eq!(
+        spec["containers"][1],
+        json!({"name": "metrics", "image": "prom/exporter"}),
+        "a sidecar gets nothing"
+    );
+    assert!(spec.get("initContainers").is_none());
+    assert!(patch_for(&out, &profiles, Scope::Pod).unwrap().is_none());
+    // Without volumes or env at all, the lists are created.
+    let mut bare = in_process_pod(json!(["--load-format=secure-model"]));
+    bare["spec"].as_object_mut().unwrap().remove("volumes");
+    bare["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("volumeMounts");
+    let (ops, _, _) = patch_for(&bare, &profiles, Scope::Pod).unwrap().unwrap();
+    let out = apply(&bare, &ops);
+    assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        out["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(patch_for(&out, &profiles, Scope::Pod).unwrap().is_none());
+}
+
+#[test]
+fn an_in_process_pod_is_checked_like_any_other() {
+    type Mutate = fn(&mut Value);
+    let cases: Vec<(&str, Mutate, &str)> = vec![
+        (
+            "a storage-initializer as well",
+            |p| {
+                p["spec"]["initContainers"] = json!([{"name": "storage-initializer", "image": "kserve/storage-initializer:v0.15.0", "args": ["s3://b/m", "/mnt/models"]}]);
+            },
+            "needs no init container, but the pod also has init container \"storage-initializer\"",
+        ),
+        (
+            "a serving container that reads the directory next to one that loads in-process",
+            |p| {
+                p["metadata"]["annotations"]["secure-model.io/containers"] = json!("vllm,tgi");
+                p["spec"]["containers"].as_array_mut().unwrap().push(
+                    json!({"name": "tgi", "image": "tgi", "args": ["--model-id", "/mnt/models"]}),
+                );
+            },
+            "the containers chosen for the model are vllm, tgi",
+        ),
+        (
+            "a variable of the profile set otherwise by the container",
+            |p| {
+                p["spec"]["containers"][0]["env"] =
+                    json!([{"name": "SECURE_MODEL_KEYS", "value": "local:/mine"}]);
+            },
+            "container \"vllm\" sets SECURE_MODEL_KEYS itself",
+        ),
+        (
+            "the TEE profile outside a TEE",
+            |p| {
+                p["metadata"]["annotations"]["secure-model.io/profile"] = json!("confidential");
+            },
+            "requires a TEE",
+        ),
+        (
+            "a LocalModelCache",
+            |p| {
+                p["metadata"]["labels"]["internal.serving.kserve.io/localmodel"] = json!("llama");
+                p["metadata"]["annotations"]["internal.serving.kserve.io/localmodel-sourceuri"] =
+                    json!("secure+s3://models/llama/v1");
+                p["metadata"]["annotations"]["internal.serving.kserve.io/localmodel-pvc-name"] =
+                    json!("llama-gpu");
+            },
+            "only secure-model's init container reads a LocalModelCache copy",
+        ),
+    ];
+    for (what, mutate, expect) in cases {
+        let mut pod = in_process_pod(json!(["--load-format", "secure-model"]));
+        mutate(&mut pod);
+        let msg = refusal(&pod).to_string();
+        assert!(msg.contains(expect), "{what}: {msg}");
+    }
+    // The container's own value equal to the profile's is kept (a manual injection ran).
+    let mut pod = in_process_pod(json!(["--load-format", "secure-model"]));
+    pod["spec"]["containers"][0]["env"] =
+        json!([{"name": "SECURE_MODEL_KEYS", "value": "aws-kms:alias/secure-model"}]);
+    let out = inject_pod(&pod).unwrap().unwrap();
+    let keys = env_names(&out["spec"]["containers"][0])
+        .iter()
+        .filter(|n| **n == "SECURE_MODEL_KEYS")
+        .count();
+    assert_eq!(keys, 1);
+    // The profile's Secret volumes: a pod volume of that name from elsewhere, or a mount at
+    // their path, is refused.
+    let profiles = kek_profiles();
+    let mut taken = in_process_pod(json!(["--load-format", "secure-model"]));
+    taken["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "kek", "emptyDir": {}}));
+    let e = patch_for(&taken, &profiles, Scope::Pod)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("already has a volume named \"kek\" that is not the Secret \"model-kek\""),
+        "{e}"
+    );
+    let mut mounted = in_process_pod(json!(["--load-format", "secure-model"]));
+    mounted["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "dshm", "mountPath": "/var/run/secure-model/trust/"}));
+    let e = patch_for(&mounted, &profiles, Scope::Pod)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("already has a mount at /var/run/secure-model/trust/ that is not the profile's Secret volume \"trust\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_in_process_workload_and_llminferenceservice_are_valid_and_idempotent() {
+    let schemas = K8sSchemas::load();
+    let mut pod = in_process_pod(json!(["--load-format", "secure-model"]));
+    pod["metadata"].as_object_mut().unwrap().remove("namespace");
+    let obj = workload("Deployment", "apps/v1", &pod);
+    let (out, reports) = inject_yaml(&serde_norway::to_string(&obj).unwrap(), &profiles()).unwrap();
+    assert!(matches!(reports[0].outcome, Outcome::Injected { .. }));
+    let injected: Value = serde_norway::from_str(&out).unwrap();
+    let t = &injected["spec"]["template"]["spec"];
+    assert!(t.get("initContainers").is_none());
+    assert!(env_names(&t["containers"][0]).contains(&"SECURE_MODEL_KEYS"));
+    if let Some(s) = &schemas {
+        let e = errors(&s.for_kind("Deployment", "apps/v1"), &injected);
+        assert!(e.is_empty(), "{e:#?}");
+    }
+    let (again, reports) = inject_yaml(&out, &profiles()).unwrap();
+    assert_eq!(again, out);
+    assert_eq!(reports[0].outcome, Outcome::AlreadyInjected);
+    // An LLMInferenceService whose `main` loads in-process: no init container, KServe's own
+    // initializer off, `main` configured.
+    let mut isvc = llmisvc_sample();
+    isvc["spec"]["model"]["uri"] = json!("secure+s3://models/qwen3-coder/v1");
+    isvc["spec"]["template"]["containers"][0]["args"] = json!([
+        "--load-format",
+        "secure-model",
+        "--model-loader-extra-config",
+        "{\"source\": \"secure+s3://models/qwen3-coder/v1\"}"
+    ]);
+    let (out, reports) =
+        inject_yaml(&serde_norway::to_string(&isvc).unwrap(), &profiles()).unwrap();
+    assert!(matches!(reports[0].outcome, Outcome::Injected { .. }));
+    let out: Value = serde_norway::from_str(&out).unwrap();
+    assert_eq!(out["spec"]["storageInitializer"], json!({"enabled": false}));
+    let t = &out["spec"]["template"];
+    assert!(t.get("initContainers").is_none(), "{t:#}");
+    assert!(t.get("volumes").is_none());
+    let names = env_names(&t["containers"][0]);
+    assert!(
+        names.contains(&"HF_TOKEN") && names.contains(&"SECURE_MODEL_KEYS"),
+        "{names:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Properties
 
 fn arb_volume() -> impl Strategy<Value = Value> {
