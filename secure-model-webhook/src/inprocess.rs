@@ -16,10 +16,14 @@ pub const LOAD_FORMAT: &str = "secure-model";
 /// vLLM's flag naming the load format, in both spellings its argument parser accepts.
 pub const LOAD_FORMAT_FLAGS: &[&str] = &["--load-format", "--load_format"];
 
+/// The Python module whose `serve` command runs `vllm serve` with the load format
+/// (`python -m secure_model.vllm serve SOURCE ...`).
+pub const SERVE_MODULE: &str = "secure_model.vllm";
+
 /// Whether `c`'s command line selects the `secure-model` load format: `--load-format
-/// secure-model` or `--load-format=secure-model` (either flag spelling, quotes allowed) in
-/// `command` or `args`, also inside one shell string (`sh -c "... vllm serve ...
-/// --load-format secure-model"`).
+/// secure-model` or `--load-format=secure-model` (either flag spelling, quotes allowed), or
+/// `secure_model.vllm serve` (the package's wrapper that adds it), in `command` or `args`,
+/// also inside one shell string (`sh -c "... vllm serve ... --load-format secure-model"`).
 pub fn loads_in_process(c: &Container) -> bool {
     let unquote = |w: &str| w.trim_matches(|ch| ch == '"' || ch == '\'').to_string();
     let words: Vec<String> = c
@@ -39,9 +43,10 @@ pub fn loads_in_process(c: &Container) -> bool {
         })
     };
     words.iter().any(|w| joined(w))
-        || words
-            .windows(2)
-            .any(|p| matches!(p, [f, v] if flag(f) && v == LOAD_FORMAT))
+        || words.windows(2).any(|p| match p {
+            [f, v] => (flag(f) && v == LOAD_FORMAT) || (f == SERVE_MODULE && v == "serve"),
+            _ => false,
+        })
 }
 
 /// The variables a loader gets from `profile`, the init container and an in-process loader
@@ -106,6 +111,11 @@ mod tests {
             c(&[], &["--load-format='secure-model'"]),
             c(&["vllm", "serve", "/m", "--load-format", "secure-model"], &[]),
             c(
+                &["python", "-m", "secure_model.vllm", "serve"],
+                &["secure+s3://b/m", "--port", "8000"],
+            ),
+            c(&["sh", "-c"], &["exec python3 -m secure_model.vllm serve \"$PKG\""]),
+            c(
                 &["sh", "-c"],
                 &["python -m secure_model.vllm prepare \"$PKG\" /tmp/c &&\nexec vllm serve /tmp/c --load-format secure-model --model-loader-extra-config x"],
             ),
@@ -121,6 +131,11 @@ mod tests {
             c(&[], &["secure-model", "--load-format"]),
             c(&[], &["--load-format", "--model", "secure-model"]),
             c(&[], &["--load-formats=secure-model"]),
+            c(
+                &["python", "-m", "secure_model.vllm", "prepare"],
+                &["s", "/d"],
+            ),
+            c(&["python", "-m", "secure_model.vllm"], &[]),
         ];
         for n in &no {
             assert!(!loads_in_process(n), "{n:?}");

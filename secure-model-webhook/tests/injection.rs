@@ -623,6 +623,7 @@ fn an_in_process_pod_gets_no_loader_but_the_profiles_settings() {
     let forms = [
         json!(["serve", "/tmp/c", "--load-format", "secure-model"]),
         json!(["serve", "/tmp/c", "--load-format=secure-model"]),
+        json!(["python", "-m", "secure_model.vllm", "serve", "secure+s3://models/llama/v1"]),
         json!(["python -m secure_model.vllm prepare \"$PKG\" /tmp/c && exec vllm serve /tmp/c --load-format secure-model --model-loader-extra-config \"{\\\"source\\\": \\\"$PKG\\\"}\""]),
     ];
     for args in forms {

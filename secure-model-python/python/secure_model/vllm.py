@@ -14,6 +14,15 @@ config and tokenizer loading; without ``source`` in the extra config the model p
 the package. The extra config also takes ``trusted_keys``, ``trust_policy``, ``keys`` and
 ``manifest_digest`` (over the ``SECURE_MODEL_*`` variables).
 
+vLLM reads ``config.json`` and the tokenizer from the model path before any load format runs
+(it fetches them itself only for RunAI's ``s3://``/``gs://`` URIs), so ``vllm serve
+secure+s3://…`` cannot work on its own. ``serve`` does both steps in one command: it writes
+the non-weight files into a new private directory (mode 0700, under ``/dev/shm`` when there
+is one) and then ``exec``\ s ``vllm serve`` on it with the load format, the source and, unless
+given, ``--served-model-name`` set to the source::
+
+    python -m secure_model.vllm serve secure+s3://bucket/pkg --port 8000 --max-model-len 4096
+
 Importing this module imports nothing from vLLM: ``register`` does, when vLLM calls it.
 """
 
@@ -23,7 +32,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 LOAD_FORMAT = "secure-model"
 SETTINGS = ("trusted_keys", "trust_policy", "keys", "manifest_digest")
@@ -100,21 +109,137 @@ def register() -> None:
     register_model_loader(LOAD_FORMAT)(loader_class())
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
 def prepare(source: str, dest: os.PathLike, **settings: Any) -> Path:
     """Writes the package's verified non-weight files (config, tokenizer...) into ``dest``, for
     vLLM's config and tokenizer loading. Weights (``*.safetensors``, ``*.bin``, ``*.pt``) are
     never written."""
     from . import open_package
+    from ._errors import UsageError
 
     pkg = open_package(source, **settings)
     out = Path(dest)
+    root = out.resolve()
     for path in pkg.files():
-        if path.endswith((".safetensors", ".bin", ".pt", ".pth", ".gguf")):
+        if path.endswith(WEIGHT_SUFFIXES):
             continue
         target = out / path
+        # The verified manifest holds only relative, normal paths; checked again here since
+        # this writes to a filesystem.
+        if Path(path).is_absolute() or root not in (root / path).resolve().parents:
+            raise UsageError(f"refusing to write {path!r} outside {out}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(pkg.read_file(path))
     return out
+
+
+def _flag(args: List[str], names: Tuple[str, ...]) -> Tuple[Optional[int], Optional[str]]:
+    """The index and value of the last ``--name value`` / ``--name=value`` among ``args``."""
+    found: Tuple[Optional[int], Optional[str]] = (None, None)
+    for i, a in enumerate(args):
+        for n in names:
+            if a == n:
+                found = (i, args[i + 1] if i + 1 < len(args) else None)
+            elif a.startswith(n + "="):
+                found = (i, a[len(n) + 1 :])
+    return found
+
+
+LOAD_FORMAT_FLAGS = ("--load-format", "--load_format")
+EXTRA_CONFIG_FLAGS = ("--model-loader-extra-config", "--model_loader_extra_config")
+SERVED_NAME_FLAGS = ("--served-model-name", "--served_model_name")
+
+
+def _merge(source: str, vllm_args: List[str]) -> Tuple[List[str], Dict[str, Any]]:
+    """``vllm_args`` with the load format, the merged extra config and the served name; and
+    that extra config."""
+    import json
+
+    from ._errors import UsageError
+
+    args = list(vllm_args)
+    i, fmt = _flag(args, LOAD_FORMAT_FLAGS)
+    if i is None:
+        args += ["--load-format", LOAD_FORMAT]
+    elif fmt != LOAD_FORMAT:
+        raise UsageError(f"serve loads with --load-format {LOAD_FORMAT}, not {fmt!r}")
+    i, text = _flag(args, EXTRA_CONFIG_FLAGS)
+    extra: Any = {}
+    if i is not None:
+        try:
+            extra = json.loads(text or "")
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise UsageError("--model-loader-extra-config is not a JSON object")
+        _settings({k: v for k, v in extra.items() if k != "source"})
+        if extra.get("source", source) != source:
+            raise UsageError(f"--model-loader-extra-config names another source ({extra['source']!r})")
+        # Drop the flag (and its separate value); the merged one is appended.
+        del args[i : i + (1 if "=" in args[i] else 2)]
+    extra["source"] = source
+    args += ["--model-loader-extra-config", json.dumps(extra)]
+    if _flag(args, SERVED_NAME_FLAGS)[0] is None:
+        args += ["--served-model-name", source]
+    return args, extra
+
+
+def serve_args(source: str, config_dir: os.PathLike, vllm_args: List[str]) -> List[str]:
+    """The ``vllm serve`` arguments that serve the package at ``source`` from the config
+    directory ``config_dir``: ``vllm_args`` plus the load format, the source in
+    ``--model-loader-extra-config`` (merged into the one given) and ``--served-model-name``
+    (the source, unless given). A conflicting load format or source is a ``UsageError``."""
+    return ["serve", os.fspath(config_dir), *_merge(source, vllm_args)[0]]
+
+
+def _private_dir(config_dir: Optional[str]) -> Path:
+    """A new directory only this user can read: ``config_dir`` (created; an existing one must
+    be empty), else a fresh one under ``/dev/shm`` when it is a writable directory, else under
+    the temporary directory."""
+    import tempfile
+
+    from ._errors import UsageError
+
+    if config_dir is not None:
+        d = Path(config_dir)
+        if d.exists() and (not d.is_dir() or any(d.iterdir())):
+            raise UsageError(f"--config-dir {d} exists and is not an empty directory")
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d.chmod(0o700)
+        return d
+    shm = Path("/dev/shm")
+    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="secure-model-config-", dir=base))
+
+
+def serve(source: str, vllm_args: List[str], config_dir: Optional[str] = None, vllm: str = "vllm") -> None:
+    """Writes the package's verified config and tokenizer files into a private directory and
+    replaces this process with ``vllm serve`` on it (``serve_args``). Settings come from the
+    ``SECURE_MODEL_*`` variables, or from ``--model-loader-extra-config`` (``keys``,
+    ``trusted_keys``...), which vLLM's loader reads again."""
+    import shutil
+
+    from ._errors import ConfigError
+
+    args, extra = _merge(source, vllm_args)
+    exe = shutil.which(vllm)
+    if exe is None:
+        raise ConfigError(f"no {vllm!r} on PATH: install vLLM (pip install vllm) in this environment")
+    d = _private_dir(config_dir)
+    try:
+        prepare(source, d, **_settings(extra))
+    except BaseException:
+        # Nothing of a package that failed stays behind (the directory was new or empty).
+        for child in d.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if config_dir is None:
+            d.rmdir()
+        raise
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(exe, [exe, "serve", os.fspath(d), *args])
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -123,11 +248,22 @@ def main(argv: Optional[list] = None) -> int:
     pr = sub.add_parser("prepare", help="write the package's verified config and tokenizer files")
     pr.add_argument("source")
     pr.add_argument("dest")
+    sv = sub.add_parser(
+        "serve",
+        help="write the config and tokenizer files into a private directory, then exec vllm serve on it",
+        description="python -m secure_model.vllm serve [--config-dir DIR] SOURCE [VLLM SERVE ARGUMENTS...]",
+    )
+    sv.add_argument("--config-dir", help="where to write config and tokenizer (new or empty; default: a new 0700 directory under /dev/shm)")
+    sv.add_argument("source")
+    sv.add_argument("vllm_args", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     from ._errors import SecureModelError
 
     try:
-        print(prepare(a.source, a.dest))
+        if a.cmd == "serve":
+            serve(a.source, a.vllm_args, a.config_dir)
+        else:
+            print(prepare(a.source, a.dest))
     except SecureModelError as e:
         print(f"error: {e}", file=sys.stderr)
         if e.hint:
