@@ -13,7 +13,7 @@ use secure_model_core::ErrorClass;
 use secure_model_settings::Failure;
 use zeroize::Zeroizing;
 
-use crate::layout::{Layout, LayoutError, TensorSpec};
+use crate::layout::{DimSlice, Layout, LayoutError, TensorSpec};
 use crate::options::{loader_and_store, Overrides};
 
 /// The exception class of `secure_model._errors` for a failure class.
@@ -55,7 +55,9 @@ fn load_error(py: Python<'_>, e: LoadError) -> PyErr {
 /// (Python's `KeyError` semantics are kept by the Python half; here a usage error).
 fn layout_error(py: Python<'_>, e: LayoutError) -> PyErr {
     match e {
-        LayoutError::NoTensor { .. } => raise(py, "UsageError", e.to_string(), None),
+        LayoutError::NoTensor { .. } | LayoutError::BadSlice { .. } => {
+            raise(py, "UsageError", e.to_string(), None)
+        }
         other => raise(py, "ConfigError", other.to_string(), None),
     }
 }
@@ -279,6 +281,34 @@ impl File {
             .tensor(name, &self.path)
             .map_err(|e| layout_error(py, e))?;
         Ok((t.dtype.clone(), t.shape.clone(), copy_out(py, buf, t)?))
+    }
+
+    /// `(dtype, counts, bytearray)` of the part of tensor `name` that `dims` selects, one
+    /// `(start, stop, step)` per dimension (normalised by the Python half): only the selected
+    /// bytes are copied, row-major.
+    fn slice(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dims: Vec<(usize, usize, usize)>,
+    ) -> PyResult<(String, Vec<usize>, Py<PyByteArray>)> {
+        let buf = self
+            .buf
+            .as_ref()
+            .ok_or_else(|| usage(py, format!("{} is closed", self.path)))?;
+        let t = self
+            .layout
+            .tensor(name, &self.path)
+            .map_err(|e| layout_error(py, e))?;
+        let dims: Vec<DimSlice> = dims
+            .into_iter()
+            .map(|(start, stop, step)| DimSlice { start, stop, step })
+            .collect();
+        let plan = t.slice(buf, &dims).map_err(|e| layout_error(py, e))?;
+        let ba = PyByteArray::new_with(py, plan.len(), |dst| {
+            plan.copy_into(dst).map_err(|e| layout_error(py, e))
+        })?;
+        Ok((t.dtype.clone(), plan.counts().to_vec(), ba.unbind()))
     }
 
     /// Zeroes and frees the file's bytes.

@@ -73,6 +73,110 @@ def test_safe_open_like_safetensors(packages, keys, minilm_dir):
             f.get_tensor(name)  # closed: the bytes are gone
 
 
+# Indices `safetensors`' get_slice accepts (0.8.0): slices with a positive step, integers
+# (negative too), one ellipsis, fewer indices than dimensions.
+SLICE_INDICES = [
+    (slice(0, 2), slice(None)),
+    (slice(None), slice(1, 3)),
+    slice(1, 2),
+    1,
+    -1,
+    (1, 2),
+    (slice(None), 1),
+    Ellipsis,
+    (Ellipsis, 1),
+    (0, Ellipsis, slice(1, 3)),
+    (slice(None, None, 2),),
+    (slice(None), slice(0, 3, 2)),
+    (0, slice(1, 3, 5)),
+    (slice(1, 1),),
+    (),
+    np.int64(1),
+]
+
+
+def _slice_model(tmp_path, keys):
+    from conftest import pack
+
+    d = tmp_path / "m"
+    d.mkdir()
+    g = torch.Generator().manual_seed(3)
+    tensors = {
+        "f32": torch.randn(2, 3, 4, generator=g),
+        "bf16": torch.randn(5, 6, generator=g).bfloat16(),
+        "i64": torch.arange(4 * 3 * 2 * 5, dtype=torch.int64).reshape(4, 3, 2, 5),
+        "u8": torch.arange(7, dtype=torch.uint8),
+        "scalar": torch.tensor(5, dtype=torch.int32),
+        "f16": torch.randn(3, 5, generator=g).half(),
+    }
+    safetensors.torch.save_file(tensors, d / "s.safetensors")
+    return d, pack(d, tmp_path / "pkg", keys)
+
+
+@pytest.mark.parametrize("framework", ["numpy", "pt"])
+def test_get_slice_equals_safetensors(tmp_path, keys, minilm_dir, packages, framework):
+    model, pkg = _slice_model(tmp_path, keys)
+    cases = 0
+    with safetensors.safe_open(model / "s.safetensors", framework=framework) as ref, \
+            secure_model.safe_open(pkg, "s.safetensors", framework=framework, **keys.settings()) as f:
+        for name in ref.keys():
+            if framework == "numpy" and name == "bf16":
+                continue
+            s, rs = f.get_slice(name), ref.get_slice(name)
+            assert s.get_shape() == rs.get_shape() and s.get_dtype() == rs.get_dtype(), name
+            for index in SLICE_INDICES:
+                try:
+                    r = rs[index]
+                except Exception:
+                    continue  # safetensors refuses it (e.g. an integer past a 1-d tensor)
+                o = s[index]
+                cases += 1
+                assert tuple(o.shape) == tuple(r.shape), (name, index)
+                assert o.dtype == r.dtype, (name, index)
+                if framework == "numpy":
+                    assert isinstance(o, np.ndarray) and np.array_equal(o, r), (name, index)
+                    assert o.flags.c_contiguous and o.flags.writeable
+                else:
+                    assert isinstance(o, torch.Tensor) and torch.equal(o, r), (name, index)
+                    assert o.is_contiguous()
+    assert cases > 50
+    # The real model too, on its largest tensor.
+    with safetensors.safe_open(minilm_dir / FILE, framework=framework) as ref, \
+            secure_model.safe_open(packages["sha256-shards"], FILE, framework=framework, **keys.settings()) as f:
+        name = "embeddings.word_embeddings.weight"
+        for index in [(slice(100, 164), slice(None)), (slice(None), slice(0, 384, 7)), 30521, (Ellipsis, 5)]:
+            o, r = f.get_slice(name)[index], ref.get_slice(name)[index]
+            same = np.array_equal(o, r) if framework == "numpy" else torch.equal(o, r)
+            assert same and tuple(o.shape) == tuple(r.shape), index
+
+
+def test_get_slice_refuses_what_safetensors_refuses(tmp_path, keys):
+    model, pkg = _slice_model(tmp_path, keys)
+    with secure_model.safe_open(pkg, "s.safetensors", framework="numpy", **keys.settings()) as f:
+        s = f.get_slice("f32")
+        for index, says in [
+            ((slice(None), slice(None, None, -1)), "positive"),
+            ((Ellipsis, Ellipsis), "one ellipsis"),
+            ((0, 0, 0, 0), "4 indices for a tensor of 3"),
+            (2, "index 2 out of range for dimension 0 of size 2"),
+            (-3, "out of range"),
+            ((slice(None), None), "unsupported slice index None"),
+            ([0, 1], "unsupported slice index"),
+            (True, "boolean"),
+        ]:
+            with pytest.raises(secure_model.UsageError, match=says):
+                s[index]
+        # Python's slice bounds past a dimension are clipped (safetensors refuses them).
+        with safetensors.safe_open(model / "s.safetensors", framework="numpy") as r:
+            ref = r.get_tensor("f32")
+        assert np.array_equal(s[0:9], ref[0:9]) and s[5:9].shape == (0, 3, 4)
+        assert np.array_equal(s[-1:], ref[-1:])
+        with pytest.raises(secure_model.UsageError):
+            f.get_slice("bf16")[0]  # numpy has no bfloat16
+    with pytest.raises(secure_model.UsageError):
+        s[0]  # closed: the bytes are gone
+
+
 def test_stream_tensors_yields_every_tensor_once(packages, keys, minilm_dir):
     ref = safetensors.torch.load_file(minilm_dir / FILE)
     seen = {}

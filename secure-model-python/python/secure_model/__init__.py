@@ -196,9 +196,53 @@ def read_file(source: Union[PathLike, Package], path: str, **settings: Any) -> b
     return open_package(source, **settings).read_file(path)
 
 
+def _dims(index: Any, shape: Sequence[int]) -> Tuple[List[Tuple[int, int, int]], List[int]]:
+    """``index`` (as ``safetensors``' ``get_slice(...)[index]`` takes it: integers, slices with
+    a positive step, one ``...``) over ``shape``: one ``(start, stop, step)`` per dimension,
+    and the dimensions an integer removes. Bounds past a dimension are clipped as Python's
+    slices are; an integer outside its dimension is a ``UsageError``."""
+    import operator
+
+    items = list(index) if isinstance(index, tuple) else [index]
+    ellipses = sum(1 for i in items if i is Ellipsis)
+    if ellipses > 1:
+        raise UsageError("only one ellipsis (...) is allowed in a slice index")
+    explicit = len(items) - ellipses
+    if explicit > len(shape):
+        raise UsageError(f"{explicit} indices for a tensor of {len(shape)} dimensions")
+    if ellipses:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (len(shape) - explicit)
+    items += [slice(None)] * (len(shape) - len(items))
+    dims: List[Tuple[int, int, int]] = []
+    dropped: List[int] = []
+    for d, (item, size) in enumerate(zip(items, shape)):
+        if isinstance(item, slice):
+            start, stop, step = item.indices(size)
+            if step < 1:
+                raise UsageError(f"slice step must be a positive integer, got {step} (dimension {d})")
+            dims.append((start, max(start, stop), step))
+            continue
+        if isinstance(item, bool):
+            raise UsageError(f"a boolean is not a slice index (dimension {d})")
+        try:
+            i = operator.index(item)
+        except TypeError:
+            raise UsageError(
+                f"unsupported slice index {item!r} at position {d}: expected a slice, an integer or ..."
+            ) from None
+        if not -size <= i < size:
+            raise UsageError(f"index {i} out of range for dimension {d} of size {size}")
+        i %= size
+        dims.append((i, i + 1, 1))
+        dropped.append(d)
+    return dims, dropped
+
+
 class _Slice:
-    """``safe_open(...).get_slice(name)``: shape and dtype without copying, ``[...]`` reads
-    the tensor and slices it."""
+    """``safe_open(...).get_slice(name)``, like ``safetensors``' ``PySafeSlice``: shape and
+    dtype without copying; ``[...]`` copies only the selected elements out of the verified
+    file into a new tensor."""
 
     def __init__(self, owner: "safe_open", name: str):
         self._owner = owner
@@ -212,7 +256,10 @@ class _Slice:
         return self._dtype
 
     def __getitem__(self, index: Any) -> Any:
-        return self._owner.get_tensor(self._name)[index]
+        dims, dropped = _dims(index, self._shape)
+        dtype, counts, data = self._owner._file.slice(self._name, dims)
+        shape = [c for d, c in enumerate(counts) if d not in dropped]
+        return convert(self._owner._fw, dtype, shape, data, self._owner._device)
 
 
 class safe_open:
