@@ -13,7 +13,7 @@ use std::path::Path;
 use secure_model_core::crypto::DataKey;
 use secure_model_core::format::{FormatError, KeysFile, Limits};
 use secure_model_core::keys::WrapContext;
-use secure_model_core::loader::{LoadError, LoadOptions, Loader};
+use secure_model_core::loader::{LoadError, LoadOptions, Loader, MemoryLimit};
 use secure_model_core::verify::{
     parse_unverified, sign_statement, SigningKey, TrustedKeys, VerifyError,
 };
@@ -440,6 +440,49 @@ async fn disk_destination_refused_unless_allowed() {
     .pull(f.store.clone(), &target)
     .await
     .unwrap();
+    assert_eq!(common::entries(&target), ["a.bin", "b.bin", "c.bin", "d"]);
+}
+
+/// A memory limit that cannot hold the model refuses the pull into tmpfs before anything is
+/// written (instead of an OOM kill halfway); one that can lets it through.
+#[tokio::test]
+async fn a_memory_limit_below_the_model_refuses_a_tmpfs_pull() {
+    let (f, _m) = fixture().await;
+    let dest = common::shm_dir();
+    let target = dest.path().join("model");
+    let mut tight = LoadOptions::default();
+    tight.memory_limit = Some(MemoryLimit {
+        limit: 80 << 20,
+        used: 16 << 20,
+    });
+    let e = f
+        .loader_with(tight)
+        .pull(f.store.clone(), &target)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LoadError::MemoryLimit { .. }), "{e:?}");
+    assert_eq!(e.class(), secure_model_core::ErrorClass::Destination);
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "memory limit 80.0 MiB with 16.0 MiB in use leaves 64.0 MiB; the model needs"
+        ),
+        "{text}"
+    );
+    assert!(
+        common::entries(dest.path()).is_empty(),
+        "nothing written: {:?}",
+        common::entries(dest.path())
+    );
+    let mut roomy = LoadOptions::default();
+    roomy.memory_limit = Some(MemoryLimit {
+        limit: 1 << 30,
+        used: 16 << 20,
+    });
+    f.loader_with(roomy)
+        .pull(f.store.clone(), &target)
+        .await
+        .unwrap();
     assert_eq!(common::entries(&target), ["a.bin", "b.bin", "c.bin", "d"]);
 }
 

@@ -6,35 +6,12 @@ use std::path::Path;
 
 use secure_model_core::danger::Relaxation;
 use secure_model_core::format::ModelPath;
-use secure_model_core::loader::{check_destination, filesystem_kind, FsKind};
+use secure_model_core::loader::{check_destination, filesystem_kind, FsKind, MemoryLimit};
 use secure_model_core::ErrorClass;
 use secure_model_settings::Settings;
 
 use crate::package::Found;
 use crate::Check;
-
-/// `(limit, usage)` of this process's memory cgroup in bytes, cgroup v2 then v1; `None` when
-/// unlimited or unknown.
-fn cgroup_memory() -> Option<(u64, u64)> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    let num = |s: Option<String>| s.and_then(|t| t.trim().parse::<u64>().ok());
-    if let Some(max) = read("/sys/fs/cgroup/memory.max") {
-        let limit = max.trim().parse::<u64>().ok()?;
-        return Some((
-            limit,
-            num(read("/sys/fs/cgroup/memory.current")).unwrap_or(0),
-        ));
-    }
-    let limit = num(read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
-    // v1 reports "unlimited" as a huge page-aligned number.
-    if limit >= 1 << 60 {
-        return None;
-    }
-    Some((
-        limit,
-        num(read("/sys/fs/cgroup/memory/memory.usage_in_bytes")).unwrap_or(0),
-    ))
-}
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
@@ -57,7 +34,7 @@ pub(crate) fn checks(settings: &Settings, dest: &Path, found: Option<&Found>) ->
     let mut out = vec![pull_check(settings, &name, dest, paths, id)];
     if let Some(size) = found.map(|f| f.plaintext_bytes) {
         out.push(space_check(&name, existing, size));
-        if let Some(c) = memory_check(&name, existing, size) {
+        if let Some(c) = memory_check(&name, existing, size, settings.load.memory_limit) {
             out.push(c);
         }
     }
@@ -126,21 +103,25 @@ fn space_check(name: &str, existing: &Path, size: u64) -> Check {
     }
 }
 
-fn memory_check(name: &str, existing: &Path, size: u64) -> Option<Check> {
+/// The pull's own check ([`MemoryLimit::check`]), reported.
+fn memory_check(
+    name: &str,
+    existing: &Path,
+    size: u64,
+    limit: Option<MemoryLimit>,
+) -> Option<Check> {
     if !matches!(filesystem_kind(existing), Ok(FsKind::Tmpfs | FsKind::Ramfs)) {
         return None;
     }
-    let Some((limit, usage)) = cgroup_memory() else {
+    let Some(memory) = limit else {
         return Some(Check::ok(name, "no cgroup memory limit found"));
     };
-    let room = limit.saturating_sub(usage);
-    // The loader itself needs some tens of MiB next to the model's pages.
-    let needed = size.saturating_add(64 << 20);
-    Some(if room < needed {
+    let (limit, room) = (memory.limit, memory.limit.saturating_sub(memory.used));
+    Some(if let Err(e) = memory.check(size) {
         Check::fail(
             name,
             ErrorClass::Destination,
-            format!("memory limit {} with {} used leaves {}; the model needs {} plus the loader's ~64 MiB", mib(limit), mib(usage), mib(room), mib(size)),
+            e.to_string(),
             "raise the container's memory limit to the model's size plus 256Mi (tmpfs pages count against it)",
         )
     } else {

@@ -138,6 +138,9 @@ fn destination_hint(e: &LoadError) -> Option<&'static str> {
         LoadError::TooLargeForMemory { .. } => Some(
             "the model does not fit the in-memory cap or the memory available: raise the cap, or the memory limit",
         ),
+        LoadError::MemoryLimit { .. } => Some(
+            "raise the loading container's memory limit to the model's size plus 256Mi (the memory-backed volume's pages are charged to the container that writes them)",
+        ),
         LoadError::Destination { .. } => {
             Some("check that the destination directory is writable by this user and has room")
         }

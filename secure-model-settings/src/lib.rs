@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cgroup;
 pub mod docs;
 mod failure;
 pub mod kind;

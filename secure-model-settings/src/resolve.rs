@@ -125,6 +125,8 @@ fn load_options(src: &Source, relax: Relaxations) -> Result<LoadOptions, Setting
         )
         .adaptive(src.get_or(&r::ADAPTIVE, true)?)
         .with_relaxations(relax);
+    let mut opts = opts;
+    opts.memory_limit = src.environment().memory_limit();
     Ok(match cache_config(src)? {
         Some(c) => opts.with_cache(c),
         None => opts,

@@ -43,6 +43,7 @@ pub enum SettingError {
 pub struct Environment {
     vars: BTreeMap<String, String>,
     not_unicode: Vec<String>,
+    memory_limit: Option<secure_model_core::loader::MemoryLimit>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -68,7 +69,21 @@ impl Environment {
                 (Err(_), _) => {}
             }
         }
+        // The process's cgroup memory limit belongs to the same snapshot of where it runs.
+        env.memory_limit = crate::cgroup::memory_limit();
         env
+    }
+
+    /// The cgroup memory limit [`Environment::capture`] found (none from
+    /// [`Environment::from_pairs`] unless set with [`Environment::with_memory_limit`]).
+    pub fn memory_limit(&self) -> Option<secure_model_core::loader::MemoryLimit> {
+        self.memory_limit
+    }
+
+    /// This snapshot with a memory limit (tests and embedders).
+    pub fn with_memory_limit(mut self, limit: secure_model_core::loader::MemoryLimit) -> Self {
+        self.memory_limit = Some(limit);
+        self
     }
 
     /// A snapshot of `pairs` (tests, a webhook profile's environment, and embedders that
@@ -85,6 +100,7 @@ impl Environment {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             not_unicode: Vec::new(),
+            memory_limit: None,
         }
     }
 

@@ -127,6 +127,17 @@ pub enum LoadError {
         /// Plaintext bytes that were asked for.
         bytes: u64,
     },
+    /// The model does not fit the memory a memory-backed destination may take: its pages
+    /// count against the memory limit of the process that writes them (a container's cgroup).
+    #[error("memory limit {} with {} in use leaves {}; the model needs {} plus the loader's {} (a memory-backed volume's pages count against the limit)", mib(*.limit), mib(*.used), mib(.limit.saturating_sub(*.used)), mib(*.needed), mib(LOADER_HEADROOM))]
+    MemoryLimit {
+        /// The memory limit, bytes.
+        limit: u64,
+        /// Memory already in use under the limit, bytes.
+        used: u64,
+        /// Plaintext bytes of the model.
+        needed: u64,
+    },
     /// A file asked for by path is not in the package.
     #[error("the package has no file {path:?}")]
     NotInPackage {
@@ -157,12 +168,52 @@ impl LoadError {
             LoadError::NotMemoryBacked { .. }
             | LoadError::DestinationConflict { .. }
             | LoadError::Destination { .. }
-            | LoadError::TooLargeForMemory { .. } => ErrorClass::Destination,
+            | LoadError::TooLargeForMemory { .. }
+            | LoadError::MemoryLimit { .. } => ErrorClass::Destination,
             LoadError::Storage(e) => e.class(),
             LoadError::Verify(e) => e.class(),
             LoadError::NotInPackage { .. } => ErrorClass::Config,
             LoadError::Crypto(_) | LoadError::Internal { .. } => ErrorClass::Internal,
         }
+    }
+}
+
+/// What a loader needs for itself next to the model's pages under a memory limit (buffers,
+/// runtime): the margin [`MemoryLimit`] keeps.
+pub const LOADER_HEADROOM: u64 = 64 << 20;
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20))
+}
+
+/// The memory limit the writer of a memory-backed destination runs under, as the caller read
+/// it (the settings layer reads the process's cgroup): a pull into tmpfs or ramfs whose
+/// plaintext plus [`LOADER_HEADROOM`] exceeds `limit - used` is refused before any key is
+/// requested or any byte written, with [`LoadError::MemoryLimit`], instead of the kernel's
+/// OOM kill halfway through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// The limit, bytes.
+    pub limit: u64,
+    /// In use under it now, bytes.
+    pub used: u64,
+}
+
+impl MemoryLimit {
+    /// Refuses `needed` plaintext bytes that do not fit.
+    ///
+    /// # Errors
+    /// [`LoadError::MemoryLimit`].
+    pub fn check(self, needed: u64) -> Result<(), LoadError> {
+        let room = self.limit.saturating_sub(self.used);
+        if needed.saturating_add(LOADER_HEADROOM) > room {
+            return Err(LoadError::MemoryLimit {
+                limit: self.limit,
+                used: self.used,
+                needed,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +245,8 @@ pub struct LoadOptions {
     pub adaptive: bool,
     /// A node-local cache of ciphertext objects read before the origin (docs/cache.md).
     pub cache: Option<CacheConfig>,
+    /// The memory limit a memory-backed destination's pages count against, when known.
+    pub memory_limit: Option<MemoryLimit>,
     relax: Relaxations,
 }
 
@@ -208,6 +261,7 @@ impl Default for LoadOptions {
             buffer_bytes: 16 << 20,
             adaptive: true,
             cache: None,
+            memory_limit: None,
             relax: Relaxations::NONE,
         }
     }
@@ -721,7 +775,14 @@ impl Loader {
         let staging = match Staging::prepare_publication(dest, paths, id, self.options.relax)
             .await?
         {
-            Prepared::Staged(s) => s,
+            Prepared::Staged(s) => {
+                if let (Some(limit), FsKind::Tmpfs | FsKind::Ramfs) =
+                    (self.options.memory_limit, s.fs_kind())
+                {
+                    limit.check(manifest.total_plaintext())?;
+                }
+                s
+            }
             Prepared::AlreadyPublished(fs) => {
                 let (files, dir) = (manifest.files().to_vec(), dest.to_path_buf());
                 tokio::task::spawn_blocking(move || check_published(&files, &dir))
