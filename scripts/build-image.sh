@@ -24,6 +24,9 @@ ROOTFS_ONLY=""
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 # What the image is, once: the test parses these lines and the Dockerfile must agree.
 ENTRYPOINT=/usr/local/bin/secure-model-initc
+# Another binary's image (the webhook, the example server, the pause process of the test
+# cluster, scripts/kube-node.sh) is the same image with that binary: IMAGE_NAME=<binary name>.
+if [[ -n "${IMAGE_NAME:-}" ]]; then ENTRYPOINT="/usr/local/bin/$IMAGE_NAME"; fi
 IMAGE_USER=65532:65532
 WORKDIR=/
 IMAGE_ENV=SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

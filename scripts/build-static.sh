@@ -20,6 +20,8 @@ TARGET=x86_64-unknown-linux-musl
 CARGO="${CARGO:-cargo}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 PACKAGE="${1:-secure-model-initc}"
+# The binary's name when it is not the package's (the example server: secure-model-oip-server).
+BIN_NAME="${2:-$PACKAGE}"
 
 log() { printf 'build-static: %s\n' "$*" >&2; }
 
@@ -45,6 +47,6 @@ RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     "$CARGO" build --release --locked -p "$PACKAGE" --target "$TARGET" \
     --target-dir "$TARGET_DIR" >&2
 
-BIN="$TARGET_DIR/$TARGET/release/$PACKAGE"
+BIN="$TARGET_DIR/$TARGET/release/$BIN_NAME"
 test -x "$BIN"
 echo "$BIN"

@@ -3,11 +3,14 @@
 # own source package of Kubernetes (1.20.2, with its vendored dependencies) and Debian's Go,
 # and installs etcd from Debian. Nothing comes from anywhere but Debian's registry.
 #
-#   cache:  ${SMTEST_KUBE_DIR:-<repo>/target/kube}/kube-apiserver-<version>
+#   cache:  ${SMTEST_KUBE_DIR:-<repo>/target/kube}/<binary>-<version>
 #   stdout: shell `export` lines (eval "$(scripts/setup-kube-apiserver.sh)"):
-#           SMTEST_KUBE_APISERVER, SMTEST_ETCD (kubectl is installed when missing)
-# Everything else goes to stderr. A cold run takes 8-12 minutes on 2 cores (the Go build);
-# a warm one is instant. The build tree (~2 GB) and Go cache (~1 GB) are deleted afterwards.
+#           SMTEST_KUBE_APISERVER, SMTEST_ETCD (kubectl is installed when missing), and with
+#           --node also SMTEST_KUBELET, SMTEST_KUBE_SCHEDULER, SMTEST_KUBE_CONTROLLER_MANAGER
+#           (the single-node cluster of scripts/kube-node.sh)
+# Everything else goes to stderr. A cold run takes 8-12 minutes on 2 cores (the Go build), a
+# few more with --node (one `make` builds all four: they share most packages); a warm one is
+# instant. The build tree (~2 GB) and Go cache (~1 GB) are deleted afterwards.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +20,14 @@ KUBE_DIR="${SMTEST_KUBE_DIR:-$REPO/target/kube}"
 SRC_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 ORIG="kubernetes_1.20.5+really1.20.2.orig.tar.gz"
 BIN="$KUBE_DIR/kube-apiserver-$SRC_VERSION"
+CMDS=(kube-apiserver)
+if [[ "${1:-}" == --node ]]; then
+  CMDS+=(kubelet kube-scheduler kube-controller-manager)
+fi
+built() {
+  local c
+  for c in "${CMDS[@]}"; do [[ -x "$KUBE_DIR/$c-$SRC_VERSION" ]] || return 1; done
+}
 
 log() { printf 'setup-kube-apiserver: %s\n' "$*" >&2; }
 
@@ -37,10 +48,8 @@ if ! command -v kubectl >/dev/null 2>&1; then
   apt_install kubernetes-client
 fi
 
-if [[ ! -x "$BIN" ]]; then
-  start=$(date +%s)
-  log "building kube-apiserver from Debian's source package kubernetes $SRC_VERSION (8-12 min)"
-  apt_install golang-go rsync golang-github-modern-go-reflect2-dev
+# Debian's source package, unpacked under $WORK/src; sets TREE.
+fetch_source() {
   WORK="$KUBE_DIR/build"
   rm -rf -- "$WORK"
   mkdir -p -- "$WORK/apt/parts" "$WORK/apt/lists/partial" "$WORK/src"
@@ -53,6 +62,13 @@ if [[ ! -x "$BIN" ]]; then
   (cd "$WORK/src" && apt-get "${APTO[@]}" source --download-only "kubernetes=$SRC_VERSION" >&2)
   tar -C "$WORK/src" -xzf "$WORK/src/$ORIG"
   TREE="$WORK/src/kubernetes-1.20.2"
+}
+
+if ! built; then
+  start=$(date +%s)
+  log "building ${CMDS[*]} from Debian's source package kubernetes $SRC_VERSION (8-12 min)"
+  apt_install golang-go rsync golang-github-modern-go-reflect2-dev
+  fetch_source
   # Go >= 1.18: the vendored modern-go/reflect2 1.0.1 crashes (json-iterator); Debian's 1.0.2
   # is the fixed release of the same package.
   R2="$TREE/vendor/github.com/modern-go/reflect2"
@@ -63,13 +79,34 @@ if [[ ! -x "$BIN" ]]; then
   # `make` runs Kubernetes' code generators before the build (plain `go build` cannot).
   (cd "$TREE" && GOPROXY=off GOFLAGS= KUBE_BUILD_PLATFORMS=linux/amd64 CGO_ENABLED=0 \
      GOCACHE="$WORK/gocache" GOPATH="$WORK/gopath" \
-     nice -n 10 make all WHAT=cmd/kube-apiserver >&2)
+     nice -n 10 make all WHAT="${CMDS[*]/#/cmd/}" >&2)
   mkdir -p -- "$KUBE_DIR"
-  cp "$TREE/_output/bin/kube-apiserver" "$BIN.tmp" && mv -- "$BIN.tmp" "$BIN"
+  for c in "${CMDS[@]}"; do
+    out="$KUBE_DIR/$c-$SRC_VERSION"
+    cp "$TREE/_output/bin/$c" "$out.tmp" && mv -- "$out.tmp" "$out"
+  done
   chmod -R u+w "$WORK" 2>/dev/null || true
   rm -rf -- "$WORK"
   log "built $("$BIN" --version) in $(( $(date +%s) - start )) s"
 fi
 
+# The pod sandbox's process (the "pause" container) for --node: Kubernetes' own pause.c from the
+# same source package, linked statically with Debian's gcc and libc.
+PAUSE="$KUBE_DIR/pause-$SRC_VERSION"
+if [[ "${1:-}" == --node && ! -x "$PAUSE" ]]; then
+  command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
+  fetch_source
+  gcc -Os -static -o "$PAUSE.tmp" "$TREE/build/pause/linux/pause.c" >&2
+  strip "$PAUSE.tmp" && mv -- "$PAUSE.tmp" "$PAUSE"
+  rm -rf -- "$WORK"
+  log "built $PAUSE"
+fi
+
 printf 'export SMTEST_KUBE_APISERVER=%q\n' "$BIN"
 printf 'export SMTEST_ETCD=%q\n' "$(command -v etcd)"
+if [[ "${1:-}" == --node ]]; then
+  printf 'export SMTEST_KUBELET=%q\n' "$KUBE_DIR/kubelet-$SRC_VERSION"
+  printf 'export SMTEST_KUBE_SCHEDULER=%q\n' "$KUBE_DIR/kube-scheduler-$SRC_VERSION"
+  printf 'export SMTEST_KUBE_CONTROLLER_MANAGER=%q\n' "$KUBE_DIR/kube-controller-manager-$SRC_VERSION"
+  printf 'export SMTEST_KUBE_PAUSE=%q\n' "$PAUSE"
+fi

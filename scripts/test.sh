@@ -52,8 +52,9 @@ export SMTEST_PYENV_BIN
 step "object-store servers (s3rver, Azurite, nginx; moto and fake-gcs come with the venv)"
 eval "$(scripts/setup-servers.sh)"
 
-# apt runs one at a time: the image tools, then the API server's packages and build.
-prepare system bash -c 'scripts/setup-image-tools.sh && scripts/setup-kube-apiserver.sh'
+# apt runs one at a time: the image tools, the single-node cluster's packages, then the
+# Kubernetes build (API server, kubelet, scheduler, controller manager: one `make`).
+prepare system bash -c 'scripts/setup-image-tools.sh && scripts/kube-node.sh packages && scripts/setup-kube-apiserver.sh --node'
 prepare tools bash -c 'scripts/supply-chain.sh --install-only && scripts/fuzz.sh --install-only'
 # torch, sentence-transformers and the MiniLM weights for the Python package's tests (a few GB
 # on a cold machine: downloaded while the workspace builds).
@@ -96,6 +97,15 @@ cargo test --workspace --all-features --test apiserver -- --ignored
 
 step "container image: built with umoci, run under runc (read-only, UID 65532, no capabilities, seccomp)"
 cargo test --workspace --all-features --test image -- --ignored
+
+step "single-node Kubernetes (scripts/kube-node.sh: kubelet, containerd, runc, bridge CNI, local registry): the webhook Deployment, pods run by the kubelet"
+# Stopped by the PIDs it recorded when this script exits, whatever happens.
+trap 'stop_prepared; scripts/kube-node.sh down >&2 || true' EXIT
+eval "$(scripts/kube-node.sh up)"
+scripts/kube-node.sh images
+cargo test --workspace --all-features --test cluster -- --ignored --test-threads 2
+scripts/kube-node.sh down
+trap stop_prepared EXIT
 
 step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
 await tools

@@ -13,6 +13,8 @@ pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
     name: &'static str,
+    /// The address it listens on (127.0.0.1 but for `s3rver_at`).
+    pub host: String,
 }
 
 impl Server {
@@ -22,7 +24,7 @@ impl Server {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// The variables KServe's storage initializer takes for this s3rver: its fixed
@@ -31,7 +33,7 @@ impl Server {
         vec![
             ("AWS_ACCESS_KEY_ID", "S3RVER".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "S3RVER".to_owned()),
-            ("S3_ENDPOINT", format!("127.0.0.1:{}", self.port)),
+            ("S3_ENDPOINT", format!("{}:{}", self.host, self.port)),
             ("S3_USE_HTTPS", "0".to_owned()),
             ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
         ]
@@ -74,10 +76,10 @@ pub fn pyenv_bin() -> Option<PathBuf> {
     Some(Path::new(&py).parent().unwrap().to_path_buf())
 }
 
-fn wait_port(port: u16, child: &mut Child, name: &str) {
+fn wait_port(host: &str, port: u16, child: &mut Child, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect((host, port)).is_ok() {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -85,10 +87,20 @@ fn wait_port(port: u16, child: &mut Child, name: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{name} did not listen on 127.0.0.1:{port} within 60 s");
+    panic!("{name} did not listen on {host}:{port} within 60 s");
 }
 
-fn start(name: &'static str, mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
+fn start(name: &'static str, cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
+    start_at("127.0.0.1", name, cmd, port, dir)
+}
+
+fn start_at(
+    host: &str,
+    name: &'static str,
+    mut cmd: Command,
+    port: u16,
+    dir: tempfile::TempDir,
+) -> Server {
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     if std::env::var("SMTEST_SERVER_LOGS").is_err() {
         cmd.stderr(Stdio::null());
@@ -96,34 +108,39 @@ fn start(name: &'static str, mut cmd: Command, port: u16, dir: tempfile::TempDir
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    wait_port(port, &mut child, name);
+    wait_port(host, port, &mut child, name);
     Server {
         child,
         port,
         dir,
         name,
+        host: host.to_owned(),
     }
 }
 
 /// s3rver (npm) with `buckets` created; credentials S3RVER/S3RVER.
 pub fn s3rver(buckets: &[&str]) -> Option<Server> {
+    s3rver_at("127.0.0.1", buckets)
+}
+
+/// s3rver listening on `host` (a local address, such as the test cluster's bridge, where pods
+/// reach the host), on a free port.
+pub fn s3rver_at(host: &str, buckets: &[&str]) -> Option<Server> {
     let bin = tool("SMTEST_S3RVER")?;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = TcpListener::bind((host, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--silent",
-    ])
-    .arg("--directory")
-    .arg(dir.path());
+    cmd.args(["--address", host, "--port", &port.to_string(), "--silent"])
+        .arg("--directory")
+        .arg(dir.path());
     for b in buckets {
         cmd.args(["--configure-bucket", b]);
     }
-    Some(start("s3rver", cmd, port, dir))
+    Some(start_at(host, "s3rver", cmd, port, dir))
 }
 
 /// moto server (S3 and KMS; accepts any signature).

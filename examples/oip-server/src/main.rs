@@ -12,6 +12,11 @@
 //! | `GET /v2/models/{name}` | model metadata; the weights' names, datatypes and shapes under `parameters.weights` |
 //! | `GET /v2/models/{name}/ready` | `{"name":..,"ready":true}` |
 //!
+//! With `--model-dir DIR` instead of `--package`, it serves the plaintext model directory that
+//! the `secure-model-initc` init container verified and placed in the pod's memory-backed volume
+//! (the webhook's and KServe's layout: the serving container mounts it read-only), so the same
+//! image serves behind the init container too; no key is needed then.
+//!
 //! Configuration is the init container's, through the same settings layer
 //! (`secure-model-settings`): `SECURE_MODEL_TRUSTED_KEYS` / `SECURE_MODEL_TRUSTED_KEYS_PEM`,
 //! `SECURE_MODEL_KEYS`, the KBS/CDH, storage and transfer settings, plus `--package`. The bound
@@ -50,8 +55,16 @@ use metadata::TensorMeta;
 )]
 struct Args {
     /// Package location: a directory, `file://` URI or any location the storage layer opens.
+    #[arg(
+        long,
+        required_unless_present = "model_dir",
+        conflicts_with = "model_dir"
+    )]
+    package: Option<String>,
+    /// Serve the plaintext directory an init container placed (e.g. `/mnt/models`) instead of
+    /// loading a package; `--weights` is read from it.
     #[arg(long)]
-    package: String,
+    model_dir: Option<PathBuf>,
     /// Name to serve the model under (default: the signed model name).
     #[arg(long)]
     model_name: Option<String>,
@@ -120,15 +133,70 @@ impl ServerError {
     }
 }
 
-/// What the endpoints serve. The decrypted model stays in memory for the process's life (a real
-/// server would run inference on it) and is zeroed when dropped.
+/// What the endpoints serve.
 struct Served {
     name: String,
     weights: Vec<TensorMeta>,
-    model: LoadedModel,
+    origin: Origin,
+}
+
+/// Where the model came from.
+enum Origin {
+    /// Loaded from the package by this process. The decrypted model stays in memory for the
+    /// process's life (a real server would run inference on it) and is zeroed when dropped.
+    Package(LoadedModel),
+    /// Read from the directory the init container verified and placed.
+    Directory {
+        /// Files in the directory.
+        files: usize,
+        /// Bytes of the weights file.
+        bytes: u64,
+    },
+}
+
+/// Reads the weights' metadata from the directory the init container placed.
+fn load_dir(args: &Args, dir: &std::path::Path) -> Result<Served, ServerError> {
+    let path = dir.join(&args.weights);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+    let weights = metadata::tensors(&bytes).map_err(|source| ServerError::Weights {
+        path: args.weights.clone(),
+        source,
+    })?;
+    let files = std::fs::read_dir(dir)
+        .map_err(|e| ServerError::Config(format!("cannot list {}: {e}", dir.display())))?
+        .count();
+    let name = args.model_name.clone().unwrap_or_else(|| {
+        dir.file_name()
+            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    });
+    tracing::info!(
+        model = %name,
+        tensors = weights.len(),
+        files,
+        bytes = bytes.len(),
+        dir = %dir.display(),
+        "serving the model directory placed by the init container"
+    );
+    Ok(Served {
+        name,
+        weights,
+        origin: Origin::Directory {
+            files,
+            bytes: bytes.len() as u64,
+        },
+    })
 }
 
 async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
+    let Some(package) = &args.package else {
+        return match &args.model_dir {
+            Some(dir) => load_dir(args, dir),
+            None => Err(ServerError::Config(
+                "--package or --model-dir is required".into(),
+            )),
+        };
+    };
     // The one resolved configuration: trust policy, keys, storage, transfer options.
     let settings = Settings::from_source(src)?;
     let trusted = settings.trust_policy()?;
@@ -138,7 +206,7 @@ async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
             "no key: pass --key TYPE:ARG or set SECURE_MODEL_KEYS".into(),
         ));
     }
-    let store = open_location(&args.package, false, &settings.storage.settings)
+    let store = open_location(package, false, &settings.storage.settings)
         .map_err(secure_model_core::Error::from)?;
     let model = Loader::new(trusted, providers)
         .with_options(settings.load.clone())
@@ -171,7 +239,7 @@ async fn load(args: &Args, src: &Source) -> Result<Served, ServerError> {
     Ok(Served {
         name,
         weights,
-        model,
+        origin: Origin::Package(model),
     })
 }
 
@@ -204,19 +272,27 @@ async fn model_metadata(State(s): State<Arc<Served>>, Path(name): Path<String>) 
     if name != s.name {
         return not_found(&name);
     }
+    let parameters = match &s.origin {
+        Origin::Package(m) => json!({
+            "weights": s.weights,
+            "model_id": m.model_id,
+            "manifest_sha256": m.manifest_digest,
+            "signer": m.signer,
+            "files": m.files.len(),
+            "plaintext_bytes": m.plaintext_bytes(),
+        }),
+        Origin::Directory { files, bytes } => json!({
+            "weights": s.weights,
+            "files": files,
+            "weights_bytes": bytes,
+        }),
+    };
     Json(json!({
         "name": s.name,
         "platform": "safetensors",
         "inputs": [],
         "outputs": [],
-        "parameters": {
-            "weights": s.weights,
-            "model_id": s.model.model_id,
-            "manifest_sha256": s.model.manifest_digest,
-            "signer": s.model.signer,
-            "files": s.model.files.len(),
-            "plaintext_bytes": s.model.plaintext_bytes(),
-        },
+        "parameters": parameters,
     }))
     .into_response()
 }

@@ -278,3 +278,56 @@ fn configuration_errors_are_reported() {
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("do not fit"), "{err}");
 }
+
+/// Behind the init container: `--model-dir` serves the plaintext directory it placed (here the
+/// model the package was made from), no key needed; a missing weights file is refused.
+#[test]
+fn serves_a_model_directory_placed_by_the_init_container() {
+    let p = pack();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"))
+        .arg("--model-dir")
+        .arg(p.p("model"))
+        .args(["--listen", "127.0.0.1:0", "--model-name", "placed"])
+        .env_remove("SECURE_MODEL_KEYS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let s = Server { child, addr };
+    let (status, m) = get(s.addr, "/v2/models/placed");
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(
+        m["parameters"]["weights"],
+        json!([
+            {"name": "embed.weight", "datatype": "FP32", "shape": [4, 3]},
+            {"name": "lm_head.bias", "datatype": "BF16", "shape": [7]},
+            {"name": "token_ids", "datatype": "INT64", "shape": [1, 5]},
+        ])
+    );
+    assert_eq!(m["parameters"]["files"], 2);
+
+    let o = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"))
+        .arg("--model-dir")
+        .arg(p.p("model"))
+        .args(["--listen", "127.0.0.1:0", "--weights", "absent.safetensors"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("absent.safetensors"), "{err}");
+    // One of --package and --model-dir.
+    let o = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
