@@ -88,6 +88,8 @@ install_packages() {
   command -v iptables >/dev/null || missing+=(iptables)
   command -v conntrack >/dev/null || missing+=(conntrack)
   command -v openssl >/dev/null || missing+=(openssl)
+  # The pre-warm DaemonSet's `prepare` step runs a shell (deploy/cache/warm-daemonset.yaml).
+  [[ -x /bin/busybox ]] || missing+=(busybox-static)
   if [[ ${#missing[@]} -gt 0 ]]; then
     log "apt-get install ${missing[*]}"
     local i=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends)
@@ -278,8 +280,9 @@ exports() {
   fi
 }
 
-# The images the tests deploy: the init container, the webhook, the example model server and
-# the pod sandbox's pause, each a static binary in an otherwise empty non-root image.
+# The images the tests deploy: the init container, the webhook, the example model server, the
+# pod sandbox's pause and Debian's static busybox (the cache DaemonSet's shell step), each a
+# static binary in an otherwise empty non-root image.
 images() {
   local out="$STATE/images" pkg bin name
   mkdir -p "$out"
@@ -292,6 +295,7 @@ images() {
     push "$name" "$bin"
   done
   push pause "$SMTEST_KUBE_PAUSE"
+  push busybox /bin/busybox
 }
 
 # push NAME BINARY [root]: an image whose entrypoint is BINARY, into the registry as NAME:TAG.

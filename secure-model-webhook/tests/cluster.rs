@@ -1144,3 +1144,117 @@ fn a_node_cache_profile_fills_the_host_path_cache() {
     );
     c.ok(&["delete", "namespace", ns, "--wait=false"], None);
 }
+
+/// The cache issue's pre-warm DaemonSet, `deploy/cache/warm-daemonset.yaml`, as shipped but
+/// for: the images (the local registry's, busybox run by path since the image holds only the
+/// binary), one warm container for a package of ours (its S3 endpoint and trusted key), the
+/// hostPath under the cluster's state directory instead of the host's /var/cache. The kubelet
+/// runs it on the labelled node: the `prepare` step makes the directory private to UID 65532,
+/// the warm step fills it with the package's ciphertext objects, named by their SHA-256.
+#[test]
+#[ignore = "needs the single-node cluster of scripts/kube-node.sh (scripts/test.sh)"]
+fn the_pre_warm_daemonset_fills_the_node_cache() {
+    use serde::Deserialize as _;
+    let Some(c) = cluster() else { return };
+    let _shared = WEBHOOK.read().unwrap();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let marker = *b"e2e-plaintext-06";
+    model(&work.path().join("m"), 2, 1 << 18, &marker);
+    let source = c.publish(&work.path().join("m"), "warm");
+    let uri = source.trim_start_matches("secure+").to_owned();
+    let cache = c.node_dir.join("warm-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let text = std::fs::read_to_string(repo().join("deploy/cache/warm-daemonset.yaml")).unwrap();
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
+    let (namespace, mut ds) = (docs[0].clone(), docs[1].clone());
+    let ns = namespace["metadata"]["name"].as_str().unwrap().to_owned();
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=true"], None);
+    c.apply(&namespace);
+    c.ok(
+        &[
+            "-n",
+            &ns,
+            "create",
+            "secret",
+            "generic",
+            "secure-model-s3-read",
+            "--from-literal=AWS_ACCESS_KEY_ID=S3RVER",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=S3RVER",
+        ],
+        None,
+    );
+    let spec = &mut ds["spec"]["template"]["spec"];
+    let pem = std::fs::read_to_string(c.keys.join("signing-key.pub.pem")).unwrap();
+    let inits = spec["initContainers"].as_array_mut().unwrap();
+    inits.truncate(2); // prepare, warm-llama
+    let prepare = &mut inits[0];
+    prepare["image"] = json!(c.image("busybox"));
+    let mut command = vec![json!("/usr/local/bin/busybox")];
+    command.extend(prepare["command"].as_array().unwrap().iter().cloned());
+    prepare["command"] = json!(command);
+    let warm = &mut inits[1];
+    warm["image"] = json!(c.image("secure-model-initc"));
+    warm["args"] = json!([uri]);
+    let env = warm["env"].as_array_mut().unwrap();
+    for e in env.iter_mut() {
+        match e["name"].as_str().unwrap() {
+            "SECURE_MODEL_TRUSTED_KEYS_PEM" => e["value"] = json!(pem),
+            "AWS_DEFAULT_REGION" => e["value"] = json!("us-east-1"),
+            _ => {}
+        }
+    }
+    env.push(json!({"name": "S3_ENDPOINT", "value": c.s3}));
+    env.push(json!({"name": "S3_USE_HTTPS", "value": "0"}));
+    spec["containers"][0]["image"] = json!(c.image("pause"));
+    spec["volumes"][0]["hostPath"]["path"] = json!(cache.display().to_string());
+    c.apply(&ds);
+    c.ok(
+        &[
+            "label",
+            "node",
+            "sm-node",
+            "secure-model.io/node-cache=true",
+            "--overwrite",
+        ],
+        None,
+    );
+    let status = c.ok(
+        &[
+            "-n",
+            &ns,
+            "rollout",
+            "status",
+            "daemonset/secure-model-cache-warm",
+            "--timeout=180s",
+        ],
+        None,
+    );
+    eprintln!("pre-warm DaemonSet: {}", status.trim());
+    let meta = std::fs::metadata(&cache).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65532, 65532), "prepared");
+    assert_eq!(meta.mode() & 0o777, 0o700, "private");
+    let objects: Vec<PathBuf> = std::fs::read_dir(cache.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!objects.is_empty(), "nothing warmed in {}", cache.display());
+    for o in &objects {
+        let digest: String = secure_model_core::crypto::sha256(&std::fs::read(o).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
+    }
+    assert!(
+        files_containing(&cache, &marker).is_empty(),
+        "plaintext in the cache"
+    );
+    c.ok(
+        &["label", "node", "sm-node", "secure-model.io/node-cache-"],
+        None,
+    );
+    c.ok(&["delete", "namespace", &ns, "--wait=false"], None);
+}
