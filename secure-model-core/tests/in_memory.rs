@@ -228,3 +228,98 @@ async fn the_size_cap_is_checked_before_any_key_is_requested() {
     assert_eq!(loaded.plaintext_bytes(), total);
     assert_eq!(counting.unwraps.load(Ordering::SeqCst), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `PackageReader::read_into`: straight into the caller's buffers.
+
+/// Buffers of each file's size, filled with `0xAA` (so a zeroed one is told apart).
+fn buffers(files: &[(&'static str, Vec<u8>)]) -> Vec<(&'static str, Vec<u8>)> {
+    files
+        .iter()
+        .map(|(p, d)| (*p, vec![0xAA; d.len()]))
+        .collect()
+}
+
+fn targets<'b>(bufs: &'b mut [(&'static str, Vec<u8>)]) -> Vec<(&'static str, &'b mut [u8])> {
+    bufs.iter_mut()
+        .map(|(p, b)| (*p, b.as_mut_slice()))
+        .collect()
+}
+
+#[tokio::test]
+async fn read_into_fills_the_callers_buffers_in_every_hashing() {
+    use secure_model_core::crypto::HashAlgorithm;
+    use secure_model_core::format::Hashing;
+    use secure_model_core::loader::LoadOptions;
+    use secure_model_core::package::PackOptions;
+    let m = tempfile::tempdir().unwrap();
+    let files = model(m.path());
+    for hashing in [
+        Hashing::files(HashAlgorithm::Sha256),
+        Hashing::files(HashAlgorithm::Blake3),
+        Hashing::shards(HashAlgorithm::Sha256, 1 << 20).unwrap(),
+    ] {
+        let f = common::packed(m.path(), PackOptions::default().with_hashing(hashing)).await;
+        // One segment per range and many in flight: ranges of a file hashed in order
+        // complete out of order and are read back through the queue.
+        let opts = LoadOptions::default().range_segments(1).concurrency(3, 8);
+        let reader = f.loader_with(opts).open(f.store.clone()).await.unwrap();
+        let mut bufs = buffers(&files);
+        reader.read_into(&mut targets(&mut bufs)).await.unwrap();
+        for ((path, want), (_, got)) in files.iter().zip(&bufs) {
+            assert!(got == want, "{hashing:?} {path}");
+        }
+        let again = reader.read(&["big.bin"]).await.unwrap();
+        assert_eq!(again[0].as_slice(), bufs[0].1.as_slice());
+    }
+}
+
+#[tokio::test]
+async fn read_into_zeroes_every_buffer_when_a_file_fails() {
+    let m = tempfile::tempdir().unwrap();
+    let files = model(m.path());
+    let f = common::packed(m.path(), Default::default()).await;
+    let obj = object(&f, "big.bin");
+    let mut b = std::fs::read(&obj).unwrap();
+    b[2 * S + S / 2] ^= 0x01;
+    std::fs::write(&obj, b).unwrap();
+    let reader = f.loader().open(f.store.clone()).await.unwrap();
+    let mut bufs = buffers(&files);
+    let e = reader.read_into(&mut targets(&mut bufs)).await.unwrap_err();
+    assert!(
+        matches!(&e, LoadError::DecryptionFailed { path } if path == "big.bin"),
+        "{e:?}"
+    );
+    for (path, got) in &bufs {
+        assert!(got.iter().all(|&x| x == 0), "{path} was not zeroed");
+    }
+}
+
+#[tokio::test]
+async fn read_into_zeroes_every_buffer_when_dropped_early_and_checks_sizes() {
+    let m = tempfile::tempdir().unwrap();
+    let files = model(m.path());
+    let f = common::packed(m.path(), Default::default()).await;
+    let reader = f.loader().open(f.store.clone()).await.unwrap();
+    let mut bufs = buffers(&files);
+    // Polled once, then dropped: whatever was delivered is zeroed with the rest.
+    let dropped = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        reader.read_into(&mut targets(&mut bufs)),
+    )
+    .await;
+    assert!(dropped.is_err(), "a zero timeout should cancel the read");
+    for (path, got) in &bufs {
+        assert!(got.iter().all(|&x| x == 0), "{path} was not zeroed");
+    }
+    // A buffer of another size, or a file the package lacks, is refused before any read.
+    let mut short = vec![("nested/dir/config.json", vec![0u8; 3])];
+    let e = reader
+        .read_into(&mut targets(&mut short))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LoadError::Internal { .. }), "{e:?}");
+    let mut none = vec![("nope.bin", vec![0u8; 0])];
+    let e = reader.read_into(&mut targets(&mut none)).await.unwrap_err();
+    assert!(matches!(e, LoadError::NotInPackage { .. }), "{e:?}");
+}

@@ -11,7 +11,7 @@ use pyo3::types::{PyByteArray, PyBytes};
 use secure_model_core::loader::{LoadError, PackageReader};
 use secure_model_core::ErrorClass;
 use secure_model_settings::Failure;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::layout::{DimSlice, Layout, LayoutError, TensorSpec};
 use crate::options::{loader_and_store, Overrides};
@@ -67,17 +67,27 @@ fn usage(py: Python<'_>, message: String) -> PyErr {
     raise(py, "UsageError", message, None)
 }
 
-/// One tensor handed to Python: name, dtype, shape, bytes.
-type RawTensor = (String, String, Vec<usize>, Py<PyByteArray>);
+/// One tensor of a file handed to Python: name, dtype, shape, and its bytes `start..end` in
+/// the file's `bytearray`.
+type TensorAt = (String, String, Vec<usize>, usize, usize);
 
 /// A header's `__metadata__` as key-value pairs.
 type Metadata = Option<Vec<(String, String)>>;
 
-/// One file's tensors handed to Python: path, tensors, metadata.
-type RawFile = (String, Vec<RawTensor>, Metadata);
+/// One verified file handed to Python: path, its bytes (which the tensors are views of), its
+/// tensors, metadata.
+type RawFile = (String, Py<PyByteArray>, Vec<TensorAt>, Metadata);
 
-/// One streamed tensor: path, name, dtype, shape, bytes.
-type StreamItem = (String, String, String, Vec<usize>, Py<PyByteArray>);
+/// One streamed tensor: path, name, dtype, shape, its file's bytes, start, end.
+type StreamItem = (
+    String,
+    String,
+    String,
+    Vec<usize>,
+    Py<PyByteArray>,
+    usize,
+    usize,
+);
 
 /// Copies the bytes of `t` out of `file` into a new `bytearray`.
 fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<PyByteArray>> {
@@ -96,36 +106,58 @@ fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<PyByteAr
     Ok(ba.unbind())
 }
 
-/// Every tensor of the verified file `buf` (model path `path`), sorted by name, with the
-/// header's metadata. Tensors are copied out from the last in the file to the first; after
-/// each copy the buffer's tail is zeroed and released (`shrink_to_fit`: glibc shrinks in place,
-/// a large block by `mremap`), so the file and its tensors are not both held whole.
-fn take_tensors(
-    py: Python<'_>,
-    mut buf: Zeroizing<Vec<u8>>,
-    path: &str,
-) -> PyResult<(Vec<RawTensor>, Metadata)> {
-    let layout = Layout::parse(&buf, path).map_err(|e| layout_error(py, e))?;
-    let mut by_offset: Vec<&TensorSpec> = layout.tensors.iter().collect();
-    // Last first; of tensors starting at the same byte, an empty one after the other.
-    by_offset.sort_by_key(|t| std::cmp::Reverse((t.start, t.end)));
-    let mut out: Vec<RawTensor> = Vec::with_capacity(by_offset.len());
-    for t in by_offset {
-        let ba = copy_out(py, &buf, t)?;
-        if let Some(tail) = buf.get_mut(t.start..) {
-            // A memset (several GB/s) where `zeroize`'s volatile byte stores run at about one
-            // byte a cycle; `black_box` keeps the stores from being elided as dead before the
-            // truncation, as the volatile writes would.
-            tail.fill(0);
-            std::hint::black_box(&*tail);
+/// Allocates one `bytearray` per size, nested so that all of them are still borrowed when
+/// `fill` runs with every buffer; pushes the `bytearray`s onto `out` innermost first (the
+/// reverse of `sizes`). No Python code can reach a `bytearray` before its allocation returns,
+/// so `fill` may release the GIL while it writes them. An allocation that fails is a
+/// `DestinationError` naming the file.
+fn nest<'py>(
+    py: Python<'py>,
+    sizes: &[(&str, usize)],
+    held: Vec<&mut [u8]>,
+    fill: &mut dyn FnMut(&mut [&mut [u8]]) -> PyResult<()>,
+    out: &mut Vec<Bound<'py, PyByteArray>>,
+) -> PyResult<()> {
+    let Some((&(path, n), rest)) = sizes.split_first() else {
+        let mut held = held;
+        return fill(&mut held);
+    };
+    let ba = PyByteArray::new_with(py, n, |b| {
+        let mut all: Vec<&mut [u8]> = held;
+        all.push(b);
+        nest(py, rest, all, fill, out)
+    })
+    .map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+            raise(
+                py,
+                "DestinationError",
+                format!("cannot allocate {n} bytes for {path}"),
+                Some("give the process more memory, or load fewer files at once".into()),
+            )
+        } else {
+            e
         }
-        buf.truncate(t.start);
-        buf.shrink_to_fit();
-        out.push((t.name.clone(), t.dtype.clone(), t.shape.clone(), ba));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    let metadata = layout.metadata.map(|m| m.into_iter().collect());
-    Ok((out, metadata))
+    })?;
+    out.push(ba);
+    Ok(())
+}
+
+/// The tensors of a verified file's layout, for Python: name, dtype, shape, byte range.
+fn tensors_at(layout: &Layout) -> Vec<TensorAt> {
+    layout
+        .tensors
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.dtype.clone(),
+                t.shape.clone(),
+                t.start,
+                t.end,
+            )
+        })
+        .collect()
 }
 
 /// An opened package: the manifest verified, the data key released. Files are read with
@@ -151,6 +183,74 @@ fn runtime(py: Python<'_>) -> PyResult<tokio::runtime::Runtime> {
 }
 
 impl Package {
+    /// Decrypts the safetensors files at `paths` (concurrently, GIL released) straight into
+    /// one new `bytearray` each, which becomes the memory of the file's tensors: no other
+    /// buffer holds a whole file. Returned only when every file verified and parsed; a file
+    /// that fails leaves every buffer zeroed.
+    fn read_files(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<RawFile>> {
+        let too_large = |path: &str, bytes: u64| {
+            load_error(
+                py,
+                LoadError::TooLargeForMemory {
+                    what: path.to_string(),
+                    bytes,
+                },
+            )
+        };
+        let mut sizes = Vec::with_capacity(paths.len());
+        for p in paths {
+            let size = self
+                .reader
+                .file(p)
+                .map_err(|e| load_error(py, e))?
+                .plaintext_size();
+            let n = usize::try_from(size).map_err(|_| too_large(p, size))?;
+            sizes.push((p.as_str(), n));
+        }
+        let (rt, reader) = (&self.rt, &self.reader);
+        let mut layouts = Vec::with_capacity(paths.len());
+        let mut fill = |bufs: &mut [&mut [u8]]| -> PyResult<()> {
+            let read = {
+                let mut targets: Vec<(&str, &mut [u8])> = paths
+                    .iter()
+                    .map(String::as_str)
+                    .zip(bufs.iter_mut().map(|b| &mut **b))
+                    .collect();
+                py.detach(|| rt.block_on(reader.read_into(&mut targets)))
+            };
+            read.map_err(|e| load_error(py, e))?;
+            for (path, buf) in paths.iter().zip(bufs.iter()) {
+                match Layout::parse(buf, path) {
+                    Ok(l) => layouts.push(l),
+                    Err(e) => {
+                        // Verified, but no safetensors file: nothing of it stays in memory.
+                        for b in bufs.iter_mut() {
+                            b.zeroize();
+                        }
+                        return Err(layout_error(py, e));
+                    }
+                }
+            }
+            Ok(())
+        };
+        let mut out = Vec::with_capacity(paths.len());
+        nest(py, &sizes, Vec::new(), &mut fill, &mut out)?;
+        out.reverse();
+        Ok(paths
+            .iter()
+            .zip(out)
+            .zip(layouts)
+            .map(|((path, ba), layout)| {
+                let metadata = layout.metadata.as_ref().map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Vec<_>>()
+                });
+                (path.clone(), ba.unbind(), tensors_at(&layout), metadata)
+            })
+            .collect())
+    }
+
     /// Reads the files at `paths` (concurrently), GIL released; all or nothing.
     fn read(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<Zeroizing<Vec<u8>>>> {
         let (rt, reader) = (&self.rt, &self.reader);
@@ -194,16 +294,11 @@ impl Package {
         Ok(PyBytes::new(py, &buf))
     }
 
-    /// The tensors of the safetensors files at `paths`, read concurrently and all verified
-    /// before any tensor is made: `[(path, [(name, dtype, shape, bytearray)], metadata)]`.
+    /// The safetensors files at `paths`, decrypted concurrently straight into one
+    /// `bytearray` each and all verified before any is returned: `[(path, bytearray,
+    /// [(name, dtype, shape, start, end)], metadata)]`, the tensors sorted by name.
     fn load(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<Vec<RawFile>> {
-        let bufs = self.read(py, &paths)?;
-        let mut out = Vec::with_capacity(paths.len());
-        for (path, buf) in paths.into_iter().zip(bufs) {
-            let (tensors, metadata) = take_tensors(py, buf, &path)?;
-            out.push((path, tensors, metadata));
-        }
-        Ok(out)
+        self.read_files(py, &paths)
     }
 
     /// One safetensors file, verified and held in memory for `safe_open`.
@@ -220,8 +315,9 @@ impl Package {
         })
     }
 
-    /// The tensors of `paths`, one file at a time: each file is read and verified, then its
-    /// tensors are yielded as `(path, name, dtype, shape, bytearray)`.
+    /// The tensors of `paths`, one file at a time: each file is decrypted into its
+    /// `bytearray` and verified, then its tensors are yielded as `(path, name, dtype, shape,
+    /// bytearray, start, end)`.
     fn stream(&self, paths: Vec<String>) -> Stream {
         Stream {
             package: Package {
@@ -322,7 +418,7 @@ impl File {
 pub struct Stream {
     package: Package,
     pending: VecDeque<String>,
-    current: VecDeque<(String, RawTensor)>,
+    current: VecDeque<StreamItem>,
 }
 
 #[pymethods]
@@ -333,18 +429,27 @@ impl Stream {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<StreamItem>> {
         loop {
-            if let Some((path, (name, dtype, shape, ba))) = self.current.pop_front() {
-                return Ok(Some((path, name, dtype, shape, ba)));
+            if let Some(item) = self.current.pop_front() {
+                return Ok(Some(item));
             }
             let Some(path) = self.pending.pop_front() else {
                 return Ok(None);
             };
-            let mut bufs = self.package.read(py, std::slice::from_ref(&path))?;
-            let buf = bufs.pop().ok_or_else(|| {
-                raise(py, "InternalError", "a read returned no file".into(), None)
-            })?;
-            let (tensors, _) = take_tensors(py, buf, &path)?;
-            self.current = tensors.into_iter().map(|t| (path.clone(), t)).collect();
+            let files = self.package.read_files(py, std::slice::from_ref(&path))?;
+            for (path, ba, tensors, _) in files {
+                self.current
+                    .extend(tensors.into_iter().map(|(name, dtype, shape, start, end)| {
+                        (
+                            path.clone(),
+                            name,
+                            dtype,
+                            shape,
+                            ba.clone_ref(py),
+                            start,
+                            end,
+                        )
+                    }));
+            }
         }
     }
 }

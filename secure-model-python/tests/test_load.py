@@ -47,6 +47,34 @@ def test_torch_equals_safetensors_in_every_mode(mode, packages, keys, minilm_dir
     assert_same(ours, safetensors.torch.load_file(minilm_dir / FILE), "pt")
 
 
+def test_tensors_are_views_of_the_file_they_were_decrypted_into(packages, keys, minilm_dir):
+    """No second whole-file buffer: every tensor is a view of the one bytearray its file was
+    decrypted into, and that bytearray is the verified file, byte for byte."""
+
+    def owner(a):
+        while isinstance(a, (np.ndarray, memoryview)):
+            a = a.base if isinstance(a, np.ndarray) else a.obj
+        return a
+
+    ours = secure_model.load_file(packages["sha256-shards"], FILE, framework="numpy", **keys.settings())
+    owners = {id(owner(a)) for a in ours.values()}
+    assert len(owners) == 1
+    buf = owner(next(iter(ours.values())))
+    assert isinstance(buf, bytearray)
+    assert bytes(buf) == (minilm_dir / FILE).read_bytes()
+    whole = np.frombuffer(buf, dtype=np.uint8)
+    assert all(np.shares_memory(a, whole) for a in ours.values() if a.size)
+    # Torch too (stream_tensors): each tensor sits at its header offset in one buffer.
+    raw = (minilm_dir / FILE).read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = {k: v for k, v in json.loads(raw[8 : 8 + n]).items() if k != "__metadata__"}
+    streamed = dict(secure_model.stream_tensors(packages["sha256"], framework="pt", **keys.settings()))
+    first = min(header, key=lambda k: header[k]["data_offsets"][0])
+    for k, h in header.items():
+        delta = h["data_offsets"][0] - header[first]["data_offsets"][0]
+        assert streamed[k].data_ptr() - streamed[first].data_ptr() == delta, k
+
+
 def test_filename_none_loads_every_safetensors_file(packages, keys, minilm_dir):
     pkg = secure_model.open_package(packages["sha256"], **keys.settings())
     assert pkg.safetensors_files() == [FILE]

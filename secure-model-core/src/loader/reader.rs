@@ -6,18 +6,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::phases::PhaseTimings;
-use super::sink::MemorySink;
+use super::sink::{ForwardPool, ForwardSink, Forwarded, MemorySink};
 use super::{LoadError, Loader};
 use crate::storage::StorageBackend;
 use crate::verify::{UnlockedManifest, VerifiedFile, VerifiedManifest};
 
 /// A package opened by [`Loader::open`]: signature verified, structure checked, the data key
 /// released and matched against the signed commitment. Read files with
-/// [`PackageReader::read_file`] or, several at once, [`PackageReader::read`]: the bytes come
-/// back only when every signed digest of the file matched. `Debug` shows no key.
+/// [`PackageReader::read_file`] or, several at once, [`PackageReader::read`], or into buffers
+/// of the caller's with [`PackageReader::read_into`]: the bytes come back only when every
+/// signed digest of the file matched. `Debug` shows no key.
 pub struct PackageReader {
     loader: Loader,
     store: Arc<dyn StorageBackend>,
@@ -102,6 +103,77 @@ impl PackageReader {
         Ok(out)
     }
 
+    /// Decrypts each file of `targets` (model path, buffer of exactly the file's signed
+    /// plaintext size) straight into its buffer, concurrently as [`PackageReader::read`]
+    /// does, with no whole-file buffer of its own: plaintext travels range by range (a
+    /// bounded queue of 8 ranges) from the decryption threads to this task,
+    /// which copies it into place. Returns `Ok` only when every file verified (AEAD, every
+    /// signed digest, every byte delivered); otherwise, and when the future is dropped before
+    /// it completes, every buffer is zeroed before the borrow ends, so the caller never sees
+    /// plaintext that did not verify.
+    ///
+    /// The copies run on the task that polls this future: call it from a thread that may
+    /// block (`block_on`, `spawn_blocking`) when the files are large.
+    ///
+    /// # Errors
+    /// [`LoadError::NotInPackage`]; [`LoadError::Internal`] when a buffer is not its file's
+    /// signed size; every failure of [`PackageReader::read`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future zeroes every buffer.
+    pub async fn read_into(&self, targets: &mut [(&str, &mut [u8])]) -> Result<(), LoadError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(FORWARD_QUEUE);
+        let pool = ForwardPool::default();
+        let mut sizes = Vec::with_capacity(targets.len());
+        let mut work = Vec::with_capacity(targets.len());
+        for (i, (path, buf)) in targets.iter().enumerate() {
+            let f = self.file(path)?;
+            if buf.len() as u64 != f.plaintext_size() {
+                return Err(LoadError::Internal {
+                    what: "a read_into buffer is not its file's signed size",
+                });
+            }
+            sizes.push(f.plaintext_size());
+            work.push((
+                f.clone(),
+                ForwardSink::new(i, tx.clone(), pool.clone(), f.path()),
+            ));
+        }
+        drop(tx);
+        let mut guard = ZeroUnlessVerified {
+            targets,
+            verified: false,
+        };
+        let mut delivered = vec![0u64; sizes.len()];
+        let mut phases = PhaseTimings::default();
+        let decrypt = self
+            .loader
+            .decrypt_into(&self.store, &self.unlocked, work, &mut phases);
+        tokio::pin!(decrypt);
+        loop {
+            tokio::select! {
+                biased;
+                Some(m) = rx.recv() => deliver(guard.targets, &mut delivered, &pool, m)?,
+                r = &mut decrypt => {
+                    r?;
+                    break;
+                }
+            }
+        }
+        // Every write of a verified file was queued before its digest completed: what is left
+        // in the queue is delivered now, and nothing more can come.
+        while let Ok(m) = rx.try_recv() {
+            deliver(guard.targets, &mut delivered, &pool, m)?;
+        }
+        if delivered != sizes {
+            return Err(LoadError::Internal {
+                what: "verified plaintext was not delivered in full",
+            });
+        }
+        guard.verified = true;
+        Ok(())
+    }
+
     /// The bytes of the file at `path`, once every signed digest of it matched.
     ///
     /// # Errors
@@ -141,6 +213,69 @@ impl PackageReader {
             files,
         })
     }
+}
+
+/// How many decrypted ranges [`PackageReader::read_into`] lets wait for their copy.
+const FORWARD_QUEUE: usize = 8;
+
+/// The caller's buffers of [`PackageReader::read_into`]: zeroed when dropped before every
+/// file verified (an error, or the future dropped).
+struct ZeroUnlessVerified<'t, 'p, 'b> {
+    targets: &'t mut [(&'p str, &'b mut [u8])],
+    verified: bool,
+}
+
+impl Drop for ZeroUnlessVerified<'_, '_, '_> {
+    fn drop(&mut self) {
+        if !self.verified {
+            for (_, buf) in self.targets.iter_mut() {
+                buf.zeroize();
+            }
+        }
+    }
+}
+
+/// Copies one forwarded range into its buffer, or answers a read-back from it.
+fn deliver(
+    targets: &mut [(&str, &mut [u8])],
+    delivered: &mut [u64],
+    pool: &ForwardPool,
+    m: Forwarded,
+) -> Result<(), LoadError> {
+    let outside = || LoadError::Internal {
+        what: "forwarded plaintext outside its buffer",
+    };
+    let span = |offset: u64, len: usize| -> Option<std::ops::Range<usize>> {
+        let start = usize::try_from(offset).ok()?;
+        Some(start..start.checked_add(len)?)
+    };
+    match m {
+        Forwarded::Write { file, offset, data } => {
+            let (_, buf) = targets.get_mut(file).ok_or_else(outside)?;
+            let range = span(offset, data.len()).ok_or_else(outside)?;
+            buf.get_mut(range)
+                .ok_or_else(outside)?
+                .copy_from_slice(&data);
+            let n = delivered.get_mut(file).ok_or_else(outside)?;
+            *n = n.saturating_add(data.len() as u64);
+            pool.give_back(data);
+        }
+        Forwarded::Read {
+            file,
+            offset,
+            len,
+            reply,
+        } => {
+            let copy = targets
+                .get(file)
+                .zip(span(offset, len))
+                .and_then(|((_, buf), range)| buf.get(range))
+                .map(|b| Zeroizing::new(b.to_vec()));
+            // A requester that gave up has its own error to report.
+            let _ = reply.send(copy);
+        }
+    }
+    Ok(())
 }
 
 /// A package verified and decrypted into process memory by [`Loader::load_in_memory`]. Every

@@ -1,6 +1,6 @@
-//! Where decrypted plaintext goes: the [`PlaintextSink`] stage and its three sinks, a
-//! preallocated staging file (positional writes and reads), a zeroizing buffer in memory, and
-//! nowhere (verification only). Sinks receive authenticated plaintext only; whether it matches the
+//! Where decrypted plaintext goes: the [`PlaintextSink`] stage and its four sinks, a
+//! preallocated staging file (positional writes and reads), a zeroizing buffer in memory, the
+//! caller's buffer through a channel ([`ForwardSink`]), and nowhere (verification only). Sinks receive authenticated plaintext only; whether it matches the
 //! signed digest is decided after the last range, and a sink's output is used only then.
 
 use std::fs::File;
@@ -162,6 +162,146 @@ impl PlaintextSink for MemorySink {
             return Err(LoadError::DecryptionFailed { path: self.path });
         }
         Ok(buf)
+    }
+}
+
+/// What a [`ForwardSink`] sends to the reader that owns the destination buffers
+/// (`PackageReader::read_into`).
+pub(crate) enum Forwarded {
+    /// Plaintext of file `file` at `offset` (a copy, zeroed when dropped).
+    Write {
+        /// Index of the file among the reader's buffers.
+        file: usize,
+        /// Byte offset in the file.
+        offset: u64,
+        /// The plaintext.
+        data: Zeroizing<Vec<u8>>,
+    },
+    /// A request for `len` bytes of file `file` at `offset`, written earlier: the reply is
+    /// their copy, or `None` when they are outside the buffer.
+    Read {
+        /// Index of the file among the reader's buffers.
+        file: usize,
+        /// Byte offset in the file.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+        /// Where the copy goes.
+        reply: tokio::sync::oneshot::Sender<Option<Zeroizing<Vec<u8>>>>,
+    },
+}
+
+/// Sends authenticated plaintext, range by range, over a bounded channel to the task that owns
+/// the caller's buffer for the file, and asks it for plaintext back; keeps nothing. Writes
+/// and read-back requests of one file travel in one FIFO, and a range is read back only after
+/// its write returned, so the owner always answers from what was written. Called from the
+/// blocking pool only (`open.rs`), where blocking on the channel is allowed.
+pub(crate) struct ForwardSink {
+    file: usize,
+    tx: tokio::sync::mpsc::Sender<Forwarded>,
+    pool: ForwardPool,
+    path: String,
+}
+
+/// Range buffers of the [`ForwardSink`]s of one read, handed back by the receiver once
+/// copied (zeroed): reused rather than allocated per range, so the allocator does not keep
+/// freed ranges in every decrypting thread's arena.
+#[derive(Clone, Default)]
+pub(crate) struct ForwardPool(std::sync::Arc<Mutex<Vec<Zeroizing<Vec<u8>>>>>);
+
+impl ForwardPool {
+    /// At most this many idle buffers are kept.
+    const KEEP: usize = 32;
+
+    fn take(&self) -> Zeroizing<Vec<u8>> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default()
+    }
+
+    /// Zeroes `buf` and keeps it for the next range.
+    pub(crate) fn give_back(&self, mut buf: Zeroizing<Vec<u8>>) {
+        zeroize::Zeroize::zeroize(&mut *buf);
+        if let Ok(mut p) = self.0.lock() {
+            if p.len() < Self::KEEP {
+                p.push(buf);
+            }
+        }
+    }
+}
+
+impl ForwardSink {
+    /// A sink for the file at index `file` (model path `path`) sending on `tx`, its range
+    /// buffers from `pool`.
+    pub(crate) fn new(
+        file: usize,
+        tx: tokio::sync::mpsc::Sender<Forwarded>,
+        pool: ForwardPool,
+        path: &str,
+    ) -> Self {
+        Self {
+            file,
+            tx,
+            pool,
+            path: path.to_string(),
+        }
+    }
+
+    fn gone() -> LoadError {
+        LoadError::Internal {
+            what: "the reader stopped receiving plaintext",
+        }
+    }
+}
+
+impl PlaintextSink for ForwardSink {
+    type Output = ();
+
+    fn write_at(&self, offset: u64, plaintext: &[u8]) -> Result<(), LoadError> {
+        let mut data = self.pool.take();
+        data.clear();
+        data.try_reserve_exact(plaintext.len())
+            .map_err(|_| LoadError::TooLargeForMemory {
+                what: self.path.clone(),
+                bytes: plaintext.len() as u64,
+            })?;
+        data.extend_from_slice(plaintext);
+        self.tx
+            .blocking_send(Forwarded::Write {
+                file: self.file,
+                offset,
+                data,
+            })
+            .map_err(|_| Self::gone())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), LoadError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .blocking_send(Forwarded::Read {
+                file: self.file,
+                offset,
+                len: buf.len(),
+                reply,
+            })
+            .map_err(|_| Self::gone())?;
+        let data =
+            answer
+                .blocking_recv()
+                .map_err(|_| Self::gone())?
+                .ok_or(LoadError::Internal {
+                    what: "read back outside the written plaintext",
+                })?;
+        buf.copy_from_slice(data.get(..buf.len()).ok_or(LoadError::Internal {
+            what: "read back of the wrong length",
+        })?);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), LoadError> {
+        Ok(())
     }
 }
 

@@ -29,7 +29,7 @@ from ._errors import (
     UnlockError,
     UsageError,
 )
-from ._frameworks import convert, framework as _framework
+from ._frameworks import convert, framework as _framework, view
 
 __all__ = [
     "open_package",
@@ -112,14 +112,15 @@ class Package:
         device: str = "cpu",
     ) -> Dict[str, Any]:
         """Every tensor of ``filename`` (``None``: every ``*.safetensors`` file), by name.
-        All files are verified before the first tensor is made."""
+        All files are verified before the first tensor is made; each file's tensors are views
+        of the one buffer it was decrypted into."""
         fw = _framework(framework)
         out: Dict[str, Any] = {}
-        for path, tensors, _meta in self._native.load(self._targets(filename)):
-            for name, dtype, shape, data in tensors:
+        for path, data, tensors, _meta in self._native.load(self._targets(filename)):
+            for name, dtype, shape, start, end in tensors:
                 if name in out:
                     raise UsageError(f"tensor {name!r} appears in more than one file ({path})")
-                out[name] = convert(fw, dtype, shape, data, device)
+                out[name] = view(fw, dtype, shape, data, start, end, device)
         return out
 
     def stream_tensors(
@@ -130,10 +131,11 @@ class Package:
         device: str = "cpu",
     ) -> Iterator[Tuple[str, Any]]:
         """``(name, tensor)`` pairs, file by file: a file's tensors are yielded once the whole
-        file verified, and only one file is held in memory at a time."""
+        file verified, and only one file is read at a time. A file's tensors are views of the
+        one buffer it was decrypted into, freed with the last of them."""
         fw = _framework(framework)
-        for _path, name, dtype, shape, data in self._native.stream(self._targets(filename)):
-            yield name, convert(fw, dtype, shape, data, device)
+        for _path, name, dtype, shape, data, start, end in self._native.stream(self._targets(filename)):
+            yield name, view(fw, dtype, shape, data, start, end, device)
 
     def safe_open(self, filename: str, framework: str = "numpy", device: str = "cpu") -> "safe_open":
         """``safe_open`` on one file of this package."""

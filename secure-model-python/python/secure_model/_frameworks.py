@@ -1,5 +1,5 @@
-"""Raw verified tensors (safetensors dtype name, shape, ``bytearray``) into numpy arrays or
-torch tensors, sharing the ``bytearray``'s memory (no further copy)."""
+"""Raw verified tensors (safetensors dtype name, shape, ``bytearray`` or a byte range of one)
+into numpy arrays or torch tensors, sharing the ``bytearray``'s memory (no further copy)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,45 @@ def to_torch(dtype: str, shape: Sequence[int], data: bytearray, device: str = "c
         t = torch.empty(tuple(shape), dtype=dt)
     else:
         t = torch.frombuffer(data, dtype=dt).reshape(tuple(shape))
+    if device != "cpu":
+        t = t.to(device)
+    return t
+
+
+def _itemsize(fw: str, dtype: str) -> int:
+    if fw == "numpy":
+        import numpy as np
+
+        name = _NUMPY.get(dtype)
+        if name is None:
+            raise UsageError(f"dtype {dtype} has no numpy equivalent; load with framework='pt'")
+        return np.dtype(name).itemsize
+    import torch
+
+    name = _TORCH.get(dtype)
+    dt = getattr(torch, name, None) if name else None
+    if dt is None:
+        raise UsageError(f"dtype {dtype} has no torch equivalent in this torch version")
+    return dt.itemsize
+
+
+def view(fw: str, dtype: str, shape: Sequence[int], data: bytearray, start: int, end: int, device: str = "cpu") -> Any:
+    """A tensor of framework ``fw`` over bytes ``start..end`` of ``data`` (a verified file):
+    a view sharing its memory when ``start`` is aligned to the element size, else a copy of
+    those bytes (as any misaligned tensor of a safetensors file is)."""
+    n = end - start
+    if n == 0 or start % _itemsize(fw, dtype) != 0:
+        return convert(fw, dtype, shape, bytearray(memoryview(data)[start:end]), device)
+    _check_byteorder()
+    if fw == "numpy":
+        import numpy as np
+
+        dt = np.dtype(_NUMPY[dtype])
+        return np.frombuffer(data, dtype=dt, count=n // dt.itemsize, offset=start).reshape(tuple(shape))
+    import torch
+
+    dt = getattr(torch, _TORCH[dtype])
+    t = torch.frombuffer(data, dtype=dt, count=n // dt.itemsize, offset=start).reshape(tuple(shape))
     if device != "cpu":
         t = t.to(device)
     return t
