@@ -14,6 +14,9 @@
 #   scripts/kube-node.sh packages  install what it needs from Debian (containerd, runc's
 #                                CNI plugins, docker-registry, skopeo...), nothing started
 #   scripts/kube-node.sh images  build the images (static binaries, umoci) and push them
+#   scripts/kube-node.sh e2e     all of it: up, images, the cluster tests
+#                                (cargo test -p secure-model-webhook --test cluster -- --ignored),
+#                                down (also when a step fails)
 #   scripts/kube-node.sh down    stop everything it started, by the PIDs it recorded, remove the
 #                                pods' containers, mounts and network, and the state directory
 #
@@ -307,30 +310,38 @@ push() {
   log "pushed $REGISTRY/$name:$TAG"
 }
 
-# Stops the recorded processes, kubelet first and etcd last, each by its PID (its process
-# group), waiting for each to exit.
+# Stops one recorded process by its PID (its process group), waiting for it to exit.
+stop_recorded() {
+  local name="$1" pid i
+  pid="$(awk -v n="$name" '$1 == n {print $2}' "$PIDS")"
+  [[ -n "$pid" ]] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+# Stops the recorded processes: the kubelet and the control plane first (so nothing restarts
+# a pod), then the pods' containers through containerd (their shims are containerd's
+# children, not ours: deleting a pod's tasks ends its shim), then containerd and the rest.
 down_processes() {
   [[ -f "$PIDS" ]] || return 0
-  local name pid i
-  # The pods' containers: their shims are containerd's children, not ours. Stopping the tasks
-  # through containerd ends them and their shims.
+  local name i t
+  for name in kubelet kube-scheduler kube-controller-manager kube-apiserver; do
+    stop_recorded "$name"
+  done
   if [[ -S "$STATE/containerd.sock" ]]; then
     local c=(ctr --address "$STATE/containerd.sock" -n k8s.io)
-    for t in $("${c[@]}" tasks ls -q 2>/dev/null); do
-      "${c[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
-    done
-    for ((i = 0; i < 20; i++)); do
+    for ((i = 0; i < 40; i++)); do
       [[ -z "$("${c[@]}" tasks ls -q 2>/dev/null | head -n 1)" ]] && break
-      for t in $("${c[@]}" tasks ls -q 2>/dev/null); do "${c[@]}" tasks delete "$t" >/dev/null 2>&1 || true; done
-      sleep 0.5
+      for t in $("${c[@]}" tasks ls -q 2>/dev/null); do
+        "${c[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+        "${c[@]}" tasks delete "$t" >/dev/null 2>&1 || true
+      done
+      sleep 0.25
     done
   fi
-  for name in kubelet kube-scheduler kube-controller-manager kube-apiserver s3rver containerd registry etcd; do
-    pid="$(awk -v n="$name" '$1 == n {print $2}' "$PIDS")"
-    [[ -n "$pid" ]] || continue
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
+  for name in s3rver containerd registry etcd; do
+    stop_recorded "$name"
   done
   rm -f -- "$PIDS"
 }
@@ -353,10 +364,23 @@ down() {
   log "stopped"
 }
 
+# The one command: the cluster, the images, the tests, and the cluster stopped again.
+e2e() {
+  trap 'down' EXIT
+  eval "$(up)"
+  export SMTEST_KUBECONFIG SMTEST_KUBE_REGISTRY SMTEST_KUBE_HOST_IP SMTEST_KUBE_NODE_DIR \
+    SMTEST_CONTAINERD_SOCK SMTEST_KUBE_S3 SMTEST_KUBE_S3_DIR
+  images
+  local start=$SECONDS
+  (cd "$REPO" && cargo test --workspace --all-features --test cluster -- --ignored --test-threads 2)
+  log "cluster tests took $((SECONDS - start)) s"
+}
+
 case "${1:-}" in
   up) up ;;
+  e2e) e2e ;;
   packages) install_packages ;;
   images) images ;;
   down) down ;;
-  *) die "usage: kube-node.sh up|packages|images|down" ;;
+  *) die "usage: kube-node.sh up|packages|images|e2e|down" ;;
 esac

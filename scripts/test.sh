@@ -99,13 +99,8 @@ step "container image: built with umoci, run under runc (read-only, UID 65532, n
 cargo test --workspace --all-features --test image -- --ignored
 
 step "single-node Kubernetes (scripts/kube-node.sh: kubelet, containerd, runc, bridge CNI, local registry): the webhook Deployment, pods run by the kubelet"
-# Stopped by the PIDs it recorded when this script exits, whatever happens.
-trap 'stop_prepared; scripts/kube-node.sh down >&2 || true' EXIT
-eval "$(scripts/kube-node.sh up)"
-scripts/kube-node.sh images
-cargo test --workspace --all-features --test cluster -- --ignored --test-threads 2
-scripts/kube-node.sh down
-trap stop_prepared EXIT
+# Up, images, tests, down (by the PIDs it recorded, also when a step fails).
+scripts/kube-node.sh e2e
 
 step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
 await tools
