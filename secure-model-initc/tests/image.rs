@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use secure_model_testkit::process::{assert_unprivileged, kernel_status, mount_at};
 use secure_model_testkit::{repo, servers, static_binary};
 use serde_json::{json, Value};
 
@@ -354,15 +355,6 @@ impl Run<'_> {
     }
 }
 
-fn kernel_status(pid: u32) -> BTreeMap<String, String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
 /// Starts the container against a server that never answers, reads what the kernel says of
 /// the process while it waits (credentials, capabilities, no_new_privs, seccomp, mounts),
 /// then kills it.
@@ -639,38 +631,14 @@ const RUNTIME_MOUNT_POINTS: [&str; 6] = [
 /// What the kernel reports of the running container process.
 fn check_process(status: &BTreeMap<String, String>, mounts: &str) {
     eprintln!("running container: {status:?}");
-    for k in ["Uid", "Gid"] {
-        let ids: Vec<&str> = status[k].split_whitespace().collect();
-        assert_eq!(ids, ["65532"; 4], "{k}: real, effective, saved, fs");
-    }
-    assert!(
-        !status["Groups"].split_whitespace().any(|g| g == "0"),
-        "in group 0: {}",
-        status["Groups"]
-    );
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(status[k], "0000000000000000", "{k}");
-    }
-    assert_eq!(status["NoNewPrivs"], "1");
+    assert_unprivileged(status);
     if default_seccomp().is_some() {
         assert_eq!(status["Seccomp"], "2", "seccomp filter mode");
     } else {
         eprintln!("NOTICE: no /usr/share/containers/seccomp.json: seccomp not applied");
     }
-    // mountinfo: id parent major:minor root mount-point options ...
-    let root = mounts
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .rfind(|f| f.len() > 5 && f[4] == "/")
-        .expect("a mount at /");
-    assert!(
-        root[5].split(',').any(|o| o == "ro"),
-        "root mounted {}",
-        root[5]
-    );
-    let models = mounts
-        .lines()
-        .find(|l| l.split_whitespace().nth(4) == Some("/mnt/models"))
-        .expect("/mnt/models mounted");
-    assert!(models.contains(" - tmpfs "), "{models}");
+    let (root, _) = mount_at(mounts, "/").expect("a mount at /");
+    assert!(root.split(',').any(|o| o == "ro"), "root mounted {root}");
+    let (_, fs) = mount_at(mounts, "/mnt/models").expect("/mnt/models mounted");
+    assert_eq!(fs, "tmpfs");
 }

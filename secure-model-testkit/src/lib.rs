@@ -21,6 +21,7 @@ pub mod crash;
 pub mod evidence;
 pub mod k8s;
 pub mod kbs;
+pub mod process;
 pub mod servers;
 
 /// The repository root.

@@ -15,13 +15,13 @@
     reason = "test code: a failed step should fail the test"
 )]
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use secure_model_testkit::process::{assert_unprivileged, kernel_status, mount_at};
 use secure_model_testkit::{repo, workspace_bin};
 use serde_json::{json, Value};
 
@@ -529,26 +529,10 @@ fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     found
 }
 
-/// `/proc/<pid>/status` as key → value.
-fn proc_status(pid: u32) -> BTreeMap<String, String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
 /// The mount of `path` in the process's mount namespace: (options, filesystem type).
 fn mount_of(pid: u32, path: &str) -> (String, String) {
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-    let line = info
-        .lines()
-        .rfind(|l| l.split_whitespace().nth(4) == Some(path))
-        .unwrap_or_else(|| panic!("{path} not mounted in {pid}: {info}"));
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let sep = f.iter().position(|x| *x == "-").unwrap();
-    (f[5].to_owned(), f[sep + 1].to_owned())
+    mount_at(&info, path).unwrap_or_else(|| panic!("{path} not mounted in {pid}: {info}"))
 }
 
 /// The memory charged to the pod's cgroup (v1 memory controller, cgroupfs driver).
@@ -993,16 +977,9 @@ fn the_init_container_runs_with_the_hardened_security_context() {
             .then(|| s["containerID"].as_str().unwrap().to_owned())
     });
     let pid = c.pid_of(&id);
-    let status = proc_status(pid);
+    let status = kernel_status(pid);
     eprintln!("init container as run by the kubelet: {status:?}");
-    for k in ["Uid", "Gid"] {
-        let ids: Vec<&str> = status[k].split_whitespace().collect();
-        assert_eq!(ids, ["65532"; 4], "{k}");
-    }
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(status[k], "0000000000000000", "{k}");
-    }
-    assert_eq!(status["NoNewPrivs"], "1");
+    assert_unprivileged(&status);
     assert_eq!(status["Seccomp"], "2", "seccomp filter (RuntimeDefault)");
     let (root, _) = mount_of(pid, "/");
     assert!(root.split(',').any(|o| o == "ro"), "root {root}");
@@ -1126,18 +1103,7 @@ fn a_node_cache_profile_fills_the_host_path_cache() {
     c.wait_pod(ns, "cached", 180, |p| {
         (p["status"]["containerStatuses"][0]["state"]["running"].is_object()).then_some(())
     });
-    let objects: Vec<PathBuf> = std::fs::read_dir(cache.join("objects"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(!objects.is_empty(), "nothing cached in {}", cache.display());
-    for o in &objects {
-        let digest: String = secure_model_core::crypto::sha256(&std::fs::read(o).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
-    }
+    assert_named_by_digest(&cache);
     assert!(
         files_containing(&cache, &marker).is_empty(),
         "plaintext in the cache"
@@ -1236,18 +1202,7 @@ fn the_pre_warm_daemonset_fills_the_node_cache() {
     let meta = std::fs::metadata(&cache).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65532, 65532), "prepared");
     assert_eq!(meta.mode() & 0o777, 0o700, "private");
-    let objects: Vec<PathBuf> = std::fs::read_dir(cache.join("objects"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(!objects.is_empty(), "nothing warmed in {}", cache.display());
-    for o in &objects {
-        let digest: String = secure_model_core::crypto::sha256(&std::fs::read(o).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
-    }
+    assert_named_by_digest(&cache);
     assert!(
         files_containing(&cache, &marker).is_empty(),
         "plaintext in the cache"
@@ -1257,4 +1212,20 @@ fn the_pre_warm_daemonset_fills_the_node_cache() {
         None,
     );
     c.ok(&["delete", "namespace", &ns, "--wait=false"], None);
+}
+
+/// Asserts that `dir/objects` holds at least one object and each is named by its SHA-256.
+fn assert_named_by_digest(dir: &Path) {
+    let objects: Vec<PathBuf> = std::fs::read_dir(dir.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!objects.is_empty(), "nothing cached in {}", dir.display());
+    for o in &objects {
+        let digest: String = secure_model_core::crypto::sha256(&std::fs::read(o).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
+    }
 }

@@ -125,7 +125,12 @@ fn command(p: &Packed, pkg: &Path, pem: &str, extra: &[&str]) -> Command {
 
 /// Starts the server and waits for its `listening on ADDR` line.
 fn start(p: &Packed, extra: &[&str]) -> Server {
-    let mut child = command(p, &p.p("pkg"), &p.pem, extra).spawn().unwrap();
+    spawn(command(p, &p.p("pkg"), &p.pem, extra))
+}
+
+/// Spawns the server command (stdout and stderr piped) and waits for its `listening on` line.
+fn spawn(mut cmd: Command) -> Server {
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -284,26 +289,14 @@ fn configuration_errors_are_reported() {
 #[test]
 fn serves_a_model_directory_placed_by_the_init_container() {
     let p = pack();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"))
-        .arg("--model-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"));
+    cmd.arg("--model-dir")
         .arg(p.p("model"))
         .args(["--listen", "127.0.0.1:0", "--model-name", "placed"])
         .env_remove("SECURE_MODEL_KEYS")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let s = Server { child, addr };
+        .stderr(Stdio::piped());
+    let s = spawn(cmd);
     let (status, m) = get(s.addr, "/v2/models/placed");
     assert_eq!(status, 200, "{m}");
     assert_eq!(
