@@ -25,6 +25,7 @@
 //! | [`storage`] | storage variables → each backend's typed configuration, implied relaxations, credential sources | registry, source |
 //! | [`resolve`] | the resolved configuration of a run | registry, source, storage, trust |
 //! | `failure` | [`Failure`]: class, one-line message, hint | resolve, source |
+//! | [`cgroup`] | the process's cgroup memory limit (read once into the environment snapshot) | — |
 //! | [`logging`] | the binaries' tracing setup | — |
 //! | [`docs`] | the settings as Markdown and JSON | registry |
 #![forbid(unsafe_code)]
