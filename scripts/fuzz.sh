@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh [-s SECONDS] T...  the named targets (default: all) for SECONDS each (60)
 #   scripts/fuzz.sh --list             the target names
 #   scripts/fuzz.sh --install-only     install cargo-fuzz and stop
+#   scripts/fuzz.sh --build-only       install cargo-fuzz, build every target and stop (so CI
+#                                      can build them while it waits for something else)
 #
 # Each run starts from the committed corpus (fuzz/corpus/<target>, read only) and keeps what
 # it finds in fuzz/corpus-run/<target> (ignored by git); fuzz/dict/<target>.dict is used when
@@ -39,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     -s) SECONDS_EACH="$2"; shift ;;
     --list) all_targets; exit 0 ;;
     --install-only) "$SCRIPT_DIR/install-tool.sh" cargo-fuzz "$CARGO_FUZZ_VERSION" >/dev/null; exit 0 ;;
+    --build-only) BUILD_ONLY=1 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) targets+=("$1") ;;
   esac
@@ -57,6 +60,7 @@ log "building the targets (release, coverage instrumentation, no sanitizer)"
 # Without a target name cargo-fuzz builds them all, sharing every crate.
 "${FUZZ[@]}" build "${BUILD[@]}" >&2
 log "built in $(($(date +%s) - start)) s"
+if [[ -n "${BUILD_ONLY:-}" ]]; then exit 0; fi
 
 rows=()
 for t in "${targets[@]}"; do

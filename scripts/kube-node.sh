@@ -14,6 +14,7 @@
 #   scripts/kube-node.sh packages  install what it needs from Debian (containerd, runc's
 #                                CNI plugins, docker-registry, skopeo...), nothing started
 #   scripts/kube-node.sh images  build the images (static binaries, umoci) and push them
+#   scripts/kube-node.sh binaries  only build the images' static binaries (no root needed)
 #   scripts/kube-node.sh e2e     all of it: up, images, the cluster tests
 #                                (cargo test -p secure-model-webhook --test cluster -- --ignored),
 #                                down (also when a step fails)
@@ -51,7 +52,7 @@ TAG=0.1.0
 log() { printf 'kube-node: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-[[ "$(id -u)" == 0 ]] || die "must run as root (kubelet, containerd and runc need it)"
+[[ "${1:-}" == binaries || "$(id -u)" == 0 ]] || die "must run as root (kubelet, containerd and runc need it)"
 
 kubectl_() { kubectl --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
 
@@ -287,18 +288,32 @@ exports() {
 # pod sandbox's pause and Debian's static busybox (the cache DaemonSet's shell step), each a
 # static binary in an otherwise empty non-root image.
 images() {
-  local out="$STATE/images" pkg bin name
+  local out="$STATE/images" built name bin
   mkdir -p "$out"
   [[ -n "${SMTEST_KUBE_PAUSE:-}" ]] || eval "$("$SCRIPT_DIR/setup-kube-apiserver.sh" --node)"
+  built="$(binaries)"
+  while read -r name bin; do
+    push "$name" "$bin"
+  done <<<"$built"
+  push pause "$SMTEST_KUBE_PAUSE"
+  push busybox /bin/busybox
+}
+
+# The project's static binaries those images ship (scripts/build-static.sh, as the Dockerfiles
+# build them: one package at a time), one "image-name path" line each. Needs no root and no
+# cluster: CI builds them in the background before the cluster step. Their target directory
+# is target/static, where the static-binary and image tests build the init container's too.
+binaries() {
+  local spec pkg name bin
+  local -x CARGO_TARGET_DIR="$REPO/target/static"
   for spec in secure-model-initc:secure-model-initc secure-model-webhook:secure-model-webhook \
     secure-model-example-oip-server:secure-model-oip-server; do
     pkg="${spec%%:*}"
     name="${spec##*:}"
-    bin="$("$SCRIPT_DIR/build-static.sh" "$pkg" "$name" | tail -n 1)"
-    push "$name" "$bin"
+    # `|| return`: errexit does not reach into the command substitution images() runs this in.
+    bin="$("$SCRIPT_DIR/build-static.sh" "$pkg" "$name" | tail -n 1)" || return 1
+    printf '%s %s\n' "$name" "$bin"
   done
-  push pause "$SMTEST_KUBE_PAUSE"
-  push busybox /bin/busybox
 }
 
 # push NAME BINARY [root]: an image whose entrypoint is BINARY, into the registry as NAME:TAG.
@@ -381,6 +396,7 @@ case "${1:-}" in
   e2e) e2e ;;
   packages) install_packages ;;
   images) images ;;
+  binaries) binaries ;;
   down) down ;;
-  *) die "usage: kube-node.sh up|packages|images|e2e|down" ;;
+  *) die "usage: kube-node.sh up|packages|images|binaries|e2e|down" ;;
 esac

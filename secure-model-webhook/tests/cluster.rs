@@ -462,6 +462,17 @@ fn profiles(c: &Cluster) -> String {
 /// connections and never answers.
 const STALL_PORT: u16 = 19001;
 
+/// A 16-byte marker unique to this run (std's per-process random hash keys, the clock and the
+/// PID), printable so a leak report can be read.
+fn run_marker() -> [u8; 16] {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now();
+    let h = std::collections::hash_map::RandomState::new().hash_one((now, std::process::id()));
+    let mut m = *b"e2e-000000000000";
+    m[4..].copy_from_slice(format!("{h:012x}").as_bytes().get(..12).unwrap());
+    m
+}
+
 /// A safetensors file of `tensors` F32 tensors of `floats` values each, filled with bytes no
 /// other file has: `marker` then a counter, so a leaked copy of the plaintext can be searched
 /// for.
@@ -499,9 +510,15 @@ fn model(dir: &Path, tensors: usize, floats: usize, marker: &[u8; 16]) -> Vec<(S
 }
 
 /// Files under `root` on its filesystem (not under other mounts, such as the pods' tmpfs
-/// volumes) that contain `needle`.
-fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+/// volumes) that contain `needle`, not descending into the directories `skip` (compared by
+/// device and inode, however their paths are spelled).
+fn files_containing(root: &Path, needle: &[u8], skip: &[&Path]) -> Vec<PathBuf> {
     let dev = std::fs::metadata(root).unwrap().dev();
+    let skip: Vec<(u64, u64)> = skip
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
     let mut found = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -515,7 +532,7 @@ fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
             if m.dev() != dev {
                 continue;
             }
-            if m.is_dir() {
+            if m.is_dir() && !skip.contains(&(m.dev(), m.ino())) {
                 stack.push(e.path());
             } else if m.is_file() {
                 if let Ok(bytes) = std::fs::read(e.path()) {
@@ -596,7 +613,9 @@ fn a_deployment_opted_in_loads_the_model_into_memory_and_serves_it() {
     let _shared = WEBHOOK.read().unwrap();
     // The publisher's plaintext, outside the directories searched for leaks below.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let marker = *b"e2e-plaintext-01";
+    // Drawn per run: no source file, test binary or earlier run's leftovers (another clone's
+    // target/tmp under /tmp) holds it; only this run's copies can match.
+    let marker = run_marker();
     let names = model(&work.path().join("m"), 6, 2 << 20, &marker); // 6 x 8 MiB
     let source = c.publish(&work.path().join("m"), "deploy");
     let ns = "e2e-deploy";
@@ -708,18 +727,17 @@ fn a_deployment_opted_in_loads_the_model_into_memory_and_serves_it() {
     );
 
     // No plaintext byte on the node's disk: not in the kubelet's, containerd's or the
-    // registry's directories (outside the tmpfs mounts), nor in /tmp or /var/tmp.
-    // The repository itself is skipped under /tmp (a CI clone may live there): its sources
-    // and test binaries hold the marker, and the publisher's plaintext sits in target/tmp.
-    for root in [
-        c.node_dir.as_path(),
-        Path::new("/tmp"),
-        Path::new("/var/tmp"),
+    // registry's directories (outside the tmpfs mounts), nor in /tmp or /var/tmp. Not searched:
+    // the publisher's own copy (this test's work directory) and the repository, when it lives
+    // under /tmp (a CI clone: gigabytes of build output no pod can write to; the node's
+    // directory inside it is the first root).
+    let repo = repo();
+    for (root, skip) in [
+        (c.node_dir.as_path(), vec![]),
+        (Path::new("/tmp"), vec![work.path(), repo.as_path()]),
+        (Path::new("/var/tmp"), vec![]),
     ] {
-        let leaks: Vec<PathBuf> = files_containing(root, &marker)
-            .into_iter()
-            .filter(|p| !p.starts_with(repo()) || p.starts_with(&c.node_dir))
-            .collect();
+        let leaks = files_containing(root, &marker, &skip);
         assert!(leaks.is_empty(), "plaintext on disk: {leaks:?}");
     }
     c.ok(&["delete", "namespace", ns, "--wait=false"], None);
@@ -1110,7 +1128,7 @@ fn a_node_cache_profile_fills_the_host_path_cache() {
     });
     assert_named_by_digest(&cache);
     assert!(
-        files_containing(&cache, &marker).is_empty(),
+        files_containing(&cache, &marker, &[]).is_empty(),
         "plaintext in the cache"
     );
     c.ok(&["delete", "namespace", ns, "--wait=false"], None);
@@ -1209,7 +1227,7 @@ fn the_pre_warm_daemonset_fills_the_node_cache() {
     assert_eq!(meta.mode() & 0o777, 0o700, "private");
     assert_named_by_digest(&cache);
     assert!(
-        files_containing(&cache, &marker).is_empty(),
+        files_containing(&cache, &marker, &[]).is_empty(),
         "plaintext in the cache"
     );
     c.ok(
