@@ -1252,3 +1252,91 @@ fn assert_named_by_digest(dir: &Path) {
         assert_eq!(o.file_name().unwrap().to_str().unwrap(), digest);
     }
 }
+
+/// Test 9: a server that loads the package in-process (the example server with `--load-format
+/// secure-model --package`, the convention of vLLM's secure-model plugin): the webhook gives its
+/// container the profile's settings, Secret variables and the KEK's Secret volume (read-only),
+/// and no init container and no model volume; the kubelet runs it, and it loads the package
+/// from S3 into its own memory with what it was given and serves it.
+#[test]
+#[ignore = "needs the single-node cluster of scripts/kube-node.sh (scripts/test.sh)"]
+fn a_server_loading_in_process_gets_the_settings_and_no_init_container() {
+    let Some(c) = cluster() else { return };
+    let _shared = WEBHOOK.read().unwrap();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let names = model(&work.path().join("m"), 3, 1 << 16, b"e2e-plaintext-07");
+    let source = c.publish(&work.path().join("m"), "inproc");
+    let package = source.strip_prefix("secure+").unwrap();
+    let ns = "e2e-inproc";
+    c.namespace(ns, &c.keys.join("kek.bin"));
+    c.apply(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "server", "namespace": ns,
+                     "labels": {"secure-model.io/inject": "true"},
+                     "annotations": {"secure-model.io/source": source}},
+        "spec": {
+            "automountServiceAccountToken": false,
+            "containers": [{
+                "name": "server",
+                "image": c.image("secure-model-oip-server"),
+                "args": ["--load-format", "secure-model", "--package", package,
+                         "--model-name", "e2e", "--listen", "0.0.0.0:8080"],
+                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+                "resources": {"limits": {"memory": "256Mi", "cpu": "500m"}},
+                "securityContext": {"runAsNonRoot": true, "readOnlyRootFilesystem": true,
+                                    "allowPrivilegeEscalation": false,
+                                    "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }));
+    let pod = c.wait_pod(ns, "server", 180, |p| {
+        let ready = p["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|k| k["type"] == "Ready" && k["status"] == "True");
+        ready.then(|| p.clone())
+    });
+
+    // What the webhook did, as the API server stored it: no loader, no model volume; the
+    // loader's settings in the server, its Secrets by reference, the KEK read-only.
+    let spec = &pod["spec"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["secure-model.io/injected"],
+        "default"
+    );
+    assert!(spec["initContainers"].is_null(), "{spec}");
+    let volumes = spec["volumes"].as_array().unwrap();
+    assert!(volumes.iter().all(|v| v["emptyDir"].is_null()), "{spec}");
+    assert!(volumes
+        .iter()
+        .any(|v| v["secret"]["secretName"] == "secure-model-kek"));
+    let server = &spec["containers"][0];
+    let env = server["env"].as_array().unwrap();
+    let value = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
+    assert_eq!(
+        value("SECURE_MODEL_KEYS").unwrap()["value"],
+        format!("local:{KEK_DIR}/kek.bin")
+    );
+    assert_eq!(value("S3_ENDPOINT").unwrap()["value"], c.s3.as_str());
+    assert_eq!(
+        value("AWS_SECRET_ACCESS_KEY").unwrap()["valueFrom"]["secretKeyRef"]["name"],
+        "secure-model-s3"
+    );
+    let kek = server["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == KEK_DIR)
+        .expect("the KEK's Secret volume");
+    assert_eq!(kek["readOnly"], true);
+
+    // What the kubelet ran: the server loaded the package with those settings and serves it
+    // from its own memory.
+    let ip = pod["status"]["podIP"].as_str().unwrap();
+    let meta = http_get(&format!("{ip}:8080"), "/v2/models/e2e");
+    let weights = meta["parameters"]["weights"].as_array().unwrap();
+    let served: Vec<&str> = weights.iter().filter_map(|w| w["name"].as_str()).collect();
+    let packed: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(served, packed, "{meta}");
+    c.ok(&["delete", "namespace", ns, "--wait=false"], None);
+}

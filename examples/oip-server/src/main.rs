@@ -12,6 +12,10 @@
 //! | `GET /v2/models/{name}` | model metadata; the weights' names, datatypes and shapes under `parameters.weights` |
 //! | `GET /v2/models/{name}/ready` | `{"name":..,"ready":true}` |
 //!
+//! `--load-format secure-model` marks the `--package` form for the secure-model webhook: a pod
+//! whose server loads in-process gets the profile's settings and Secrets, and no init
+//! container (the flag vLLM's plugin uses; it changes nothing here).
+//!
 //! With `--model-dir DIR` instead of `--package`, it serves the plaintext model directory that
 //! the `secure-model-initc` init container verified and placed in the pod's memory-backed volume
 //! (the webhook's and KServe's layout: the serving container mounts it read-only), so the same
@@ -65,6 +69,12 @@ struct Args {
     /// loading a package; `--weights` is read from it.
     #[arg(long)]
     model_dir: Option<PathBuf>,
+    /// `secure-model`: says on the command line that this server loads the package in-process
+    /// (`--package`), with the convention vLLM's plugin uses, so the secure-model webhook gives
+    /// an opted-in pod the loader's settings and Secrets instead of an init container
+    /// (docs/webhook.md). It changes nothing in how the package is loaded.
+    #[arg(long, value_parser = ["secure-model"], conflicts_with = "model_dir")]
+    load_format: Option<String>,
     /// Name to serve the model under (default: the signed model name).
     #[arg(long)]
     model_name: Option<String>,

@@ -324,3 +324,34 @@ fn serves_a_model_directory_placed_by_the_init_container() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `--load-format secure-model` (what the webhook recognises as an in-process loader) goes
+/// with `--package` and loads it as without the flag; any other format, or the flag with
+/// `--model-dir`, is a usage error naming it.
+#[test]
+fn load_format_secure_model_marks_the_package_form() {
+    let p = pack();
+    let s = start(
+        &p,
+        &["--load-format", "secure-model", "--model-name", "inproc"],
+    );
+    let (status, m) = get(s.addr, "/v2/models/inproc");
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["parameters"]["weights"].as_array().unwrap().len(), 3);
+
+    for args in [
+        vec!["--package", "x", "--load-format", "safetensors"],
+        vec!["--model-dir", "x", "--load-format", "secure-model"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_secure-model-oip-server"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--load-format") || err.contains("--package"),
+            "{args:?}: {err}"
+        );
+    }
+}
