@@ -4,15 +4,17 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::PyBytes;
 use secure_model_core::loader::{LoadError, PackageReader};
 use secure_model_core::ErrorClass;
 use secure_model_settings::Failure;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::buffer::{populate, Buffer, Plain};
 use crate::layout::{DimSlice, Layout, LayoutError, TensorSpec};
 use crate::options::{loader_and_store, Overrides};
 
@@ -68,7 +70,7 @@ fn usage(py: Python<'_>, message: String) -> PyErr {
 }
 
 /// One tensor of a file handed to Python: name, dtype, shape, and its bytes `start..end` in
-/// the file's `bytearray`.
+/// the file's `Buffer`.
 type TensorAt = (String, String, Vec<usize>, usize, usize);
 
 /// A header's `__metadata__` as key-value pairs.
@@ -76,21 +78,38 @@ type Metadata = Option<Vec<(String, String)>>;
 
 /// One verified file handed to Python: path, its bytes (which the tensors are views of), its
 /// tensors, metadata.
-type RawFile = (String, Py<PyByteArray>, Vec<TensorAt>, Metadata);
+type RawFile = (String, Py<Buffer>, Vec<TensorAt>, Metadata);
 
 /// One streamed tensor: path, name, dtype, shape, its file's bytes, start, end.
-type StreamItem = (
-    String,
-    String,
-    String,
-    Vec<usize>,
-    Py<PyByteArray>,
-    usize,
-    usize,
-);
+type StreamItem = (String, String, String, Vec<usize>, Py<Buffer>, usize, usize);
 
-/// Copies the bytes of `t` out of `file` into a new `bytearray`.
-fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<PyByteArray>> {
+/// `n` zeroed bytes for `what`, or the `DestinationError` of an allocator that refused them.
+fn allocate(py: Python<'_>, what: &str, n: usize) -> PyResult<Plain> {
+    Plain::zeroed(n).ok_or_else(|| cannot_allocate(py, what, n))
+}
+
+fn cannot_allocate(py: Python<'_>, what: &str, n: usize) -> PyErr {
+    raise(
+        py,
+        "DestinationError",
+        format!("cannot allocate {n} bytes for {what}"),
+        Some("give the process more memory, or load fewer files at once".into()),
+    )
+}
+
+/// A new `Buffer` of `n` bytes written by `fill` (a copy out of a verified file).
+fn buffer_of(
+    py: Python<'_>,
+    what: &str,
+    n: usize,
+    fill: impl FnOnce(&mut [u8]) -> PyResult<()>,
+) -> PyResult<Py<Buffer>> {
+    let plain = Plain::filled(n, fill).ok_or_else(|| cannot_allocate(py, what, n))??;
+    Buffer::new(py, plain)
+}
+
+/// Copies the bytes of `t` out of `file` into a new `Buffer`.
+fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<Buffer>> {
     let src = file.get(t.start..t.end).ok_or_else(|| {
         raise(
             py,
@@ -99,48 +118,10 @@ fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<PyByteAr
             None,
         )
     })?;
-    let ba = PyByteArray::new_with(py, src.len(), |dst| {
+    buffer_of(py, &t.name, src.len(), |dst| {
         dst.copy_from_slice(src);
         Ok(())
-    })?;
-    Ok(ba.unbind())
-}
-
-/// Allocates one `bytearray` per size, nested so that all of them are still borrowed when
-/// `fill` runs with every buffer; pushes the `bytearray`s onto `out` innermost first (the
-/// reverse of `sizes`). No Python code can reach a `bytearray` before its allocation returns,
-/// so `fill` may release the GIL while it writes them. An allocation that fails is a
-/// `DestinationError` naming the file.
-fn nest<'py>(
-    py: Python<'py>,
-    sizes: &[(&str, usize)],
-    held: Vec<&mut [u8]>,
-    fill: &mut dyn FnMut(&mut [&mut [u8]]) -> PyResult<()>,
-    out: &mut Vec<Bound<'py, PyByteArray>>,
-) -> PyResult<()> {
-    let Some((&(path, n), rest)) = sizes.split_first() else {
-        let mut held = held;
-        return fill(&mut held);
-    };
-    let ba = PyByteArray::new_with(py, n, |b| {
-        let mut all: Vec<&mut [u8]> = held;
-        all.push(b);
-        nest(py, rest, all, fill, out)
     })
-    .map_err(|e| {
-        if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
-            raise(
-                py,
-                "DestinationError",
-                format!("cannot allocate {n} bytes for {path}"),
-                Some("give the process more memory, or load fewer files at once".into()),
-            )
-        } else {
-            e
-        }
-    })?;
-    out.push(ba);
-    Ok(())
 }
 
 /// The tensors of a verified file's layout, for Python: name, dtype, shape, byte range.
@@ -184,71 +165,64 @@ fn runtime(py: Python<'_>) -> PyResult<tokio::runtime::Runtime> {
 
 impl Package {
     /// Decrypts the safetensors files at `paths` (concurrently, GIL released) straight into
-    /// one new `bytearray` each, which becomes the memory of the file's tensors: no other
-    /// buffer holds a whole file. Returned only when every file verified and parsed; a file
-    /// that fails leaves every buffer zeroed.
+    /// one new `Buffer` each, which becomes the memory of the file's tensors: no other
+    /// buffer holds a whole file. Returned only when every file verified and parsed; on a
+    /// failure every buffer is wiped and freed.
     fn read_files(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<RawFile>> {
-        let too_large = |path: &str, bytes: u64| {
-            load_error(
-                py,
-                LoadError::TooLargeForMemory {
-                    what: path.to_string(),
-                    bytes,
-                },
-            )
-        };
-        let mut sizes = Vec::with_capacity(paths.len());
+        let mut plains = Vec::with_capacity(paths.len());
         for p in paths {
             let size = self
                 .reader
                 .file(p)
                 .map_err(|e| load_error(py, e))?
                 .plaintext_size();
-            let n = usize::try_from(size).map_err(|_| too_large(p, size))?;
-            sizes.push((p.as_str(), n));
+            let n = usize::try_from(size).map_err(|_| {
+                load_error(
+                    py,
+                    LoadError::TooLargeForMemory {
+                        what: p.clone(),
+                        bytes: size,
+                    },
+                )
+            })?;
+            plains.push(allocate(py, p, n)?);
         }
         let (rt, reader) = (&self.rt, &self.reader);
-        let mut layouts = Vec::with_capacity(paths.len());
-        let mut fill = |bufs: &mut [&mut [u8]]| -> PyResult<()> {
-            let read = {
-                let mut targets: Vec<(&str, &mut [u8])> = paths
-                    .iter()
-                    .map(String::as_str)
-                    .zip(bufs.iter_mut().map(|b| &mut **b))
-                    .collect();
-                py.detach(|| rt.block_on(reader.read_into(&mut targets)))
-            };
-            read.map_err(|e| load_error(py, e))?;
-            for (path, buf) in paths.iter().zip(bufs.iter()) {
-                match Layout::parse(buf, path) {
-                    Ok(l) => layouts.push(l),
-                    Err(e) => {
-                        // Verified, but no safetensors file: nothing of it stays in memory.
-                        for b in bufs.iter_mut() {
-                            b.zeroize();
-                        }
-                        return Err(layout_error(py, e));
-                    }
-                }
-            }
-            Ok(())
-        };
-        let mut out = Vec::with_capacity(paths.len());
-        nest(py, &sizes, Vec::new(), &mut fill, &mut out)?;
-        out.reverse();
-        Ok(paths
-            .iter()
-            .zip(out)
-            .zip(layouts)
-            .map(|((path, ba), layout)| {
-                let metadata = layout.metadata.as_ref().map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<Vec<_>>()
-                });
-                (path.clone(), ba.unbind(), tensors_at(&layout), metadata)
+        let pages: Vec<_> = plains.iter().map(Plain::pages).collect();
+        let read = {
+            let mut targets: Vec<(&str, &mut [u8])> = paths
+                .iter()
+                .map(String::as_str)
+                .zip(plains.iter_mut().map(Plain::as_mut_slice))
+                .collect();
+            py.detach(|| {
+                let done = AtomicBool::new(false);
+                std::thread::scope(|s| {
+                    s.spawn(|| populate(&pages, &done));
+                    let read = rt.block_on(reader.read_into(&mut targets));
+                    done.store(true, Ordering::Relaxed);
+                    read
+                })
             })
-            .collect())
+        };
+        read.map_err(|e| load_error(py, e))?;
+        let mut files = Vec::with_capacity(paths.len());
+        for (path, plain) in paths.iter().zip(plains) {
+            // Verified, but maybe no safetensors file: then every buffer is dropped (wiped).
+            let layout = Layout::parse(plain.as_slice(), path).map_err(|e| layout_error(py, e))?;
+            let metadata = layout.metadata.as_ref().map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<Vec<_>>()
+            });
+            files.push((path.clone(), plain, tensors_at(&layout), metadata));
+        }
+        files
+            .into_iter()
+            .map(|(path, plain, tensors, metadata)| {
+                Ok((path, Buffer::new(py, plain)?, tensors, metadata))
+            })
+            .collect()
     }
 
     /// Reads the files at `paths` (concurrently), GIL released; all or nothing.
@@ -295,7 +269,7 @@ impl Package {
     }
 
     /// The safetensors files at `paths`, decrypted concurrently straight into one
-    /// `bytearray` each and all verified before any is returned: `[(path, bytearray,
+    /// `Buffer` each and all verified before any is returned: `[(path, buffer,
     /// [(name, dtype, shape, start, end)], metadata)]`, the tensors sorted by name.
     fn load(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<Vec<RawFile>> {
         self.read_files(py, &paths)
@@ -316,8 +290,8 @@ impl Package {
     }
 
     /// The tensors of `paths`, one file at a time: each file is decrypted into its
-    /// `bytearray` and verified, then its tensors are yielded as `(path, name, dtype, shape,
-    /// bytearray, start, end)`.
+    /// `Buffer` and verified, then its tensors are yielded as `(path, name, dtype, shape,
+    /// buffer, start, end)`.
     fn stream(&self, paths: Vec<String>) -> Stream {
         Stream {
             package: Package {
@@ -362,12 +336,8 @@ impl File {
         Ok((t.dtype.clone(), t.shape.clone()))
     }
 
-    /// `(dtype, shape, bytearray)` of tensor `name`: a copy.
-    fn tensor(
-        &self,
-        py: Python<'_>,
-        name: &str,
-    ) -> PyResult<(String, Vec<usize>, Py<PyByteArray>)> {
+    /// `(dtype, shape, buffer)` of tensor `name`: a copy.
+    fn tensor(&self, py: Python<'_>, name: &str) -> PyResult<(String, Vec<usize>, Py<Buffer>)> {
         let buf = self
             .buf
             .as_ref()
@@ -379,7 +349,7 @@ impl File {
         Ok((t.dtype.clone(), t.shape.clone(), copy_out(py, buf, t)?))
     }
 
-    /// `(dtype, counts, bytearray)` of the part of tensor `name` that `dims` selects, one
+    /// `(dtype, counts, buffer)` of the part of tensor `name` that `dims` selects, one
     /// `(start, stop, step)` per dimension (normalised by the Python half): only the selected
     /// bytes are copied, row-major.
     fn slice(
@@ -387,7 +357,7 @@ impl File {
         py: Python<'_>,
         name: &str,
         dims: Vec<(usize, usize, usize)>,
-    ) -> PyResult<(String, Vec<usize>, Py<PyByteArray>)> {
+    ) -> PyResult<(String, Vec<usize>, Py<Buffer>)> {
         let buf = self
             .buf
             .as_ref()
@@ -401,10 +371,10 @@ impl File {
             .map(|(start, stop, step)| DimSlice { start, stop, step })
             .collect();
         let plan = t.slice(buf, &dims).map_err(|e| layout_error(py, e))?;
-        let ba = PyByteArray::new_with(py, plan.len(), |dst| {
+        let buf = buffer_of(py, &t.name, plan.len(), |dst| {
             plan.copy_into(dst).map_err(|e| layout_error(py, e))
         })?;
-        Ok((t.dtype.clone(), plan.counts().to_vec(), ba.unbind()))
+        Ok((t.dtype.clone(), plan.counts().to_vec(), buf))
     }
 
     /// Zeroes and frees the file's bytes.
@@ -491,6 +461,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Package>()?;
     m.add_class::<File>()?;
     m.add_class::<Stream>()?;
+    m.add_class::<Buffer>()?;
     m.add_function(wrap_pyfunction!(open_package, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ all-MiniLM-L6-v2 packed by the CLI in every hash and shard mode."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -48,8 +49,8 @@ def test_torch_equals_safetensors_in_every_mode(mode, packages, keys, minilm_dir
 
 
 def test_tensors_are_views_of_the_file_they_were_decrypted_into(packages, keys, minilm_dir):
-    """No second whole-file buffer: every tensor is a view of the one bytearray its file was
-    decrypted into, and that bytearray is the verified file, byte for byte."""
+    """No second whole-file buffer: every tensor is a view of the one Buffer its file was
+    decrypted into, and that Buffer is the verified file, byte for byte."""
 
     def owner(a):
         while isinstance(a, (np.ndarray, memoryview)):
@@ -60,8 +61,11 @@ def test_tensors_are_views_of_the_file_they_were_decrypted_into(packages, keys, 
     owners = {id(owner(a)) for a in ours.values()}
     assert len(owners) == 1
     buf = owner(next(iter(ours.values())))
-    assert isinstance(buf, bytearray)
+    assert isinstance(buf, secure_model._native.Buffer)
     assert bytes(buf) == (minilm_dir / FILE).read_bytes()
+    assert len(buf) == (minilm_dir / FILE).stat().st_size
+    # Its repr names a size, never bytes (a bytearray's would print the plaintext).
+    assert repr(buf) == f"<secure_model Buffer of {len(buf)} verified bytes>"
     whole = np.frombuffer(buf, dtype=np.uint8)
     assert all(np.shares_memory(a, whole) for a in ours.values() if a.size)
     # Torch too (stream_tensors): each tensor sits at its header offset in one buffer.
@@ -73,6 +77,38 @@ def test_tensors_are_views_of_the_file_they_were_decrypted_into(packages, keys, 
     for k, h in header.items():
         delta = h["data_offsets"][0] - header[first]["data_offsets"][0]
         assert streamed[k].data_ptr() - streamed[first].data_ptr() == delta, k
+
+
+def _read_freed(addr: int, n: int):
+    """The n bytes at addr, read through /proc/self/mem (an unmapped range is an OSError there,
+    not a crash), or None when the memory went back to the kernel. Read 256 bytes at a time:
+    pieces that small come from Python's own arenas, never from the freed block itself."""
+    fd = os.open("/proc/self/mem", os.O_RDONLY)
+    try:
+        pieces = [os.pread(fd, min(256, n - off), addr + off) for off in range(0, n, 256)]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(pieces)
+
+
+def test_freed_tensor_memory_is_wiped(packages, keys):
+    """A tensor's verified bytes do not outlive it: when the last view of its Buffer is freed,
+    the memory is wiped before the allocator gets it back (a bytearray left the plaintext in
+    the heap). Checked on a copy from safe_open, small enough to stay in the heap after free;
+    the first 64 bytes are skipped (the allocator's own bookkeeping may land there)."""
+    with secure_model.safe_open(packages["sha256"], FILE, framework="numpy", **keys.settings()) as f:
+        sizes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        name = next(k for k, s in sizes.items() if 4096 <= int(np.prod(s)) * 4 <= 65536)
+        t = f.get_tensor(name)
+    plain = t.tobytes()
+    assert any(plain[64:]), name
+    addr = t.ctypes.data
+    assert _read_freed(addr, len(plain)) == plain
+    del t
+    region = _read_freed(addr, len(plain))
+    assert region is None or plain[64:] not in region, name
 
 
 def test_filename_none_loads_every_safetensors_file(packages, keys, minilm_dir):

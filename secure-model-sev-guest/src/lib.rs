@@ -8,8 +8,8 @@
 //! ## Why this crate has unsafe code
 //! An ioctl is a raw system call that hands the kernel pointers into our memory; no safe
 //! wrapper exists for this driver's request structures. The rest of secure-model forbids
-//! `unsafe`; this crate *denies* it and allows it in exactly one private module (`ioctl`), where
-//! every block carries a `SAFETY:` comment. The `virtee/sev` crate was not used for this
+//! `unsafe` (but for the Python package's buffer export); this crate *denies* it and allows
+//! it in exactly one private module (`ioctl`), where every block carries a `SAFETY:` comment. The `virtee/sev` crate was not used for this
 //! because its `get_ext_report` walks the certificate table through raw pointers at offsets
 //! chosen by the hypervisor, without bounds: the host is the adversary of a confidential
 //! guest. Here the kernel only ever writes into buffers we sized, and everything it returns

@@ -1,5 +1,6 @@
-"""Raw verified tensors (safetensors dtype name, shape, ``bytearray`` or a byte range of one)
-into numpy arrays or torch tensors, sharing the ``bytearray``'s memory (no further copy)."""
+"""Raw verified tensors (safetensors dtype name, shape, and a buffer or a byte range of one:
+a ``secure_model._native.Buffer``, which exports its bytes through the buffer protocol) into
+numpy arrays or torch tensors, sharing the buffer's memory (no further copy)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import sys
 from typing import Any, Sequence
 
 from ._errors import UsageError
+
+# Any object with the buffer protocol: a ``secure_model._native.Buffer`` (verified bytes,
+# wiped when the last view of them is freed) or, for a misaligned tensor, a ``bytearray`` copy.
+Buffer = Any
 
 _NUMPY = {
     "BOOL": "?",
@@ -61,7 +66,7 @@ def _check_byteorder() -> None:
         raise UsageError("safetensors data is little-endian; this machine is not")
 
 
-def to_numpy(dtype: str, shape: Sequence[int], data: bytearray) -> Any:
+def to_numpy(dtype: str, shape: Sequence[int], data: Buffer) -> Any:
     """A numpy array over ``data``."""
     import numpy as np
 
@@ -75,7 +80,7 @@ def to_numpy(dtype: str, shape: Sequence[int], data: bytearray) -> Any:
     return np.frombuffer(data, dtype=dt).reshape(tuple(shape))
 
 
-def to_torch(dtype: str, shape: Sequence[int], data: bytearray, device: str = "cpu") -> Any:
+def to_torch(dtype: str, shape: Sequence[int], data: Buffer, device: str = "cpu") -> Any:
     """A torch tensor over ``data`` (moved to ``device`` unless it is ``cpu``)."""
     import torch
 
@@ -110,7 +115,7 @@ def _itemsize(fw: str, dtype: str) -> int:
     return dt.itemsize
 
 
-def view(fw: str, dtype: str, shape: Sequence[int], data: bytearray, start: int, end: int, device: str = "cpu") -> Any:
+def view(fw: str, dtype: str, shape: Sequence[int], data: Buffer, start: int, end: int, device: str = "cpu") -> Any:
     """A tensor of framework ``fw`` over bytes ``start..end`` of ``data`` (a verified file):
     a view sharing its memory when ``start`` is aligned to the element size, else a copy of
     those bytes (as any misaligned tensor of a safetensors file is)."""
@@ -132,7 +137,7 @@ def view(fw: str, dtype: str, shape: Sequence[int], data: bytearray, start: int,
     return t
 
 
-def convert(fw: str, dtype: str, shape: Sequence[int], data: bytearray, device: str = "cpu") -> Any:
+def convert(fw: str, dtype: str, shape: Sequence[int], data: Buffer, device: str = "cpu") -> Any:
     """A tensor of framework ``fw`` (canonical name)."""
     if fw == "numpy":
         return to_numpy(dtype, shape, data)
