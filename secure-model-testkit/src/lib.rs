@@ -51,13 +51,24 @@ pub fn shared() -> Option<PathBuf> {
 /// Builds the container image's binary exactly as the Dockerfile does
 /// (`scripts/build-static.sh`: musl, static, release) into `target/static` (its own target
 /// directory: a nested cargo must not wait on the lock of the cargo running the test) and
-/// returns its path. A second call is a no-op build.
+/// returns its path. A second call is a no-op build, and so is a call after
+/// `scripts/kube-node.sh binaries` (CI builds them so, in the background).
+///
+/// The nested cargo runs without the variables cargo sets for a test process
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`…): build scripts that read such a name through
+/// `rerun-if-env-changed` (ring's does) would otherwise see them change between this build
+/// and one from a shell, and rebuild ring and everything above it each time.
 pub fn static_binary() -> PathBuf {
-    let out = std::process::Command::new("bash")
+    let mut build = std::process::Command::new("bash");
+    build
         .arg(repo().join("scripts/build-static.sh"))
-        .env("CARGO_TARGET_DIR", repo().join("target/static"))
-        .output()
-        .unwrap();
+        .env("CARGO_TARGET_DIR", repo().join("target/static"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_tests) {
+            build.env_remove(name);
+        }
+    }
+    let out = build.output().unwrap();
     assert!(
         out.status.success(),
         "scripts/build-static.sh failed:\n{}",
@@ -65,6 +76,22 @@ pub fn static_binary() -> PathBuf {
     );
     let path = String::from_utf8(out.stdout).unwrap();
     PathBuf::from(path.lines().last().unwrap().trim())
+}
+
+/// Whether `name` is one of the variables cargo sets for the process of a test (and of a
+/// build script), not one a user sets to configure cargo.
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    const EXACT: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// A memory-backed temporary directory (tmpfs at /dev/shm).
