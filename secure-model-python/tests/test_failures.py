@@ -7,6 +7,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -163,3 +164,38 @@ def test_settings_come_from_the_environment_and_arguments_win(packages, keys, ot
            error_class="key", exit_code=5)
     monkeypatch.setenv("SECURE_MODEL_KEYS", other_keys.spec)
     assert secure_model.open_package(packages["sha256"], keys=[keys.spec]).files()
+
+
+ALLOCATION_PROBE = """
+import json, resource, sys
+import secure_model
+pkg = secure_model.open_package(sys.argv[1], trusted_keys=[sys.argv[2]], keys=[sys.argv[3]])
+size = dict(pkg.files())["model.safetensors"]
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:")) * 1024
+# Room for small allocations, not for the file's buffer.
+resource.setrlimit(resource.RLIMIT_AS, (vm + size // 2, resource.RLIM_INFINITY))
+try:
+    pkg.load_file(framework="numpy")
+    out = {"raised": None}
+except secure_model.SecureModelError as e:
+    out = {"raised": type(e).__name__, "class": e.error_class, "exit": e.exit_code, "msg": str(e)}
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(json.dumps(out))
+"""
+
+
+def test_memory_refused_for_a_file_is_a_destination_error_not_an_abort(packages, keys):
+    """The buffer of a file is allocated fallibly: an allocator that refuses it (here an
+    address-space limit smaller than the file) raises the CLI's destination error, exit 7,
+    naming the file, and the interpreter goes on."""
+    r = subprocess.run(
+        [sys.executable, "-c", ALLOCATION_PROBE, str(packages["sha256"]), str(keys.public), keys.spec],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["raised"] == "DestinationError", out
+    assert (out["class"], out["exit"]) == ("destination", 7)
+    assert "cannot allocate" in out["msg"] and FILE in out["msg"], out["msg"]
