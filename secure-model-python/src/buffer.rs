@@ -111,10 +111,11 @@ pub(crate) fn populate(ranges: &[Pages], stop: &AtomicBool) {
         let mut at = first;
         while at < end && !stop.load(Ordering::Relaxed) {
             let n = POPULATE_STEP.min(end - at);
-            // SAFETY: `at..at + n` lies inside one live allocation (the caller keeps the
-            // `Plain`s alive until this returns), whole pages; MADV_POPULATE_WRITE maps missing
-            // pages as zero-filled and leaves present ones and all contents as they are, so
-            // it cannot change a byte any Rust reference observes.
+            // SAFETY: MADV_POPULATE_WRITE changes no byte of memory: it maps the missing
+            // pages of a writable mapping as they would read anyway (zero-filled, or the
+            // file's) and leaves present ones as they are; on a range that is not a writable
+            // mapping it fails, which ends this loop. `at..at + n` is whole pages of a
+            // `Plain`'s allocation, which the caller keeps alive until this returns.
             let advised = unsafe {
                 rustix::mm::madvise(at as *mut _, n, rustix::mm::Advice::LinuxPopulateWrite)
             };
