@@ -335,15 +335,36 @@ stop_recorded() {
   kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
+# The PIDs of the containerd shims this cluster's containerd started, as the shims recorded
+# them (shim.pid in each task's bundle).
+shim_pids() {
+  cat "$STATE"/containerd/state/io.containerd.runtime.v2.task/*/*/shim.pid 2>/dev/null || true
+}
+
+# Kills each of the PIDs given that is still a shim of this cluster (its command line names
+# this cluster's containerd socket, so a reused PID is left alone).
+stop_shims() {
+  local pid cmd
+  for pid in "$@"; do
+    [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/cmdline" ]] || continue
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || continue
+    [[ "$cmd" == *"$STATE/containerd.sock"* ]] || continue
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
 # Stops the recorded processes: the kubelet and the control plane first (so nothing restarts
 # a pod), then the pods' containers through containerd (their shims are containerd's
-# children, not ours: deleting a pod's tasks ends its shim), then containerd and the rest.
+# children, not ours: deleting a pod's tasks ends its shim), then containerd and the rest; a
+# shim still running then (containerd stopped before it shut down) is killed by the PID it
+# recorded.
 down_processes() {
   [[ -f "$PIDS" ]] || return 0
-  local name i t
+  local name i t shims
   for name in kubelet kube-scheduler kube-controller-manager kube-apiserver; do
     stop_recorded "$name"
   done
+  shims="$(shim_pids)"
   if [[ -S "$STATE/containerd.sock" ]]; then
     local c=(ctr --address "$STATE/containerd.sock" -n k8s.io)
     for ((i = 0; i < 40; i++)); do
@@ -358,6 +379,8 @@ down_processes() {
   for name in s3rver containerd registry etcd; do
     stop_recorded "$name"
   done
+  # shellcheck disable=SC2086 # one PID per word
+  stop_shims $shims
   rm -f -- "$PIDS"
 }
 
