@@ -124,6 +124,14 @@ fn copy_out(py: Python<'_>, file: &[u8], t: &TensorSpec) -> PyResult<Py<Buffer>>
     })
 }
 
+/// A verified file's `__metadata__`, for Python.
+fn metadata_of(layout: &Layout) -> Metadata {
+    layout
+        .metadata
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
 /// The tensors of a verified file's layout, for Python: name, dtype, shape, byte range.
 fn tensors_at(layout: &Layout) -> Vec<TensorAt> {
     layout
@@ -169,6 +177,29 @@ impl Package {
     /// buffer holds a whole file. Returned only when every file verified and parsed; on a
     /// failure every buffer is wiped and freed.
     fn read_files(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<RawFile>> {
+        let mut plains = self.allocate_files(py, paths)?;
+        self.decrypt_into(py, paths, &mut plains)?;
+        let mut files = Vec::with_capacity(paths.len());
+        for (path, plain) in paths.iter().zip(plains) {
+            // Verified, but maybe no safetensors file: then every buffer is dropped (wiped).
+            let layout = Layout::parse(plain.as_slice(), path).map_err(|e| layout_error(py, e))?;
+            files.push((
+                path.clone(),
+                plain,
+                tensors_at(&layout),
+                metadata_of(&layout),
+            ));
+        }
+        files
+            .into_iter()
+            .map(|(path, plain, tensors, metadata)| {
+                Ok((path, Buffer::new(py, plain)?, tensors, metadata))
+            })
+            .collect()
+    }
+
+    /// One zeroed buffer per file of `paths`, at its signed size.
+    fn allocate_files(&self, py: Python<'_>, paths: &[String]) -> PyResult<Vec<Plain>> {
         let mut plains = Vec::with_capacity(paths.len());
         for p in paths {
             let size = self
@@ -187,6 +218,12 @@ impl Package {
             })?;
             plains.push(allocate(py, p, n)?);
         }
+        Ok(plains)
+    }
+
+    /// Decrypts and verifies the files at `paths` into `plains` (GIL released), while a
+    /// thread of its own has the kernel map the buffers' pages.
+    fn decrypt_into(&self, py: Python<'_>, paths: &[String], plains: &mut [Plain]) -> PyResult<()> {
         let (rt, reader) = (&self.rt, &self.reader);
         let pages: Vec<_> = plains.iter().map(Plain::pages).collect();
         let read = {
@@ -205,24 +242,7 @@ impl Package {
                 })
             })
         };
-        read.map_err(|e| load_error(py, e))?;
-        let mut files = Vec::with_capacity(paths.len());
-        for (path, plain) in paths.iter().zip(plains) {
-            // Verified, but maybe no safetensors file: then every buffer is dropped (wiped).
-            let layout = Layout::parse(plain.as_slice(), path).map_err(|e| layout_error(py, e))?;
-            let metadata = layout.metadata.as_ref().map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<Vec<_>>()
-            });
-            files.push((path.clone(), plain, tensors_at(&layout), metadata));
-        }
-        files
-            .into_iter()
-            .map(|(path, plain, tensors, metadata)| {
-                Ok((path, Buffer::new(py, plain)?, tensors, metadata))
-            })
-            .collect()
+        read.map_err(|e| load_error(py, e))
     }
 
     /// Reads the files at `paths` (concurrently), GIL released; all or nothing.
@@ -321,10 +341,7 @@ impl File {
 
     /// The header's `__metadata__`, or `None`.
     fn metadata(&self) -> Metadata {
-        self.layout
-            .metadata
-            .as_ref()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        metadata_of(&self.layout)
     }
 
     /// `(dtype, shape)` of tensor `name`.
